@@ -1,0 +1,205 @@
+//! The command line, as clap structs only: what the user typed, nothing built from it.
+
+use crate::model::device::DeviceChoice;
+use crate::train::data::Split;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "deepspark", version, about = "A local, offline AI code reviewer for git.",
+    long_about = "deepspark reads a change from git, scores every hunk's risk (the probability that it \
+introduces a bug or needs rework) with a transformer that runs on this machine, and gives a verdict: \
+LGTM, NEEDS WORK or REJECT. Nothing leaves the machine.",
+    after_help = "Exit codes: 0 no gate tripped, 1 the gate tripped (see `review --fail-on`), 2 error.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Review a change: score every hunk and give a verdict.
+    Review(ReviewArgs),
+    /// Train a risk model on labelled changes (JSONL, plain or .gz).
+    Train(TrainArgs),
+    /// Measure a risk model on labelled changes: AUC, calibration, and a baseline.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Coloured report for people.
+    Terminal,
+    /// One JSON document (schema in README.md).
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailOn {
+    /// Exit 1 only when the verdict is REJECT.
+    Reject,
+    /// Exit 1 when the verdict is NEEDS WORK or REJECT.
+    NeedsWork,
+    /// Always exit 0 unless deepspark itself fails.
+    Never,
+}
+
+#[derive(Args, Debug)]
+#[command(after_long_help = "REVISIONS (as `git diff`):
+  deepspark review                 uncommitted changes (index and work tree) vs HEAD
+  deepspark review --staged        the index vs HEAD
+  deepspark review REV             the work tree vs REV (e.g. HEAD~1: the last commit plus uncommitted changes)
+  deepspark review --staged REV    the index vs REV
+  deepspark review A B             tree A vs tree B
+  deepspark review A..B            tree A vs tree B (same as `A B`; a missing side means HEAD)
+  deepspark review A...B           merge-base of A and B vs B: what B adds since it forked from A
+  deepspark review --commit REV    REV vs its first parent (a single commit, like `git show`)
+A bare repository has no work tree: use the A..B or A...B forms there.
+Merge commits are reviewed against their first parent.
+
+VERDICT:
+  P(clean) is 1 minus the change's risk, which the model computes from all reviewed hunks
+  (worst hunk, mean hunk and number of hunks, combined by a logistic model fitted on held-out changes).
+  LGTM when P(clean) >= --lgtm, REJECT when P(clean) < --reject, NEEDS WORK otherwise.
+  Files not reviewed because of size limits make LGTM impossible.
+
+EXIT CODES:
+  0 no gate tripped, 1 the verdict reached --fail-on, 2 usage or runtime error.")]
+pub struct ReviewArgs {
+    /// Revisions, as `git diff` takes them (see below).
+    #[arg(value_name = "REV")]
+    pub revs: Vec<String>,
+    /// Compare the index (staged changes) instead of the work tree.
+    #[arg(long, visible_alias = "cached")]
+    pub staged: bool,
+    /// Review one commit against its first parent, like `git show REV`.
+    #[arg(long, value_name = "REV", conflicts_with_all = ["revs", "staged"])]
+    pub commit: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "terminal")]
+    pub format: Format,
+    /// When to colour the terminal report (NO_COLOR and TERM=dumb turn `auto` off).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+    /// LGTM when P(clean) is at least this.
+    #[arg(long, default_value_t = 0.95, value_parser = probability)]
+    pub lgtm: f64,
+    /// REJECT when P(clean) is below this.
+    #[arg(long, default_value_t = 0.60, value_parser = probability)]
+    pub reject: f64,
+    /// Which verdict makes deepspark exit 1.
+    #[arg(long, value_enum, default_value = "reject")]
+    pub fail_on: FailOn,
+    /// Lines of context around each change (like `git diff -U`).
+    #[arg(short = 'U', long, default_value_t = 3, value_name = "N")]
+    pub context: u32,
+    /// Files whose diff has more changed lines than this are listed as not reviewed.
+    #[arg(long, default_value_t = 5000, value_name = "LINES")]
+    pub max_file_lines: usize,
+    /// Once the change has this many changed lines, the remaining files are not reviewed.
+    #[arg(long, default_value_t = 20000, value_name = "LINES")]
+    pub max_change_lines: usize,
+    /// Extra path patterns to skip (`*` within a segment, `**/` any directories, trailing `/` a folder).
+    #[arg(long = "skip", value_name = "GLOB")]
+    pub skip: Vec<String>,
+    /// Review generated, vendored and lock files too (skipped by default).
+    #[arg(long)]
+    pub no_default_skips: bool,
+    /// Directory with config.json, model.safetensors and tokenizer.json (default: the embedded model).
+    #[arg(long, value_name = "DIR", env = "DEEPSPARK_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Repository to review (default: the one containing the current directory).
+    #[arg(short = 'C', long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{v} is not a probability in [0, 1]")) }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Labelled data: *.hunks.jsonl[.gz] and *.commits.jsonl[.gz] files (commits give the dates for the split).
+    #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+    pub data: Vec<PathBuf>,
+    /// Output directory for config.json, model.safetensors, tokenizer.json and metrics.json.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Seed for initial weights, data order and dropout: same seed, same model.
+    #[arg(long, default_value_t = 17)]
+    pub seed: u64,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Width of the transformer.
+    #[arg(long, default_value_t = 64)]
+    pub d_model: usize,
+    #[arg(long, default_value_t = 2)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 4)]
+    pub heads: usize,
+    #[arg(long, default_value_t = 128)]
+    pub d_ff: usize,
+    /// Tokens per hunk the model sees.
+    #[arg(long, default_value_t = 192)]
+    pub max_len: usize,
+    /// BPE vocabulary size.
+    #[arg(long, default_value_t = 4096)]
+    pub vocab: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.05)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 0.1)]
+    pub dropout: f32,
+    /// Leave this project (the `project` field) out of training entirely, to measure unseen code.
+    #[arg(long, value_name = "PROJECT")]
+    pub holdout: Vec<String>,
+    /// Train on a random subset of at most this many hunks (a quick run).
+    #[arg(long, value_name = "N")]
+    pub max_train: Option<usize>,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Save a checkpoint every this many steps.
+    #[arg(long, default_value_t = 500)]
+    pub checkpoint_every: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EvalFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Labelled data in the same schema as for `train`.
+    #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+    pub data: Vec<PathBuf>,
+    /// Model directory (default: the embedded model).
+    #[arg(long, value_name = "DIR", env = "DEEPSPARK_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Which split to score (default: test when commit dates are given, else all).
+    #[arg(long, value_enum)]
+    pub split: Option<Split>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: EvalFormat,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+}

@@ -1,0 +1,65 @@
+//! `deepspark eval`: measure a risk model on labelled changes it was not trained on.
+
+use crate::cli::{EvalArgs, EvalFormat};
+use crate::model::RiskModel;
+use crate::model::device::device;
+use crate::train::data::{Dataset, Split};
+use crate::train::{EvalReport, evaluate};
+use anyhow::Result;
+use std::io::Write;
+
+pub fn run(args: EvalArgs) -> Result<u8> {
+    let dev = device(args.device)?;
+    let files = super::review::model_files(args.model.as_deref())?;
+    let model = RiskModel::load(&files, &dev)?;
+    let data = Dataset::load(&args.data)?;
+    let split = match args.split {
+        Some(s) => s,
+        None if data.has_dates() => Split::Test,
+        None => Split::All,
+    };
+    if split != Split::All && !data.has_dates() {
+        anyhow::bail!("--split {split:?} needs commit records (*.commits.jsonl) to date the hunks; pass them or use --split all");
+    }
+    let report = evaluate(&model, &data, split)?;
+    if report.n == 0 {
+        anyhow::bail!("no labelled hunks (label 0 or 1) in the {split:?} split of the given files");
+    }
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        EvalFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        EvalFormat::Text => print_text(&report, &mut out)?,
+    }
+    Ok(crate::exit::PASS)
+}
+
+fn f(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{v:.4}"))
+}
+
+pub fn print_text(r: &EvalReport, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "split: {}", r.split)?;
+    writeln!(out, "hunks: {} ({} risky)", r.n, r.positives)?;
+    writeln!(out, "ROC AUC:      {}   baseline (added lines): {}", f(r.auc), f(r.baseline_auc))?;
+    writeln!(out, "  with >=1 added line ({} hunks): {}   baseline: {}", r.n_added, f(r.auc_added), f(r.baseline_auc_added))?;
+    writeln!(out, "PR AUC:       {}", f(r.pr_auc))?;
+    writeln!(out, "ECE (10 bins): {}", f(r.ece))?;
+    writeln!(out, "Brier:        {}", f(r.brier))?;
+    if r.commit_n > 0 {
+        writeln!(
+            out,
+            "changes: {}  ROC AUC: {}   baseline (added lines): {}   ECE: {}",
+            r.commit_n,
+            f(r.commit_auc),
+            f(r.commit_baseline_auc),
+            f(r.commit_ece)
+        )?;
+    }
+    for p in &r.projects {
+        writeln!(out, "  {:<28} {:>6} hunks  AUC {}  baseline {}", p.project, p.n, f(p.auc), f(p.baseline_auc))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! One file per subcommand; each has a `run` that returns the exit code.
+pub mod eval;
+pub mod review;
+pub mod train;
+
+use crate::git::GitError;
+use crate::model::weights::LoadError;
+
+/// What to do next, for the errors where deepspark can say.
+pub fn hint(err: &anyhow::Error) -> Option<String> {
+    if let Some(g) = err.downcast_ref::<GitError>() {
+        return Some(match g {
+            GitError::NotARepo(_) => "run deepspark inside a git repository, or pass -C PATH".into(),
+            GitError::BadRevision { .. } => "check the revision with `git rev-parse --verify REV`; see `deepspark review --help` for the forms".into(),
+            GitError::Bare(_) => "in a bare repository, use `deepspark review A..B`".into(),
+            GitError::Shallow { .. } => "run `git fetch --unshallow` (in GitHub Actions: `fetch-depth: 0`)".into(),
+            _ => return None,
+        });
+    }
+    if err.downcast_ref::<LoadError>().is_some() {
+        return Some("pass --model DIR with config.json, model.safetensors and tokenizer.json, or omit it to use the embedded model".into());
+    }
+    None
+}

@@ -1,0 +1,314 @@
+//! The change as deepspark sees it: files, hunks and lines, with old/new pairs.
+//!
+//! This module only holds data and parses the textual hunk format (`@@ -a,b +c,d @@`
+//! plus ` `/`+`/`-`/`\` lines) used by the training data. It does not read git (see
+//! `git.rs`), decide what to skip (see `skip.rs`) or score anything.
+
+use serde::Serialize;
+
+/// One value for each side of a change. Used everywhere instead of ad-hoc tuples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct OldNew<T> {
+    pub old: T,
+    pub new: T,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineKind {
+    Context,
+    Added,
+    Removed,
+}
+
+impl LineKind {
+    pub fn sigil(self) -> char {
+        match self {
+            LineKind::Context => ' ',
+            LineKind::Added => '+',
+            LineKind::Removed => '-',
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Line {
+    pub kind: LineKind,
+    /// The line's text without its line terminator (a trailing `\r` is kept: CRLF files stay visible).
+    pub text: String,
+    /// Line number on each side (1-based), absent on the side the line does not exist on.
+    pub lineno: OldNew<Option<u32>>,
+    /// The line has no newline at the end of its file (git's `\ No newline at end of file`).
+    pub no_newline: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hunk {
+    /// First line and line count on each side, as in `@@ -old.start,old.count +new.start,new.count @@`.
+    pub start: OldNew<u32>,
+    pub count: OldNew<u32>,
+    pub lines: Vec<Line>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("malformed hunk header {0:?}")]
+    Header(String),
+    #[error("line {0} of the hunk starts with {1:?}, expected ' ', '+', '-' or '\\'")]
+    Line(usize, char),
+}
+
+impl Hunk {
+    pub fn added(&self) -> usize {
+        self.lines.iter().filter(|l| l.kind == LineKind::Added).count()
+    }
+
+    pub fn removed(&self) -> usize {
+        self.lines.iter().filter(|l| l.kind == LineKind::Removed).count()
+    }
+
+    pub fn header(&self) -> String {
+        format!(
+            "@@ -{},{} +{},{} @@",
+            self.start.old, self.count.old, self.start.new, self.count.new
+        )
+    }
+
+    /// Parses a hunk in unified-diff text form: the `@@` header and the body lines.
+    /// Never panics on any input (property-tested).
+    pub fn parse(header: &str, body: &str) -> Result<Hunk, ParseError> {
+        let (start, count) = parse_header(header).ok_or_else(|| ParseError::Header(header.to_string()))?;
+        let mut lines: Vec<Line> = Vec::new();
+        let mut next = start;
+        for (i, raw) in body.split('\n').enumerate() {
+            if raw.is_empty() {
+                // An empty trailing piece after the last '\n'; an empty context line would be " ".
+                continue;
+            }
+            let mut chars = raw.chars();
+            let sigil = chars.next().unwrap_or(' ');
+            let text = chars.as_str().to_string();
+            let (kind, lineno) = match sigil {
+                ' ' => {
+                    let n = OldNew { old: Some(next.old), new: Some(next.new) };
+                    next.old += 1;
+                    next.new += 1;
+                    (LineKind::Context, n)
+                }
+                '+' => {
+                    let n = OldNew { old: None, new: Some(next.new) };
+                    next.new += 1;
+                    (LineKind::Added, n)
+                }
+                '-' => {
+                    let n = OldNew { old: Some(next.old), new: None };
+                    next.old += 1;
+                    (LineKind::Removed, n)
+                }
+                '\\' => {
+                    if let Some(last) = lines.last_mut() {
+                        last.no_newline = true;
+                    }
+                    continue;
+                }
+                other => return Err(ParseError::Line(i + 1, other)),
+            };
+            lines.push(Line { kind, text, lineno, no_newline: false });
+        }
+        Ok(Hunk { start, count, lines })
+    }
+}
+
+/// `@@ -a[,b] +c[,d] @@ ...` -> (start, count). A missing count means 1, as in git.
+fn parse_header(header: &str) -> Option<(OldNew<u32>, OldNew<u32>)> {
+    let rest = header.strip_prefix("@@ -")?;
+    let (ranges, _) = rest.split_once(" @@")?;
+    let (old, new) = ranges.split_once(" +")?;
+    let range = |s: &str| -> Option<(u32, u32)> {
+        match s.split_once(',') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => Some((s.parse().ok()?, 1)),
+        }
+    };
+    let (os, oc) = range(old)?;
+    let (ns, nc) = range(new)?;
+    // git writes start 0 for an empty side; line numbers of a non-empty side start at 1.
+    let fix = |s: u32, c: u32| if c == 0 { s + 1 } else { s.max(1) };
+    Some((OldNew { old: fix(os, oc), new: fix(ns, nc) }, OldNew { old: oc, new: nc }))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileStatus {
+    Added,
+    Deleted,
+    Modified,
+    Renamed,
+    Copied,
+    ModeOnly,
+    TypeChanged,
+}
+
+/// Why a file was not sent to the model. Skipped files are always listed in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum Skip {
+    Binary,
+    Submodule,
+    /// `.gitattributes` marks it `-diff` or `binary`.
+    Attributes,
+    /// Matched a generated/vendored/lock-file pattern (the pattern is named).
+    Generated { pattern: String },
+    /// A symlink: its target is text, not code.
+    Symlink,
+    /// Its diff exceeds `--max-file-lines`: not reviewed, and the change cannot be LGTM.
+    FileTooLarge { lines: usize, limit: usize },
+    /// The change as a whole exceeded `--max-change-lines` before this file: not reviewed.
+    ChangeTooLarge { limit: usize },
+}
+
+impl Skip {
+    /// Whether skipping this file means part of the change went unreviewed (so no LGTM).
+    pub fn is_unreviewed(&self) -> bool {
+        matches!(self, Skip::FileTooLarge { .. } | Skip::ChangeTooLarge { .. })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Skip::Binary => "binary file".into(),
+            Skip::Submodule => "submodule pointer change".into(),
+            Skip::Attributes => "marked binary or -diff in .gitattributes".into(),
+            Skip::Generated { pattern } => format!("generated, vendored or lock file ({pattern})"),
+            Skip::Symlink => "symbolic link".into(),
+            Skip::FileTooLarge { lines, limit } => {
+                format!("NOT REVIEWED: {lines} changed lines exceed the per-file limit of {limit}")
+            }
+            Skip::ChangeTooLarge { limit } => {
+                format!("NOT REVIEWED: the change exceeds the limit of {limit} changed lines")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileDiff {
+    /// Repository-relative paths with `/` separators; `None` on the side where the file does not exist.
+    pub path: OldNew<Option<String>>,
+    pub status: FileStatus,
+    pub mode: OldNew<Option<u32>>,
+    pub language: Option<&'static str>,
+    pub hunks: Vec<Hunk>,
+    pub skip: Option<Skip>,
+}
+
+impl FileDiff {
+    /// The path that names this file in reports: the new path, or the old one for deletions.
+    pub fn display_path(&self) -> &str {
+        self.path.new.as_deref().or(self.path.old.as_deref()).unwrap_or("")
+    }
+
+    pub fn changed_lines(&self) -> usize {
+        self.hunks.iter().map(|h| h.added() + h.removed()).sum()
+    }
+}
+
+/// The programming language of a path, from its extension (or well-known file name).
+pub fn language_of(path: &str) -> Option<&'static str> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    match name {
+        "Makefile" | "GNUmakefile" => return Some("make"),
+        "Dockerfile" => return Some("docker"),
+        "CMakeLists.txt" => return Some("cmake"),
+        _ => {}
+    }
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "rs" => "rust",
+        "c" | "h" => "c",
+        "cc" | "cpp" | "cxx" | "hpp" | "hh" | "hxx" => "cpp",
+        "java" => "java",
+        "scala" => "scala",
+        "kt" | "kts" => "kotlin",
+        "go" => "go",
+        "py" | "pyi" => "python",
+        "js" | "mjs" | "cjs" | "jsx" => "javascript",
+        "ts" | "tsx" | "mts" | "cts" => "typescript",
+        "rb" => "ruby",
+        "php" => "php",
+        "cs" => "csharp",
+        "swift" => "swift",
+        "m" | "mm" => "objc",
+        "sh" | "bash" | "zsh" => "shell",
+        "pl" | "pm" => "perl",
+        "lua" => "lua",
+        "hs" => "haskell",
+        "ml" | "mli" => "ocaml",
+        "ex" | "exs" => "elixir",
+        "erl" => "erlang",
+        "clj" => "clojure",
+        "sql" => "sql",
+        "html" | "htm" => "html",
+        "css" | "scss" | "less" => "css",
+        "json" => "json",
+        "yml" | "yaml" => "yaml",
+        "toml" => "toml",
+        "xml" => "xml",
+        "md" | "markdown" => "markdown",
+        "proto" => "protobuf",
+        "gradle" => "gradle",
+        _ => return None,
+    })
+}
+
+/// A test file by common conventions (directory or name), for the model's features.
+pub fn is_test_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.split('/').any(|seg| matches!(seg, "test" | "tests" | "testing" | "__tests__" | "spec" | "testdata"))
+        || {
+            let name = lower.rsplit('/').next().unwrap_or(&lower);
+            name.starts_with("test_")
+                || name.contains("_test.")
+                || name.contains(".test.")
+                || name.contains(".spec.")
+                || (name.contains("test") && (name.ends_with(".java") || name.ends_with(".scala")))
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_hunk_with_line_numbers() {
+        let h = Hunk::parse("@@ -10,3 +10,4 @@ fn x()", " a\n-b\n+c\n+d\n e\n\\ No newline at end of file").unwrap();
+        assert_eq!(h.added(), 2);
+        assert_eq!(h.removed(), 1);
+        assert_eq!(h.lines[1].lineno, OldNew { old: Some(11), new: None });
+        assert_eq!(h.lines[3].lineno, OldNew { old: None, new: Some(12) });
+        assert_eq!(h.lines[4].lineno, OldNew { old: Some(12), new: Some(13) });
+        assert!(h.lines[4].no_newline);
+    }
+
+    #[test]
+    fn new_file_header_starts_at_line_one() {
+        let h = Hunk::parse("@@ -0,0 +1,2 @@", "+a\n+b").unwrap();
+        assert_eq!(h.lines[0].lineno.new, Some(1));
+        assert_eq!(h.start.old, 1);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(Hunk::parse("@@ nope", "+a").is_err());
+        assert!(Hunk::parse("@@ -1 +1 @@", "xa").is_err());
+    }
+
+    #[test]
+    fn languages_and_tests() {
+        assert_eq!(language_of("src/a.rs"), Some("rust"));
+        assert_eq!(language_of("x/Makefile"), Some("make"));
+        assert_eq!(language_of("README"), None);
+        assert!(is_test_path("src/test/java/FooTest.java"));
+        assert!(is_test_path("pkg/foo_test.go"));
+        assert!(!is_test_path("src/main.rs"));
+    }
+}

@@ -1,0 +1,261 @@
+//! The only user of git2: a revision request -> the list of [`FileDiff`]s.
+//!
+//! Revision forms follow `git diff` (see `deepspark review --help`). Renames and copies
+//! are detected; binary files, submodules, symlinks and `-diff` files are returned
+//! with a skip reason and no hunks. This module never writes to the repository: it
+//! opens it, reads objects, the index and the work tree, and nothing else. It does not
+//! decide what else to skip (see `skip.rs`).
+
+use crate::diff::{FileDiff, FileStatus, Hunk, Line, LineKind, OldNew, Skip, language_of};
+use git2::{Delta, DiffFindOptions, DiffOptions, FileMode, Oid, Repository, Tree};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("not inside a git repository ({0})")]
+    NotARepo(String),
+    #[error("unknown revision {rev:?}: {msg}")]
+    BadRevision { rev: String, msg: String },
+    #[error("{0} is a bare repository: it has no work tree or index; review a range instead (e.g. main..feature)")]
+    Bare(String),
+    #[error("too many revisions: {0:?} (at most two, or one A..B / A...B)")]
+    TooMany(Vec<String>),
+    #[error("this is a shallow clone and {what} is not in the local history; fetch more history (`git fetch --unshallow`, or `fetch-depth: 0` in CI)")]
+    Shallow { what: String },
+    #[error("no common ancestor between {0} and {1}")]
+    NoMergeBase(String, String),
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+}
+
+/// What to compare, as the user asked for it.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub revs: Vec<String>,
+    pub staged: bool,
+    pub commit: Option<String>,
+    pub context: u32,
+}
+
+/// The change read from git: a label for each side and every file that differs.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub sides: OldNew<String>,
+    pub files: Vec<FileDiff>,
+}
+
+pub fn open(path: Option<&Path>) -> Result<Repository, GitError> {
+    let start = path.map(Path::to_path_buf).unwrap_or_else(|| std::path::PathBuf::from("."));
+    Repository::discover(&start).map_err(|e| GitError::NotARepo(e.message().to_string()))
+}
+
+enum NewSide<'r> {
+    Tree(Tree<'r>),
+    Index,
+    WorkTree,
+}
+
+fn tree_of<'r>(repo: &'r Repository, rev: &str) -> Result<Tree<'r>, GitError> {
+    let obj = repo.revparse_single(rev).map_err(|e| bad_rev(repo, rev, e))?;
+    obj.peel_to_tree().map_err(|e| GitError::BadRevision { rev: rev.into(), msg: e.message().into() })
+}
+
+fn commit_id(repo: &Repository, rev: &str) -> Result<Oid, GitError> {
+    let obj = repo.revparse_single(rev).map_err(|e| bad_rev(repo, rev, e))?;
+    let c = obj.peel_to_commit().map_err(|e| GitError::BadRevision { rev: rev.into(), msg: e.message().into() })?;
+    Ok(c.id())
+}
+
+fn bad_rev(repo: &Repository, rev: &str, e: git2::Error) -> GitError {
+    if repo.is_shallow() && (rev.contains('~') || rev.contains('^')) {
+        return GitError::Shallow { what: rev.to_string() };
+    }
+    GitError::BadRevision { rev: rev.to_string(), msg: e.message().to_string() }
+}
+
+/// HEAD's tree, or `None` on an unborn branch (diffs are then against the empty tree).
+fn head_tree(repo: &Repository) -> Result<Option<Tree<'_>>, GitError> {
+    match repo.head() {
+        Ok(r) => Ok(Some(r.peel_to_tree()?)),
+        Err(e) if e.code() == git2::ErrorCode::UnbornBranch || e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn need_worktree(repo: &Repository) -> Result<(), GitError> {
+    if repo.is_bare() {
+        return Err(GitError::Bare(repo.path().display().to_string()));
+    }
+    Ok(())
+}
+
+/// Reads the requested change. Never writes to the repository.
+pub fn diff(repo: &Repository, req: &Request) -> Result<Change, GitError> {
+    let (old, new, sides): (Option<Tree>, NewSide, OldNew<String>) = if let Some(rev) = &req.commit {
+        let id = commit_id(repo, rev)?;
+        let commit = repo.find_commit(id)?;
+        let parent = if commit.parent_count() == 0 {
+            None
+        } else {
+            match commit.parent(0) {
+                Ok(p) => Some(p.tree()?),
+                Err(_) if repo.is_shallow() => return Err(GitError::Shallow { what: format!("the parent of {rev}") }),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        (parent, NewSide::Tree(commit.tree()?), OldNew { old: format!("{rev}^"), new: rev.clone() })
+    } else {
+        match req.revs.as_slice() {
+            [] => {
+                need_worktree(repo)?;
+                let new = if req.staged { NewSide::Index } else { NewSide::WorkTree };
+                let label = if req.staged { "index" } else { "work tree" };
+                (head_tree(repo)?, new, OldNew { old: "HEAD".into(), new: label.into() })
+            }
+            [one] if one.contains("..") => {
+                let (a, b, merge_base) = match one.split_once("...") {
+                    Some((a, b)) => (a, b, true),
+                    None => {
+                        let (a, b) = one.split_once("..").expect("contains ..");
+                        (a, b, false)
+                    }
+                };
+                let a = if a.is_empty() { "HEAD" } else { a };
+                let b = if b.is_empty() { "HEAD" } else { b };
+                let old = if merge_base {
+                    let (ia, ib) = (commit_id(repo, a)?, commit_id(repo, b)?);
+                    let base = repo.merge_base(ia, ib).map_err(|e| {
+                        if repo.is_shallow() {
+                            GitError::Shallow { what: format!("the merge base of {a} and {b}") }
+                        } else if e.code() == git2::ErrorCode::NotFound {
+                            GitError::NoMergeBase(a.into(), b.into())
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                    repo.find_commit(base)?.tree()?
+                } else {
+                    tree_of(repo, a)?
+                };
+                let label = if merge_base { format!("merge-base({a}, {b})") } else { a.to_string() };
+                (Some(old), NewSide::Tree(tree_of(repo, b)?), OldNew { old: label, new: b.to_string() })
+            }
+            [one] => {
+                need_worktree(repo)?;
+                let new = if req.staged { NewSide::Index } else { NewSide::WorkTree };
+                let label = if req.staged { "index" } else { "work tree" };
+                (Some(tree_of(repo, one)?), new, OldNew { old: one.clone(), new: label.into() })
+            }
+            [a, b] if !req.staged => {
+                (Some(tree_of(repo, a)?), NewSide::Tree(tree_of(repo, b)?), OldNew { old: a.clone(), new: b.clone() })
+            }
+            other => return Err(GitError::TooMany(other.to_vec())),
+        }
+    };
+
+    let mut opts = DiffOptions::new();
+    opts.context_lines(req.context).include_typechange(true).ignore_submodules(false);
+    let mut d = match new {
+        NewSide::Tree(t) => repo.diff_tree_to_tree(old.as_ref(), Some(&t), Some(&mut opts))?,
+        NewSide::Index => repo.diff_tree_to_index(old.as_ref(), None, Some(&mut opts))?,
+        NewSide::WorkTree => repo.diff_tree_to_workdir_with_index(old.as_ref(), Some(&mut opts))?,
+    };
+    let mut find = DiffFindOptions::new();
+    find.renames(true).copies(true);
+    d.find_similar(Some(&mut find))?;
+    let files = (0..d.deltas().len()).map(|i| file_diff(repo, &d, i)).collect::<Result<_, _>>()?;
+    Ok(Change { sides, files })
+}
+
+fn lossy(p: Option<&[u8]>) -> Option<String> {
+    p.map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+fn mode(m: FileMode) -> Option<u32> {
+    match m {
+        FileMode::Unreadable => None,
+        m => Some(u32::from(m)),
+    }
+}
+
+fn file_diff(repo: &Repository, d: &git2::Diff, i: usize) -> Result<FileDiff, GitError> {
+    let delta = d.get_delta(i).expect("index below deltas().len()");
+    let (o, n) = (delta.old_file(), delta.new_file());
+    let mut path = OldNew { old: lossy(o.path_bytes()), new: lossy(n.path_bytes()) };
+    let mut status = match delta.status() {
+        Delta::Added | Delta::Untracked => FileStatus::Added,
+        Delta::Deleted => FileStatus::Deleted,
+        Delta::Renamed => FileStatus::Renamed,
+        Delta::Copied => FileStatus::Copied,
+        Delta::Typechange => FileStatus::TypeChanged,
+        _ => FileStatus::Modified,
+    };
+    match status {
+        FileStatus::Added => path.old = None,
+        FileStatus::Deleted => path.new = None,
+        _ => {}
+    }
+    let modes = OldNew { old: mode(o.mode()), new: mode(n.mode()) };
+    let shown = path.new.clone().or(path.old.clone()).unwrap_or_default();
+    let mut file = FileDiff { language: language_of(&shown), path, status, mode: modes, hunks: Vec::new(), skip: None };
+    let is = |m: FileMode| o.mode() == m || n.mode() == m;
+    if is(FileMode::Commit) {
+        file.skip = Some(Skip::Submodule);
+        return Ok(file);
+    }
+    if is(FileMode::Link) {
+        file.skip = Some(Skip::Symlink);
+        return Ok(file);
+    }
+    let patch = git2::Patch::from_diff(d, i)?;
+    let binary = delta.flags().is_binary() || o.is_binary() || n.is_binary();
+    let Some(patch) = patch.filter(|_| !binary) else {
+        let attr = repo.get_attr(Path::new(&shown), "diff", git2::AttrCheckFlags::FILE_THEN_INDEX).ok().flatten();
+        let binary_attr = repo.get_attr(Path::new(&shown), "binary", git2::AttrCheckFlags::FILE_THEN_INDEX).ok().flatten();
+        file.skip = Some(if attr == Some("false") || git2::AttrValue::from_string(binary_attr) == git2::AttrValue::True {
+            Skip::Attributes
+        } else {
+            Skip::Binary
+        });
+        return Ok(file);
+    };
+    for h in 0..patch.num_hunks() {
+        let (hunk, n_lines) = patch.hunk(h)?;
+        let mut lines: Vec<Line> = Vec::with_capacity(n_lines);
+        for l in 0..n_lines {
+            let line = patch.line_in_hunk(h, l)?;
+            let kind = match line.origin() {
+                ' ' => LineKind::Context,
+                '+' => LineKind::Added,
+                '-' => LineKind::Removed,
+                '=' | '>' | '<' => {
+                    if let Some(last) = lines.last_mut() {
+                        last.no_newline = true;
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            let mut bytes = line.content();
+            if let Some(b) = bytes.strip_suffix(b"\n") {
+                bytes = b;
+            }
+            lines.push(Line {
+                kind,
+                text: String::from_utf8_lossy(bytes).into_owned(),
+                lineno: OldNew { old: line.old_lineno(), new: line.new_lineno() },
+                no_newline: false,
+            });
+        }
+        file.hunks.push(Hunk {
+            start: OldNew { old: hunk.old_start(), new: hunk.new_start() },
+            count: OldNew { old: hunk.old_lines(), new: hunk.new_lines() },
+            lines,
+        });
+    }
+    if file.hunks.is_empty() && status == FileStatus::Modified && file.mode.old != file.mode.new {
+        status = FileStatus::ModeOnly;
+        file.status = status;
+    }
+    Ok(file)
+}

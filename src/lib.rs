@@ -1,0 +1,19 @@
+//! deepspark: a local, offline AI code reviewer for git.
+//!
+//! The pipeline, one module per stage (see ARCHITECTURE.md):
+//! `git` (revision -> [`diff::FileDiff`]s) -> `skip` (what the model does not see) ->
+//! `tokenize` (hunk -> token ids) -> `model` (ids -> risk) -> `review` (risks -> verdict)
+//! -> `render` (terminal, JSON). `train` fits and measures the model; `commands` wires
+//! each subcommand; `exit` holds the exit codes.
+
+pub mod cli;
+pub mod commands;
+pub mod diff;
+pub mod exit;
+pub mod git;
+pub mod model;
+pub mod render;
+pub mod review;
+pub mod skip;
+pub mod tokenize;
+pub mod train;

@@ -1,0 +1,162 @@
+//! The model side of the pipeline: two small interfaces and the embedded risk model.
+//!
+//! [`Scorer`] turns hunks into calibrated risks (with per-line attribution) and
+//! combines them into the change's risk; [`Generator`] turns a hunk into candidate
+//! rewrites. The pipeline only ever sees these traits, so pretrained models (fetched
+//! with hf-hub behind the `hub` feature) plug in beside the embedded model. This module
+//! does not read git or decide verdicts (see `review.rs`).
+
+pub mod config;
+pub mod device;
+pub mod net;
+pub mod weights;
+
+use crate::diff::Hunk;
+use crate::tokenize::{Encoded, Encoder, NO_LINE};
+use candle_core::Device;
+use config::RiskConfig;
+use net::{Batch, Mode, RiskNet};
+use weights::ModelFiles;
+
+/// One hunk to score: its repository-relative path and the hunk.
+#[derive(Clone, Copy)]
+pub struct ScoreInput<'a> {
+    pub path: &'a str,
+    pub hunk: &'a Hunk,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HunkScore {
+    /// Calibrated probability that the hunk is risky (needs a fix later), in [0, 1].
+    pub risk: f32,
+    /// The raw network logit (before calibration), used to combine hunks into a change score.
+    pub logit: f32,
+    /// For each line of the hunk, how much it pushed the score up (positive) or down,
+    /// relative to the hunk's average token; 0 for lines the model did not see.
+    pub line_weights: Vec<f32>,
+}
+
+pub trait Scorer {
+    /// A one-line description for reports (name, size, origin).
+    fn describe(&self) -> String;
+    fn score(&self, inputs: &[ScoreInput]) -> anyhow::Result<Vec<HunkScore>>;
+    /// The change's risk from all its scored hunks (documented in `config::ChangeCombiner`).
+    fn change_risk(&self, hunks: &[HunkScore]) -> f32;
+}
+
+/// A proposed rewrite of a hunk's added lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub new_lines: Vec<String>,
+}
+
+pub trait Generator {
+    fn describe(&self) -> String;
+    fn propose(&self, input: ScoreInput, max: usize) -> anyhow::Result<Vec<Candidate>>;
+}
+
+/// The embedded transformer risk model.
+pub struct RiskModel {
+    pub config: RiskConfig,
+    pub net: RiskNet,
+    pub encoder: Encoder,
+    pub device: Device,
+    origin: String,
+}
+
+pub const BATCH: usize = 32;
+
+impl RiskModel {
+    pub fn load(files: &ModelFiles, device: &Device) -> Result<RiskModel, weights::LoadError> {
+        let config = files.parse_config()?;
+        let encoder = files.encoder(&config)?;
+        let tensors = files.tensors(&config, device)?;
+        let vb = candle_nn::VarBuilder::from_tensors(tensors, net::DTYPE, device);
+        let net = RiskNet::new(&config, vb).map_err(|e| weights::LoadError::Tensors {
+            path: files.origin.clone(),
+            msg: e.to_string(),
+        })?;
+        Ok(RiskModel { config, net, encoder, device: device.clone(), origin: files.origin.clone() })
+    }
+
+    pub fn from_parts(config: RiskConfig, net: RiskNet, encoder: Encoder, device: Device, origin: &str) -> Self {
+        RiskModel { config, net, encoder, device, origin: origin.to_string() }
+    }
+
+    pub fn encode(&self, inputs: &[ScoreInput]) -> anyhow::Result<Vec<Encoded>> {
+        Ok(inputs.iter().map(|i| self.encoder.encode(i.path, i.hunk)).collect::<Result<_, _>>()?)
+    }
+
+    /// Raw logits and per-token scores for already-encoded hunks, batched by length.
+    pub fn forward_encoded(&self, encoded: &[Encoded]) -> anyhow::Result<Vec<(f32, Vec<f32>)>> {
+        let mut order: Vec<usize> = (0..encoded.len()).collect();
+        order.sort_by_key(|&i| encoded[i].ids.len());
+        let mut out = vec![(0f32, Vec::new()); encoded.len()];
+        for chunk in order.chunks(BATCH) {
+            let items: Vec<&Encoded> = chunk.iter().map(|&i| &encoded[i]).collect();
+            let batch = Batch::new(&items, &self.device)?;
+            let o = self.net.forward(&batch, &mut Mode::Infer)?;
+            let logits = o.logits.to_vec1::<f32>()?;
+            let tokens = o.token_scores.to_vec2::<f32>()?;
+            for (k, &i) in chunk.iter().enumerate() {
+                let n = encoded[i].ids.len();
+                out[i] = (logits[k], tokens[k][..n].to_vec());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Per-line weights: each line's mean token score minus the hunk's mean token score.
+fn line_weights(enc: &Encoded, tokens: &[f32], n_lines: usize) -> Vec<f32> {
+    let mut sum = vec![0f32; n_lines];
+    let mut count = vec![0u32; n_lines];
+    let mean = if tokens.is_empty() { 0.0 } else { tokens.iter().sum::<f32>() / tokens.len() as f32 };
+    for (&line, &s) in enc.line.iter().zip(tokens) {
+        if line != NO_LINE && (line as usize) < n_lines {
+            sum[line as usize] += s;
+            count[line as usize] += 1;
+        }
+    }
+    sum.iter().zip(&count).map(|(&s, &c)| if c == 0 { 0.0 } else { s / c as f32 - mean }).collect()
+}
+
+impl Scorer for RiskModel {
+    fn describe(&self) -> String {
+        let c = &self.config;
+        format!(
+            "transformer {}x{} ({} parameters), {}",
+            c.n_layers,
+            c.d_model,
+            c.param_count(),
+            self.origin
+        )
+    }
+
+    fn score(&self, inputs: &[ScoreInput]) -> anyhow::Result<Vec<HunkScore>> {
+        let encoded = self.encode(inputs)?;
+        let raw = self.forward_encoded(&encoded)?;
+        Ok(raw
+            .into_iter()
+            .zip(&encoded)
+            .zip(inputs)
+            .map(|(((logit, tokens), enc), input)| HunkScore {
+                risk: self.config.calibration.apply(logit),
+                logit,
+                line_weights: line_weights(enc, &tokens, input.hunk.lines.len()),
+            })
+            .collect())
+    }
+
+    fn change_risk(&self, hunks: &[HunkScore]) -> f32 {
+        let logits: Vec<f32> = hunks.iter().map(|h| h.logit).collect();
+        self.config.change.apply(&logits)
+    }
+}
+
+/// Builds a model in memory from a varmap (training and tests).
+pub fn build(cfg: &RiskConfig, varmap: &candle_nn::VarMap, device: &Device) -> candle_core::Result<RiskNet> {
+    let vb = candle_nn::VarBuilder::from_varmap(varmap, net::DTYPE, device);
+    RiskNet::new(cfg, vb)
+}
+

@@ -1,0 +1,145 @@
+//! The JSON report: one stable document, `schema_version` 1, on stdout. Documented in
+//! README.md ("JSON output"). Strings are JSON-escaped, not terminal-sanitised.
+
+use crate::cli::FailOn;
+use crate::diff::{FileStatus, LineKind, Skip};
+use crate::review::{Review, Thresholds, Warning, gate_tripped};
+use serde::Serialize;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Doc<'a> {
+    schema_version: u32,
+    tool: Tool,
+    model: Option<&'a str>,
+    sides: &'a crate::diff::OldNew<String>,
+    verdict: &'static str,
+    p_clean: f64,
+    thresholds: Thresholds,
+    fail_on: FailOn,
+    gate_tripped: bool,
+    summary: Summary,
+    warnings: &'a [Warning],
+    files: Vec<File<'a>>,
+}
+
+#[derive(Serialize)]
+struct Tool {
+    name: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    files: usize,
+    reviewed_files: usize,
+    skipped_files: usize,
+    not_reviewed_files: usize,
+    hunks: usize,
+}
+
+#[derive(Serialize)]
+struct File<'a> {
+    path: &'a str,
+    old_path: Option<&'a str>,
+    status: FileStatus,
+    language: Option<&'static str>,
+    skipped: Option<&'a Skip>,
+    hunks: Vec<HunkOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct HunkOut<'a> {
+    header: String,
+    old_start: u32,
+    old_lines: u32,
+    new_start: u32,
+    new_lines: u32,
+    risk: f32,
+    /// New-side line numbers of the added lines that drive the score most (up to 3).
+    hot_lines: Vec<u32>,
+    lines: Vec<LineOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct LineOut<'a> {
+    kind: LineKind,
+    old: Option<u32>,
+    new: Option<u32>,
+    text: &'a str,
+}
+
+/// Indices of the added lines with the largest positive attribution (up to `n`).
+pub fn hot_lines(lines: &[crate::diff::Line], weights: &[f32], n: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].kind == LineKind::Added && weights.get(i).is_some_and(|&w| w > 0.0))
+        .collect();
+    idx.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]));
+    idx.truncate(n);
+    idx.sort();
+    idx
+}
+
+pub fn write(r: &Review, sides: &crate::diff::OldNew<String>, fail_on: FailOn, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let files: Vec<File> = r
+        .files
+        .iter()
+        .zip(&r.scores)
+        .map(|(f, scores)| File {
+            path: f.display_path(),
+            old_path: f.path.old.as_deref().filter(|o| Some(*o) != f.path.new.as_deref() && f.path.new.is_some()),
+            status: f.status,
+            language: f.language,
+            skipped: f.skip.as_ref(),
+            hunks: f
+                .hunks
+                .iter()
+                .zip(scores)
+                .map(|(h, s)| HunkOut {
+                    header: h.header(),
+                    old_start: h.start.old,
+                    old_lines: h.count.old,
+                    new_start: h.start.new,
+                    new_lines: h.count.new,
+                    risk: s.risk,
+                    hot_lines: hot_lines(&h.lines, &s.line_weights, 3)
+                        .into_iter()
+                        .filter_map(|i| h.lines[i].lineno.new)
+                        .collect(),
+                    lines: h
+                        .lines
+                        .iter()
+                        .map(|l| LineOut { kind: l.kind, old: l.lineno.old, new: l.lineno.new, text: &l.text })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let doc = Doc {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool { name: "deepspark", version: env!("CARGO_PKG_VERSION") },
+        model: r.model.as_deref(),
+        sides,
+        verdict: match r.verdict {
+            crate::review::Verdict::Lgtm => "lgtm",
+            crate::review::Verdict::NeedsWork => "needs-work",
+            crate::review::Verdict::Reject => "reject",
+        },
+        p_clean: r.p_clean,
+        thresholds: r.thresholds,
+        fail_on,
+        gate_tripped: gate_tripped(r.verdict, fail_on),
+        summary: Summary {
+            files: r.files.len(),
+            reviewed_files: r.files.iter().filter(|f| f.skip.is_none()).count(),
+            skipped_files: r.files.iter().filter(|f| f.skip.is_some()).count(),
+            not_reviewed_files: r.unreviewed,
+            hunks: r.scores.iter().map(Vec::len).sum(),
+        },
+        warnings: &r.warnings,
+        files,
+    };
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
+}

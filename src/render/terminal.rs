@@ -1,0 +1,199 @@
+//! The terminal report: verdict header, then per file and hunk a risk bar and the hunk
+//! as a coloured unified diff, with word-level emphasis (similar) on changed line pairs
+//! and a marker on the lines that drive the score. Every string from the repository or
+//! the model passes through [`sanitize::clean`]; colour is decided by the caller.
+
+use super::json::hot_lines;
+use super::sanitize::clean;
+use crate::diff::{FileDiff, Hunk, LineKind, OldNew};
+use crate::review::{Review, Verdict};
+use similar::{ChangeTag, TextDiff};
+use std::io::Write;
+
+pub struct Style {
+    pub color: bool,
+}
+
+const RESET: &str = "\x1b[0m";
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color { format!("\x1b[{code}m{s}{RESET}") } else { s.to_string() }
+    }
+}
+
+fn verdict_code(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Lgtm => "1;32",
+        Verdict::NeedsWork => "1;33",
+        Verdict::Reject => "1;31",
+    }
+}
+
+fn risk_code(risk: f32) -> &'static str {
+    if risk >= 0.5 {
+        "31"
+    } else if risk >= 0.2 {
+        "33"
+    } else {
+        "32"
+    }
+}
+
+pub fn bar(risk: f32, width: usize) -> String {
+    let filled = ((risk.clamp(0.0, 1.0) * width as f32).round() as usize).min(width);
+    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
+}
+
+pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "deepspark review: {} -> {}", clean(&sides.old), clean(&sides.new))?;
+    if let Some(m) = &r.model {
+        writeln!(out, "model: {}", clean(m))?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  {}   P(clean) {:.1}%   (LGTM >= {:.0}%, REJECT < {:.0}%)",
+        style.paint(verdict_code(r.verdict), r.verdict.label()),
+        r.p_clean * 100.0,
+        r.thresholds.lgtm * 100.0,
+        r.thresholds.reject * 100.0
+    )?;
+    let reviewed = r.files.iter().filter(|f| f.skip.is_none()).count();
+    let hunks: usize = r.scores.iter().map(Vec::len).sum();
+    let skipped = r.files.len() - reviewed;
+    write!(out, "  {reviewed} file{} and {hunks} hunk{} reviewed", plural(reviewed), plural(hunks))?;
+    if skipped > 0 {
+        write!(out, "; {skipped} skipped")?;
+    }
+    writeln!(out)?;
+    if r.unreviewed > 0 {
+        writeln!(
+            out,
+            "  {}",
+            style.paint("1;31", &format!("{} file(s) NOT REVIEWED (size limits): no LGTM possible", r.unreviewed))
+        )?;
+    }
+    if hunks == 0 && r.files.is_empty() {
+        writeln!(out, "  nothing to review: no changes")?;
+    }
+    for w in &r.warnings {
+        let at = w.line.map(|l| format!(":{l}")).unwrap_or_default();
+        writeln!(out, "  {} {}{}: {}", style.paint("1;31", "warning:"), clean(&w.path), at, w.message)?;
+    }
+    for (f, scores) in r.files.iter().zip(&r.scores) {
+        if f.skip.is_some() {
+            continue;
+        }
+        writeln!(out)?;
+        writeln!(out, "{}", style.paint("1", &file_title(f)))?;
+        for (h, s) in f.hunks.iter().zip(scores) {
+            writeln!(
+                out,
+                "  {} {:>3.0}% risk  {}",
+                style.paint(risk_code(s.risk), &bar(s.risk, 10)),
+                s.risk * 100.0,
+                style.paint("36", &h.header())
+            )?;
+            write_hunk(h, &s.line_weights, style, out)?;
+        }
+    }
+    let skipped: Vec<&FileDiff> = r.files.iter().filter(|f| f.skip.is_some()).collect();
+    if !skipped.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", style.paint("1", "skipped:"))?;
+        for f in skipped {
+            let why = f.skip.as_ref().map(|s| s.describe()).unwrap_or_default();
+            let why = if f.skip.as_ref().is_some_and(|s| s.is_unreviewed()) { style.paint("1;31", &why) } else { why };
+            writeln!(out, "  {}: {}", clean(f.display_path()), why)?;
+        }
+    }
+    Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn file_title(f: &FileDiff) -> String {
+    let status = format!("{:?}", f.status).to_lowercase();
+    let lang = f.language.map(|l| format!(", {l}")).unwrap_or_default();
+    match (&f.path.old, &f.path.new) {
+        (Some(o), Some(n)) if o != n => format!("{} -> {} ({status}{lang})", clean(o), clean(n)),
+        _ => format!("{} ({status}{lang})", clean(f.display_path())),
+    }
+}
+
+fn write_hunk(h: &Hunk, weights: &[f32], style: &Style, out: &mut impl Write) -> std::io::Result<()> {
+    let hot = hot_lines(&h.lines, weights, 3);
+    let emphasis = pair_emphasis(h);
+    for (i, l) in h.lines.iter().enumerate() {
+        let num = |n: Option<u32>| n.map(|n| format!("{n:>5}")).unwrap_or_else(|| "     ".into());
+        let gutter = format!("{} {}", num(l.lineno.old), num(l.lineno.new));
+        let (code, sigil) = match l.kind {
+            LineKind::Added => ("32", '+'),
+            LineKind::Removed => ("31", '-'),
+            LineKind::Context => ("2", ' '),
+        };
+        let body = match &emphasis[i] {
+            Some(segments) if style.color => segments
+                .iter()
+                .map(|(strong, s)| {
+                    let s = clean(s);
+                    if *strong { format!("\x1b[{code};1;4m{s}{RESET}") } else { style.paint(code, &s) }
+                })
+                .collect::<String>(),
+            _ => style.paint(code, &clean(&l.text)),
+        };
+        let mark = if hot.contains(&i) { style.paint("1;35", "  <- drives the score") } else { String::new() };
+        writeln!(out, "{} {}{}{}", style.paint("2", &gutter), style.paint(code, &sigil.to_string()), body, mark)?;
+        if l.no_newline {
+            writeln!(out, "{}", style.paint("2", "            \\ No newline at end of file"))?;
+        }
+    }
+    Ok(())
+}
+
+/// For runs of removed lines followed by as many added lines, word-level segments
+/// `(changed, text)` for each line of a pair; `None` for lines without a partner.
+fn pair_emphasis(h: &Hunk) -> Vec<Option<Vec<(bool, String)>>> {
+    let mut out: Vec<Option<Vec<(bool, String)>>> = vec![None; h.lines.len()];
+    let mut i = 0;
+    while i < h.lines.len() {
+        if h.lines[i].kind != LineKind::Removed {
+            i += 1;
+            continue;
+        }
+        let del_start = i;
+        while i < h.lines.len() && h.lines[i].kind == LineKind::Removed {
+            i += 1;
+        }
+        let add_start = i;
+        while i < h.lines.len() && h.lines[i].kind == LineKind::Added {
+            i += 1;
+        }
+        let (dels, adds) = (add_start - del_start, i - add_start);
+        if dels != adds {
+            continue;
+        }
+        for k in 0..dels {
+            let (old, new) = (&h.lines[del_start + k].text, &h.lines[add_start + k].text);
+            let diff = TextDiff::from_words(old.as_str(), new.as_str());
+            let (mut o, mut n) = (Vec::new(), Vec::new());
+            for c in diff.iter_all_changes() {
+                let v = c.value().to_string();
+                match c.tag() {
+                    ChangeTag::Equal => {
+                        o.push((false, v.clone()));
+                        n.push((false, v));
+                    }
+                    ChangeTag::Delete => o.push((true, v)),
+                    ChangeTag::Insert => n.push((true, v)),
+                }
+            }
+            out[del_start + k] = Some(o);
+            out[add_start + k] = Some(n);
+        }
+    }
+    out
+}

@@ -1,0 +1,142 @@
+//! Scores -> findings and a verdict. Pure: no I/O, no model, no git.
+//!
+//! P(clean) = 1 - the change's risk from the scorer (see `config::ChangeCombiner`).
+//! LGTM when P(clean) >= lgtm, REJECT when P(clean) < reject, NEEDS WORK otherwise.
+//! A change with files left unreviewed for size is never LGTM (it becomes NEEDS WORK).
+//! A change with nothing to review is LGTM with P(clean) = 1. Added lines holding
+//! bidirectional-override characters are reported as warnings ("trojan source").
+
+use crate::cli::FailOn;
+use crate::diff::{FileDiff, LineKind};
+use crate::model::HunkScore;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Thresholds {
+    pub lgtm: f64,
+    pub reject: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Lgtm,
+    NeedsWork,
+    Reject,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Lgtm => "LGTM",
+            Verdict::NeedsWork => "NEEDS WORK",
+            Verdict::Reject => "REJECT",
+        }
+    }
+}
+
+/// A line that carries invisible bidirectional-override characters.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Warning {
+    pub path: String,
+    pub line: Option<u32>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub files: Vec<FileDiff>,
+    /// `scores[f][h]` for file `f`, hunk `h`; empty for skipped files.
+    pub scores: Vec<Vec<HunkScore>>,
+    pub p_clean: f64,
+    pub verdict: Verdict,
+    pub thresholds: Thresholds,
+    pub unreviewed: usize,
+    pub warnings: Vec<Warning>,
+    pub model: Option<String>,
+}
+
+pub fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+pub fn judge(files: Vec<FileDiff>, scores: Vec<Vec<HunkScore>>, change_risk: f64, t: Thresholds, model: Option<String>) -> Review {
+    let unreviewed = files.iter().filter(|f| f.skip.as_ref().is_some_and(|s| s.is_unreviewed())).count();
+    let p_clean = (1.0 - change_risk).clamp(0.0, 1.0);
+    let mut verdict = if p_clean >= t.lgtm {
+        Verdict::Lgtm
+    } else if p_clean < t.reject {
+        Verdict::Reject
+    } else {
+        Verdict::NeedsWork
+    };
+    if verdict == Verdict::Lgtm && unreviewed > 0 {
+        verdict = Verdict::NeedsWork;
+    }
+    let mut warnings = Vec::new();
+    for f in &files {
+        for h in &f.hunks {
+            for l in h.lines.iter().filter(|l| l.kind == LineKind::Added && l.text.chars().any(is_bidi)) {
+                warnings.push(Warning {
+                    path: f.display_path().to_string(),
+                    line: l.lineno.new,
+                    message: "bidirectional-override character: the code may read differently from how it runs".into(),
+                });
+            }
+        }
+    }
+    Review { files, scores, p_clean, verdict, thresholds: t, unreviewed, warnings, model }
+}
+
+/// Whether this verdict makes deepspark exit 1.
+pub fn gate_tripped(verdict: Verdict, fail_on: FailOn) -> bool {
+    match fail_on {
+        FailOn::Never => false,
+        FailOn::Reject => verdict == Verdict::Reject,
+        FailOn::NeedsWork => verdict != Verdict::Lgtm,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::{FileStatus, OldNew, Skip};
+
+    const T: Thresholds = Thresholds { lgtm: 0.95, reject: 0.60 };
+
+    fn file(skip: Option<Skip>) -> FileDiff {
+        FileDiff {
+            path: OldNew { old: Some("a.rs".into()), new: Some("a.rs".into()) },
+            status: FileStatus::Modified,
+            mode: OldNew::default(),
+            language: Some("rust"),
+            hunks: vec![],
+            skip,
+        }
+    }
+
+    #[test]
+    fn thresholds_decide_the_verdict() {
+        assert_eq!(judge(vec![], vec![], 0.04, T, None).verdict, Verdict::Lgtm);
+        assert_eq!(judge(vec![], vec![], 0.05, T, None).verdict, Verdict::Lgtm);
+        assert_eq!(judge(vec![], vec![], 0.06, T, None).verdict, Verdict::NeedsWork);
+        assert_eq!(judge(vec![], vec![], 0.40, T, None).verdict, Verdict::NeedsWork);
+        assert_eq!(judge(vec![], vec![], 0.41, T, None).verdict, Verdict::Reject);
+    }
+
+    #[test]
+    fn unreviewed_files_forbid_lgtm() {
+        let r = judge(vec![file(Some(Skip::FileTooLarge { lines: 9, limit: 1 }))], vec![vec![]], 0.0, T, None);
+        assert_eq!(r.verdict, Verdict::NeedsWork);
+        let r = judge(vec![file(Some(Skip::Binary))], vec![vec![]], 0.0, T, None);
+        assert_eq!(r.verdict, Verdict::Lgtm);
+    }
+
+    #[test]
+    fn gate() {
+        assert!(gate_tripped(Verdict::Reject, FailOn::Reject));
+        assert!(!gate_tripped(Verdict::NeedsWork, FailOn::Reject));
+        assert!(gate_tripped(Verdict::NeedsWork, FailOn::NeedsWork));
+        assert!(!gate_tripped(Verdict::Reject, FailOn::Never));
+    }
+}

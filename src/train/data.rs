@@ -1,0 +1,228 @@
+//! Labelled changes from JSONL files (plain or gzip) in the schema of the shared data:
+//! `*.hunks.jsonl[.gz]` (one hunk per line) and `*.commits.jsonl[.gz]` (one commit per
+//! line). Splits each project by commit `author_date` into train (oldest 70%),
+//! calibration (next 10%) and test (latest 20%). Hunks parse into the same
+//! [`Hunk`](crate::diff::Hunk) that git produces, so training and review share one
+//! encoding. Does not tokenize or score.
+
+use crate::diff::Hunk;
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Calib,
+    Test,
+    /// Every hunk (for projects without commit dates, or `--split all`).
+    All,
+}
+
+#[derive(Deserialize)]
+struct HunkRecord {
+    commit_id: String,
+    project: String,
+    file: String,
+    hunk_header: String,
+    hunk: String,
+    hunk_label: i8,
+}
+
+#[derive(Deserialize)]
+struct CommitRecord {
+    commit_id: String,
+    project: String,
+    buggy: bool,
+    author_date: i64,
+}
+
+pub struct Sample {
+    pub project: String,
+    pub commit: String,
+    pub path: String,
+    pub hunk: Hunk,
+    /// 1 risky, 0 clean, -1 ambiguous (other hunk of a buggy commit: never a training label).
+    pub label: i8,
+    pub split: Split,
+}
+
+pub struct Commit {
+    pub project: String,
+    pub id: String,
+    pub buggy: bool,
+    pub date: i64,
+    pub split: Split,
+}
+
+#[derive(Default)]
+pub struct Dataset {
+    pub samples: Vec<Sample>,
+    pub commits: Vec<Commit>,
+    /// Hunks that could not be parsed (counted, reported, skipped).
+    pub malformed: usize,
+}
+
+fn open(path: &Path) -> Result<Box<dyn BufRead>> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut reader = BufReader::new(file);
+    let gz = reader.fill_buf().map(|b| b.starts_with(&[0x1f, 0x8b])).unwrap_or(false);
+    Ok(if gz {
+        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(reader)))
+    } else {
+        Box::new(reader)
+    })
+}
+
+enum Kind {
+    Hunks,
+    Commits,
+}
+
+fn kind_of(path: &Path, first_line: &str) -> Result<Kind> {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    if name.contains(".hunks.") {
+        return Ok(Kind::Hunks);
+    }
+    if name.contains(".commits.") {
+        return Ok(Kind::Commits);
+    }
+    let v: serde_json::Value = serde_json::from_str(first_line)
+        .with_context(|| format!("{}: first line is not JSON", path.display()))?;
+    if v.get("hunk_label").is_some() {
+        Ok(Kind::Hunks)
+    } else if v.get("author_date").is_some() {
+        Ok(Kind::Commits)
+    } else {
+        bail!("{}: neither hunk records (hunk_label) nor commit records (author_date)", path.display())
+    }
+}
+
+/// Split position by rank among a project's commits sorted by date.
+pub fn split_of(rank: usize, n: usize) -> Split {
+    let f = (rank as f64 + 0.5) / n as f64;
+    if f < 0.7 {
+        Split::Train
+    } else if f < 0.8 {
+        Split::Calib
+    } else {
+        Split::Test
+    }
+}
+
+impl Dataset {
+    pub fn load(paths: &[impl AsRef<Path>]) -> Result<Dataset> {
+        let mut hunks: Vec<HunkRecord> = Vec::new();
+        let mut commits: Vec<CommitRecord> = Vec::new();
+        for path in paths {
+            let path = path.as_ref();
+            let mut reader = open(path)?;
+            let mut kind = None;
+            let mut line = String::new();
+            let mut n = 0usize;
+            loop {
+                line.clear();
+                let read = reader
+                    .read_line(&mut line)
+                    .with_context(|| format!("{}: read error after {n} records", path.display()))?;
+                if read == 0 {
+                    break;
+                }
+                n += 1;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let k = match &kind {
+                    Some(k) => k,
+                    None => kind.insert(kind_of(path, &line)?),
+                };
+                let ctx = || format!("{}: record {n} does not match the schema", path.display());
+                match k {
+                    Kind::Hunks => hunks.push(serde_json::from_str(&line).with_context(ctx)?),
+                    Kind::Commits => commits.push(serde_json::from_str(&line).with_context(ctx)?),
+                }
+            }
+        }
+        Ok(Self::assemble(hunks, commits))
+    }
+
+    fn assemble(hunks: Vec<HunkRecord>, commits: Vec<CommitRecord>) -> Dataset {
+        let mut by_project: HashMap<&str, Vec<&CommitRecord>> = HashMap::new();
+        for c in &commits {
+            by_project.entry(&c.project).or_default().push(c);
+        }
+        let mut split: HashMap<(String, String), Split> = HashMap::new();
+        let mut out = Dataset::default();
+        for (_, mut cs) in by_project {
+            cs.sort_by(|a, b| a.author_date.cmp(&b.author_date).then(a.commit_id.cmp(&b.commit_id)));
+            let n = cs.len();
+            for (rank, c) in cs.into_iter().enumerate() {
+                let s = split_of(rank, n);
+                split.insert((c.project.clone(), c.commit_id.clone()), s);
+                out.commits.push(Commit {
+                    project: c.project.clone(),
+                    id: c.commit_id.clone(),
+                    buggy: c.buggy,
+                    date: c.author_date,
+                    split: s,
+                });
+            }
+        }
+        for h in hunks {
+            let Ok(hunk) = Hunk::parse(&h.hunk_header, &h.hunk) else {
+                out.malformed += 1;
+                continue;
+            };
+            let s = split.get(&(h.project.clone(), h.commit_id.clone())).copied().unwrap_or(Split::All);
+            out.samples.push(Sample { project: h.project, commit: h.commit_id, path: h.file, hunk, label: h.hunk_label, split: s });
+        }
+        out
+    }
+
+    /// Whether a sample belongs to the requested split (`All` takes everything; samples
+    /// without commit dates belong only to `All`).
+    pub fn in_split(sample_split: Split, wanted: Split) -> bool {
+        wanted == Split::All || sample_split == wanted
+    }
+
+    pub fn has_dates(&self) -> bool {
+        self.samples.iter().any(|s| s.split != Split::All)
+    }
+}
+
+/// Reads all of a (possibly gzipped) file; used by tests that write fixtures.
+pub fn read_all(path: &Path) -> Result<String> {
+    let mut s = String::new();
+    open(path)?.read_to_string(&mut s)?;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_by_date_within_each_project() {
+        let commits: Vec<CommitRecord> = (0..10)
+            .map(|i| CommitRecord { commit_id: format!("c{i}"), project: "p".into(), buggy: i % 2 == 0, author_date: 100 - i })
+            .collect();
+        let hunks = vec![HunkRecord {
+            commit_id: "c9".into(),
+            project: "p".into(),
+            file: "a.rs".into(),
+            hunk_header: "@@ -1 +1 @@".into(),
+            hunk: "-a\n+b".into(),
+            hunk_label: 1,
+        }];
+        let d = Dataset::assemble(hunks, commits);
+        // c9 has the oldest date: it is in train.
+        assert_eq!(d.samples[0].split, Split::Train);
+        let test: Vec<_> = d.commits.iter().filter(|c| c.split == Split::Test).map(|c| c.id.as_str()).collect();
+        assert_eq!(test.len(), 2);
+        assert!(test.contains(&"c0") && test.contains(&"c1"));
+        assert_eq!(d.commits.iter().filter(|c| c.split == Split::Calib).count(), 1);
+    }
+}

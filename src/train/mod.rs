@@ -1,0 +1,479 @@
+//! Training and measuring the risk model: data loading, the training loop, calibration
+//! and evaluation metrics.
+//!
+//! `train` fits the tokenizer and the network on the train split, picks the epoch with
+//! the best calibration-split AUC, fits Platt scaling and the change combiner on the
+//! calibration split, and measures the test split with the same [`evaluate`] that
+//! `deepspark eval` prints. The test split is never used to fit anything. This module
+//! does not read git.
+
+pub mod data;
+pub mod metrics;
+pub mod rng;
+
+use crate::model::config::{ChangeCombiner, FORMAT, Platt, RiskConfig};
+use crate::model::net::{Batch, Mode};
+use crate::model::{self, RiskModel, weights};
+use crate::tokenize::{self, Encoded, Encoder, N_FEATURES};
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use data::{Dataset, Split};
+use rng::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub data: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub epochs: usize,
+    pub seed: u64,
+    pub d_model: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub d_ff: usize,
+    pub max_len: usize,
+    pub vocab: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub dropout: f32,
+    /// Projects left out of training and calibration entirely (to measure unseen code).
+    pub holdout: Vec<String>,
+    /// Use at most this many training hunks (a quick run); all when `None`.
+    pub max_train: Option<usize>,
+    pub resume: bool,
+    pub checkpoint_every: usize,
+}
+
+/// What `eval` prints and `metrics.json` stores.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct EvalReport {
+    pub split: String,
+    pub n: usize,
+    pub positives: usize,
+    pub auc: Option<f64>,
+    pub pr_auc: Option<f64>,
+    pub ece: Option<f64>,
+    pub brier: Option<f64>,
+    pub baseline_auc: Option<f64>,
+    pub n_added: usize,
+    pub auc_added: Option<f64>,
+    pub baseline_auc_added: Option<f64>,
+    pub commit_n: usize,
+    pub commit_auc: Option<f64>,
+    pub commit_baseline_auc: Option<f64>,
+    pub commit_ece: Option<f64>,
+    /// Hunk-level AUC per project (model, baseline).
+    pub projects: Vec<ProjectAuc>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProjectAuc {
+    pub project: String,
+    pub n: usize,
+    pub auc: Option<f64>,
+    pub baseline_auc: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    epoch: usize,
+    step_in_epoch: usize,
+    rng: Rng,
+    best_calib_auc: f64,
+    best_epoch: Option<usize>,
+}
+
+fn labelled(label: i8) -> bool {
+    label == 0 || label == 1
+}
+
+/// Scores `split` of `data` with `model` and computes every metric.
+pub fn evaluate(model: &RiskModel, data: &Dataset, split: Split) -> Result<EvalReport> {
+    let chosen: Vec<usize> =
+        (0..data.samples.len()).filter(|&i| Dataset::in_split(data.samples[i].split, split)).collect();
+    let inputs: Vec<model::ScoreInput> = chosen
+        .iter()
+        .map(|&i| model::ScoreInput { path: &data.samples[i].path, hunk: &data.samples[i].hunk })
+        .collect();
+    let bar = progress(inputs.len() as u64, "scoring");
+    let mut logits = Vec::with_capacity(inputs.len());
+    for chunk in inputs.chunks(512) {
+        let enc = model.encode(chunk)?;
+        logits.extend(model.forward_encoded(&enc)?.into_iter().map(|(l, _)| l));
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(report(model.config.calibration, model.config.change, data, &chosen, &logits, split))
+}
+
+fn report(platt: Platt, change: ChangeCombiner, data: &Dataset, chosen: &[usize], logits: &[f32], split: Split) -> EvalReport {
+    let mut r = EvalReport { split: format!("{split:?}").to_lowercase(), ..Default::default() };
+    let (mut p, mut y, mut base, mut p_add, mut y_add, mut base_add) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut per_project: HashMap<&str, (Vec<f32>, Vec<bool>, Vec<f32>)> = HashMap::new();
+    let mut per_commit: HashMap<(&str, &str), (Vec<f32>, usize)> = HashMap::new();
+    for (&i, &logit) in chosen.iter().zip(logits) {
+        let s = &data.samples[i];
+        let added = s.hunk.added();
+        let e = per_commit.entry((&s.project, &s.commit)).or_default();
+        e.0.push(logit);
+        e.1 += added;
+        if !labelled(s.label) {
+            continue;
+        }
+        let prob = platt.apply(logit);
+        let label = s.label == 1;
+        p.push(prob);
+        y.push(label);
+        base.push(added as f32);
+        if added > 0 {
+            p_add.push(prob);
+            y_add.push(label);
+            base_add.push(added as f32);
+        }
+        let pp = per_project.entry(&s.project).or_default();
+        pp.0.push(prob);
+        pp.1.push(label);
+        pp.2.push(added as f32);
+    }
+    r.n = p.len();
+    r.positives = y.iter().filter(|&&v| v).count();
+    r.auc = metrics::roc_auc(&p, &y);
+    r.pr_auc = metrics::pr_auc(&p, &y);
+    r.ece = metrics::ece(&p, &y, 10);
+    r.brier = metrics::brier(&p, &y);
+    r.baseline_auc = metrics::roc_auc(&base, &y);
+    r.n_added = p_add.len();
+    r.auc_added = metrics::roc_auc(&p_add, &y_add);
+    r.baseline_auc_added = metrics::roc_auc(&base_add, &y_add);
+    let mut projects: Vec<_> = per_project.into_iter().collect();
+    projects.sort_by(|a, b| a.0.cmp(b.0));
+    r.projects = projects
+        .into_iter()
+        .map(|(name, (p, y, b))| ProjectAuc {
+            project: name.to_string(),
+            n: p.len(),
+            auc: metrics::roc_auc(&p, &y),
+            baseline_auc: metrics::roc_auc(&b, &y),
+        })
+        .collect();
+    let buggy: HashMap<(&str, &str), bool> =
+        data.commits.iter().map(|c| ((c.project.as_str(), c.id.as_str()), c.buggy)).collect();
+    let (mut cp, mut cy, mut cb) = (vec![], vec![], vec![]);
+    for (key, (logits, added)) in &per_commit {
+        if let Some(&b) = buggy.get(key) {
+            cp.push(change.apply(logits));
+            cy.push(b);
+            cb.push(*added as f32);
+        }
+    }
+    r.commit_n = cp.len();
+    r.commit_auc = metrics::roc_auc(&cp, &cy);
+    r.commit_baseline_auc = metrics::roc_auc(&cb, &cy);
+    r.commit_ece = metrics::ece(&cp, &cy, 10);
+    r
+}
+
+fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// Overwrites candle's (unseedable) initial values with seeded ones, in name order.
+fn init_weights(varmap: &VarMap, rng: &mut Rng) -> Result<()> {
+    let mut vars: Vec<(String, candle_core::Var)> =
+        varmap.data().lock().expect("varmap lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, var) in vars {
+        let shape = var.shape().clone();
+        let n = shape.elem_count();
+        let values: Vec<f32> = if name.ends_with(".bias") {
+            vec![0.0; n]
+        } else if name.contains("ln1.") || name.contains("ln2.") || name.starts_with("norm.") {
+            vec![1.0; n]
+        } else {
+            (0..n).map(|_| rng.normal() * 0.02).collect()
+        };
+        var.set(&Tensor::from_vec(values, shape, var.device())?)?;
+    }
+    Ok(())
+}
+
+/// Groups indices into batches of similar length (less padding), in a seeded order.
+fn batches(indices: &[usize], encoded: &[Encoded], batch: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
+    let mut idx = indices.to_vec();
+    rng.shuffle(&mut idx);
+    let mut out = Vec::new();
+    for group in idx.chunks(batch * 64) {
+        let mut g = group.to_vec();
+        g.sort_by_key(|&i| encoded[i].ids.len());
+        out.extend(g.chunks(batch).map(|c| c.to_vec()));
+    }
+    rng.shuffle(&mut out);
+    out
+}
+
+fn logits_of(net: &model::net::RiskNet, encoded: &[&Encoded], device: &Device) -> Result<Vec<f32>> {
+    let mut order: Vec<usize> = (0..encoded.len()).collect();
+    order.sort_by_key(|&i| encoded[i].ids.len());
+    let mut out = vec![0f32; encoded.len()];
+    for chunk in order.chunks(64) {
+        let items: Vec<&Encoded> = chunk.iter().map(|&i| encoded[i]).collect();
+        let o = net.forward(&Batch::new(&items, device)?, &mut Mode::Infer)?;
+        for (k, l) in o.logits.to_vec1::<f32>()?.into_iter().enumerate() {
+            out[chunk[k]] = l;
+        }
+    }
+    Ok(out)
+}
+
+pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create {}", opts.out.display()))?;
+    let t0 = Instant::now();
+    let mut data = Dataset::load(&opts.data)?;
+    if !opts.holdout.is_empty() {
+        data.samples.retain(|s| !opts.holdout.contains(&s.project));
+        data.commits.retain(|c| !opts.holdout.contains(&c.project));
+    }
+    if !data.has_dates() {
+        bail!("training needs commit records (*.commits.jsonl) to split hunks by date; pass them with --data");
+    }
+    let mut rng = Rng::new(opts.seed);
+    let mut train_idx: Vec<usize> = (0..data.samples.len())
+        .filter(|&i| data.samples[i].split == Split::Train && labelled(data.samples[i].label))
+        .collect();
+    if let Some(max) = opts.max_train {
+        let mut r = Rng::new(opts.seed ^ 0xA5A5);
+        r.shuffle(&mut train_idx);
+        train_idx.truncate(max);
+        train_idx.sort();
+    }
+    let calib_all: Vec<usize> = (0..data.samples.len()).filter(|&i| data.samples[i].split == Split::Calib).collect();
+    let calib_idx: Vec<usize> = calib_all.iter().copied().filter(|&i| labelled(data.samples[i].label)).collect();
+    if train_idx.is_empty() || calib_idx.is_empty() {
+        bail!("not enough labelled hunks: {} in train, {} in calibration", train_idx.len(), calib_idx.len());
+    }
+    eprintln!(
+        "deepspark: {} hunks loaded ({} malformed skipped); train {} / calibration {} labelled hunks [{:.1}s]",
+        data.samples.len(),
+        data.malformed,
+        train_idx.len(),
+        calib_idx.len(),
+        t0.elapsed().as_secs_f64()
+    );
+
+    // Tokenizer: trained on the training split only.
+    let tok_path = opts.out.join(weights::TOKENIZER);
+    let tokenizer = if opts.resume && tok_path.exists() {
+        tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?
+    } else {
+        let mut sample = train_idx.clone();
+        Rng::new(opts.seed ^ 0x70C).shuffle(&mut sample);
+        sample.truncate(40_000);
+        sample.sort();
+        let texts: Vec<String> =
+            sample.iter().map(|&i| tokenize::training_text(&data.samples[i].path, &data.samples[i].hunk)).collect();
+        let tok = tokenize::train_tokenizer(texts.into_iter(), opts.vocab)?;
+        tok.save(&tok_path, false).map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?;
+        tok
+    };
+    let encoder = Encoder::new(tokenizer, opts.max_len);
+    eprintln!("deepspark: tokenizer ready, {} tokens [{:.1}s]", encoder.vocab_size(), t0.elapsed().as_secs_f64());
+
+    // Encode every hunk the run needs, once.
+    let mut needed: Vec<usize> = train_idx.iter().chain(&calib_all).copied().collect();
+    needed.sort();
+    needed.dedup();
+    let mut encoded: Vec<Encoded> = Vec::with_capacity(data.samples.len());
+    let mut slot = vec![usize::MAX; data.samples.len()];
+    for &i in &needed {
+        slot[i] = encoded.len();
+        encoded.push(encoder.encode(&data.samples[i].path, &data.samples[i].hunk)?);
+    }
+    let labels: Vec<f32> = needed.iter().map(|&i| data.samples[i].label.max(0) as f32).collect();
+    let train_slots: Vec<usize> = train_idx.iter().map(|&i| slot[i]).collect();
+    let calib_slots: Vec<usize> = calib_idx.iter().map(|&i| slot[i]).collect();
+    eprintln!("deepspark: {} hunks encoded [{:.1}s]", encoded.len(), t0.elapsed().as_secs_f64());
+
+    let mut cfg = RiskConfig {
+        format: FORMAT.into(),
+        vocab_size: encoder.vocab_size(),
+        d_model: opts.d_model,
+        n_layers: opts.n_layers,
+        n_heads: opts.n_heads,
+        d_ff: opts.d_ff,
+        max_len: opts.max_len,
+        n_features: N_FEATURES,
+        calibration: Platt::IDENTITY,
+        change: ChangeCombiner::MAX,
+    };
+    cfg.validate()?;
+    let mut varmap = VarMap::new();
+    let net = model::build(&cfg, &varmap, device)?;
+    init_weights(&varmap, &mut rng)?;
+
+    let ckpt_path = opts.out.join("checkpoint.safetensors");
+    let ckpt_json = opts.out.join("checkpoint.json");
+    let best_path = opts.out.join("best.safetensors");
+    let mut state = Checkpoint { epoch: 0, step_in_epoch: 0, rng, best_calib_auc: f64::NEG_INFINITY, best_epoch: None };
+    if opts.resume && ckpt_json.exists() {
+        state = serde_json::from_slice(&std::fs::read(&ckpt_json)?)?;
+        varmap.load(&ckpt_path)?;
+        eprintln!("deepspark: resumed at epoch {} step {} (optimizer moments restart)", state.epoch + 1, state.step_in_epoch);
+    }
+
+    let params = ParamsAdamW { lr: opts.lr, weight_decay: opts.weight_decay, ..Default::default() };
+    let mut opt = AdamW::new(varmap.all_vars(), params)?;
+    let steps_per_epoch = train_slots.len().div_ceil(opts.batch);
+    let total_steps = steps_per_epoch * opts.epochs;
+    let warmup = (total_steps / 20).clamp(1, 300);
+    let calib_enc: Vec<&Encoded> = calib_slots.iter().map(|&s| &encoded[s]).collect();
+    let calib_y: Vec<bool> = calib_slots.iter().map(|&s| labels[s] > 0.5).collect();
+
+    while state.epoch < opts.epochs {
+        let epoch = state.epoch;
+        let mut order_rng = Rng::new(opts.seed.wrapping_add(1000 + epoch as u64));
+        let plan = batches(&train_slots, &encoded, opts.batch, &mut order_rng);
+        let bar = progress(plan.len() as u64, &format!("epoch {}/{}", epoch + 1, opts.epochs));
+        bar.set_position(state.step_in_epoch as u64);
+        let (mut ema, mut seen, t_epoch) = (None::<f32>, 0usize, Instant::now());
+        for step in state.step_in_epoch..plan.len() {
+            let global = epoch * steps_per_epoch + step;
+            let lr = if global < warmup {
+                opts.lr * (global + 1) as f64 / warmup as f64
+            } else {
+                let f = (global - warmup) as f64 / (total_steps - warmup).max(1) as f64;
+                opts.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * f).cos()))
+            };
+            opt.set_learning_rate(lr);
+            let items: Vec<&Encoded> = plan[step].iter().map(|&s| &encoded[s]).collect();
+            let y: Vec<f32> = plan[step].iter().map(|&s| labels[s]).collect();
+            let batch = Batch::new(&items, device)?;
+            let target = Tensor::from_vec(y, items.len(), device)?;
+            let out = net.forward(&batch, &mut Mode::Train { dropout: opts.dropout, rng: &mut state.rng })?;
+            let loss = candle_nn::loss::binary_cross_entropy_with_logit(&out.logits, &target)?;
+            opt.backward_step(&loss)?;
+            let l = loss.to_scalar::<f32>()?;
+            ema = Some(ema.map_or(l, |e| 0.98 * e + 0.02 * l));
+            seen += items.len();
+            let rate = seen as f64 / t_epoch.elapsed().as_secs_f64();
+            bar.set_message(format!("loss {:.4} {:.0} hunks/s", ema.unwrap_or(l), rate));
+            bar.inc(1);
+            if !bar.is_hidden() || (step + 1) % 100 != 0 {
+            } else {
+                eprintln!(
+                    "epoch {} step {}/{} loss {:.4} {:.0} hunks/s lr {:.2e} [{:.0}s]",
+                    epoch + 1, step + 1, plan.len(), ema.unwrap_or(l), rate, lr, t0.elapsed().as_secs_f64()
+                );
+            }
+            if (step + 1) % opts.checkpoint_every == 0 {
+                state.step_in_epoch = step + 1;
+                varmap.save(&ckpt_path)?;
+                std::fs::write(&ckpt_json, serde_json::to_vec(&state)?)?;
+            }
+        }
+        bar.finish_and_clear();
+        let logits = logits_of(&net, &calib_enc, device)?;
+        let auc = metrics::roc_auc(&logits, &calib_y).unwrap_or(0.5);
+        eprintln!("deepspark: epoch {} done, calibration AUC {auc:.4} [{:.0}s]", epoch + 1, t0.elapsed().as_secs_f64());
+        if auc > state.best_calib_auc {
+            state.best_calib_auc = auc;
+            state.best_epoch = Some(epoch);
+            varmap.save(&best_path)?;
+        }
+        state.epoch += 1;
+        state.step_in_epoch = 0;
+        varmap.save(&ckpt_path)?;
+        std::fs::write(&ckpt_json, serde_json::to_vec(&state)?)?;
+    }
+
+    // Calibrate the best epoch's weights on the calibration split.
+    varmap.load(&best_path)?;
+    let calib_logits = logits_of(&net, &calib_enc, device)?;
+    let xs: Vec<Vec<f64>> = calib_logits.iter().map(|&l| vec![l as f64]).collect();
+    let (w, b) = metrics::fit_logistic(&xs, &calib_y, 1e-3);
+    cfg.calibration = Platt { a: w[0] as f32, b: b as f32 };
+    cfg.change = fit_change_combiner(&net, &data, &calib_all, &slot, &encoded, device)?;
+    cfg.validate()?;
+
+    save(&varmap, &cfg, &opts.out)?;
+    for p in [&ckpt_path, &ckpt_json, &best_path] {
+        let _ = std::fs::remove_file(p);
+    }
+    let model = RiskModel::load(&weights::ModelFiles::read_dir(&opts.out)?, device)?;
+    let test = evaluate(&model, &data, Split::Test)?;
+    let calib = evaluate(&model, &data, Split::Calib)?;
+    let metrics = serde_json::json!({
+        "best_epoch": state.best_epoch.map(|e| e + 1),
+        "epochs": opts.epochs,
+        "seed": opts.seed,
+        "holdout": opts.holdout,
+        "train_hunks": train_idx.len(),
+        "parameters": cfg.param_count(),
+        "train_seconds": t0.elapsed().as_secs_f64(),
+        "calibration": calib,
+        "test": test,
+    });
+    std::fs::write(opts.out.join("metrics.json"), serde_json::to_string_pretty(&metrics)? + "\n")?;
+    Ok(test)
+}
+
+fn fit_change_combiner(
+    net: &model::net::RiskNet,
+    data: &Dataset,
+    calib_all: &[usize],
+    slot: &[usize],
+    encoded: &[Encoded],
+    device: &Device,
+) -> Result<ChangeCombiner> {
+    let enc: Vec<&Encoded> = calib_all.iter().map(|&i| &encoded[slot[i]]).collect();
+    let logits = logits_of(net, &enc, device)?;
+    let mut per_commit: HashMap<(&str, &str), Vec<f32>> = HashMap::new();
+    for (&i, &l) in calib_all.iter().zip(&logits) {
+        per_commit.entry((&data.samples[i].project, &data.samples[i].commit)).or_default().push(l);
+    }
+    let buggy: HashMap<(&str, &str), bool> =
+        data.commits.iter().map(|c| ((c.project.as_str(), c.id.as_str()), c.buggy)).collect();
+    let (mut xs, mut ys) = (vec![], vec![]);
+    let mut keys: Vec<_> = per_commit.keys().copied().collect();
+    keys.sort();
+    for key in keys {
+        if let Some(&b) = buggy.get(&key) {
+            xs.push(ChangeCombiner::features(&per_commit[&key]).iter().map(|&v| v as f64).collect());
+            ys.push(b);
+        }
+    }
+    if ys.iter().all(|&b| b) || ys.iter().all(|&b| !b) {
+        return Ok(ChangeCombiner::MAX);
+    }
+    let (w, b) = metrics::fit_logistic(&xs, &ys, 1e-3);
+    Ok(ChangeCombiner { w_max: w[0] as f32, w_mean: w[1] as f32, w_count: w[2] as f32, bias: b as f32 })
+}
+
+/// Writes `config.json` and `model.safetensors` (f32) next to the tokenizer.
+pub fn save(varmap: &VarMap, cfg: &RiskConfig, dir: &Path) -> Result<()> {
+    let tensors: HashMap<String, Tensor> = varmap
+        .data()
+        .lock()
+        .expect("varmap lock")
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(DType::F32)?)))
+        .collect::<candle_core::Result<_>>()?;
+    candle_core::safetensors::save(&tensors, dir.join(weights::WEIGHTS))?;
+    std::fs::write(dir.join(weights::CONFIG), serde_json::to_string_pretty(cfg)? + "\n")?;
+    Ok(())
+}
