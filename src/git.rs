@@ -73,6 +73,13 @@ fn bad_rev(repo: &Repository, rev: &str, e: git2::Error) -> GitError {
     GitError::BadRevision { rev: rev.to_string(), msg: e.message().to_string() }
 }
 
+fn is_shallow_boundary(repo: &Repository, id: Oid) -> bool {
+    repo.is_shallow()
+        && std::fs::read_to_string(repo.commondir().join("shallow"))
+            .map(|s| s.lines().any(|l| l.trim() == id.to_string()))
+            .unwrap_or(false)
+}
+
 /// HEAD's tree, or `None` on an unborn branch (diffs are then against the empty tree).
 fn head_tree(repo: &Repository) -> Result<Option<Tree<'_>>, GitError> {
     match repo.head() {
@@ -95,6 +102,11 @@ pub fn diff(repo: &Repository, req: &Request) -> Result<Change, GitError> {
         let id = commit_id(repo, rev)?;
         let commit = repo.find_commit(id)?;
         let parent = if commit.parent_count() == 0 {
+            // In a shallow clone the boundary commits look parentless: refuse rather than
+            // review the whole tree as "added".
+            if is_shallow_boundary(repo, id) {
+                return Err(GitError::Shallow { what: format!("the parent of {rev}") });
+            }
             None
         } else {
             match commit.parent(0) {
@@ -210,9 +222,12 @@ fn file_diff(repo: &Repository, d: &git2::Diff, i: usize) -> Result<FileDiff, Gi
     let patch = git2::Patch::from_diff(d, i)?;
     let binary = delta.flags().is_binary() || o.is_binary() || n.is_binary();
     let Some(patch) = patch.filter(|_| !binary) else {
-        let attr = repo.get_attr(Path::new(&shown), "diff", git2::AttrCheckFlags::FILE_THEN_INDEX).ok().flatten();
-        let binary_attr = repo.get_attr(Path::new(&shown), "binary", git2::AttrCheckFlags::FILE_THEN_INDEX).ok().flatten();
-        file.skip = Some(if attr == Some("false") || git2::AttrValue::from_string(binary_attr) == git2::AttrValue::True {
+        let attr = |name: &str| {
+            git2::AttrValue::from_string(
+                repo.get_attr(Path::new(&shown), name, git2::AttrCheckFlags::FILE_THEN_INDEX).ok().flatten(),
+            )
+        };
+        file.skip = Some(if attr("diff") == git2::AttrValue::False || attr("binary") == git2::AttrValue::True {
             Skip::Attributes
         } else {
             Skip::Binary

@@ -139,7 +139,7 @@ impl RiskConfig {
     }
 }
 
-#[cfg(test)]
+/// A tiny configuration for tests and benchmarks (never shipped).
 pub fn tiny(vocab_size: usize) -> RiskConfig {
     RiskConfig {
         format: FORMAT.into(),

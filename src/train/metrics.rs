@@ -167,11 +167,11 @@ mod tests {
 
     #[test]
     fn ece_and_brier_on_a_hand_made_set() {
-        // Bin [0.2,0.3): two at 0.25, one positive -> |0.5 - 0.5| = 0.
+        // Bin [0.2,0.3): two at 0.25, one positive -> |0.5 - 1| / 4 = 0.125.
         // Bin [0.9,1.0]: two at 0.95, none positive -> |1.9 - 0| / 4 = 0.475.
         let p = [0.25, 0.25, 0.95, 0.95];
         let y = [true, false, false, false];
-        assert!((ece(&p, &y, 10).unwrap() - 0.475).abs() < 1e-6);
+        assert!((ece(&p, &y, 10).unwrap() - 0.6).abs() < 1e-6);
         let b = brier(&p, &y).unwrap();
         let expect = (0.75f64.powi(2) + 0.25f64.powi(2) + 2.0 * 0.95f64.powi(2)) / 4.0;
         assert!((b - expect).abs() < 1e-6);

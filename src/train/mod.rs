@@ -213,6 +213,14 @@ fn init_weights(varmap: &VarMap, rng: &mut Rng) -> Result<()> {
     Ok(())
 }
 
+/// A fresh network with seeded initial weights, and the variables that hold them.
+pub fn init_model(cfg: &RiskConfig, rng: &mut Rng, device: &Device) -> Result<(VarMap, model::net::RiskNet)> {
+    let varmap = VarMap::new();
+    let net = model::build(cfg, &varmap, device)?;
+    init_weights(&varmap, rng)?;
+    Ok((varmap, net))
+}
+
 /// Groups indices into batches of similar length (less padding), in a seeded order.
 fn batches(indices: &[usize], encoded: &[Encoded], batch: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
     let mut idx = indices.to_vec();
@@ -322,9 +330,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         change: ChangeCombiner::MAX,
     };
     cfg.validate()?;
-    let mut varmap = VarMap::new();
-    let net = model::build(&cfg, &varmap, device)?;
-    init_weights(&varmap, &mut rng)?;
+    let (mut varmap, net) = init_model(&cfg, &mut rng, device)?;
 
     let ckpt_path = opts.out.join("checkpoint.safetensors");
     let ckpt_json = opts.out.join("checkpoint.json");
@@ -476,4 +482,145 @@ pub fn save(varmap: &VarMap, cfg: &RiskConfig, dir: &Path) -> Result<()> {
     candle_core::safetensors::save(&tensors, dir.join(weights::WEIGHTS))?;
     std::fs::write(dir.join(weights::CONFIG), serde_json::to_string_pretty(cfg)? + "\n")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::Hunk;
+    use crate::model::weights::ModelFiles;
+    use crate::model::net::RiskNet;
+    use crate::model::{ScoreInput, Scorer};
+
+    fn corpus() -> Vec<(String, Hunk, f32)> {
+        // Risky hunks use `unsafe`/`unwrap`, clean ones add comments: learnable.
+        (0..64)
+            .map(|i| {
+                let risky = i % 2 == 0;
+                let body = if risky {
+                    format!("-    let a = {i};\n+    let a = unsafe {{ ptr.add({i}).read() }}.unwrap();")
+                } else {
+                    format!("-    // old note {i}\n+    // a clearer note {i}")
+                };
+                (format!("src/f{i}.rs"), Hunk::parse("@@ -1,1 +1,1 @@", &body).unwrap(), risky as u8 as f32)
+            })
+            .collect()
+    }
+
+    fn tiny_encoder() -> Encoder {
+        let texts = corpus().into_iter().map(|(p, h, _)| tokenize::training_text(&p, &h)).collect::<Vec<_>>();
+        Encoder::new(tokenize::train_tokenizer(texts.into_iter(), 300).unwrap(), 64)
+    }
+
+    fn tiny_cfg(enc: &Encoder) -> RiskConfig {
+        crate::model::config::tiny(enc.vocab_size())
+    }
+
+    fn loss_of(net: &model::net::RiskNet, batch: &Batch, y: &Tensor) -> f32 {
+        let o = net.forward(batch, &mut Mode::Infer).unwrap();
+        candle_nn::loss::binary_cross_entropy_with_logit(&o.logits, y).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn tiny_model_gives_finite_probabilities() {
+        let enc = tiny_encoder();
+        let cfg = tiny_cfg(&enc);
+        let (_vm, net) = init_model(&cfg, &mut Rng::new(1), &Device::Cpu).unwrap();
+        let model = RiskModel::from_parts(cfg, net, enc, Device::Cpu, "test");
+        let data = corpus();
+        let inputs: Vec<ScoreInput> = data.iter().map(|(p, h, _)| ScoreInput { path: p, hunk: h }).collect();
+        let scores = model.score(&inputs).unwrap();
+        assert_eq!(scores.len(), inputs.len());
+        for s in &scores {
+            assert!(s.risk.is_finite() && (0.0..=1.0).contains(&s.risk));
+            assert_eq!(s.line_weights.len(), 2);
+        }
+        let r = model.change_risk(&scores);
+        assert!((0.0..=1.0).contains(&r));
+    }
+
+    #[test]
+    fn training_lowers_the_loss_and_every_variable_gets_a_gradient() {
+        let enc = tiny_encoder();
+        let cfg = tiny_cfg(&enc);
+        let dev = Device::Cpu;
+        let (varmap, net) = init_model(&cfg, &mut Rng::new(2), &dev).unwrap();
+        let data = corpus();
+        let encoded: Vec<Encoded> = data.iter().map(|(p, h, _)| enc.encode(p, h).unwrap()).collect();
+        let items: Vec<&Encoded> = encoded.iter().collect();
+        let batch = Batch::new(&items, &dev).unwrap();
+        let y = Tensor::from_vec(data.iter().map(|d| d.2).collect::<Vec<_>>(), data.len(), &dev).unwrap();
+
+        // Every variable receives a non-zero gradient in training mode (the fused
+        // softmax/layer-norm would leave the attention and norm weights without one).
+        let mut rng = Rng::new(3);
+        let out = net.forward(&batch, &mut Mode::Train { dropout: 0.0, rng: &mut rng }).unwrap();
+        let loss = candle_nn::loss::binary_cross_entropy_with_logit(&out.logits, &y).unwrap();
+        let grads = loss.backward().unwrap();
+        let vars = varmap.data().lock().unwrap();
+        assert_eq!(vars.len(), RiskNet::expected_tensors(&cfg).len());
+        for (name, var) in vars.iter() {
+            let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}"));
+            let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(norm > 0.0, "zero gradient for {name}");
+        }
+        drop(vars);
+
+        let before = loss_of(&net, &batch, &y);
+        let mut opt = AdamW::new(varmap.all_vars(), ParamsAdamW { lr: 3e-3, ..Default::default() }).unwrap();
+        for _ in 0..30 {
+            let out = net.forward(&batch, &mut Mode::Train { dropout: 0.1, rng: &mut rng }).unwrap();
+            let loss = candle_nn::loss::binary_cross_entropy_with_logit(&out.logits, &y).unwrap();
+            opt.backward_step(&loss).unwrap();
+        }
+        let after = loss_of(&net, &batch, &y);
+        assert!(after < before * 0.8, "loss {before} -> {after}");
+    }
+
+    #[test]
+    fn train_and_infer_modes_agree_without_dropout() {
+        let enc = tiny_encoder();
+        let cfg = tiny_cfg(&enc);
+        let (_vm, net) = init_model(&cfg, &mut Rng::new(4), &Device::Cpu).unwrap();
+        let data = corpus();
+        let encoded: Vec<Encoded> = data.iter().map(|(p, h, _)| enc.encode(p, h).unwrap()).collect();
+        let items: Vec<&Encoded> = encoded.iter().collect();
+        let batch = Batch::new(&items, &Device::Cpu).unwrap();
+        let a = net.forward(&batch, &mut Mode::Infer).unwrap().logits.to_vec1::<f32>().unwrap();
+        let mut rng = Rng::new(5);
+        let b = net.forward(&batch, &mut Mode::Train { dropout: 0.0, rng: &mut rng }).unwrap().logits.to_vec1::<f32>().unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let enc = tiny_encoder();
+        let cfg = tiny_cfg(&enc);
+        let dir = tempfile::tempdir().unwrap();
+        let (varmap, net) = init_model(&cfg, &mut Rng::new(6), &Device::Cpu).unwrap();
+        save(&varmap, &cfg, dir.path()).unwrap();
+        enc.tokenizer().save(dir.path().join(weights::TOKENIZER), false).unwrap();
+        let loaded = RiskModel::load(&ModelFiles::read_dir(dir.path()).unwrap(), &Device::Cpu).unwrap();
+        assert_eq!(loaded.config, cfg);
+        let original = RiskModel::from_parts(cfg, net, enc, Device::Cpu, "mem");
+        let data = corpus();
+        let inputs: Vec<ScoreInput> = data.iter().map(|(p, h, _)| ScoreInput { path: p, hunk: h }).collect();
+        let a = original.score(&inputs).unwrap();
+        let b = loaded.score(&inputs).unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x.logit - y.logit).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn same_seed_same_initial_weights() {
+        let enc = tiny_encoder();
+        let cfg = tiny_cfg(&enc);
+        let (a, _) = init_model(&cfg, &mut Rng::new(7), &Device::Cpu).unwrap();
+        let (b, _) = init_model(&cfg, &mut Rng::new(7), &Device::Cpu).unwrap();
+        let get = |vm: &VarMap| vm.data().lock().unwrap()["tok.weight"].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(get(&a), get(&b));
+    }
 }

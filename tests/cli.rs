@@ -1,0 +1,13 @@
+//! One integration test binary (linked once): end-to-end behaviour of the `deepspark`
+//! command on temporary git repositories built by the tests themselves.
+
+#[path = "cli/common.rs"]
+mod common;
+#[path = "cli/errors.rs"]
+mod errors;
+#[path = "cli/model.rs"]
+mod model;
+#[path = "cli/review.rs"]
+mod review;
+#[path = "cli/train.rs"]
+mod train;

@@ -1,0 +1,119 @@
+//! Test fixtures: temporary repositories with fixed author and time, and a tiny model.
+
+use assert_cmd::Command;
+use deepspark::model::config::tiny;
+use deepspark::tokenize::{self, Encoder};
+use deepspark::train::rng::Rng;
+use git2::{Oid, Repository, Signature, Time};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// A tiny seeded model written once per test process (weights are random by design:
+/// these tests check the pipeline, not the model's quality).
+pub fn tiny_model() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("deepspark-tiny-model").tempdir().unwrap().keep();
+        let texts = (0..40).map(|i| format!("fn f{i}() {{ let x = {i}; }}\n// note\nprintln!(\"{{}}\", x);\n"));
+        let tok = tokenize::train_tokenizer(texts, 300).unwrap();
+        let enc = Encoder::new(tok, 64);
+        let cfg = tiny(enc.vocab_size());
+        let (varmap, _) =
+            deepspark::train::init_model(&cfg, &mut Rng::new(42), &candle_core::Device::Cpu).unwrap();
+        deepspark::train::save(&varmap, &cfg, &dir).unwrap();
+        enc.tokenizer().save(dir.join("tokenizer.json"), false).unwrap();
+        dir
+    })
+}
+
+pub struct Repo {
+    pub dir: tempfile::TempDir,
+    pub repo: Repository,
+    tick: std::cell::Cell<i64>,
+}
+
+impl Repo {
+    pub fn new() -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        repo.set_head("refs/heads/main").unwrap();
+        Repo { dir, repo, tick: std::cell::Cell::new(0) }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, path: &str, content: impl AsRef<[u8]>) {
+        let p = self.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    pub fn remove(&self, path: &str) {
+        std::fs::remove_file(self.path().join(path)).unwrap();
+    }
+
+    /// Stages everything (additions, changes and deletions).
+    pub fn stage_all(&self) {
+        let mut index = self.repo.index().unwrap();
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+        index.update_all(["*"], None).unwrap();
+        index.write().unwrap();
+    }
+
+    pub fn commit(&self, msg: &str) -> Oid {
+        self.stage_all();
+        let mut index = self.repo.index().unwrap();
+        let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
+        self.tick.set(self.tick.get() + 60);
+        let sig = Signature::new("Test", "test@example.com", &Time::new(1_700_000_000 + self.tick.get(), 0)).unwrap();
+        let parents: Vec<git2::Commit> = match self.repo.head() {
+            Ok(h) => vec![h.peel_to_commit().unwrap()],
+            Err(_) => vec![],
+        };
+        let refs: Vec<&git2::Commit> = parents.iter().collect();
+        self.repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &refs).unwrap()
+    }
+
+    pub fn cmd(&self) -> Command {
+        cmd_in(self.path())
+    }
+}
+
+/// `deepspark` run in `dir` with a clean environment and the tiny model.
+pub fn cmd_in(dir: &Path) -> Command {
+    let mut c = Command::cargo_bin("deepspark").unwrap();
+    c.current_dir(dir)
+        .env_remove("NO_COLOR")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .env("DEEPSPARK_MODEL", tiny_model());
+    c
+}
+
+pub fn json_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Paths of the files in a JSON report.
+pub fn paths(v: &serde_json::Value) -> Vec<String> {
+    v["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap().to_string()).collect()
+}
+
+pub fn file<'a>(v: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
+    v["files"].as_array().unwrap().iter().find(|f| f["path"] == path).unwrap_or_else(|| panic!("{path} not in report"))
+}
+
+/// A repository with two commits: `a.rs` created, then changed.
+pub fn two_commits() -> Repo {
+    let r = Repo::new();
+    r.write("a.rs", "fn main() {\n    println!(\"hi\");\n}\n");
+    r.commit("first");
+    r.write("a.rs", "fn main() {\n    let v = vec![1, 2];\n    println!(\"{}\", v[3]);\n}\n");
+    r.commit("second");
+    r
+}

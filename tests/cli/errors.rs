@@ -1,0 +1,132 @@
+//! Errors are clear, exit 2, and leave the repository exactly as it was.
+
+use crate::common::*;
+use predicates::str::contains;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[test]
+fn invalid_and_hostile_revisions_exit_2_with_a_hint() {
+    let r = two_commits();
+    for rev in ["nope", "HEAD~99", "HEAD@{-1}x", "a..b..c", "...nope", "\u{1b}[31m", ":/no such message"] {
+        r.cmd()
+            .args(["review", rev])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(contains("deepspark: error:"));
+    }
+    r.cmd().args(["review", "nope"]).assert().code(2).stderr(contains("hint:"));
+    r.cmd().args(["review", "a", "b", "c"]).assert().code(2).stderr(contains("too many revisions"));
+}
+
+#[test]
+fn outside_a_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    cmd_in(dir.path())
+        .env("GIT_CEILING_DIRECTORIES", dir.path().parent().unwrap())
+        .args(["review"])
+        .assert()
+        .code(2)
+        .stderr(contains("not inside a git repository"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let r = two_commits();
+    r.cmd().args(["review", "--lgtm", "1.5"]).assert().code(2);
+    r.cmd().args(["review", "--format", "xml"]).assert().code(2);
+    r.cmd().args(["review", "--lgtm", "0.5", "--reject", "0.9"]).assert().code(2).stderr(contains("--reject"));
+}
+
+/// Every file under `root` (bytes and Unix mode), for before/after comparisons.
+fn snapshot(root: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let meta = std::fs::symlink_metadata(e.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                #[cfg(unix)]
+                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+                #[cfg(not(unix))]
+                let mode = 0;
+                let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+                out.insert(rel, (std::fs::read(e.path()).unwrap_or_default(), mode));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn review_never_changes_the_work_tree_index_refs_config_or_hooks() {
+    let r = two_commits();
+    r.write("a.rs", "fn main() { /* uncommitted */ }\n");
+    r.write("new_untracked.rs", "fn x() {}\n");
+    let before = snapshot(r.path());
+    for args in [
+        vec!["review"],
+        vec!["review", "--staged"],
+        vec!["review", "HEAD~1", "--format", "json"],
+        vec!["review", "HEAD~1..HEAD", "--lgtm", "1", "--reject", "1"],
+        vec!["review", "no-such-rev"],
+        vec!["review", "--model", "/no/such/dir", "HEAD~1"],
+    ] {
+        let _ = r.cmd().args(&args).output().unwrap();
+        assert_eq!(snapshot(r.path()), before, "`deepspark {}` changed the repository", args.join(" "));
+    }
+}
+
+#[test]
+fn broken_pipe_exits_quietly() {
+    use std::process::{Command, Stdio};
+    let r = Repo::new();
+    let big: String = (0..3000).map(|i| format!("int v{i} = {i};\n")).collect();
+    r.write("big.c", "");
+    r.commit("one");
+    r.write("big.c", big);
+    r.commit("two");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("deepspark"))
+        .current_dir(r.path())
+        .env("DEEPSPARK_MODEL", tiny_model())
+        .args(["review", "HEAD~1..HEAD", "--color", "never"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away, like `| head -0`
+    let out = child.wait_with_output().unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "status {:?}", out.status);
+    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn shallow_clone_says_to_fetch_more_history() {
+    let r = two_commits();
+    r.write("a.rs", "fn main() {}\n");
+    r.commit("third");
+    let parent = tempfile::tempdir().unwrap();
+    let shallow = parent.path().join("shallow");
+    // libgit2's local transport cannot make shallow clones: use git itself.
+    let url = format!("file://{}", r.path().display());
+    let ok = std::process::Command::new("git")
+        .args(["clone", "-q", "--depth", "1", &url])
+        .arg(&shallow)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", parent.path())
+        .status()
+        .expect("git is installed");
+    assert!(ok.success());
+    cmd_in(&shallow)
+        .args(["review", "--commit", "HEAD"])
+        .assert()
+        .code(2)
+        .stderr(contains("shallow").and(contains("fetch")));
+    cmd_in(&shallow).args(["review", "HEAD~1"]).assert().code(2).stderr(contains("shallow"));
+}
+
+use predicates::prelude::*;

@@ -1,0 +1,77 @@
+//! Model loading: hostile or broken weights give a clear error naming the file, exit 2.
+
+use crate::common::*;
+use predicates::str::contains;
+use std::path::Path;
+
+fn copy_model(to: &Path) {
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(tiny_model().join(f), to.join(f)).unwrap();
+    }
+}
+
+fn review_with(model: &Path) -> assert_cmd::assert::Assert {
+    let r = two_commits();
+    r.cmd().args(["review", "HEAD~1"]).arg("--model").arg(model).assert()
+}
+
+#[test]
+fn truncated_weights() {
+    let d = tempfile::tempdir().unwrap();
+    copy_model(d.path());
+    let w = std::fs::read(d.path().join("model.safetensors")).unwrap();
+    std::fs::write(d.path().join("model.safetensors"), &w[..w.len() / 2]).unwrap();
+    review_with(d.path()).code(2).stderr(contains("model.safetensors"));
+}
+
+#[test]
+fn lying_safetensors_headers() {
+    let d = tempfile::tempdir().unwrap();
+    copy_model(d.path());
+    let path = d.path().join("model.safetensors");
+    // Header length far beyond the file.
+    let mut w = std::fs::read(&path).unwrap();
+    w[..8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+    std::fs::write(&path, &w).unwrap();
+    review_with(d.path()).code(2).stderr(contains("model.safetensors"));
+    // Offsets out of range.
+    let header = r#"{"tok.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4000000]}}"#;
+    let mut w = (header.len() as u64).to_le_bytes().to_vec();
+    w.extend_from_slice(header.as_bytes());
+    w.extend_from_slice(&[0u8; 4]);
+    std::fs::write(&path, &w).unwrap();
+    review_with(d.path()).code(2).stderr(contains("model.safetensors"));
+    // Garbage.
+    std::fs::write(&path, b"not a model").unwrap();
+    review_with(d.path()).code(2).stderr(contains("model.safetensors"));
+}
+
+#[test]
+fn wrong_shapes_and_absurd_configs_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    copy_model(d.path());
+    let cfg_path = d.path().join("config.json");
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    let mut wrong = cfg.clone();
+    wrong["d_ff"] = 48.into();
+    std::fs::write(&cfg_path, wrong.to_string()).unwrap();
+    review_with(d.path()).code(2).stderr(contains("shape"));
+    let mut absurd = cfg.clone();
+    absurd["d_model"] = 1_000_000_000u64.into();
+    std::fs::write(&cfg_path, absurd.to_string()).unwrap();
+    review_with(d.path()).code(2).stderr(contains("config.json").and(contains("out of range")));
+    let mut unknown = cfg;
+    unknown["surprise"] = 1.into();
+    std::fs::write(&cfg_path, unknown.to_string()).unwrap();
+    review_with(d.path()).code(2).stderr(contains("surprise"));
+}
+
+#[test]
+fn pickle_files_are_refused_and_missing_dirs_named() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("pytorch_model.bin"), b"\x80\x02pickle").unwrap();
+    review_with(d.path()).code(2).stderr(contains("pickle"));
+    review_with(Path::new("/no/such/model")).code(2).stderr(contains("/no/such/model"));
+}
+
+use predicates::prelude::*;

@@ -1,0 +1,106 @@
+//! `deepspark train` and `deepspark eval` on a small hand-made data set.
+
+use crate::common::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// 40 commits of project "p", one a minute. Every third commit is buggy; its first hunk
+/// is labelled 1 and adds three lines, its second is ambiguous (-1). Clean commits'
+/// hunks add one line. So on any split the added-lines baseline has AUC exactly 1.
+fn write_data(dir: &Path) -> Vec<PathBuf> {
+    let hunks_path = dir.join("p.hunks.jsonl.gz");
+    let commits_path = dir.join("p.commits.jsonl");
+    let mut hunks = flate2::write::GzEncoder::new(std::fs::File::create(&hunks_path).unwrap(), Default::default());
+    let mut commits = std::fs::File::create(&commits_path).unwrap();
+    for i in 0..40 {
+        let buggy = i % 3 == 0;
+        let id = format!("{i:040x}");
+        let c = serde_json::json!({"commit_id": id, "project": "p", "buggy": buggy, "fix": false,
+            "author_date": 1_600_000_000 + i * 60, "subject": "s", "diff": "", "fixed_by": []});
+        writeln!(commits, "{c}").unwrap();
+        for k in 0..2 {
+            let (label, body, header) = match (buggy, k) {
+                (true, 0) => (1, format!("-x = {i}\n+y = {i}\n+z = y / 0\n+w = z[{i}]"), "@@ -1,1 +1,3 @@"),
+                (true, _) => (-1, format!("+q = {i}"), "@@ -0,0 +1,1 @@"),
+                (false, _) => (0, format!("-# a {i}\n+# b {i}"), "@@ -1,1 +1,1 @@"),
+            };
+            let h = serde_json::json!({"commit_id": id, "project": "p", "file": format!("m{k}.py"),
+                "hunk_header": header, "hunk": body, "commit_buggy": buggy, "hunk_label": label});
+            writeln!(hunks, "{h}").unwrap();
+        }
+    }
+    hunks.finish().unwrap();
+    vec![hunks_path, commits_path]
+}
+
+fn train(data: &[PathBuf], out: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    cmd_in(dir.path())
+        .arg("train")
+        .arg("--data")
+        .args(data)
+        .arg("--out")
+        .arg(out)
+        .args(["--d-model", "16", "--layers", "1", "--heads", "2", "--d-ff", "32", "--max-len", "32"])
+        .args(["--vocab", "300", "--epochs", "2", "--batch", "8", "--seed", "5"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn train_writes_a_loadable_deterministic_model_and_eval_measures_it() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_data(d.path());
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    train(&data, &a);
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "metrics.json"] {
+        assert!(a.join(f).is_file(), "{f} missing");
+    }
+    train(&data, &b);
+    assert_eq!(
+        std::fs::read(a.join("model.safetensors")).unwrap(),
+        std::fs::read(b.join("model.safetensors")).unwrap(),
+        "same seed, same model"
+    );
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["test"]["split"], "test");
+
+    let out = cmd_in(d.path())
+        .arg("eval")
+        .arg("--data")
+        .args(&data)
+        .arg("--model")
+        .arg(&a)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&out);
+    // Test split: commits 32..39 (the latest 20%); buggy ones are 33, 36, 39.
+    // Labelled hunks: 5 clean commits x 2 + 3 buggy x 1 (the -1 hunks are left out).
+    assert_eq!(v["n"], 13);
+    assert_eq!(v["positives"], 3);
+    assert_eq!(v["baseline_auc"], 1.0);
+    assert_eq!(v["commit_n"], 8);
+    for k in ["auc", "pr_auc", "ece", "brier", "auc_added", "baseline_auc_added", "commit_auc", "commit_baseline_auc"] {
+        let x = v[k].as_f64().unwrap_or_else(|| panic!("{k} missing"));
+        assert!((0.0..=1.0).contains(&x), "{k} = {x}");
+    }
+    // The trained model reviews a real repository.
+    let r = two_commits();
+    r.cmd().args(["review", "HEAD~1", "--format", "json"]).arg("--model").arg(&a).assert().code(predicates::ord::lt(2));
+}
+
+#[test]
+fn eval_without_dates_uses_all_hunks_and_bad_files_are_clear_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_data(d.path());
+    let out = cmd_in(d.path()).arg("eval").arg("--data").arg(&data[0]).args(["--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&out);
+    assert_eq!(v["split"], "all");
+    assert_eq!(v["n"], 14 + 26 * 2, "14 buggy commits with one labelled hunk, 26 clean with two");
+    let bad = d.path().join("bad.hunks.jsonl");
+    std::fs::write(&bad, "{\"not\": \"a hunk\"}\n").unwrap();
+    cmd_in(d.path()).arg("eval").arg("--data").arg(&bad).assert().code(2).stderr(predicates::str::contains("bad.hunks.jsonl"));
+}
