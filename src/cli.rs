@@ -24,6 +24,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Measure a risk model on labelled changes: AUC, calibration, and a baseline.
     Eval(EvalArgs),
+    /// Install, remove or run deepspark's git pre-push hook.
+    #[command(subcommand)]
+    Hook(HookCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,14 +92,24 @@ pub struct ReviewArgs {
     /// When to colour the terminal report (NO_COLOR and TERM=dumb turn `auto` off).
     #[arg(long, value_enum, default_value = "auto")]
     pub color: ColorChoice,
+    /// Repository to review (default: the one containing the current directory).
+    #[arg(short = 'C', long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    #[command(flatten)]
+    pub gate: GateArgs,
+}
+
+/// What decides a verdict: thresholds, the gate, what is skipped, and the model.
+#[derive(Args, Debug, Clone)]
+pub struct GateArgs {
     /// LGTM when P(clean) is at least this.
-    #[arg(long, default_value_t = 0.95, value_parser = probability)]
+    #[arg(long, default_value_t = 0.95, value_parser = probability, env = "DEEPSPARK_LGTM")]
     pub lgtm: f64,
     /// REJECT when P(clean) is below this.
-    #[arg(long, default_value_t = 0.60, value_parser = probability)]
+    #[arg(long, default_value_t = 0.60, value_parser = probability, env = "DEEPSPARK_REJECT")]
     pub reject: f64,
     /// Which verdict makes deepspark exit 1.
-    #[arg(long, value_enum, default_value = "reject")]
+    #[arg(long, value_enum, default_value = "reject", env = "DEEPSPARK_FAIL_ON")]
     pub fail_on: FailOn,
     /// Lines of context around each change (like `git diff -U`).
     #[arg(short = 'U', long, default_value_t = 3, value_name = "N")]
@@ -119,9 +132,43 @@ pub struct ReviewArgs {
     /// Where the model runs.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
-    /// Repository to review (default: the one containing the current directory).
-    #[arg(short = 'C', long, value_name = "PATH")]
-    pub repo: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HookCommand {
+    /// Install deepspark as this repository's pre-push hook (an existing hook is kept and run first).
+    Install {
+        /// Rewrite deepspark's hook even if it is already installed.
+        #[arg(long)]
+        force: bool,
+        /// Install into the folder named by core.hooksPath (refused by default: it may be shared).
+        #[arg(long)]
+        allow_hooks_path: bool,
+    },
+    /// Remove deepspark's pre-push hook and put back the hook it had chained, exactly.
+    Uninstall,
+    /// Say whether deepspark's hook is installed, and what it chains.
+    Status,
+    /// Run as git's pre-push hook: reads git's ref lines on stdin (called by the installed hook).
+    Run(HookRunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HookRunArgs {
+    /// The hook name (only `pre-push` is supported).
+    #[arg(value_parser = ["pre-push"])]
+    pub hook: String,
+    /// The remote's name, as git passes it.
+    pub remote: Option<String>,
+    /// The remote's URL, as git passes it.
+    pub url: Option<String>,
+    /// Stop scoring after this many seconds and report the rest as not reviewed.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub budget: u64,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+    #[command(flatten)]
+    pub gate: GateArgs,
 }
 
 fn probability(s: &str) -> Result<f64, String> {

@@ -165,12 +165,14 @@ pub enum Skip {
     FileTooLarge { lines: usize, limit: usize },
     /// The change as a whole exceeded `--max-change-lines` before this file: not reviewed.
     ChangeTooLarge { limit: usize },
+    /// The time budget (pre-push hook) ran out before this file was scored: not reviewed.
+    TimeBudget { seconds: u64 },
 }
 
 impl Skip {
     /// Whether skipping this file means part of the change went unreviewed (so no LGTM).
     pub fn is_unreviewed(&self) -> bool {
-        matches!(self, Skip::FileTooLarge { .. } | Skip::ChangeTooLarge { .. })
+        matches!(self, Skip::FileTooLarge { .. } | Skip::ChangeTooLarge { .. } | Skip::TimeBudget { .. })
     }
 
     pub fn describe(&self) -> String {
@@ -186,6 +188,7 @@ impl Skip {
             Skip::ChangeTooLarge { limit } => {
                 format!("NOT REVIEWED: the change exceeds the limit of {limit} changed lines")
             }
+            Skip::TimeBudget { seconds } => format!("NOT REVIEWED: the time budget of {seconds}s ran out"),
         }
     }
 }

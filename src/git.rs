@@ -165,18 +165,29 @@ pub fn diff(repo: &Repository, req: &Request) -> Result<Change, GitError> {
         }
     };
 
+    let files = collect(repo, old.as_ref(), new, req.context)?;
+    Ok(Change { sides, files })
+}
+
+/// The change between two commits (old `None`: the empty tree), for the pre-push hook.
+pub fn diff_commits(repo: &Repository, old: Option<Oid>, new: Oid, context: u32) -> Result<Vec<FileDiff>, GitError> {
+    let old = old.map(|o| repo.find_commit(o).and_then(|c| c.tree())).transpose()?;
+    let new = repo.find_commit(new)?.tree()?;
+    collect(repo, old.as_ref(), NewSide::Tree(new), context)
+}
+
+fn collect(repo: &Repository, old: Option<&Tree>, new: NewSide, context: u32) -> Result<Vec<FileDiff>, GitError> {
     let mut opts = DiffOptions::new();
-    opts.context_lines(req.context).include_typechange(true).ignore_submodules(false);
+    opts.context_lines(context).include_typechange(true).ignore_submodules(false);
     let mut d = match new {
-        NewSide::Tree(t) => repo.diff_tree_to_tree(old.as_ref(), Some(&t), Some(&mut opts))?,
-        NewSide::Index => repo.diff_tree_to_index(old.as_ref(), None, Some(&mut opts))?,
-        NewSide::WorkTree => repo.diff_tree_to_workdir_with_index(old.as_ref(), Some(&mut opts))?,
+        NewSide::Tree(t) => repo.diff_tree_to_tree(old, Some(&t), Some(&mut opts))?,
+        NewSide::Index => repo.diff_tree_to_index(old, None, Some(&mut opts))?,
+        NewSide::WorkTree => repo.diff_tree_to_workdir_with_index(old, Some(&mut opts))?,
     };
     let mut find = DiffFindOptions::new();
     find.renames(true).copies(true);
     d.find_similar(Some(&mut find))?;
-    let files = (0..d.deltas().len()).map(|i| file_diff(repo, &d, i)).collect::<Result<_, _>>()?;
-    Ok(Change { sides, files })
+    (0..d.deltas().len()).map(|i| file_diff(repo, &d, i)).collect()
 }
 
 fn lossy(p: Option<&[u8]>) -> Option<String> {

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod diff;
 pub mod exit;
 pub mod git;
+pub mod hook;
 pub mod model;
 pub mod render;
 pub mod review;

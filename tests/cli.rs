@@ -5,6 +5,8 @@
 mod common;
 #[path = "cli/errors.rs"]
 mod errors;
+#[path = "cli/hook.rs"]
+mod hook;
 #[path = "cli/model.rs"]
 mod model;
 #[path = "cli/review.rs"]

@@ -1,5 +1,6 @@
 //! One file per subcommand; each has a `run` that returns the exit code.
 pub mod eval;
+pub mod hook;
 pub mod review;
 pub mod train;
 
@@ -16,6 +17,9 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             GitError::Shallow { .. } => "run `git fetch --unshallow` (in GitHub Actions: `fetch-depth: 0`)".into(),
             _ => return None,
         });
+    }
+    if let Some(crate::hook::HookError::HooksPath(_)) = err.downcast_ref() {
+        return Some("pass --allow-hooks-path to install there anyway, or unset core.hooksPath".into());
     }
     if err.downcast_ref::<LoadError>().is_some() {
         return Some("pass --model DIR with config.json, model.safetensors and tokenizer.json, or omit it to use the embedded model".into());

@@ -3,15 +3,17 @@
 //! Reads only: the repository, its index and work tree are never written. The model is
 //! loaded only when there is something to score, so an empty change is fast.
 
-use crate::cli::{ColorChoice, Format, ReviewArgs};
-use crate::model::device::device;
+use crate::cli::{ColorChoice, FailOn, Format, GateArgs, ReviewArgs};
+use crate::diff::{FileDiff, Skip};
+use crate::model::device::{DeviceChoice, device};
 use crate::model::weights::ModelFiles;
 use crate::model::{HunkScore, RiskModel, ScoreInput, Scorer};
-use crate::review::{Thresholds, gate_tripped, judge};
+use crate::review::{Review, Thresholds, gate_tripped, judge};
 use crate::{exit, git, render, skip};
 use anyhow::{Context, Result, bail};
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub fn model_files(dir: Option<&Path>) -> Result<ModelFiles> {
     match dir {
@@ -21,64 +23,113 @@ pub fn model_files(dir: Option<&Path>) -> Result<ModelFiles> {
     }
 }
 
-/// Colour: `--color always|never`, else NO_COLOR, else TERM=dumb, else whether stdout is a terminal.
-pub fn use_color(choice: ColorChoice) -> bool {
+/// Colour: `--color always|never`, else NO_COLOR, else TERM=dumb, else whether the stream is a terminal.
+pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => {
             std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
                 && std::env::var("TERM").map_or(true, |t| t != "dumb")
-                && std::io::stdout().is_terminal()
+                && is_terminal
         }
     }
 }
 
-pub fn run(args: ReviewArgs) -> Result<u8> {
-    if args.reject > args.lgtm {
-        bail!("--reject ({}) must not be above --lgtm ({})", args.reject, args.lgtm);
-    }
-    let repo = git::open(args.repo.as_deref())?;
-    let request = git::Request { revs: args.revs.clone(), staged: args.staged, commit: args.commit.clone(), context: args.context };
-    let mut change = git::diff(&repo, &request)?;
-    let mut patterns: Vec<String> =
-        if args.no_default_skips { vec![] } else { skip::DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect() };
-    patterns.extend(args.skip.iter().cloned());
-    let rules = skip::Rules { patterns, max_file_lines: args.max_file_lines, max_change_lines: args.max_change_lines };
-    skip::apply(&mut change.files, &rules);
+/// Everything that decides a review besides the change itself.
+pub struct Settings {
+    pub thresholds: Thresholds,
+    pub fail_on: FailOn,
+    pub rules: skip::Rules,
+    pub model: Option<PathBuf>,
+    pub device: DeviceChoice,
+    /// Stop scoring after this long; the rest is reported as not reviewed.
+    pub budget: Option<Duration>,
+}
 
-    let inputs: Vec<(usize, ScoreInput)> = change
-        .files
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.skip.is_none())
-        .flat_map(|(i, f)| f.hunks.iter().map(move |h| (i, ScoreInput { path: f.display_path(), hunk: h })))
-        .collect();
-    let mut scores: Vec<Vec<HunkScore>> = vec![Vec::new(); change.files.len()];
-    let (change_risk, model_name) = if inputs.is_empty() {
-        (0.0, None)
-    } else {
-        let dev = device(args.device)?;
-        let files = model_files(args.model.as_deref())?;
-        let model = RiskModel::load(&files, &dev)?;
-        let flat: Vec<ScoreInput> = inputs.iter().map(|(_, s)| *s).collect();
-        let scored = score_with_progress(&model, &flat)?;
-        let risk = model.change_risk(&scored);
-        for ((file, _), s) in inputs.iter().zip(scored) {
-            scores[*file].push(s);
+impl Settings {
+    pub fn from_args(args: &GateArgs) -> Result<Settings> {
+        if args.reject > args.lgtm {
+            bail!("--reject ({}) must not be above --lgtm ({})", args.reject, args.lgtm);
         }
-        (risk as f64, Some(model.describe()))
-    };
-    let sides = change.sides.clone();
-    let review = judge(change.files, scores, change_risk, Thresholds { lgtm: args.lgtm, reject: args.reject }, model_name);
-    let code = if gate_tripped(review.verdict, args.fail_on) { exit::GATE } else { exit::PASS };
+        let mut patterns: Vec<String> =
+            if args.no_default_skips { vec![] } else { skip::DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect() };
+        patterns.extend(args.skip.iter().cloned());
+        Ok(Settings {
+            thresholds: Thresholds { lgtm: args.lgtm, reject: args.reject },
+            fail_on: args.fail_on,
+            rules: skip::Rules { patterns, max_file_lines: args.max_file_lines, max_change_lines: args.max_change_lines },
+            model: args.model.clone(),
+            device: args.device,
+            budget: None,
+        })
+    }
+}
+
+/// skip -> tokens -> model -> verdict, for files read from git.
+pub fn review_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<Review> {
+    let start = Instant::now();
+    skip::apply(&mut files, &settings.rules);
+    let mut scores: Vec<Vec<HunkScore>> = vec![Vec::new(); files.len()];
+    let to_score: Vec<usize> = (0..files.len()).filter(|&i| files[i].skip.is_none() && !files[i].hunks.is_empty()).collect();
+    if to_score.is_empty() {
+        return Ok(judge(files, scores, 0.0, settings.thresholds, None));
+    }
+    let dev = device(settings.device)?;
+    let model = RiskModel::load(&model_files(settings.model.as_deref())?, &dev)?;
+    let total: usize = to_score.iter().map(|&i| files[i].hunks.len()).sum();
+    let bar = progress_bar(total);
+    let mut out_of_time = Vec::new();
+    for &i in &to_score {
+        if let Some(budget) = settings.budget {
+            if start.elapsed() > budget {
+                out_of_time.push(i);
+                continue;
+            }
+        }
+        let f = &files[i];
+        let inputs: Vec<ScoreInput> = f.hunks.iter().map(|h| ScoreInput { path: f.display_path(), hunk: h }).collect();
+        scores[i] = model.score(&inputs)?;
+        bar.inc(inputs.len() as u64);
+    }
+    bar.finish_and_clear();
+    for i in out_of_time {
+        let seconds = settings.budget.map_or(0, |b| b.as_secs());
+        files[i].skip = Some(Skip::TimeBudget { seconds });
+        files[i].hunks.clear();
+    }
+    let all: Vec<HunkScore> = scores.iter().flatten().cloned().collect();
+    let risk = model.change_risk(&all) as f64;
+    Ok(judge(files, scores, risk, settings.thresholds, Some(model.describe())))
+}
+
+fn progress_bar(total: usize) -> indicatif::ProgressBar {
+    if total < 256 || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(total as u64);
+    b.set_style(
+        indicatif::ProgressStyle::with_template("scoring [{bar:30}] {pos}/{len} hunks ({eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    b
+}
+
+pub fn run(args: ReviewArgs) -> Result<u8> {
+    let settings = Settings::from_args(&args.gate)?;
+    let repo = git::open(args.repo.as_deref())?;
+    let request = git::Request { revs: args.revs.clone(), staged: args.staged, commit: args.commit.clone(), context: args.gate.context };
+    let change = git::diff(&repo, &request)?;
+    let review = review_files(change.files, &settings)?;
+    let code = if gate_tripped(review.verdict, settings.fail_on) { exit::GATE } else { exit::PASS };
 
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = match args.format {
-        Format::Json => render::json::write(&review, &sides, args.fail_on, &mut out),
+        Format::Json => render::json::write(&review, &change.sides, settings.fail_on, &mut out),
         Format::Terminal => {
-            let style = render::terminal::Style { color: use_color(args.color) };
-            render::terminal::write(&review, &sides, &style, &mut out)
+            let style = render::terminal::Style { color: use_color(args.color, std::io::stdout().is_terminal()) };
+            render::terminal::write(&review, &change.sides, &style, &mut out)
         }
     }
     .and_then(|_| out.flush());
@@ -88,27 +139,4 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
         Err(e) => Err(e).context("cannot write the report"),
         Ok(()) => Ok(code),
     }
-}
-
-/// Scores in chunks, with a progress bar on stderr when it is a terminal and the work is large.
-fn score_with_progress(model: &RiskModel, inputs: &[ScoreInput]) -> Result<Vec<HunkScore>> {
-    const CHUNK: usize = 256;
-    let bar = if inputs.len() > CHUNK && std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(inputs.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("scoring [{bar:30}] {pos}/{len} hunks ({eta})")
-                .expect("static template")
-                .progress_chars("=> "),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let mut out = Vec::with_capacity(inputs.len());
-    for chunk in inputs.chunks(CHUNK) {
-        out.extend(model.score(chunk)?);
-        bar.inc(chunk.len() as u64);
-    }
-    bar.finish_and_clear();
-    Ok(out)
 }

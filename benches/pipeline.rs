@@ -1,0 +1,131 @@
+//! Benchmarks of each pipeline stage on fixtures built here: a temporary repository with
+//! one commit changing 50, 500 or 5,000 lines. Run with `cargo bench`.
+//!
+//! The model benchmarks use the embedded default model (weights/). The model's FLOP
+//! count per hunk is printed first so GFLOP/s can be read off hunks/s.
+
+use deepspark::git;
+use deepspark::model::weights::ModelFiles;
+use deepspark::model::{RiskModel, ScoreInput, Scorer};
+use divan::counter::ItemsCount;
+use divan::{Bencher, black_box};
+use std::sync::OnceLock;
+
+const SIZES: [usize; 3] = [50, 500, 5000];
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    repo: git2::Repository,
+}
+
+/// A repository whose last commit changes about `lines` lines across files of 50 lines.
+fn fixture(lines: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = git2::Repository::init(dir.path()).unwrap();
+    let sig = git2::Signature::new("b", "b@example.com", &git2::Time::new(1_700_000_000, 0)).unwrap();
+    let files = lines.div_ceil(50);
+    let write = |version: usize| {
+        for f in 0..files {
+            let body: String = (0..50)
+                .map(|i| {
+                    if version == 1 && i % 2 == 0 {
+                        format!("    let value_{i} = compute({f}, {i}).unwrap_or_default(); // changed\n")
+                    } else {
+                        format!("    let value_{i} = compute({f}, {i});\n")
+                    }
+                })
+                .collect();
+            std::fs::write(dir.path().join(format!("f{f}.rs")), format!("fn f{f}() {{\n{body}}}\n")).unwrap();
+        }
+    };
+    let commit = |msg: &str| {
+        let mut index = repo.index().unwrap();
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let parents: Vec<git2::Commit> = repo.head().ok().map(|h| h.peel_to_commit().unwrap()).into_iter().collect();
+        let refs: Vec<&git2::Commit> = parents.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &refs).unwrap();
+    };
+    write(0);
+    commit("base");
+    write(1);
+    commit("change");
+    drop(commit);
+    Fixture { _dir: dir, repo }
+}
+
+fn change(fx: &Fixture) -> git::Change {
+    let req = git::Request { revs: vec!["HEAD~1..HEAD".into()], context: 3, ..Default::default() };
+    git::diff(&fx.repo, &req).unwrap()
+}
+
+fn model() -> &'static RiskModel {
+    static M: OnceLock<RiskModel> = OnceLock::new();
+    M.get_or_init(|| {
+        let files = ModelFiles::embedded().expect("benchmarks need the embedded model in weights/");
+        RiskModel::load(&files, &candle_core::Device::Cpu).unwrap()
+    })
+}
+
+fn main() {
+    let m = model();
+    let fx = fixture(500);
+    let c = change(&fx);
+    let inputs: Vec<ScoreInput> =
+        c.files.iter().flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h })).collect();
+    let enc = m.encode(&inputs).unwrap();
+    let mean_len = enc.iter().map(|e| e.ids.len()).sum::<usize>() as f64 / enc.len() as f64;
+    eprintln!(
+        "model: {} parameters; {:.1} MFLOP per hunk at the fixture's mean length of {mean_len:.0} tokens \
+         (GFLOP/s = hunks/s x this / 1000)",
+        m.config.param_count(),
+        m.config.flops(mean_len.round() as usize) / 1e6
+    );
+    divan::main();
+}
+
+#[divan::bench(args = SIZES, sample_count = 20)]
+fn git_read_hunks(b: Bencher, lines: usize) {
+    let fx = fixture(lines);
+    b.bench(|| black_box(change(&fx)));
+}
+
+#[divan::bench(args = SIZES, sample_count = 20)]
+fn tokenize(b: Bencher, lines: usize) {
+    let fx = fixture(lines);
+    let c = change(&fx);
+    let inputs: Vec<ScoreInput> =
+        c.files.iter().flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h })).collect();
+    b.counter(ItemsCount::new(inputs.len())).bench(|| black_box(model().encode(&inputs).unwrap()));
+}
+
+#[divan::bench(args = [1, 32, 256], sample_count = 20)]
+fn model_forward(b: Bencher, hunks: usize) {
+    let fx = fixture(5000);
+    let c = change(&fx);
+    let inputs: Vec<ScoreInput> = c
+        .files
+        .iter()
+        .flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h }))
+        .cycle()
+        .take(hunks)
+        .collect();
+    let enc = model().encode(&inputs).unwrap();
+    b.counter(ItemsCount::new(hunks)).bench(|| black_box(model().forward_encoded(&enc).unwrap()));
+}
+
+#[divan::bench(args = SIZES, sample_count = 10)]
+fn review_end_to_end(b: Bencher, lines: usize) {
+    let fx = fixture(lines);
+    b.bench(|| {
+        let c = change(&fx);
+        let inputs: Vec<ScoreInput> = c
+            .files
+            .iter()
+            .flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h }))
+            .collect();
+        let scores = model().score(&inputs).unwrap();
+        black_box(model().change_risk(&scores))
+    });
+}
