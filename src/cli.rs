@@ -35,6 +35,12 @@ pub enum Format {
     Terminal,
     /// One JSON document (schema in README.md).
     Json,
+    /// SARIF 2.1.0 for code scanning.
+    Sarif,
+    /// GitHub Actions workflow commands (inline PR annotations).
+    Github,
+    /// A pull-request comment.
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -95,6 +101,9 @@ pub struct ReviewArgs {
     /// Repository to review (default: the one containing the current directory).
     #[arg(short = 'C', long, value_name = "PATH")]
     pub repo: Option<PathBuf>,
+    /// In SARIF, GitHub and Markdown output, point at hunks with at least this risk.
+    #[arg(long, default_value_t = 0.3, value_parser = probability)]
+    pub min_risk: f64,
     #[command(flatten)]
     pub gate: GateArgs,
 }

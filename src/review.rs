@@ -7,7 +7,7 @@
 //! bidirectional-override characters are reported as warnings ("trojan source").
 
 use crate::cli::FailOn;
-use crate::diff::{FileDiff, LineKind};
+use crate::diff::{FileDiff, Hunk, LineKind};
 use crate::model::HunkScore;
 use serde::Serialize;
 
@@ -54,6 +54,38 @@ pub struct Review {
     pub unreviewed: usize,
     pub warnings: Vec<Warning>,
     pub model: Option<String>,
+}
+
+/// A hunk worth pointing at in CI output (risk at or above the reporting threshold).
+pub struct Finding<'a> {
+    pub file: &'a FileDiff,
+    pub hunk: &'a Hunk,
+    pub score: &'a HunkScore,
+}
+
+impl Finding<'_> {
+    /// First and last line on the new side (at least 1: a pure deletion points at the
+    /// line before it), for annotations.
+    pub fn lines(&self) -> (u32, u32) {
+        let start = if self.hunk.count.new == 0 { self.hunk.start.new.saturating_sub(1) } else { self.hunk.start.new };
+        let start = start.max(1);
+        (start, (start + self.hunk.count.new.max(1) - 1).max(start))
+    }
+}
+
+impl Review {
+    /// Hunks with risk >= `min_risk`, riskiest first.
+    pub fn findings(&self, min_risk: f32) -> Vec<Finding<'_>> {
+        let mut out: Vec<Finding> = self
+            .files
+            .iter()
+            .zip(&self.scores)
+            .flat_map(|(f, s)| f.hunks.iter().zip(s).map(move |(h, sc)| Finding { file: f, hunk: h, score: sc }))
+            .filter(|f| f.score.risk >= min_risk)
+            .collect();
+        out.sort_by(|a, b| b.score.risk.total_cmp(&a.score.risk));
+        out
+    }
 }
 
 pub fn is_bidi(c: char) -> bool {

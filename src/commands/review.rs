@@ -127,6 +127,9 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = match args.format {
         Format::Json => render::json::write(&review, &change.sides, settings.fail_on, &mut out),
+        Format::Sarif => render::sarif::write(&review, args.min_risk as f32, &mut out),
+        Format::Github => render::github::write(&review, args.min_risk as f32, &mut out),
+        Format::Markdown => render::markdown::write(&review, args.min_risk as f32, &mut out),
         Format::Terminal => {
             let style = render::terminal::Style { color: use_color(args.color, std::io::stdout().is_terminal()) };
             render::terminal::write(&review, &change.sides, &style, &mut out)
