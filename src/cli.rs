@@ -50,7 +50,7 @@ pub enum ColorChoice {
     Never,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailOn {
     /// Exit 1 only when the verdict is REJECT.
@@ -101,9 +101,9 @@ pub struct ReviewArgs {
     /// Repository to review (default: the one containing the current directory).
     #[arg(short = 'C', long, value_name = "PATH")]
     pub repo: Option<PathBuf>,
-    /// In SARIF, GitHub and Markdown output, point at hunks with at least this risk.
-    #[arg(long, default_value_t = 0.3, value_parser = probability)]
-    pub min_risk: f64,
+    /// In SARIF, GitHub and Markdown output, point at hunks with at least this risk [default: 0.3].
+    #[arg(long, value_parser = probability)]
+    pub min_risk: Option<f64>,
     #[command(flatten)]
     pub gate: GateArgs,
 }
@@ -111,24 +111,24 @@ pub struct ReviewArgs {
 /// What decides a verdict: thresholds, the gate, what is skipped, and the model.
 #[derive(Args, Debug, Clone)]
 pub struct GateArgs {
-    /// LGTM when P(clean) is at least this.
-    #[arg(long, default_value_t = 0.95, value_parser = probability, env = "DEEPSPARK_LGTM")]
-    pub lgtm: f64,
-    /// REJECT when P(clean) is below this.
-    #[arg(long, default_value_t = 0.60, value_parser = probability, env = "DEEPSPARK_REJECT")]
-    pub reject: f64,
-    /// Which verdict makes deepspark exit 1.
-    #[arg(long, value_enum, default_value = "reject", env = "DEEPSPARK_FAIL_ON")]
-    pub fail_on: FailOn,
-    /// Lines of context around each change (like `git diff -U`).
-    #[arg(short = 'U', long, default_value_t = 3, value_name = "N")]
-    pub context: u32,
-    /// Files whose diff has more changed lines than this are listed as not reviewed.
-    #[arg(long, default_value_t = 5000, value_name = "LINES")]
-    pub max_file_lines: usize,
-    /// Once the change has this many changed lines, the remaining files are not reviewed.
-    #[arg(long, default_value_t = 20000, value_name = "LINES")]
-    pub max_change_lines: usize,
+    /// LGTM when P(clean) is at least this [default: 0.95].
+    #[arg(long, value_parser = probability, env = "DEEPSPARK_LGTM")]
+    pub lgtm: Option<f64>,
+    /// REJECT when P(clean) is below this [default: 0.60].
+    #[arg(long, value_parser = probability, env = "DEEPSPARK_REJECT")]
+    pub reject: Option<f64>,
+    /// Which verdict makes deepspark exit 1 [default: reject].
+    #[arg(long, value_enum, env = "DEEPSPARK_FAIL_ON")]
+    pub fail_on: Option<FailOn>,
+    /// Lines of context around each change, like `git diff -U` [default: 3].
+    #[arg(short = 'U', long, value_name = "N")]
+    pub context: Option<u32>,
+    /// Files whose diff has more changed lines than this are listed as not reviewed [default: 5000].
+    #[arg(long, value_name = "LINES")]
+    pub max_file_lines: Option<usize>,
+    /// Once the change has this many changed lines, the remaining files are not reviewed [default: 20000].
+    #[arg(long, value_name = "LINES")]
+    pub max_change_lines: Option<usize>,
     /// Extra path patterns to skip (`*` within a segment, `**/` any directories, trailing `/` a folder).
     #[arg(long = "skip", value_name = "GLOB")]
     pub skip: Vec<String>,
@@ -141,6 +141,10 @@ pub struct GateArgs {
     /// Where the model runs.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Settings file (default: .deepspark.toml at the repository root, if present).
+    /// Command-line flags and DEEPSPARK_* variables override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,9 +175,9 @@ pub struct HookRunArgs {
     pub remote: Option<String>,
     /// The remote's URL, as git passes it.
     pub url: Option<String>,
-    /// Stop scoring after this many seconds and report the rest as not reviewed.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    pub budget: u64,
+    /// Stop scoring after this many seconds and report the rest as not reviewed [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub budget: Option<u64>,
     #[arg(long, value_enum, default_value = "auto")]
     pub color: ColorChoice,
     #[command(flatten)]

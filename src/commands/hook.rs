@@ -58,13 +58,14 @@ fn run_pre_push(args: HookRunArgs) -> Result<u8> {
     std::io::stdin().read_to_string(&mut input).context("cannot read git's pre-push input")?;
     let refs = hook::parse_input(&input)?;
     let repo = git::open(None)?;
-    let mut settings = Settings::from_args(&args.gate)?;
-    settings.budget = Some(Duration::from_secs(args.budget));
+    let cfg = super::review::load_config(&args.gate, &repo)?;
+    let mut settings = Settings::resolve(&args.gate, &cfg)?;
+    settings.budget = Some(Duration::from_secs(args.budget.or(cfg.hook_budget).unwrap_or(60)));
     let style = render::terminal::Style { color: use_color(args.color, std::io::stderr().is_terminal()) };
     let mut code = exit::PASS;
     for r in refs.iter().filter(|r| !r.is_deletion()) {
         let Some(base) = hook::base_for(&repo, r)? else { continue };
-        let files = git::diff_commits(&repo, base, r.local, args.gate.context)?;
+        let files = git::diff_commits(&repo, base, r.local, settings.context)?;
         if files.is_empty() {
             continue;
         }

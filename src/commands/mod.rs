@@ -21,6 +21,9 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
     if let Some(crate::hook::HookError::HooksPath(_)) = err.downcast_ref() {
         return Some("pass --allow-hooks-path to install there anyway, or unset core.hooksPath".into());
     }
+    if err.downcast_ref::<crate::config::ConfigError>().is_some() {
+        return Some("see README.md, section \"Configuration\", for the keys .deepspark.toml accepts".into());
+    }
     if err.downcast_ref::<LoadError>().is_some() {
         return Some("pass --model DIR with config.json, model.safetensors and tokenizer.json, or omit it to use the embedded model".into());
     }

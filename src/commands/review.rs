@@ -9,6 +9,7 @@ use crate::model::device::{DeviceChoice, device};
 use crate::model::weights::ModelFiles;
 use crate::model::{HunkScore, RiskModel, ScoreInput, Scorer};
 use crate::review::{Review, Thresholds, gate_tripped, judge};
+use crate::config::Config;
 use crate::{exit, git, render, skip};
 use anyhow::{Context, Result, bail};
 use std::io::{IsTerminal, Write};
@@ -45,25 +46,44 @@ pub struct Settings {
     pub device: DeviceChoice,
     /// Stop scoring after this long; the rest is reported as not reviewed.
     pub budget: Option<Duration>,
+    pub context: u32,
+    /// Reporting threshold for SARIF, GitHub and Markdown findings.
+    pub min_risk: f32,
 }
 
 impl Settings {
-    pub fn from_args(args: &GateArgs) -> Result<Settings> {
-        if args.reject > args.lgtm {
-            bail!("--reject ({}) must not be above --lgtm ({})", args.reject, args.lgtm);
+    /// Flags (and DEEPSPARK_* variables) over the config file over the defaults.
+    pub fn resolve(args: &GateArgs, cfg: &Config) -> Result<Settings> {
+        let lgtm = args.lgtm.or(cfg.lgtm).unwrap_or(0.95);
+        let reject = args.reject.or(cfg.reject).unwrap_or(0.60);
+        if reject > lgtm {
+            bail!("--reject ({reject}) must not be above --lgtm ({lgtm})");
         }
+        let default_skips = !args.no_default_skips && cfg.default_skips.unwrap_or(true);
         let mut patterns: Vec<String> =
-            if args.no_default_skips { vec![] } else { skip::DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect() };
+            if default_skips { skip::DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect() } else { vec![] };
+        patterns.extend(cfg.skip.iter().cloned());
         patterns.extend(args.skip.iter().cloned());
         Ok(Settings {
-            thresholds: Thresholds { lgtm: args.lgtm, reject: args.reject },
-            fail_on: args.fail_on,
-            rules: skip::Rules { patterns, max_file_lines: args.max_file_lines, max_change_lines: args.max_change_lines },
-            model: args.model.clone(),
+            thresholds: Thresholds { lgtm, reject },
+            fail_on: args.fail_on.or(cfg.fail_on).unwrap_or(FailOn::Reject),
+            rules: skip::Rules {
+                patterns,
+                max_file_lines: args.max_file_lines.or(cfg.max_file_lines).unwrap_or(5000),
+                max_change_lines: args.max_change_lines.or(cfg.max_change_lines).unwrap_or(20000),
+            },
+            model: args.model.clone().or(cfg.model.clone()),
             device: args.device,
             budget: None,
+            context: args.context.or(cfg.context).unwrap_or(3),
+            min_risk: cfg.min_risk.unwrap_or(0.3) as f32,
         })
     }
+}
+
+/// The repository's settings file, if any (see `config.rs`).
+pub fn load_config(args: &GateArgs, repo: &git2::Repository) -> Result<Config> {
+    Ok(Config::load(args.config.as_deref(), repo.workdir())?.0)
 }
 
 /// skip -> tokens -> model -> verdict, for files read from git.
@@ -117,9 +137,12 @@ fn progress_bar(total: usize) -> indicatif::ProgressBar {
 }
 
 pub fn run(args: ReviewArgs) -> Result<u8> {
-    let settings = Settings::from_args(&args.gate)?;
     let repo = git::open(args.repo.as_deref())?;
-    let request = git::Request { revs: args.revs.clone(), staged: args.staged, commit: args.commit.clone(), context: args.gate.context };
+    let mut settings = Settings::resolve(&args.gate, &load_config(&args.gate, &repo)?)?;
+    if let Some(m) = args.min_risk {
+        settings.min_risk = m as f32;
+    }
+    let request = git::Request { revs: args.revs.clone(), staged: args.staged, commit: args.commit.clone(), context: settings.context };
     let change = git::diff(&repo, &request)?;
     let review = review_files(change.files, &settings)?;
     let code = if gate_tripped(review.verdict, settings.fail_on) { exit::GATE } else { exit::PASS };
@@ -127,9 +150,9 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = match args.format {
         Format::Json => render::json::write(&review, &change.sides, settings.fail_on, &mut out),
-        Format::Sarif => render::sarif::write(&review, args.min_risk as f32, &mut out),
-        Format::Github => render::github::write(&review, args.min_risk as f32, &mut out),
-        Format::Markdown => render::markdown::write(&review, args.min_risk as f32, &mut out),
+        Format::Sarif => render::sarif::write(&review, settings.min_risk, &mut out),
+        Format::Github => render::github::write(&review, settings.min_risk, &mut out),
+        Format::Markdown => render::markdown::write(&review, settings.min_risk, &mut out),
         Format::Terminal => {
             let style = render::terminal::Style { color: use_color(args.color, std::io::stdout().is_terminal()) };
             render::terminal::write(&review, &change.sides, &style, &mut out)

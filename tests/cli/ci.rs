@@ -92,3 +92,31 @@ fn markdown_comment_is_courteous_when_it_rejects() {
     let ok = output(&r, &["HEAD~1..HEAD", "--format", "markdown", "--lgtm", "0", "--reject", "0"]);
     assert!(!ok.contains("sorry"));
 }
+
+#[test]
+fn config_file_sets_the_gate_and_flags_override_it() {
+    let r = two_commits();
+    r.write(".deepspark.toml", "lgtm = 1.0\nreject = 0.0\nfail_on = \"needs-work\"\n");
+    // Everything is NEEDS WORK and the config gates on it.
+    r.cmd().args(["review", "HEAD~1"]).assert().code(1);
+    r.cmd().args(["review", "HEAD~1", "--fail-on", "reject"]).assert().code(0);
+    r.cmd().args(["review", "HEAD~1"]).env("DEEPSPARK_FAIL_ON", "never").assert().code(0);
+    let alt = r.path().join("alt.toml");
+    std::fs::write(&alt, "fail_on = \"never\"\n").unwrap();
+    r.cmd().args(["review", "HEAD~1", "--lgtm", "1", "--reject", "1", "--config"]).arg(&alt).assert().code(0);
+}
+
+#[test]
+fn config_errors_name_the_key_and_file() {
+    let r = two_commits();
+    r.write(".deepspark.toml", "lgtm = 0.9\nfial_on = \"reject\"\n");
+    r.cmd()
+        .args(["review", "HEAD~1"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("fial_on").and(predicates::str::contains(".deepspark.toml")));
+    r.write(".deepspark.toml", "lgtm = [\n");
+    r.cmd().args(["review", "HEAD~1"]).assert().code(2).stderr(predicates::str::contains(".deepspark.toml"));
+}
+
+use predicates::prelude::*;

@@ -1,0 +1,85 @@
+//! `.deepspark.toml`: per-repository settings for reviews, hooks and CI.
+//!
+//! Read from `--config FILE` or the repository root. Unknown keys are an error that
+//! names the key. Precedence: command-line flag, then DEEPSPARK_* variable, then this
+//! file, then the built-in default. This module only parses and validates.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const FILE_NAME: &str = ".deepspark.toml";
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub lgtm: Option<f64>,
+    pub reject: Option<f64>,
+    pub fail_on: Option<crate::cli::FailOn>,
+    pub context: Option<u32>,
+    pub max_file_lines: Option<usize>,
+    pub max_change_lines: Option<usize>,
+    /// Extra skip globs, added to the defaults.
+    #[serde(default)]
+    pub skip: Vec<String>,
+    /// Set to false to review generated, vendored and lock files too.
+    pub default_skips: Option<bool>,
+    /// Model directory, relative to the repository root.
+    pub model: Option<PathBuf>,
+    pub min_risk: Option<f64>,
+    /// Seconds the pre-push hook may spend scoring.
+    pub hook_budget: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: {msg}")]
+    Invalid { path: String, msg: String },
+}
+
+impl Config {
+    /// The explicit file, else `<root>/.deepspark.toml` when it exists, else defaults.
+    pub fn load(explicit: Option<&Path>, root: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+        let path = match (explicit, root) {
+            (Some(p), _) => p.to_path_buf(),
+            (None, Some(r)) if r.join(FILE_NAME).is_file() => r.join(FILE_NAME),
+            _ => return Ok((Config::default(), None)),
+        };
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
+        let cfg = Self::parse(&text).map_err(|msg| ConfigError::Invalid { path: shown, msg })?;
+        let base = path.parent().map(Path::to_path_buf);
+        let cfg = Config { model: cfg.model.map(|m| base.as_deref().map_or(m.clone(), |b| b.join(&m))), ..cfg };
+        Ok((cfg, Some(path)))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        for (name, v) in [("lgtm", cfg.lgtm), ("reject", cfg.reject), ("min_risk", cfg.min_risk)] {
+            if let Some(v) = v {
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(format!("{name} = {v} is not a probability in [0, 1]"));
+                }
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_names_unknown_keys() {
+        let c = Config::parse("lgtm = 0.9\nfail_on = \"needs-work\"\nskip = [\"docs/\"]\n").unwrap();
+        assert_eq!(c.lgtm, Some(0.9));
+        assert_eq!(c.fail_on, Some(crate::cli::FailOn::NeedsWork));
+        assert_eq!(c.skip, ["docs/"]);
+        let e = Config::parse("lgtn = 0.9\n").unwrap_err();
+        assert!(e.contains("lgtn"), "{e}");
+        assert!(Config::parse("reject = 2.0").unwrap_err().contains("probability"));
+        assert!(Config::parse("fail_on = \"sometimes\"").is_err());
+    }
+}
