@@ -75,3 +75,27 @@ fn pickle_files_are_refused_and_missing_dirs_named() {
 }
 
 use predicates::prelude::*;
+
+#[test]
+fn the_embedded_default_model_loads_and_reviews() {
+    // The real loading code on the shipped weights/: no --model, no DEEPSPARK_MODEL.
+    let r = two_commits();
+    let out = r.cmd().env_remove("DEEPSPARK_MODEL").args(["review", "HEAD~1", "--format", "json"]).output().unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&out);
+    assert!(v["model"].as_str().unwrap().contains("embedded default model"));
+    let risk = v["files"][0]["hunks"][0]["risk"].as_f64().unwrap();
+    assert!(risk > 0.0 && risk < 1.0);
+    let p = v["p_clean"].as_f64().unwrap();
+    assert!(p > 0.0 && p < 1.0);
+}
+
+#[test]
+fn embedded_model_matches_its_files_in_weights() {
+    // The same weights loaded from the directory give the same scores as the embedded copy.
+    let r = two_commits();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
+    let a = r.cmd().env_remove("DEEPSPARK_MODEL").args(["review", "HEAD~1", "--format", "json"]).output().unwrap();
+    let b = r.cmd().args(["review", "HEAD~1", "--format", "json", "--model"]).arg(&dir).output().unwrap();
+    assert_eq!(json_of(&a)["files"], json_of(&b)["files"]);
+}
