@@ -72,8 +72,9 @@ fn main() {
     let m = model();
     let fx = fixture(500);
     let c = change(&fx);
+    let change = deepspark::tokenize::ChangeStats::of(&c.files);
     let inputs: Vec<ScoreInput> =
-        c.files.iter().flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h })).collect();
+        c.files.iter().flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h, change })).collect();
     let enc = m.encode(&inputs).unwrap();
     let mean_len = enc.iter().map(|e| e.ids.len()).sum::<usize>() as f64 / enc.len() as f64;
     eprintln!(
@@ -95,8 +96,9 @@ fn git_read_hunks(b: Bencher, lines: usize) {
 fn tokenize(b: Bencher, lines: usize) {
     let fx = fixture(lines);
     let c = change(&fx);
+    let change = deepspark::tokenize::ChangeStats::of(&c.files);
     let inputs: Vec<ScoreInput> =
-        c.files.iter().flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h })).collect();
+        c.files.iter().flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h, change })).collect();
     b.counter(ItemsCount::new(inputs.len())).bench(|| black_box(model().encode(&inputs).unwrap()));
 }
 
@@ -104,10 +106,11 @@ fn tokenize(b: Bencher, lines: usize) {
 fn model_forward(b: Bencher, hunks: usize) {
     let fx = fixture(5000);
     let c = change(&fx);
+    let change = deepspark::tokenize::ChangeStats::of(&c.files);
     let inputs: Vec<ScoreInput> = c
         .files
         .iter()
-        .flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h }))
+        .flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h, change }))
         .cycle()
         .take(hunks)
         .collect();
@@ -120,10 +123,11 @@ fn review_end_to_end(b: Bencher, lines: usize) {
     let fx = fixture(lines);
     b.bench(|| {
         let c = change(&fx);
+        let change = deepspark::tokenize::ChangeStats::of(&c.files);
         let inputs: Vec<ScoreInput> = c
             .files
             .iter()
-            .flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h }))
+            .flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h, change }))
             .collect();
         let scores = model().score(&inputs).unwrap();
         black_box(model().change_risk(&scores))

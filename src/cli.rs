@@ -239,6 +239,9 @@ pub struct TrainArgs {
     /// Save a checkpoint every this many steps.
     #[arg(long, default_value_t = 500)]
     pub checkpoint_every: usize,
+    /// Give the model only the hunk's own size features, not the change's (hunks, added lines, files).
+    #[arg(long)]
+    pub hunk_features_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -29,8 +29,32 @@ pub const MAX_LINE_CHARS: usize = 160;
 pub const MAX_LINE_TOKENS: usize = 48;
 const MAX_NAME_TOKENS: usize = 12;
 
-/// Number of size features appended to the token sequence (see [`features`]).
-pub const N_FEATURES: usize = 4;
+/// Size features of the hunk itself (see [`features`]).
+pub const N_HUNK_FEATURES: usize = 4;
+/// Hunk features plus the change-level ones; a model uses the first 4 or all 7.
+pub const N_FEATURES: usize = 7;
+
+/// The size of the whole change a hunk belongs to (reviewed code files only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChangeStats {
+    pub hunks: usize,
+    pub added: usize,
+    pub files: usize,
+}
+
+impl ChangeStats {
+    /// Over the files that will be scored (not skipped).
+    pub fn of(files: &[crate::diff::FileDiff]) -> ChangeStats {
+        let reviewed = files.iter().filter(|f| f.skip.is_none() && !f.hunks.is_empty());
+        let mut s = ChangeStats::default();
+        for f in reviewed {
+            s.files += 1;
+            s.hunks += f.hunks.len();
+            s.added += f.hunks.iter().map(Hunk::added).sum::<usize>();
+        }
+        s
+    }
+}
 
 /// Token index that belongs to no line of the hunk (file name, language).
 pub const NO_LINE: u32 = u32::MAX;
@@ -54,14 +78,18 @@ pub struct Encoder {
     max_len: usize,
 }
 
-/// The size features: ln(1+added), ln(1+removed), no added line, test file.
-pub fn features(path: &str, hunk: &Hunk) -> [f32; N_FEATURES] {
+/// The size features: ln(1+added), ln(1+removed), no added line, test file; then the
+/// change's ln(1+hunks), ln(1+added lines), ln(1+files).
+pub fn features(path: &str, hunk: &Hunk, change: ChangeStats) -> [f32; N_FEATURES] {
     let added = hunk.added();
     [
         (added as f32).ln_1p(),
         (hunk.removed() as f32).ln_1p(),
         if added == 0 { 1.0 } else { 0.0 },
         if is_test_path(path) { 1.0 } else { 0.0 },
+        (change.hunks as f32).ln_1p(),
+        (change.added as f32).ln_1p(),
+        (change.files as f32).ln_1p(),
     ]
 }
 
@@ -96,7 +124,7 @@ impl Encoder {
         Ok(())
     }
 
-    pub fn encode(&self, path: &str, hunk: &Hunk) -> Result<Encoded, TokenizeError> {
+    pub fn encode(&self, path: &str, hunk: &Hunk, change: ChangeStats) -> Result<Encoded, TokenizeError> {
         let mut ids = Vec::with_capacity(64);
         let mut line = Vec::with_capacity(64);
         let name = path.rsplit('/').next().unwrap_or(path);
@@ -124,7 +152,7 @@ impl Encoder {
         }
         ids.truncate(self.max_len);
         line.truncate(self.max_len);
-        Ok(Encoded { ids, line, features: features(path, hunk) })
+        Ok(Encoded { ids, line, features: features(path, hunk, change) })
     }
 }
 
@@ -186,7 +214,7 @@ mod tests {
     fn layout_marks_changed_lines_and_maps_tokens_to_lines() {
         let enc = tiny();
         let h = Hunk::parse("@@ -1,2 +1,2 @@", " ctx\n-    let x = 1;\n+    let x = 2;").unwrap();
-        let e = enc.encode("src/a.rs", &h).unwrap();
+        let e = enc.encode("src/a.rs", &h, ChangeStats { hunks: 1, added: 1, files: 1 }).unwrap();
         assert_eq!(e.ids[0], FILE);
         assert!(e.ids.contains(&ADD) && e.ids.contains(&DEL));
         assert_eq!(e.ids.len(), e.line.len());
@@ -203,7 +231,7 @@ mod tests {
         let enc = tiny();
         let body: String = (0..200).map(|_| "+<add> <del> <pad>\n").collect();
         let h = Hunk::parse("@@ -0,0 +1,200 @@", &body).unwrap();
-        let e = enc.encode("x.rs", &h).unwrap();
+        let e = enc.encode("x.rs", &h, ChangeStats::default()).unwrap();
         assert_eq!(e.ids.len(), 64);
         let markers = e.ids.iter().filter(|&&t| t == ADD).count();
         let lines = e.line.iter().filter(|&&l| l != NO_LINE).collect::<std::collections::BTreeSet<_>>().len();

@@ -98,6 +98,7 @@ pub fn review_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<Rev
     let dev = device(settings.device)?;
     let model = RiskModel::load(&model_files(settings.model.as_deref())?, &dev)?;
     let total: usize = to_score.iter().map(|&i| files[i].hunks.len()).sum();
+    let change = crate::tokenize::ChangeStats::of(&files);
     let bar = progress_bar(total);
     let mut out_of_time = Vec::new();
     for &i in &to_score {
@@ -108,7 +109,7 @@ pub fn review_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<Rev
             }
         }
         let f = &files[i];
-        let inputs: Vec<ScoreInput> = f.hunks.iter().map(|h| ScoreInput { path: f.display_path(), hunk: h }).collect();
+        let inputs: Vec<ScoreInput> = f.hunks.iter().map(|h| ScoreInput { path: f.display_path(), hunk: h, change }).collect();
         scores[i] = model.score(&inputs)?;
         bar.inc(inputs.len() as u64);
     }

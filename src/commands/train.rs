@@ -26,6 +26,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         max_train: args.max_train,
         resume: args.resume,
         checkpoint_every: args.checkpoint_every.max(1),
+        change_features: !args.hunk_features_only,
     };
     let report = train(&opts, &dev)?;
     super::eval::print_text(&report, &mut std::io::stdout())?;

@@ -83,7 +83,7 @@ pub enum ConfigError {
     Range { field: &'static str, value: usize, min: usize, max: usize },
     #[error("d_model ({d_model}) must be a multiple of n_heads ({n_heads})")]
     Heads { d_model: usize, n_heads: usize },
-    #[error("n_features = {0}, but this build encodes {1} features")]
+    #[error("n_features = {0}, but this build encodes 4 (hunk) or {1} (hunk and change) features")]
     Features(usize, usize),
     #[error("calibration or combiner parameter is not a finite number")]
     NotFinite,
@@ -110,7 +110,7 @@ impl RiskConfig {
         if self.d_model % self.n_heads != 0 {
             return Err(ConfigError::Heads { d_model: self.d_model, n_heads: self.n_heads });
         }
-        if self.n_features != crate::tokenize::N_FEATURES {
+        if self.n_features != crate::tokenize::N_FEATURES && self.n_features != crate::tokenize::N_HUNK_FEATURES {
             return Err(ConfigError::Features(self.n_features, crate::tokenize::N_FEATURES));
         }
         let c = &self.change;

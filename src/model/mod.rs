@@ -12,17 +12,19 @@ pub mod net;
 pub mod weights;
 
 use crate::diff::Hunk;
-use crate::tokenize::{Encoded, Encoder, NO_LINE};
+use crate::tokenize::{ChangeStats, Encoded, Encoder, NO_LINE};
 use candle_core::Device;
 use config::RiskConfig;
 use net::{Batch, Mode, RiskNet};
 use weights::ModelFiles;
 
-/// One hunk to score: its repository-relative path and the hunk.
+/// One hunk to score: its repository-relative path, the hunk, and the size of the
+/// change it belongs to.
 #[derive(Clone, Copy)]
 pub struct ScoreInput<'a> {
     pub path: &'a str,
     pub hunk: &'a Hunk,
+    pub change: ChangeStats,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +86,7 @@ impl RiskModel {
     }
 
     pub fn encode(&self, inputs: &[ScoreInput]) -> anyhow::Result<Vec<Encoded>> {
-        Ok(inputs.iter().map(|i| self.encoder.encode(i.path, i.hunk)).collect::<Result<_, _>>()?)
+        Ok(inputs.iter().map(|i| self.encoder.encode(i.path, i.hunk, i.change)).collect::<Result<_, _>>()?)
     }
 
     /// Raw logits and per-token scores for already-encoded hunks, batched by length.
@@ -94,7 +96,7 @@ impl RiskModel {
         let mut out = vec![(0f32, Vec::new()); encoded.len()];
         for chunk in order.chunks(BATCH) {
             let items: Vec<&Encoded> = chunk.iter().map(|&i| &encoded[i]).collect();
-            let batch = Batch::new(&items, &self.device)?;
+            let batch = Batch::new(&items, self.config.n_features, &self.device)?;
             let o = self.net.forward(&batch, &mut Mode::Infer)?;
             let logits = o.logits.to_vec1::<f32>()?;
             let tokens = o.token_scores.to_vec2::<f32>()?;

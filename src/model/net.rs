@@ -8,7 +8,7 @@
 //! This module does not load files (see `weights.rs`) or calibrate (see `config.rs`).
 
 use super::config::RiskConfig;
-use crate::tokenize::{Encoded, N_FEATURES};
+use crate::tokenize::Encoded;
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear};
 
@@ -17,29 +17,28 @@ pub struct Batch {
     pub ids: Tensor,
     pub mask: Tensor,
     pub features: Tensor,
-    pub len: usize,
 }
 
 impl Batch {
-    pub fn new(items: &[&Encoded], device: &Device) -> Result<Batch> {
+    /// `n_features`: how many of the encoded features the model takes (the first ones).
+    pub fn new(items: &[&Encoded], n_features: usize, device: &Device) -> Result<Batch> {
         let b = items.len();
         let t = items.iter().map(|e| e.ids.len()).max().unwrap_or(1).max(1);
         let mut ids = vec![0u32; b * t];
         let mut mask = vec![0f32; b * t];
-        let mut feats = Vec::with_capacity(b * N_FEATURES);
+        let mut feats = Vec::with_capacity(b * n_features);
         for (i, e) in items.iter().enumerate() {
             ids[i * t..i * t + e.ids.len()].copy_from_slice(&e.ids);
             mask[i * t..i * t + e.ids.len()].iter_mut().for_each(|m| *m = 1.0);
             if e.ids.is_empty() {
                 mask[i * t] = 1.0; // an empty hunk still pools over one (padding) token
             }
-            feats.extend_from_slice(&e.features);
+            feats.extend_from_slice(&e.features[..n_features]);
         }
         Ok(Batch {
             ids: Tensor::from_vec(ids, (b, t), device)?,
             mask: Tensor::from_vec(mask, (b, t), device)?,
-            features: Tensor::from_vec(feats, (b, N_FEATURES), device)?,
-            len: t,
+            features: Tensor::from_vec(feats, (b, n_features), device)?,
         })
     }
 }
@@ -166,7 +165,7 @@ impl RiskNet {
             blocks,
             norm: Norm::new(d, vb.pp("norm"))?,
             token_head: linear(d, 1, vb.pp("token_head"))?,
-            feature_head: linear(N_FEATURES, 1, vb.pp("feature_head"))?,
+            feature_head: linear(cfg.n_features, 1, vb.pp("feature_head"))?,
             max_len: cfg.max_len,
         })
     }
@@ -202,7 +201,7 @@ impl RiskNet {
             ("norm.bias".to_string(), vec![d]),
             ("token_head.weight".to_string(), vec![1, d]),
             ("token_head.bias".to_string(), vec![1]),
-            ("feature_head.weight".to_string(), vec![1, N_FEATURES]),
+            ("feature_head.weight".to_string(), vec![1, cfg.n_features]),
             ("feature_head.bias".to_string(), vec![1]),
         ];
         for i in 0..cfg.n_layers {

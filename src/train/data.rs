@@ -48,6 +48,8 @@ pub struct Sample {
     /// 1 risky, 0 clean, -1 ambiguous (other hunk of a buggy commit: never a training label).
     pub label: i8,
     pub split: Split,
+    /// Size of the commit this hunk belongs to, over all its hunks in the data.
+    pub change: crate::tokenize::ChangeStats,
 }
 
 pub struct Commit {
@@ -177,7 +179,28 @@ impl Dataset {
                 continue;
             };
             let s = split.get(&(h.project.clone(), h.commit_id.clone())).copied().unwrap_or(Split::All);
-            out.samples.push(Sample { project: h.project, commit: h.commit_id, path: h.file, hunk, label: h.hunk_label, split: s });
+            out.samples.push(Sample {
+                project: h.project,
+                commit: h.commit_id,
+                path: h.file,
+                hunk,
+                label: h.hunk_label,
+                split: s,
+                change: Default::default(),
+            });
+        }
+        // Change sizes: hunks, added lines and distinct files per commit.
+        let mut stats: HashMap<(String, String), (crate::tokenize::ChangeStats, std::collections::HashSet<String>)> =
+            HashMap::new();
+        for s in &out.samples {
+            let e = stats.entry((s.project.clone(), s.commit.clone())).or_default();
+            e.0.hunks += 1;
+            e.0.added += s.hunk.added();
+            e.1.insert(s.path.clone());
+        }
+        for s in &mut out.samples {
+            let (st, files) = &stats[&(s.project.clone(), s.commit.clone())];
+            s.change = crate::tokenize::ChangeStats { files: files.len(), ..*st };
         }
         out
     }

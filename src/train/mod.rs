@@ -47,6 +47,8 @@ pub struct TrainOptions {
     pub max_train: Option<usize>,
     pub resume: bool,
     pub checkpoint_every: usize,
+    /// Also feed the change's size (hunks, added lines, files) to the model.
+    pub change_features: bool,
 }
 
 /// What `eval` prints and `metrics.json` stores.
@@ -98,7 +100,10 @@ pub fn evaluate(model: &RiskModel, data: &Dataset, split: Split) -> Result<EvalR
         (0..data.samples.len()).filter(|&i| Dataset::in_split(data.samples[i].split, split)).collect();
     let inputs: Vec<model::ScoreInput> = chosen
         .iter()
-        .map(|&i| model::ScoreInput { path: &data.samples[i].path, hunk: &data.samples[i].hunk })
+        .map(|&i| {
+            let s = &data.samples[i];
+            model::ScoreInput { path: &s.path, hunk: &s.hunk, change: s.change }
+        })
         .collect();
     let bar = progress(inputs.len() as u64, "scoring");
     let mut logits = Vec::with_capacity(inputs.len());
@@ -235,13 +240,13 @@ fn batches(indices: &[usize], encoded: &[Encoded], batch: usize, rng: &mut Rng) 
     out
 }
 
-fn logits_of(net: &model::net::RiskNet, encoded: &[&Encoded], device: &Device) -> Result<Vec<f32>> {
+fn logits_of(net: &model::net::RiskNet, n_features: usize, encoded: &[&Encoded], device: &Device) -> Result<Vec<f32>> {
     let mut order: Vec<usize> = (0..encoded.len()).collect();
     order.sort_by_key(|&i| encoded[i].ids.len());
     let mut out = vec![0f32; encoded.len()];
     for chunk in order.chunks(64) {
         let items: Vec<&Encoded> = chunk.iter().map(|&i| encoded[i]).collect();
-        let o = net.forward(&Batch::new(&items, device)?, &mut Mode::Infer)?;
+        let o = net.forward(&Batch::new(&items, n_features, device)?, &mut Mode::Infer)?;
         for (k, l) in o.logits.to_vec1::<f32>()?.into_iter().enumerate() {
             out[chunk[k]] = l;
         }
@@ -310,7 +315,8 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     let mut slot = vec![usize::MAX; data.samples.len()];
     for &i in &needed {
         slot[i] = encoded.len();
-        encoded.push(encoder.encode(&data.samples[i].path, &data.samples[i].hunk)?);
+        let s = &data.samples[i];
+        encoded.push(encoder.encode(&s.path, &s.hunk, s.change)?);
     }
     let labels: Vec<f32> = needed.iter().map(|&i| data.samples[i].label.max(0) as f32).collect();
     let train_slots: Vec<usize> = train_idx.iter().map(|&i| slot[i]).collect();
@@ -325,7 +331,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         n_heads: opts.n_heads,
         d_ff: opts.d_ff,
         max_len: opts.max_len,
-        n_features: N_FEATURES,
+        n_features: if opts.change_features { N_FEATURES } else { tokenize::N_HUNK_FEATURES },
         calibration: Platt::IDENTITY,
         change: ChangeCombiner::MAX,
     };
@@ -368,7 +374,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
             opt.set_learning_rate(lr);
             let items: Vec<&Encoded> = plan[step].iter().map(|&s| &encoded[s]).collect();
             let y: Vec<f32> = plan[step].iter().map(|&s| labels[s]).collect();
-            let batch = Batch::new(&items, device)?;
+            let batch = Batch::new(&items, cfg.n_features, device)?;
             let target = Tensor::from_vec(y, items.len(), device)?;
             let out = net.forward(&batch, &mut Mode::Train { dropout: opts.dropout, rng: &mut state.rng })?;
             let loss = candle_nn::loss::binary_cross_entropy_with_logit(&out.logits, &target)?;
@@ -393,7 +399,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
             }
         }
         bar.finish_and_clear();
-        let logits = logits_of(&net, &calib_enc, device)?;
+        let logits = logits_of(&net, cfg.n_features, &calib_enc, device)?;
         let auc = metrics::roc_auc(&logits, &calib_y).unwrap_or(0.5);
         eprintln!("deepspark: epoch {} done, calibration AUC {auc:.4} [{:.0}s]", epoch + 1, t0.elapsed().as_secs_f64());
         if auc > state.best_calib_auc {
@@ -409,11 +415,11 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
 
     // Calibrate the best epoch's weights on the calibration split.
     varmap.load(&best_path)?;
-    let calib_logits = logits_of(&net, &calib_enc, device)?;
+    let calib_logits = logits_of(&net, cfg.n_features, &calib_enc, device)?;
     let xs: Vec<Vec<f64>> = calib_logits.iter().map(|&l| vec![l as f64]).collect();
     let (w, b) = metrics::fit_logistic(&xs, &calib_y, 1e-3);
     cfg.calibration = Platt { a: w[0] as f32, b: b as f32 };
-    cfg.change = fit_change_combiner(&net, &data, &calib_all, &slot, &encoded, device)?;
+    cfg.change = fit_change_combiner(&net, cfg.n_features, &data, &calib_all, &slot, &encoded, device)?;
     cfg.validate()?;
 
     save(&varmap, &cfg, &opts.out)?;
@@ -440,6 +446,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
 
 fn fit_change_combiner(
     net: &model::net::RiskNet,
+    n_features: usize,
     data: &Dataset,
     calib_all: &[usize],
     slot: &[usize],
@@ -447,7 +454,7 @@ fn fit_change_combiner(
     device: &Device,
 ) -> Result<ChangeCombiner> {
     let enc: Vec<&Encoded> = calib_all.iter().map(|&i| &encoded[slot[i]]).collect();
-    let logits = logits_of(net, &enc, device)?;
+    let logits = logits_of(net, n_features, &enc, device)?;
     let mut per_commit: HashMap<(&str, &str), Vec<f32>> = HashMap::new();
     for (&i, &l) in calib_all.iter().zip(&logits) {
         per_commit.entry((&data.samples[i].project, &data.samples[i].commit)).or_default().push(l);
@@ -528,7 +535,7 @@ mod tests {
         let (_vm, net) = init_model(&cfg, &mut Rng::new(1), &Device::Cpu).unwrap();
         let model = RiskModel::from_parts(cfg, net, enc, Device::Cpu, "test");
         let data = corpus();
-        let inputs: Vec<ScoreInput> = data.iter().map(|(p, h, _)| ScoreInput { path: p, hunk: h }).collect();
+        let inputs: Vec<ScoreInput> = data.iter().map(|(p, h, _)| ScoreInput { path: p, hunk: h, change: Default::default() }).collect();
         let scores = model.score(&inputs).unwrap();
         assert_eq!(scores.len(), inputs.len());
         for s in &scores {
@@ -546,9 +553,9 @@ mod tests {
         let dev = Device::Cpu;
         let (varmap, net) = init_model(&cfg, &mut Rng::new(2), &dev).unwrap();
         let data = corpus();
-        let encoded: Vec<Encoded> = data.iter().map(|(p, h, _)| enc.encode(p, h).unwrap()).collect();
+        let encoded: Vec<Encoded> = data.iter().map(|(p, h, _)| enc.encode(p, h, Default::default()).unwrap()).collect();
         let items: Vec<&Encoded> = encoded.iter().collect();
-        let batch = Batch::new(&items, &dev).unwrap();
+        let batch = Batch::new(&items, cfg.n_features, &dev).unwrap();
         let y = Tensor::from_vec(data.iter().map(|d| d.2).collect::<Vec<_>>(), data.len(), &dev).unwrap();
 
         // Every variable receives a non-zero gradient in training mode (the fused
@@ -583,9 +590,9 @@ mod tests {
         let cfg = tiny_cfg(&enc);
         let (_vm, net) = init_model(&cfg, &mut Rng::new(4), &Device::Cpu).unwrap();
         let data = corpus();
-        let encoded: Vec<Encoded> = data.iter().map(|(p, h, _)| enc.encode(p, h).unwrap()).collect();
+        let encoded: Vec<Encoded> = data.iter().map(|(p, h, _)| enc.encode(p, h, Default::default()).unwrap()).collect();
         let items: Vec<&Encoded> = encoded.iter().collect();
-        let batch = Batch::new(&items, &Device::Cpu).unwrap();
+        let batch = Batch::new(&items, cfg.n_features, &Device::Cpu).unwrap();
         let a = net.forward(&batch, &mut Mode::Infer).unwrap().logits.to_vec1::<f32>().unwrap();
         let mut rng = Rng::new(5);
         let b = net.forward(&batch, &mut Mode::Train { dropout: 0.0, rng: &mut rng }).unwrap().logits.to_vec1::<f32>().unwrap();
@@ -606,7 +613,7 @@ mod tests {
         assert_eq!(loaded.config, cfg);
         let original = RiskModel::from_parts(cfg, net, enc, Device::Cpu, "mem");
         let data = corpus();
-        let inputs: Vec<ScoreInput> = data.iter().map(|(p, h, _)| ScoreInput { path: p, hunk: h }).collect();
+        let inputs: Vec<ScoreInput> = data.iter().map(|(p, h, _)| ScoreInput { path: p, hunk: h, change: Default::default() }).collect();
         let a = original.score(&inputs).unwrap();
         let b = loaded.score(&inputs).unwrap();
         for (x, y) in a.iter().zip(&b) {
