@@ -4,9 +4,10 @@
 //! The model benchmarks use the embedded default model (weights/). The model's FLOP
 //! count per hunk is printed first so GFLOP/s can be read off hunks/s.
 
+use deepspark::commands::review;
 use deepspark::git;
 use deepspark::model::weights::ModelFiles;
-use deepspark::model::{RiskModel, ScoreInput, Scorer};
+use deepspark::model::{RiskModel, ScoreInput};
 use divan::counter::ItemsCount;
 use divan::{Bencher, black_box};
 use std::sync::OnceLock;
@@ -68,20 +69,24 @@ fn model() -> &'static RiskModel {
     })
 }
 
+/// Every hunk of the change, as the review scores them.
+fn inputs(c: &git::Change) -> Vec<ScoreInput<'_>> {
+    let change = deepspark::tokenize::ChangeStats::of(&c.files);
+    c.files.iter().flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h, change })).collect()
+}
+
 fn main() {
     let m = model();
     let fx = fixture(500);
     let c = change(&fx);
-    let change = deepspark::tokenize::ChangeStats::of(&c.files);
-    let inputs: Vec<ScoreInput> =
-        c.files.iter().flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h, change })).collect();
-    let enc = m.encode(&inputs).unwrap();
+    let enc = m.encode(&inputs(&c)).unwrap();
     let mean_len = enc.iter().map(|e| e.ids.len()).sum::<usize>() as f64 / enc.len() as f64;
     eprintln!(
         "model: {} parameters; {:.1} MFLOP per hunk at the fixture's mean length of {mean_len:.0} tokens \
-         (GFLOP/s = hunks/s x this / 1000)",
+         (GFLOP/s = hunks/s x this / 1000); {} hunks in the 500-line fixture",
         m.config.param_count(),
-        m.config.flops(mean_len.round() as usize) / 1e6
+        m.config.flops(mean_len.round() as usize) / 1e6,
+        enc.len()
     );
     divan::main();
 }
@@ -96,9 +101,7 @@ fn git_read_hunks(b: Bencher, lines: usize) {
 fn tokenize(b: Bencher, lines: usize) {
     let fx = fixture(lines);
     let c = change(&fx);
-    let change = deepspark::tokenize::ChangeStats::of(&c.files);
-    let inputs: Vec<ScoreInput> =
-        c.files.iter().flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h, change })).collect();
+    let inputs = inputs(&c);
     b.counter(ItemsCount::new(inputs.len())).bench(|| black_box(model().encode(&inputs).unwrap()));
 }
 
@@ -106,30 +109,28 @@ fn tokenize(b: Bencher, lines: usize) {
 fn model_forward(b: Bencher, hunks: usize) {
     let fx = fixture(5000);
     let c = change(&fx);
-    let change = deepspark::tokenize::ChangeStats::of(&c.files);
-    let inputs: Vec<ScoreInput> = c
-        .files
-        .iter()
-        .flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h, change }))
-        .cycle()
-        .take(hunks)
-        .collect();
+    let inputs: Vec<ScoreInput> = inputs(&c).into_iter().cycle().take(hunks).collect();
     let enc = model().encode(&inputs).unwrap();
     b.counter(ItemsCount::new(hunks)).bench(|| black_box(model().forward_encoded(&enc).unwrap()));
 }
 
+/// git -> skip -> tokens -> model (loaded from the embedded bytes each time) -> verdict.
 #[divan::bench(args = SIZES, sample_count = 10)]
 fn review_end_to_end(b: Bencher, lines: usize) {
     let fx = fixture(lines);
-    b.bench(|| {
-        let c = change(&fx);
-        let change = deepspark::tokenize::ChangeStats::of(&c.files);
-        let inputs: Vec<ScoreInput> = c
-            .files
-            .iter()
-            .flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h, change }))
-            .collect();
-        let scores = model().score(&inputs).unwrap();
-        black_box(model().change_risk(&scores))
-    });
+    let gate = deepspark::cli::GateArgs {
+        lgtm: None,
+        reject: None,
+        fail_on: None,
+        context: None,
+        max_file_lines: None,
+        max_change_lines: None,
+        skip: vec![],
+        no_default_skips: false,
+        model: None,
+        device: deepspark::model::device::DeviceChoice::Cpu,
+        config: None,
+    };
+    let settings = review::Settings::resolve(&gate, &Default::default()).unwrap();
+    b.bench(|| black_box(review::review_files(change(&fx).files, &settings).unwrap().p_clean));
 }

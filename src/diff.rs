@@ -315,3 +315,29 @@ mod tests {
         assert!(!is_test_path("src/main.rs"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Untrusted diff text: parsing never panics, and what parses is consistent.
+        #[test]
+        fn hunk_parser_never_panics(header in "\\PC{0,40}", body in "\\PC{0,200}") {
+            let _ = Hunk::parse(&header, &body);
+        }
+
+        #[test]
+        fn parsed_line_numbers_follow_the_header(start in 1u32..10_000, lines in proptest::collection::vec((0u8..3, "[a-z ]{0,12}"), 0..40)) {
+            let body: String = lines.iter().map(|(k, t)| format!("{}{t}\n", [' ', '+', '-'][*k as usize])).collect();
+            let old = lines.iter().filter(|(k, _)| *k != 1).count() as u32;
+            let new = lines.iter().filter(|(k, _)| *k != 2).count() as u32;
+            let h = Hunk::parse(&format!("@@ -{start},{old} +{start},{new} @@"), &body).unwrap();
+            prop_assert_eq!(h.lines.len(), lines.len());
+            prop_assert_eq!(h.added() as u32 + (old - h.removed() as u32), new);
+            let last_new = h.lines.iter().filter_map(|l| l.lineno.new).max();
+            if new > 0 { prop_assert_eq!(last_new, Some(h.start.new + new - 1)); }
+        }
+    }
+}

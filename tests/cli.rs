@@ -9,6 +9,8 @@ mod common;
 mod errors;
 #[path = "cli/hook.rs"]
 mod hook;
+#[path = "cli/hostile.rs"]
+mod hostile;
 #[path = "cli/model.rs"]
 mod model;
 #[path = "cli/review.rs"]

@@ -170,3 +170,42 @@ impl ModelFiles {
         Ok(enc)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn files(weights: Vec<u8>) -> ModelFiles {
+        static TOK: OnceLock<(Vec<u8>, usize)> = OnceLock::new();
+        let (tok, vocab) = TOK
+            .get_or_init(|| {
+                let t = crate::tokenize::train_tokenizer((0..20).map(|i| format!("let a{i} = {i};")), 280).unwrap();
+                let enc = Encoder::new(t, 32);
+                (enc.tokenizer().to_string(false).unwrap().into_bytes(), enc.vocab_size())
+            })
+            .clone();
+        let cfg = super::super::config::tiny(vocab);
+        ModelFiles { origin: "mem".into(), config: serde_json::to_vec(&cfg).unwrap(), weights, tokenizer: tok }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        // Hostile weights files: any bytes give an error (or, by luck, a model), never a panic.
+        #[test]
+        fn arbitrary_weights_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = RiskModel::load(&files(bytes), &Device::Cpu);
+        }
+
+        #[test]
+        fn lying_headers_never_panic(len in any::<u64>(), header in "\\PC{0,200}", tail in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut bytes = len.to_le_bytes().to_vec();
+            bytes.extend_from_slice(header.as_bytes());
+            bytes.extend_from_slice(&tail);
+            prop_assert!(RiskModel::load(&files(bytes), &Device::Cpu).is_err());
+        }
+    }
+
+    use crate::model::RiskModel;
+}

@@ -79,15 +79,7 @@ fn github_annotations_are_escaped() {
 fn markdown_comment_is_courteous_when_it_rejects() {
     let r = two_commits();
     let text = output(&r, &["HEAD~1..HEAD", "--format", "markdown", "--lgtm", "1", "--reject", "1", "--min-risk", "0"]);
-    let mut settings = insta::Settings::clone_current();
-    settings.add_filter(r"\d+\.\d%", "NN.N%");
-    settings.add_filter(r"\| \d+% \|", "| NN% |");
-    settings.add_filter(r"\(\d+% risk\)", "(NN% risk)");
-    settings.add_filter(r"only a \d+% chance", "only a NN% chance");
-    settings.add_filter(r"Lines that drive the score: [0-9, ]+\.", "Lines that drive the score: [LINES].");
-    settings.add_filter(r"<sub>.*</sub>", "<sub>[VERSION AND MODEL]</sub>");
-    settings.add_filter(r"\n\nLines that drive the score: \[LINES\]\.", "");
-    settings.bind(|| insta::assert_snapshot!(text));
+    redact_scores().bind(|| insta::assert_snapshot!(text));
     assert!(text.contains("Thank you") && text.contains("sorry"));
     let ok = output(&r, &["HEAD~1..HEAD", "--format", "markdown", "--lgtm", "0", "--reject", "0"]);
     assert!(!ok.contains("sorry"));

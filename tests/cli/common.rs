@@ -117,3 +117,23 @@ pub fn two_commits() -> Repo {
     r.commit("second");
     r
 }
+
+/// Snapshot settings that hide what depends on the model's numbers.
+pub fn redact_scores() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    for (from, to) in [
+        (r"[█░]{10}\s+\d+% risk", "[BAR] NN% risk"),
+        (r"\d+\.\d%", "NN.N%"),
+        (r"(LGTM|NEEDS WORK|REJECT)   P", "[VERDICT]   P"),
+        (r"model: .*", "model: [MODEL]"),
+        (r"  <- drives the score", ""),
+        (r"\| \d+% \|", "| NN% |"),
+        (r"\(\d+% risk\)", "(NN% risk)"),
+        (r"only a \d+% chance", "only a NN% chance"),
+        (r"\n\nLines that drive the score: [0-9, ]+\.", ""),
+        (r"<sub>.*</sub>", "<sub>[VERSION AND MODEL]</sub>"),
+    ] {
+        s.add_filter(from, to);
+    }
+    s
+}

@@ -239,13 +239,7 @@ fn terminal_report_snapshot() {
     let r = two_commits();
     let out = r.cmd().args(["review", "HEAD~1..HEAD", "--color", "never"]).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    let mut settings = insta::Settings::clone_current();
-    settings.add_filter(r"[█░]{10}\s+\d+% risk", "[BAR] NN% risk");
-    settings.add_filter(r"P\(clean\) \d+\.\d%", "P(clean) NN.N%");
-    settings.add_filter(r"(LGTM|NEEDS WORK|REJECT)   P", "[VERDICT]   P");
-    settings.add_filter(r"model: .*", "model: [MODEL]");
-    settings.add_filter(r"  <- drives the score", "");
-    settings.bind(|| insta::assert_snapshot!(text));
+    redact_scores().bind(|| insta::assert_snapshot!(text));
 }
 
 #[test]
