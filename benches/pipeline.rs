@@ -15,8 +15,7 @@ use std::sync::OnceLock;
 const SIZES: [usize; 3] = [50, 500, 5000];
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    repo: git2::Repository,
+    dir: tempfile::TempDir,
 }
 
 /// A repository whose last commit changes about `lines` lines across files of 50 lines.
@@ -52,13 +51,15 @@ fn fixture(lines: usize) -> Fixture {
     commit("base");
     write(1);
     commit("change");
-    drop(commit);
-    Fixture { _dir: dir, repo }
+    drop(repo);
+    Fixture { dir }
 }
 
+/// Opens the repository and reads the last commit's change, as `review HEAD~1..HEAD` does.
 fn change(fx: &Fixture) -> git::Change {
+    let repo = git::open(Some(fx.dir.path())).unwrap();
     let req = git::Request { revs: vec!["HEAD~1..HEAD".into()], context: 3, ..Default::default() };
-    git::diff(&fx.repo, &req).unwrap()
+    git::diff(&repo, &req).unwrap()
 }
 
 fn model() -> &'static RiskModel {

@@ -37,5 +37,5 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl std::io::Write) -> std::i
         Verdict::NeedsWork => "warning",
         Verdict::Reject => "error",
     };
-    writeln!(out, "::{level} title=deepspark verdict::{} (P(clean) {:.1}%)", r.verdict.label(), r.p_clean * 100.0)
+    writeln!(out, "::{level} title=deepspark verdict::{}", data(&format!("{} (P(clean) {:.1}%)", r.verdict.label(), r.p_clean * 100.0)))
 }

@@ -73,6 +73,11 @@ fn github_annotations_are_escaped() {
     assert!(lines.iter().any(|l| l.starts_with("::") && l.contains("file=we%2Cird%3Aname%25.py,line=1,endLine=1")), "{text}");
     assert!(lines.last().unwrap().contains("title=deepspark verdict::"));
     assert!(lines.iter().all(|l| l.starts_with("::")));
+    let text = output(&r, &["HEAD~1..HEAD", "--format", "github", "--min-risk", "0", "--lgtm", "1", "--reject", "1"]);
+    let mut settings = redact_scores();
+    settings.add_filter(r"\d+%25", "NN%25");
+    settings.add_filter(r"(?m)^::(error|warning) file=", "::[LEVEL] file=");
+    settings.bind(|| insta::assert_snapshot!(text));
 }
 
 #[test]
