@@ -168,3 +168,23 @@ fn a_missing_binary_fails_closed() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }
+
+#[test]
+fn a_spent_time_budget_reports_what_was_not_reviewed() {
+    let rm = remote();
+    change_and_commit(&rm.work);
+    let local = rm.work.repo.refname_to_id("refs/heads/main").unwrap();
+    let remote_tip = git2::Repository::open_bare(&rm.bare).unwrap().refname_to_id("refs/heads/main").unwrap();
+    let input = format!("refs/heads/main {local} refs/heads/main {remote_tip}\n");
+    let out = rm
+        .work
+        .cmd()
+        .args(["hook", "run", "pre-push", "origin", "url", "--budget", "0", "--color", "never"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "not reviewed is reported, not a silent block: {err}");
+    assert!(err.contains("b.rs") && err.contains("NOT REVIEWED: the time budget"), "{err}");
+    assert!(!err.contains("LGTM  "), "an unreviewed change is never LGTM: {err}");
+}
