@@ -178,6 +178,7 @@ pub struct HookRunArgs {
     /// Stop scoring after this many seconds and report the rest as not reviewed [default: 60].
     #[arg(long, value_name = "SECONDS")]
     pub budget: Option<u64>,
+    /// When to colour the report (written to stderr, which git shows during a push).
     #[arg(long, value_enum, default_value = "auto")]
     pub color: ColorChoice,
     #[command(flatten)]
@@ -197,20 +198,25 @@ pub struct TrainArgs {
     /// Output directory for config.json, model.safetensors, tokenizer.json and metrics.json.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Passes over the training split; the epoch with the best calibration AUC is kept.
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
     /// Seed for initial weights, data order and dropout: same seed, same model.
     #[arg(long, default_value_t = 17)]
     pub seed: u64,
+    /// Where training runs.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
     /// Width of the transformer.
     #[arg(long, default_value_t = 64)]
     pub d_model: usize,
+    /// Transformer layers.
     #[arg(long, default_value_t = 2)]
     pub layers: usize,
+    /// Attention heads (must divide --d-model).
     #[arg(long, default_value_t = 4)]
     pub heads: usize,
+    /// Width of each layer's feed-forward part.
     #[arg(long, default_value_t = 128)]
     pub d_ff: usize,
     /// Tokens per hunk the model sees.
@@ -219,12 +225,16 @@ pub struct TrainArgs {
     /// BPE vocabulary size.
     #[arg(long, default_value_t = 4096)]
     pub vocab: usize,
+    /// Hunks per optimiser step.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
+    /// Peak learning rate (linear warm-up, then cosine down to a tenth).
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// AdamW weight decay.
     #[arg(long, default_value_t = 0.05)]
     pub weight_decay: f64,
+    /// Dropout on embeddings and residual branches.
     #[arg(long, default_value_t = 0.1)]
     pub dropout: f32,
     /// Leave this project (the `project` field) out of training entirely, to measure unseen code.
@@ -261,8 +271,10 @@ pub struct EvalArgs {
     /// Which split to score (default: test when commit dates are given, else all).
     #[arg(long, value_enum)]
     pub split: Option<Split>,
+    /// Output format (JSON keys: n, auc, pr_auc, ece, brier, baseline_auc, auc_added, ...).
     #[arg(long, value_enum, default_value = "text")]
     pub format: EvalFormat,
+    /// Where the model runs.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
 }
