@@ -3,7 +3,11 @@
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(has_default_model)");
     println!("cargo::rerun-if-changed=weights");
-    let files = ["weights/config.json", "weights/model.safetensors", "weights/tokenizer.json"];
+    let files = [
+        "weights/config.json",
+        "weights/model.safetensors",
+        "weights/tokenizer.json",
+    ];
     for f in files {
         println!("cargo::rerun-if-changed={f}");
     }

@@ -43,7 +43,12 @@ fn fixture(lines: usize) -> Fixture {
         index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
         index.write().unwrap();
         let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let parents: Vec<git2::Commit> = repo.head().ok().map(|h| h.peel_to_commit().unwrap()).into_iter().collect();
+        let parents: Vec<git2::Commit> = repo
+            .head()
+            .ok()
+            .map(|h| h.peel_to_commit().unwrap())
+            .into_iter()
+            .collect();
         let refs: Vec<&git2::Commit> = parents.iter().collect();
         repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &refs).unwrap();
     };
@@ -58,7 +63,11 @@ fn fixture(lines: usize) -> Fixture {
 /// Opens the repository and reads the last commit's change, as `review HEAD~1..HEAD` does.
 fn change(fx: &Fixture) -> git::Change {
     let repo = git::open(Some(fx.dir.path())).unwrap();
-    let req = git::Request { revs: vec!["HEAD~1..HEAD".into()], context: 3, ..Default::default() };
+    let req = git::Request {
+        revs: vec!["HEAD~1..HEAD".into()],
+        context: 3,
+        ..Default::default()
+    };
     git::diff(&repo, &req).unwrap()
 }
 
@@ -73,7 +82,16 @@ fn model() -> &'static RiskModel {
 /// Every hunk of the change, as the review scores them.
 fn inputs(c: &git::Change) -> Vec<ScoreInput<'_>> {
     let change = deepspark::tokenize::ChangeStats::of(&c.files);
-    c.files.iter().flat_map(|f| f.hunks.iter().map(move |h| ScoreInput { path: f.display_path(), hunk: h, change })).collect()
+    c.files
+        .iter()
+        .flat_map(|f| {
+            f.hunks.iter().map(move |h| ScoreInput {
+                path: f.display_path(),
+                hunk: h,
+                change,
+            })
+        })
+        .collect()
 }
 
 fn main() {
@@ -103,7 +121,8 @@ fn tokenize(b: Bencher, lines: usize) {
     let fx = fixture(lines);
     let c = change(&fx);
     let inputs = inputs(&c);
-    b.counter(ItemsCount::new(inputs.len())).bench(|| black_box(model().encode(&inputs).unwrap()));
+    b.counter(ItemsCount::new(inputs.len()))
+        .bench(|| black_box(model().encode(&inputs).unwrap()));
 }
 
 #[divan::bench(args = [1, 32, 256], sample_count = 20)]
@@ -112,7 +131,8 @@ fn model_forward(b: Bencher, hunks: usize) {
     let c = change(&fx);
     let inputs: Vec<ScoreInput> = inputs(&c).into_iter().cycle().take(hunks).collect();
     let enc = model().encode(&inputs).unwrap();
-    b.counter(ItemsCount::new(hunks)).bench(|| black_box(model().forward_encoded(&enc).unwrap()));
+    b.counter(ItemsCount::new(hunks))
+        .bench(|| black_box(model().forward_encoded(&enc).unwrap()));
 }
 
 /// git -> skip -> tokens -> model (loaded from the embedded bytes each time) -> verdict.

@@ -6,11 +6,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "deepspark", version, about = "A local, offline AI code reviewer for git.",
+#[command(
+    name = "deepspark",
+    version,
+    about = "A local, offline AI code reviewer for git.",
     long_about = "deepspark reads a change from git, scores every hunk's risk (the probability that it \
 introduces a bug or needs rework) with a transformer that runs on this machine, and gives a verdict: \
 LGTM, NEEDS WORK or REJECT. Nothing leaves the machine.",
-    after_help = "Exit codes: 0 no gate tripped, 1 the gate tripped (see `review --fail-on`), 2 error.")]
+    after_help = "Exit codes: 0 no gate tripped, 1 the gate tripped (see `review --fail-on`), 2 error."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -187,7 +191,11 @@ pub struct HookRunArgs {
 
 fn probability(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{v} is not a probability in [0, 1]")) }
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a probability in [0, 1]"))
+    }
 }
 
 #[derive(Args, Debug)]

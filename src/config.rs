@@ -47,10 +47,16 @@ impl Config {
             _ => return Ok((Config::default(), None)),
         };
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+            path: shown.clone(),
+            source,
+        })?;
         let cfg = Self::parse(&text).map_err(|msg| ConfigError::Invalid { path: shown, msg })?;
         let base = path.parent().map(Path::to_path_buf);
-        let cfg = Config { model: cfg.model.map(|m| base.as_deref().map_or(m.clone(), |b| b.join(&m))), ..cfg };
+        let cfg = Config {
+            model: cfg.model.map(|m| base.as_deref().map_or(m.clone(), |b| b.join(&m))),
+            ..cfg
+        };
         Ok((cfg, Some(path)))
     }
 

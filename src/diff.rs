@@ -90,18 +90,27 @@ impl Hunk {
             let text = chars.as_str().to_string();
             let (kind, lineno) = match sigil {
                 ' ' => {
-                    let n = OldNew { old: Some(next.old), new: Some(next.new) };
+                    let n = OldNew {
+                        old: Some(next.old),
+                        new: Some(next.new),
+                    };
                     next.old += 1;
                     next.new += 1;
                     (LineKind::Context, n)
                 }
                 '+' => {
-                    let n = OldNew { old: None, new: Some(next.new) };
+                    let n = OldNew {
+                        old: None,
+                        new: Some(next.new),
+                    };
                     next.new += 1;
                     (LineKind::Added, n)
                 }
                 '-' => {
-                    let n = OldNew { old: Some(next.old), new: None };
+                    let n = OldNew {
+                        old: Some(next.old),
+                        new: None,
+                    };
                     next.old += 1;
                     (LineKind::Removed, n)
                 }
@@ -113,7 +122,12 @@ impl Hunk {
                 }
                 other => return Err(ParseError::Line(i + 1, other)),
             };
-            lines.push(Line { kind, text, lineno, no_newline: false });
+            lines.push(Line {
+                kind,
+                text,
+                lineno,
+                no_newline: false,
+            });
         }
         Ok(Hunk { start, count, lines })
     }
@@ -134,7 +148,13 @@ fn parse_header(header: &str) -> Option<(OldNew<u32>, OldNew<u32>)> {
     let (ns, nc) = range(new)?;
     // git writes start 0 for an empty side; line numbers of a non-empty side start at 1.
     let fix = |s: u32, c: u32| if c == 0 { s + 1 } else { s.max(1) };
-    Some((OldNew { old: fix(os, oc), new: fix(ns, nc) }, OldNew { old: oc, new: nc }))
+    Some((
+        OldNew {
+            old: fix(os, oc),
+            new: fix(ns, nc),
+        },
+        OldNew { old: oc, new: nc },
+    ))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -158,21 +178,33 @@ pub enum Skip {
     /// `.gitattributes` marks it `-diff` or `binary`.
     Attributes,
     /// Matched a generated/vendored/lock-file pattern (the pattern is named).
-    Generated { pattern: String },
+    Generated {
+        pattern: String,
+    },
     /// A symlink: its target is text, not code.
     Symlink,
     /// Its diff exceeds `--max-file-lines`: not reviewed, and the change cannot be LGTM.
-    FileTooLarge { lines: usize, limit: usize },
+    FileTooLarge {
+        lines: usize,
+        limit: usize,
+    },
     /// The change as a whole exceeded `--max-change-lines` before this file: not reviewed.
-    ChangeTooLarge { limit: usize },
+    ChangeTooLarge {
+        limit: usize,
+    },
     /// The time budget (pre-push hook) ran out before this file was scored: not reviewed.
-    TimeBudget { seconds: u64 },
+    TimeBudget {
+        seconds: u64,
+    },
 }
 
 impl Skip {
     /// Whether skipping this file means part of the change went unreviewed (so no LGTM).
     pub fn is_unreviewed(&self) -> bool {
-        matches!(self, Skip::FileTooLarge { .. } | Skip::ChangeTooLarge { .. } | Skip::TimeBudget { .. })
+        matches!(
+            self,
+            Skip::FileTooLarge { .. } | Skip::ChangeTooLarge { .. } | Skip::TimeBudget { .. }
+        )
     }
 
     pub fn describe(&self) -> String {
@@ -266,7 +298,9 @@ pub fn language_of(path: &str) -> Option<&'static str> {
 /// A test file by common conventions (directory or name), for the model's features.
 pub fn is_test_path(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
-    lower.split('/').any(|seg| matches!(seg, "test" | "tests" | "testing" | "__tests__" | "spec" | "testdata"))
+    lower
+        .split('/')
+        .any(|seg| matches!(seg, "test" | "tests" | "testing" | "__tests__" | "spec" | "testdata"))
         || {
             let name = lower.rsplit('/').next().unwrap_or(&lower);
             name.starts_with("test_")
@@ -283,12 +317,34 @@ mod tests {
 
     #[test]
     fn parses_a_hunk_with_line_numbers() {
-        let h = Hunk::parse("@@ -10,3 +10,4 @@ fn x()", " a\n-b\n+c\n+d\n e\n\\ No newline at end of file").unwrap();
+        let h = Hunk::parse(
+            "@@ -10,3 +10,4 @@ fn x()",
+            " a\n-b\n+c\n+d\n e\n\\ No newline at end of file",
+        )
+        .unwrap();
         assert_eq!(h.added(), 2);
         assert_eq!(h.removed(), 1);
-        assert_eq!(h.lines[1].lineno, OldNew { old: Some(11), new: None });
-        assert_eq!(h.lines[3].lineno, OldNew { old: None, new: Some(12) });
-        assert_eq!(h.lines[4].lineno, OldNew { old: Some(12), new: Some(13) });
+        assert_eq!(
+            h.lines[1].lineno,
+            OldNew {
+                old: Some(11),
+                new: None
+            }
+        );
+        assert_eq!(
+            h.lines[3].lineno,
+            OldNew {
+                old: None,
+                new: Some(12)
+            }
+        );
+        assert_eq!(
+            h.lines[4].lineno,
+            OldNew {
+                old: Some(12),
+                new: Some(13)
+            }
+        );
         assert!(h.lines[4].no_newline);
     }
 

@@ -20,7 +20,9 @@ pub enum GitError {
     Bare(String),
     #[error("too many revisions: {0:?} (at most two, or one A..B / A...B)")]
     TooMany(Vec<String>),
-    #[error("this is a shallow clone and {what} is not in the local history; fetch more history (`git fetch --unshallow`, or `fetch-depth: 0` in CI)")]
+    #[error(
+        "this is a shallow clone and {what} is not in the local history; fetch more history (`git fetch --unshallow`, or `fetch-depth: 0` in CI)"
+    )]
     Shallow { what: String },
     #[error("no common ancestor between {0} and {1}")]
     NoMergeBase(String, String),
@@ -45,7 +47,9 @@ pub struct Change {
 }
 
 pub fn open(path: Option<&Path>) -> Result<Repository, GitError> {
-    let start = path.map(Path::to_path_buf).unwrap_or_else(|| std::path::PathBuf::from("."));
+    let start = path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
     Repository::discover(&start).map_err(|e| GitError::NotARepo(e.message().to_string()))
 }
 
@@ -57,12 +61,18 @@ enum NewSide<'r> {
 
 fn tree_of<'r>(repo: &'r Repository, rev: &str) -> Result<Tree<'r>, GitError> {
     let obj = repo.revparse_single(rev).map_err(|e| bad_rev(repo, rev, e))?;
-    obj.peel_to_tree().map_err(|e| GitError::BadRevision { rev: rev.into(), msg: e.message().into() })
+    obj.peel_to_tree().map_err(|e| GitError::BadRevision {
+        rev: rev.into(),
+        msg: e.message().into(),
+    })
 }
 
 fn commit_id(repo: &Repository, rev: &str) -> Result<Oid, GitError> {
     let obj = repo.revparse_single(rev).map_err(|e| bad_rev(repo, rev, e))?;
-    let c = obj.peel_to_commit().map_err(|e| GitError::BadRevision { rev: rev.into(), msg: e.message().into() })?;
+    let c = obj.peel_to_commit().map_err(|e| GitError::BadRevision {
+        rev: rev.into(),
+        msg: e.message().into(),
+    })?;
     Ok(c.id())
 }
 
@@ -70,7 +80,10 @@ fn bad_rev(repo: &Repository, rev: &str, e: git2::Error) -> GitError {
     if repo.is_shallow() && (rev.contains('~') || rev.contains('^')) {
         return GitError::Shallow { what: rev.to_string() };
     }
-    GitError::BadRevision { rev: rev.to_string(), msg: e.message().to_string() }
+    GitError::BadRevision {
+        rev: rev.to_string(),
+        msg: e.message().to_string(),
+    }
 }
 
 fn is_shallow_boundary(repo: &Repository, id: Oid) -> bool {
@@ -105,24 +118,44 @@ pub fn diff(repo: &Repository, req: &Request) -> Result<Change, GitError> {
             // In a shallow clone the boundary commits look parentless: refuse rather than
             // review the whole tree as "added".
             if is_shallow_boundary(repo, id) {
-                return Err(GitError::Shallow { what: format!("the parent of {rev}") });
+                return Err(GitError::Shallow {
+                    what: format!("the parent of {rev}"),
+                });
             }
             None
         } else {
             match commit.parent(0) {
                 Ok(p) => Some(p.tree()?),
-                Err(_) if repo.is_shallow() => return Err(GitError::Shallow { what: format!("the parent of {rev}") }),
+                Err(_) if repo.is_shallow() => {
+                    return Err(GitError::Shallow {
+                        what: format!("the parent of {rev}"),
+                    });
+                }
                 Err(e) => return Err(e.into()),
             }
         };
-        (parent, NewSide::Tree(commit.tree()?), OldNew { old: format!("{rev}^"), new: rev.clone() })
+        (
+            parent,
+            NewSide::Tree(commit.tree()?),
+            OldNew {
+                old: format!("{rev}^"),
+                new: rev.clone(),
+            },
+        )
     } else {
         match req.revs.as_slice() {
             [] => {
                 need_worktree(repo)?;
                 let new = if req.staged { NewSide::Index } else { NewSide::WorkTree };
                 let label = if req.staged { "index" } else { "work tree" };
-                (head_tree(repo)?, new, OldNew { old: "HEAD".into(), new: label.into() })
+                (
+                    head_tree(repo)?,
+                    new,
+                    OldNew {
+                        old: "HEAD".into(),
+                        new: label.into(),
+                    },
+                )
             }
             [one] if one.contains("..") => {
                 let (a, b, merge_base) = match one.split_once("...") {
@@ -138,7 +171,9 @@ pub fn diff(repo: &Repository, req: &Request) -> Result<Change, GitError> {
                     let (ia, ib) = (commit_id(repo, a)?, commit_id(repo, b)?);
                     let base = repo.merge_base(ia, ib).map_err(|e| {
                         if repo.is_shallow() {
-                            GitError::Shallow { what: format!("the merge base of {a} and {b}") }
+                            GitError::Shallow {
+                                what: format!("the merge base of {a} and {b}"),
+                            }
                         } else if e.code() == git2::ErrorCode::NotFound {
                             GitError::NoMergeBase(a.into(), b.into())
                         } else {
@@ -149,18 +184,41 @@ pub fn diff(repo: &Repository, req: &Request) -> Result<Change, GitError> {
                 } else {
                     tree_of(repo, a)?
                 };
-                let label = if merge_base { format!("merge-base({a}, {b})") } else { a.to_string() };
-                (Some(old), NewSide::Tree(tree_of(repo, b)?), OldNew { old: label, new: b.to_string() })
+                let label = if merge_base {
+                    format!("merge-base({a}, {b})")
+                } else {
+                    a.to_string()
+                };
+                (
+                    Some(old),
+                    NewSide::Tree(tree_of(repo, b)?),
+                    OldNew {
+                        old: label,
+                        new: b.to_string(),
+                    },
+                )
             }
             [one] => {
                 need_worktree(repo)?;
                 let new = if req.staged { NewSide::Index } else { NewSide::WorkTree };
                 let label = if req.staged { "index" } else { "work tree" };
-                (Some(tree_of(repo, one)?), new, OldNew { old: one.clone(), new: label.into() })
+                (
+                    Some(tree_of(repo, one)?),
+                    new,
+                    OldNew {
+                        old: one.clone(),
+                        new: label.into(),
+                    },
+                )
             }
-            [a, b] if !req.staged => {
-                (Some(tree_of(repo, a)?), NewSide::Tree(tree_of(repo, b)?), OldNew { old: a.clone(), new: b.clone() })
-            }
+            [a, b] if !req.staged => (
+                Some(tree_of(repo, a)?),
+                NewSide::Tree(tree_of(repo, b)?),
+                OldNew {
+                    old: a.clone(),
+                    new: b.clone(),
+                },
+            ),
             other => return Err(GitError::TooMany(other.to_vec())),
         }
     };
@@ -178,7 +236,9 @@ pub fn diff_commits(repo: &Repository, old: Option<Oid>, new: Oid, context: u32)
 
 fn collect(repo: &Repository, old: Option<&Tree>, new: NewSide, context: u32) -> Result<Vec<FileDiff>, GitError> {
     let mut opts = DiffOptions::new();
-    opts.context_lines(context).include_typechange(true).ignore_submodules(false);
+    opts.context_lines(context)
+        .include_typechange(true)
+        .ignore_submodules(false);
     let mut d = match new {
         NewSide::Tree(t) => repo.diff_tree_to_tree(old, Some(&t), Some(&mut opts))?,
         NewSide::Index => repo.diff_tree_to_index(old, None, Some(&mut opts))?,
@@ -204,7 +264,10 @@ fn mode(m: FileMode) -> Option<u32> {
 fn file_diff(repo: &Repository, d: &git2::Diff, i: usize) -> Result<FileDiff, GitError> {
     let delta = d.get_delta(i).expect("index below deltas().len()");
     let (o, n) = (delta.old_file(), delta.new_file());
-    let mut path = OldNew { old: lossy(o.path_bytes()), new: lossy(n.path_bytes()) };
+    let mut path = OldNew {
+        old: lossy(o.path_bytes()),
+        new: lossy(n.path_bytes()),
+    };
     let mut status = match delta.status() {
         Delta::Added | Delta::Untracked => FileStatus::Added,
         Delta::Deleted => FileStatus::Deleted,
@@ -218,9 +281,19 @@ fn file_diff(repo: &Repository, d: &git2::Diff, i: usize) -> Result<FileDiff, Gi
         FileStatus::Deleted => path.new = None,
         _ => {}
     }
-    let modes = OldNew { old: mode(o.mode()), new: mode(n.mode()) };
+    let modes = OldNew {
+        old: mode(o.mode()),
+        new: mode(n.mode()),
+    };
     let shown = path.new.clone().or(path.old.clone()).unwrap_or_default();
-    let mut file = FileDiff { language: language_of(&shown), path, status, mode: modes, hunks: Vec::new(), skip: None };
+    let mut file = FileDiff {
+        language: language_of(&shown),
+        path,
+        status,
+        mode: modes,
+        hunks: Vec::new(),
+        skip: None,
+    };
     let is = |m: FileMode| o.mode() == m || n.mode() == m;
     if is(FileMode::Commit) {
         file.skip = Some(Skip::Submodule);
@@ -235,14 +308,18 @@ fn file_diff(repo: &Repository, d: &git2::Diff, i: usize) -> Result<FileDiff, Gi
     let Some(patch) = patch.filter(|_| !binary) else {
         let attr = |name: &str| {
             git2::AttrValue::from_string(
-                repo.get_attr(Path::new(&shown), name, git2::AttrCheckFlags::FILE_THEN_INDEX).ok().flatten(),
+                repo.get_attr(Path::new(&shown), name, git2::AttrCheckFlags::FILE_THEN_INDEX)
+                    .ok()
+                    .flatten(),
             )
         };
-        file.skip = Some(if attr("diff") == git2::AttrValue::False || attr("binary") == git2::AttrValue::True {
-            Skip::Attributes
-        } else {
-            Skip::Binary
-        });
+        file.skip = Some(
+            if attr("diff") == git2::AttrValue::False || attr("binary") == git2::AttrValue::True {
+                Skip::Attributes
+            } else {
+                Skip::Binary
+            },
+        );
         return Ok(file);
     };
     for h in 0..patch.num_hunks() {
@@ -269,13 +346,22 @@ fn file_diff(repo: &Repository, d: &git2::Diff, i: usize) -> Result<FileDiff, Gi
             lines.push(Line {
                 kind,
                 text: String::from_utf8_lossy(bytes).into_owned(),
-                lineno: OldNew { old: line.old_lineno(), new: line.new_lineno() },
+                lineno: OldNew {
+                    old: line.old_lineno(),
+                    new: line.new_lineno(),
+                },
                 no_newline: false,
             });
         }
         file.hunks.push(Hunk {
-            start: OldNew { old: hunk.old_start(), new: hunk.new_start() },
-            count: OldNew { old: hunk.old_lines(), new: hunk.new_lines() },
+            start: OldNew {
+                old: hunk.old_start(),
+                new: hunk.new_start(),
+            },
+            count: OldNew {
+                old: hunk.old_lines(),
+                new: hunk.new_lines(),
+            },
             lines,
         });
     }

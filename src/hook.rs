@@ -16,7 +16,9 @@ const CHAINED: &str = "pre-push.deepspark-chained";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
-    #[error("core.hooksPath is set to {0}; deepspark will not write there by default (it may be shared by other repositories)")]
+    #[error(
+        "core.hooksPath is set to {0}; deepspark will not write there by default (it may be shared by other repositories)"
+    )]
     HooksPath(String),
     #[error("{0} is not deepspark's hook; leaving it untouched")]
     NotOurs(String),
@@ -31,14 +33,21 @@ pub enum HookError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HookError + '_ {
-    move |source| HookError::Io { path: path.display().to_string(), source }
+    move |source| HookError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// The hooks folder git uses for this repository, and whether it came from core.hooksPath.
 pub fn hooks_dir(repo: &Repository) -> Result<(PathBuf, bool), HookError> {
     let config = repo.config()?;
     if let Ok(p) = config.get_path("core.hooksPath") {
-        let p = if p.is_relative() { repo.workdir().unwrap_or(repo.path()).join(p) } else { p };
+        let p = if p.is_relative() {
+            repo.workdir().unwrap_or(repo.path()).join(p)
+        } else {
+            p
+        };
         return Ok((p, true));
     }
     Ok((repo.commondir().join("hooks"), false))
@@ -56,14 +65,21 @@ fn read_ours(path: &Path) -> Option<String> {
 
 /// The chained hook named in our script, if any.
 fn chained_of(script: &str, dir: &Path) -> Option<PathBuf> {
-    script.lines().find_map(|l| l.strip_prefix("chained=\"$hookdir/")).map(|rest| dir.join(rest.trim_end_matches('"')))
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix("chained=\"$hookdir/"))
+        .map(|rest| dir.join(rest.trim_end_matches('"')))
 }
 
 pub fn status(dir: &Path) -> Status {
     let hook = dir.join("pre-push");
     match read_ours(&hook) {
-        Some(s) => Status::Installed { chained: chained_of(&s, dir).filter(|p| p.exists()) },
-        None => Status::NotInstalled { other_hook: hook.exists() },
+        Some(s) => Status::Installed {
+            chained: chained_of(&s, dir).filter(|p| p.exists()),
+        },
+        None => Status::NotInstalled {
+            other_hook: hook.exists(),
+        },
     }
 }
 
@@ -72,7 +88,9 @@ fn shell_quote(s: &str) -> String {
 }
 
 fn script(exe: &Path, chained: Option<&str>) -> String {
-    let chained_line = chained.map(|c| format!("chained=\"$hookdir/{c}\"\n")).unwrap_or_else(|| "chained=\n".into());
+    let chained_line = chained
+        .map(|c| format!("chained=\"$hookdir/{c}\"\n"))
+        .unwrap_or_else(|| "chained=\n".into());
     format!(
         r#"#!/bin/sh
 {MARKER}
@@ -129,7 +147,12 @@ pub enum Installed {
     Rewritten,
 }
 
-pub fn install(repo: &Repository, exe: &Path, force: bool, allow_hooks_path: bool) -> Result<(PathBuf, Installed), HookError> {
+pub fn install(
+    repo: &Repository,
+    exe: &Path,
+    force: bool,
+    allow_hooks_path: bool,
+) -> Result<(PathBuf, Installed), HookError> {
     let (dir, from_config) = hooks_dir(repo)?;
     if from_config && !allow_hooks_path {
         return Err(HookError::HooksPath(dir.display().to_string()));
@@ -146,7 +169,13 @@ pub fn install(repo: &Repository, exe: &Path, force: bool, allow_hooks_path: boo
     }
     if hook.exists() {
         let name = (0..)
-            .map(|i| if i == 0 { CHAINED.to_string() } else { format!("{CHAINED}.{i}") })
+            .map(|i| {
+                if i == 0 {
+                    CHAINED.to_string()
+                } else {
+                    format!("{CHAINED}.{i}")
+                }
+            })
             .find(|n| !dir.join(n).exists())
             .expect("some suffix is free");
         let moved = dir.join(&name);
@@ -206,7 +235,9 @@ pub fn parse_input(input: &str) -> Result<Vec<PushedRef>, HookError> {
         .map(|l| {
             let bad = || HookError::Input(l.to_string());
             let parts: Vec<&str> = l.split_whitespace().collect();
-            let [local_ref, local, remote_ref, remote] = parts.as_slice() else { return Err(bad()) };
+            let [local_ref, local, remote_ref, remote] = parts.as_slice() else {
+                return Err(bad());
+            };
             Ok(PushedRef {
                 local_ref: local_ref.to_string(),
                 local: Oid::from_str(local).map_err(|_| bad())?,
@@ -236,7 +267,9 @@ pub fn base_for(repo: &Repository, r: &PushedRef) -> Result<Option<Option<Oid>>,
         }
     }
     walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
-    let Some(oldest) = walk.next().transpose()? else { return Ok(None) };
+    let Some(oldest) = walk.next().transpose()? else {
+        return Ok(None);
+    };
     let commit = repo.find_commit(oldest)?;
     Ok(Some(commit.parent_id(0).ok()))
 }
@@ -249,7 +282,10 @@ mod tests {
     fn parses_git_pre_push_lines() {
         let z = "0000000000000000000000000000000000000000";
         let a = "1111111111111111111111111111111111111111";
-        let refs = parse_input(&format!("refs/heads/x {a} refs/heads/x {z}\nrefs/heads/y {z} refs/heads/y {a}\n")).unwrap();
+        let refs = parse_input(&format!(
+            "refs/heads/x {a} refs/heads/x {z}\nrefs/heads/y {z} refs/heads/y {a}\n"
+        ))
+        .unwrap();
         assert_eq!(refs.len(), 2);
         assert!(!refs[0].is_deletion());
         assert!(refs[1].is_deletion());
@@ -260,9 +296,15 @@ mod tests {
 
     #[test]
     fn script_quotes_the_binary_path() {
-        let s = script(Path::new("/opt/it's here/deepspark"), Some("pre-push.deepspark-chained"));
+        let s = script(
+            Path::new("/opt/it's here/deepspark"),
+            Some("pre-push.deepspark-chained"),
+        );
         assert!(s.contains(r#"deepspark='/opt/it'\''s here/deepspark'"#));
-        assert_eq!(chained_of(&s, Path::new("/h")), Some(PathBuf::from("/h/pre-push.deepspark-chained")));
+        assert_eq!(
+            chained_of(&s, Path::new("/h")),
+            Some(PathBuf::from("/h/pre-push.deepspark-chained"))
+        );
         assert!(s.contains(MARKER));
     }
 }

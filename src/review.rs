@@ -67,7 +67,11 @@ impl Finding<'_> {
     /// First and last line on the new side (at least 1: a pure deletion points at the
     /// line before it), for annotations.
     pub fn lines(&self) -> (u32, u32) {
-        let start = if self.hunk.count.new == 0 { self.hunk.start.new.saturating_sub(1) } else { self.hunk.start.new };
+        let start = if self.hunk.count.new == 0 {
+            self.hunk.start.new.saturating_sub(1)
+        } else {
+            self.hunk.start.new
+        };
         let start = start.max(1);
         (start, (start + self.hunk.count.new.max(1) - 1).max(start))
     }
@@ -80,7 +84,13 @@ impl Review {
             .files
             .iter()
             .zip(&self.scores)
-            .flat_map(|(f, s)| f.hunks.iter().zip(s).map(move |(h, sc)| Finding { file: f, hunk: h, score: sc }))
+            .flat_map(|(f, s)| {
+                f.hunks.iter().zip(s).map(move |(h, sc)| Finding {
+                    file: f,
+                    hunk: h,
+                    score: sc,
+                })
+            })
             .filter(|f| f.score.risk >= min_risk)
             .collect();
         out.sort_by(|a, b| b.score.risk.total_cmp(&a.score.risk));
@@ -92,8 +102,17 @@ pub fn is_bidi(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
-pub fn judge(files: Vec<FileDiff>, scores: Vec<Vec<HunkScore>>, change_risk: f64, t: Thresholds, model: Option<String>) -> Review {
-    let unreviewed = files.iter().filter(|f| f.skip.as_ref().is_some_and(|s| s.is_unreviewed())).count();
+pub fn judge(
+    files: Vec<FileDiff>,
+    scores: Vec<Vec<HunkScore>>,
+    change_risk: f64,
+    t: Thresholds,
+    model: Option<String>,
+) -> Review {
+    let unreviewed = files
+        .iter()
+        .filter(|f| f.skip.as_ref().is_some_and(|s| s.is_unreviewed()))
+        .count();
     let p_clean = (1.0 - change_risk).clamp(0.0, 1.0);
     let mut verdict = if p_clean >= t.lgtm {
         Verdict::Lgtm
@@ -108,7 +127,11 @@ pub fn judge(files: Vec<FileDiff>, scores: Vec<Vec<HunkScore>>, change_risk: f64
     let mut warnings = Vec::new();
     for f in &files {
         for h in &f.hunks {
-            for l in h.lines.iter().filter(|l| l.kind == LineKind::Added && l.text.chars().any(is_bidi)) {
+            for l in h
+                .lines
+                .iter()
+                .filter(|l| l.kind == LineKind::Added && l.text.chars().any(is_bidi))
+            {
                 warnings.push(Warning {
                     path: f.display_path().to_string(),
                     line: l.lineno.new,
@@ -117,7 +140,16 @@ pub fn judge(files: Vec<FileDiff>, scores: Vec<Vec<HunkScore>>, change_risk: f64
             }
         }
     }
-    Review { files, scores, p_clean, verdict, thresholds: t, unreviewed, warnings, model }
+    Review {
+        files,
+        scores,
+        p_clean,
+        verdict,
+        thresholds: t,
+        unreviewed,
+        warnings,
+        model,
+    }
 }
 
 /// Whether this verdict makes deepspark exit 1.
@@ -134,11 +166,17 @@ mod tests {
     use super::*;
     use crate::diff::{FileStatus, OldNew, Skip};
 
-    const T: Thresholds = Thresholds { lgtm: 0.95, reject: 0.60 };
+    const T: Thresholds = Thresholds {
+        lgtm: 0.95,
+        reject: 0.60,
+    };
 
     fn file(skip: Option<Skip>) -> FileDiff {
         FileDiff {
-            path: OldNew { old: Some("a.rs".into()), new: Some("a.rs".into()) },
+            path: OldNew {
+                old: Some("a.rs".into()),
+                new: Some("a.rs".into()),
+            },
             status: FileStatus::Modified,
             mode: OldNew::default(),
             language: Some("rust"),
@@ -158,7 +196,13 @@ mod tests {
 
     #[test]
     fn unreviewed_files_forbid_lgtm() {
-        let r = judge(vec![file(Some(Skip::FileTooLarge { lines: 9, limit: 1 }))], vec![vec![]], 0.0, T, None);
+        let r = judge(
+            vec![file(Some(Skip::FileTooLarge { lines: 9, limit: 1 }))],
+            vec![vec![]],
+            0.0,
+            T,
+            None,
+        );
         assert_eq!(r.verdict, Verdict::NeedsWork);
         let r = judge(vec![file(Some(Skip::Binary))], vec![vec![]], 0.0, T, None);
         assert_eq!(r.verdict, Verdict::Lgtm);

@@ -45,9 +45,14 @@ pub fn apply(files: &mut [FileDiff], rules: &Rules) {
         }
         let lines = f.changed_lines();
         if lines > rules.max_file_lines {
-            f.skip = Some(Skip::FileTooLarge { lines, limit: rules.max_file_lines });
+            f.skip = Some(Skip::FileTooLarge {
+                lines,
+                limit: rules.max_file_lines,
+            });
         } else if total + lines > rules.max_change_lines {
-            f.skip = Some(Skip::ChangeTooLarge { limit: rules.max_change_lines });
+            f.skip = Some(Skip::ChangeTooLarge {
+                limit: rules.max_change_lines,
+            });
         } else {
             total += lines;
             continue;

@@ -11,8 +11,8 @@
 
 use crate::diff::{Hunk, LineKind, is_test_path, language_of};
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::normalizers::NormalizerWrapper;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::{Tokenizer, TokenizerBuilder};
 
@@ -152,7 +152,11 @@ impl Encoder {
         }
         ids.truncate(self.max_len);
         line.truncate(self.max_len);
-        Ok(Encoded { ids, line, features: features(path, hunk, change) })
+        Ok(Encoded {
+            ids,
+            line,
+            features: features(path, hunk, change),
+        })
     }
 }
 
@@ -214,7 +218,17 @@ mod tests {
     fn layout_marks_changed_lines_and_maps_tokens_to_lines() {
         let enc = tiny();
         let h = Hunk::parse("@@ -1,2 +1,2 @@", " ctx\n-    let x = 1;\n+    let x = 2;").unwrap();
-        let e = enc.encode("src/a.rs", &h, ChangeStats { hunks: 1, added: 1, files: 1 }).unwrap();
+        let e = enc
+            .encode(
+                "src/a.rs",
+                &h,
+                ChangeStats {
+                    hunks: 1,
+                    added: 1,
+                    files: 1,
+                },
+            )
+            .unwrap();
         assert_eq!(e.ids[0], FILE);
         assert!(e.ids.contains(&ADD) && e.ids.contains(&DEL));
         assert_eq!(e.ids.len(), e.line.len());
@@ -234,7 +248,12 @@ mod tests {
         let e = enc.encode("x.rs", &h, ChangeStats::default()).unwrap();
         assert_eq!(e.ids.len(), 64);
         let markers = e.ids.iter().filter(|&&t| t == ADD).count();
-        let lines = e.line.iter().filter(|&&l| l != NO_LINE).collect::<std::collections::BTreeSet<_>>().len();
+        let lines = e
+            .line
+            .iter()
+            .filter(|&&l| l != NO_LINE)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         assert_eq!(markers, lines, "only real line starts carry the <add> marker");
     }
 }

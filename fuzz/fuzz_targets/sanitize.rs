@@ -3,6 +3,10 @@
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let once = deepspark::render::sanitize::clean(&text).into_owned();
-    assert!(!once.chars().any(|c| (c.is_control() && c != '\t') || deepspark::review::is_bidi(c)));
+    assert!(
+        !once
+            .chars()
+            .any(|c| (c.is_control() && c != '\t') || deepspark::review::is_bidi(c))
+    );
     assert_eq!(deepspark::render::sanitize::clean(&once), once);
 });

@@ -5,7 +5,9 @@ use deepspark::model::RiskModel;
 use deepspark::model::weights::ModelFiles;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Some(mut files) = ModelFiles::embedded() else { return };
+    let Some(mut files) = ModelFiles::embedded() else {
+        return;
+    };
     files.weights = data.to_vec();
     let _ = RiskModel::load(&files, &candle_core::Device::Cpu);
 });

@@ -19,7 +19,9 @@ pub fn run(args: EvalArgs) -> Result<u8> {
         None => Split::All,
     };
     if split != Split::All && !data.has_dates() {
-        anyhow::bail!("--split {split:?} needs commit records (*.commits.jsonl) to date the hunks; pass them or use --split all");
+        anyhow::bail!(
+            "--split {split:?} needs commit records (*.commits.jsonl) to date the hunks; pass them or use --split all"
+        );
     }
     let report = evaluate(&model, &data, split)?;
     if report.n == 0 {
@@ -43,8 +45,19 @@ fn f(v: Option<f64>) -> String {
 pub fn print_text(r: &EvalReport, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "split: {}", r.split)?;
     writeln!(out, "hunks: {} ({} risky)", r.n, r.positives)?;
-    writeln!(out, "ROC AUC:      {}   baseline (added lines): {}", f(r.auc), f(r.baseline_auc))?;
-    writeln!(out, "  with >=1 added line ({} hunks): {}   baseline: {}", r.n_added, f(r.auc_added), f(r.baseline_auc_added))?;
+    writeln!(
+        out,
+        "ROC AUC:      {}   baseline (added lines): {}",
+        f(r.auc),
+        f(r.baseline_auc)
+    )?;
+    writeln!(
+        out,
+        "  with >=1 added line ({} hunks): {}   baseline: {}",
+        r.n_added,
+        f(r.auc_added),
+        f(r.baseline_auc_added)
+    )?;
     writeln!(out, "PR AUC:       {}", f(r.pr_auc))?;
     writeln!(out, "ECE (10 bins): {}", f(r.ece))?;
     writeln!(out, "Brier:        {}", f(r.brier))?;
@@ -59,7 +72,14 @@ pub fn print_text(r: &EvalReport, out: &mut impl Write) -> std::io::Result<()> {
         )?;
     }
     for p in &r.projects {
-        writeln!(out, "  {:<28} {:>6} hunks  AUC {}  baseline {}", p.project, p.n, f(p.auc), f(p.baseline_auc))?;
+        writeln!(
+            out,
+            "  {:<28} {:>6} hunks  AUC {}  baseline {}",
+            p.project,
+            p.n,
+            f(p.auc),
+            f(p.baseline_auc)
+        )?;
     }
     Ok(())
 }

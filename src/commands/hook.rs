@@ -11,7 +11,10 @@ use std::time::Duration;
 
 pub fn run(cmd: HookCommand) -> Result<u8> {
     match cmd {
-        HookCommand::Install { force, allow_hooks_path } => {
+        HookCommand::Install {
+            force,
+            allow_hooks_path,
+        } => {
             let repo = git::open(None)?;
             let exe = std::env::current_exe().context("cannot locate the deepspark binary")?;
             let exe = exe.canonicalize().unwrap_or(exe);
@@ -23,7 +26,9 @@ pub fn run(cmd: HookCommand) -> Result<u8> {
                     path.display(),
                     moved.display()
                 ),
-                Installed::AlreadyThere => println!("deepspark's pre-push hook is already installed: {}", path.display()),
+                Installed::AlreadyThere => {
+                    println!("deepspark's pre-push hook is already installed: {}", path.display())
+                }
                 Installed::Rewritten => println!("rewrote deepspark's pre-push hook: {}", path.display()),
             }
             Ok(exit::PASS)
@@ -31,7 +36,10 @@ pub fn run(cmd: HookCommand) -> Result<u8> {
         HookCommand::Uninstall => {
             let repo = git::open(None)?;
             match hook::uninstall(&repo)? {
-                Some(restored) => println!("removed deepspark's pre-push hook; restored your hook at {}", restored.display()),
+                Some(restored) => println!(
+                    "removed deepspark's pre-push hook; restored your hook at {}",
+                    restored.display()
+                ),
                 None => println!("removed deepspark's pre-push hook"),
             }
             Ok(exit::PASS)
@@ -55,16 +63,22 @@ pub fn run(cmd: HookCommand) -> Result<u8> {
 
 fn run_pre_push(args: HookRunArgs) -> Result<u8> {
     let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input).context("cannot read git's pre-push input")?;
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("cannot read git's pre-push input")?;
     let refs = hook::parse_input(&input)?;
     let repo = git::open(None)?;
     let cfg = super::review::load_config(&args.gate, &repo)?;
     let mut settings = Settings::resolve(&args.gate, &cfg)?;
     settings.budget = Some(Duration::from_secs(args.budget.or(cfg.hook_budget).unwrap_or(60)));
-    let style = render::terminal::Style { color: use_color(args.color, std::io::stderr().is_terminal()) };
+    let style = render::terminal::Style {
+        color: use_color(args.color, std::io::stderr().is_terminal()),
+    };
     let mut code = exit::PASS;
     for r in refs.iter().filter(|r| !r.is_deletion()) {
-        let Some(base) = hook::base_for(&repo, r)? else { continue };
+        let Some(base) = hook::base_for(&repo, r)? else {
+            continue;
+        };
         let files = git::diff_commits(&repo, base, r.local, settings.context)?;
         if files.is_empty() {
             continue;

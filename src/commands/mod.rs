@@ -12,7 +12,10 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
     if let Some(g) = err.downcast_ref::<GitError>() {
         return Some(match g {
             GitError::NotARepo(_) => "run deepspark inside a git repository, or pass -C PATH".into(),
-            GitError::BadRevision { .. } => "check the revision with `git rev-parse --verify REV`; see `deepspark review --help` for the forms".into(),
+            GitError::BadRevision { .. } => {
+                "check the revision with `git rev-parse --verify REV`; see `deepspark review --help` for the forms"
+                    .into()
+            }
             GitError::Bare(_) => "in a bare repository, use `deepspark review A..B`".into(),
             GitError::Shallow { .. } => "run `git fetch --unshallow` (in GitHub Actions: `fetch-depth: 0`)".into(),
             _ => return None,

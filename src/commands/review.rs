@@ -4,12 +4,12 @@
 //! loaded only when there is something to score, so an empty change is fast.
 
 use crate::cli::{ColorChoice, FailOn, Format, GateArgs, ReviewArgs};
+use crate::config::Config;
 use crate::diff::{FileDiff, Skip};
 use crate::model::device::{DeviceChoice, device};
 use crate::model::weights::ModelFiles;
 use crate::model::{HunkScore, RiskModel, ScoreInput, Scorer};
 use crate::review::{Review, Thresholds, gate_tripped, judge};
-use crate::config::Config;
 use crate::{exit, git, render, skip};
 use anyhow::{Context, Result, bail};
 use std::io::{IsTerminal, Write};
@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 pub fn model_files(dir: Option<&Path>) -> Result<ModelFiles> {
     match dir {
         Some(d) => Ok(ModelFiles::read_dir(d)?),
-        None => ModelFiles::embedded()
-            .ok_or_else(|| anyhow::anyhow!("this build has no embedded model (weights/ was empty when it was built); pass --model DIR")),
+        None => ModelFiles::embedded().ok_or_else(|| {
+            anyhow::anyhow!("this build has no embedded model (weights/ was empty when it was built); pass --model DIR")
+        }),
     }
 }
 
@@ -60,8 +61,11 @@ impl Settings {
             bail!("--reject ({reject}) must not be above --lgtm ({lgtm})");
         }
         let default_skips = !args.no_default_skips && cfg.default_skips.unwrap_or(true);
-        let mut patterns: Vec<String> =
-            if default_skips { skip::DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect() } else { vec![] };
+        let mut patterns: Vec<String> = if default_skips {
+            skip::DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect()
+        } else {
+            vec![]
+        };
         patterns.extend(cfg.skip.iter().cloned());
         patterns.extend(args.skip.iter().cloned());
         Ok(Settings {
@@ -91,7 +95,9 @@ pub fn review_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<Rev
     let start = Instant::now();
     skip::apply(&mut files, &settings.rules);
     let mut scores: Vec<Vec<HunkScore>> = vec![Vec::new(); files.len()];
-    let to_score: Vec<usize> = (0..files.len()).filter(|&i| files[i].skip.is_none() && !files[i].hunks.is_empty()).collect();
+    let to_score: Vec<usize> = (0..files.len())
+        .filter(|&i| files[i].skip.is_none() && !files[i].hunks.is_empty())
+        .collect();
     if to_score.is_empty() {
         return Ok(judge(files, scores, 0.0, settings.thresholds, None));
     }
@@ -109,7 +115,15 @@ pub fn review_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<Rev
             }
         }
         let f = &files[i];
-        let inputs: Vec<ScoreInput> = f.hunks.iter().map(|h| ScoreInput { path: f.display_path(), hunk: h, change }).collect();
+        let inputs: Vec<ScoreInput> = f
+            .hunks
+            .iter()
+            .map(|h| ScoreInput {
+                path: f.display_path(),
+                hunk: h,
+                change,
+            })
+            .collect();
         scores[i] = model.score(&inputs)?;
         bar.inc(inputs.len() as u64);
     }
@@ -143,10 +157,19 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
     if let Some(m) = args.min_risk {
         settings.min_risk = m as f32;
     }
-    let request = git::Request { revs: args.revs.clone(), staged: args.staged, commit: args.commit.clone(), context: settings.context };
+    let request = git::Request {
+        revs: args.revs.clone(),
+        staged: args.staged,
+        commit: args.commit.clone(),
+        context: settings.context,
+    };
     let change = git::diff(&repo, &request)?;
     let review = review_files(change.files, &settings)?;
-    let code = if gate_tripped(review.verdict, settings.fail_on) { exit::GATE } else { exit::PASS };
+    let code = if gate_tripped(review.verdict, settings.fail_on) {
+        exit::GATE
+    } else {
+        exit::PASS
+    };
 
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = match args.format {
@@ -155,7 +178,9 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
         Format::Github => render::github::write(&review, settings.min_risk, &mut out),
         Format::Markdown => render::markdown::write(&review, settings.min_risk, &mut out),
         Format::Terminal => {
-            let style = render::terminal::Style { color: use_color(args.color, std::io::stdout().is_terminal()) };
+            let style = render::terminal::Style {
+                color: use_color(args.color, std::io::stdout().is_terminal()),
+            };
             render::terminal::write(&review, &change.sides, &style, &mut out)
         }
     }

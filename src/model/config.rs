@@ -50,7 +50,12 @@ pub struct ChangeCombiner {
 }
 
 impl ChangeCombiner {
-    pub const MAX: ChangeCombiner = ChangeCombiner { w_max: 1.0, w_mean: 0.0, w_count: 0.0, bias: 0.0 };
+    pub const MAX: ChangeCombiner = ChangeCombiner {
+        w_max: 1.0,
+        w_mean: 0.0,
+        w_count: 0.0,
+        bias: 0.0,
+    };
 
     pub fn features(logits: &[f32]) -> [f32; 3] {
         if logits.is_empty() {
@@ -80,7 +85,12 @@ pub enum ConfigError {
     #[error("unsupported model format {0:?} (expected {FORMAT:?})")]
     Format(String),
     #[error("{field} = {value} is out of range ({min}..={max})")]
-    Range { field: &'static str, value: usize, min: usize, max: usize },
+    Range {
+        field: &'static str,
+        value: usize,
+        min: usize,
+        max: usize,
+    },
     #[error("d_model ({d_model}) must be a multiple of n_heads ({n_heads})")]
     Heads { d_model: usize, n_heads: usize },
     #[error("n_features = {0}, but this build encodes 4 (hunk) or {1} (hunk and change) features")]
@@ -99,22 +109,41 @@ impl RiskConfig {
             return Err(ConfigError::Format(self.format.clone()));
         }
         let range = |field, value: usize, min, max| {
-            if value < min || value > max { Err(ConfigError::Range { field, value, min, max }) } else { Ok(()) }
+            if value < min || value > max {
+                Err(ConfigError::Range { field, value, min, max })
+            } else {
+                Ok(())
+            }
         };
-        range("vocab_size", self.vocab_size, crate::tokenize::N_SPECIAL as usize + 1, 1 << 18)?;
+        range(
+            "vocab_size",
+            self.vocab_size,
+            crate::tokenize::N_SPECIAL as usize + 1,
+            1 << 18,
+        )?;
         range("d_model", self.d_model, 4, 4096)?;
         range("n_layers", self.n_layers, 0, 48)?;
         range("n_heads", self.n_heads, 1, 64)?;
         range("d_ff", self.d_ff, 4, 16384)?;
         range("max_len", self.max_len, 8, 8192)?;
         if self.d_model % self.n_heads != 0 {
-            return Err(ConfigError::Heads { d_model: self.d_model, n_heads: self.n_heads });
+            return Err(ConfigError::Heads {
+                d_model: self.d_model,
+                n_heads: self.n_heads,
+            });
         }
         if self.n_features != crate::tokenize::N_FEATURES && self.n_features != crate::tokenize::N_HUNK_FEATURES {
             return Err(ConfigError::Features(self.n_features, crate::tokenize::N_FEATURES));
         }
         let c = &self.change;
-        let all = [self.calibration.a, self.calibration.b, c.w_max, c.w_mean, c.w_count, c.bias];
+        let all = [
+            self.calibration.a,
+            self.calibration.b,
+            c.w_max,
+            c.w_mean,
+            c.w_count,
+            c.bias,
+        ];
         if !all.iter().all(|v| v.is_finite()) {
             return Err(ConfigError::NotFinite);
         }
@@ -187,7 +216,12 @@ mod tests {
 
     #[test]
     fn change_combiner_is_monotone_in_the_worst_hunk() {
-        let c = ChangeCombiner { w_max: 1.0, w_mean: 0.5, w_count: 0.1, bias: -1.0 };
+        let c = ChangeCombiner {
+            w_max: 1.0,
+            w_mean: 0.5,
+            w_count: 0.1,
+            bias: -1.0,
+        };
         assert!(c.apply(&[-2.0, 3.0]) > c.apply(&[-2.0, 1.0]));
         assert_eq!(c.apply(&[]), 0.0);
     }

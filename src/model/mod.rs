@@ -78,15 +78,30 @@ impl RiskModel {
             path: files.origin.clone(),
             msg: e.to_string(),
         })?;
-        Ok(RiskModel { config, net, encoder, device: device.clone(), origin: files.origin.clone() })
+        Ok(RiskModel {
+            config,
+            net,
+            encoder,
+            device: device.clone(),
+            origin: files.origin.clone(),
+        })
     }
 
     pub fn from_parts(config: RiskConfig, net: RiskNet, encoder: Encoder, device: Device, origin: &str) -> Self {
-        RiskModel { config, net, encoder, device, origin: origin.to_string() }
+        RiskModel {
+            config,
+            net,
+            encoder,
+            device,
+            origin: origin.to_string(),
+        }
     }
 
     pub fn encode(&self, inputs: &[ScoreInput]) -> anyhow::Result<Vec<Encoded>> {
-        Ok(inputs.iter().map(|i| self.encoder.encode(i.path, i.hunk, i.change)).collect::<Result<_, _>>()?)
+        Ok(inputs
+            .iter()
+            .map(|i| self.encoder.encode(i.path, i.hunk, i.change))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Raw logits and per-token scores for already-encoded hunks, batched by length.
@@ -113,14 +128,21 @@ impl RiskModel {
 fn line_weights(enc: &Encoded, tokens: &[f32], n_lines: usize) -> Vec<f32> {
     let mut sum = vec![0f32; n_lines];
     let mut count = vec![0u32; n_lines];
-    let mean = if tokens.is_empty() { 0.0 } else { tokens.iter().sum::<f32>() / tokens.len() as f32 };
+    let mean = if tokens.is_empty() {
+        0.0
+    } else {
+        tokens.iter().sum::<f32>() / tokens.len() as f32
+    };
     for (&line, &s) in enc.line.iter().zip(tokens) {
         if line != NO_LINE && (line as usize) < n_lines {
             sum[line as usize] += s;
             count[line as usize] += 1;
         }
     }
-    sum.iter().zip(&count).map(|(&s, &c)| if c == 0 { 0.0 } else { s / c as f32 - mean }).collect()
+    sum.iter()
+        .zip(&count)
+        .map(|(&s, &c)| if c == 0 { 0.0 } else { s / c as f32 - mean })
+        .collect()
 }
 
 impl Scorer for RiskModel {
@@ -161,4 +183,3 @@ pub fn build(cfg: &RiskConfig, varmap: &candle_nn::VarMap, device: &Device) -> c
     let vb = candle_nn::VarBuilder::from_varmap(varmap, net::DTYPE, device);
     RiskNet::new(cfg, vb)
 }
-

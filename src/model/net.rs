@@ -46,7 +46,10 @@ impl Batch {
 /// Dropout masks come from the caller's seeded generator so training is deterministic.
 pub enum Mode<'a> {
     Infer,
-    Train { dropout: f32, rng: &'a mut crate::train::rng::Rng },
+    Train {
+        dropout: f32,
+        rng: &'a mut crate::train::rng::Rng,
+    },
 }
 
 impl Mode<'_> {
@@ -63,8 +66,9 @@ impl Mode<'_> {
                     return Ok(x.clone());
                 }
                 let keep = 1.0 / (1.0 - p);
-                let m: Vec<f32> =
-                    (0..x.elem_count()).map(|_| if rng.uniform() < p { 0.0 } else { keep }).collect();
+                let m: Vec<f32> = (0..x.elem_count())
+                    .map(|_| if rng.uniform() < p { 0.0 } else { keep })
+                    .collect();
                 x.mul(&Tensor::from_vec(m, x.shape(), x.device())?)
             }
         }
@@ -78,7 +82,10 @@ struct Norm {
 
 impl Norm {
     fn new(d: usize, vb: VarBuilder) -> Result<Norm> {
-        Ok(Norm { weight: vb.get(d, "weight")?, bias: vb.get(d, "bias")? })
+        Ok(Norm {
+            weight: vb.get(d, "weight")?,
+            bias: vb.get(d, "bias")?,
+        })
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
@@ -88,7 +95,9 @@ impl Norm {
         let mean = x.mean_keepdim(D::Minus1)?;
         let xc = x.broadcast_sub(&mean)?;
         let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+        xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
     }
 }
 
@@ -133,7 +142,9 @@ impl Block {
         };
         let ctx = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         let x = (x + mode.dropout(&self.out.forward(&ctx)?)?)?;
-        let ff = self.ff2.forward(&self.ff1.forward(&self.ln2.forward(&x, train)?)?.gelu_erf()?)?;
+        let ff = self
+            .ff2
+            .forward(&self.ff1.forward(&self.ln2.forward(&x, train)?)?.gelu_erf()?)?;
         x + mode.dropout(&ff)?
     }
 }
@@ -158,7 +169,9 @@ pub struct Output {
 impl RiskNet {
     pub fn new(cfg: &RiskConfig, vb: VarBuilder) -> Result<RiskNet> {
         let d = cfg.d_model;
-        let blocks = (0..cfg.n_layers).map(|i| Block::new(cfg, vb.pp(format!("blocks.{i}")))).collect::<Result<_>>()?;
+        let blocks = (0..cfg.n_layers)
+            .map(|i| Block::new(cfg, vb.pp(format!("blocks.{i}"))))
+            .collect::<Result<_>>()?;
         Ok(RiskNet {
             tok: embedding(cfg.vocab_size, d, vb.pp("tok"))?,
             pos: embedding(cfg.max_len, d, vb.pp("pos"))?,
@@ -176,7 +189,10 @@ impl RiskNet {
             candle_core::bail!("sequence of {t} tokens exceeds the model's max_len {}", self.max_len);
         }
         let positions = Tensor::arange(0u32, t as u32, batch.ids.device())?;
-        let x = self.tok.forward(&batch.ids)?.broadcast_add(&self.pos.forward(&positions)?)?;
+        let x = self
+            .tok
+            .forward(&batch.ids)?
+            .broadcast_add(&self.pos.forward(&positions)?)?;
         let mut x = mode.dropout(&x)?;
         // Padding keys get -1e9 before the softmax: [B, 1, 1, T].
         let mask_bias = ((batch.mask.clone() - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?;
@@ -188,7 +204,10 @@ impl RiskNet {
         let masked = (&token_scores * &batch.mask)?;
         let pooled = (masked.sum(1)? / batch.mask.sum(1)?)?;
         let from_features = self.feature_head.forward(&batch.features)?.squeeze(1)?;
-        Ok(Output { logits: (pooled + from_features)?, token_scores })
+        Ok(Output {
+            logits: (pooled + from_features)?,
+            token_scores,
+        })
     }
 
     /// Names and shapes of every tensor the network expects, for validating weights files.

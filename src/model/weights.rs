@@ -90,7 +90,11 @@ impl ModelFiles {
             let io = |source| LoadError::Io { path: show(&p), source };
             let size = std::fs::metadata(&p).map_err(io)?.len();
             if size > limit {
-                return Err(LoadError::TooLarge { path: show(&p), size, limit });
+                return Err(LoadError::TooLarge {
+                    path: show(&p),
+                    size,
+                    limit,
+                });
             }
             std::fs::read(&p).map_err(io)
         };
@@ -107,32 +111,54 @@ impl ModelFiles {
     }
 
     pub fn parse_config(&self) -> Result<RiskConfig, LoadError> {
-        let err = |msg: String| LoadError::Config { path: self.path(CONFIG), msg };
+        let err = |msg: String| LoadError::Config {
+            path: self.path(CONFIG),
+            msg,
+        };
         let cfg: RiskConfig = serde_json::from_slice(&self.config).map_err(|e| err(e.to_string()))?;
         cfg.validate().map_err(|e| err(e.to_string()))?;
         Ok(cfg)
     }
 
     /// Validates the weights against `cfg` and returns them as tensors on `device`.
-    pub fn tensors(&self, cfg: &RiskConfig, device: &Device) -> Result<HashMap<String, candle_core::Tensor>, LoadError> {
+    pub fn tensors(
+        &self,
+        cfg: &RiskConfig,
+        device: &Device,
+    ) -> Result<HashMap<String, candle_core::Tensor>, LoadError> {
         let path = self.path(WEIGHTS);
-        let st = safetensors::SafeTensors::deserialize(&self.weights)
-            .map_err(|e| LoadError::Safetensors { path: path.clone(), msg: e.to_string() })?;
-        let bad = |msg: String| LoadError::Tensors { path: path.clone(), msg };
+        let st = safetensors::SafeTensors::deserialize(&self.weights).map_err(|e| LoadError::Safetensors {
+            path: path.clone(),
+            msg: e.to_string(),
+        })?;
+        let bad = |msg: String| LoadError::Tensors {
+            path: path.clone(),
+            msg,
+        };
         let expected = RiskNet::expected_tensors(cfg);
         let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
         names.sort();
         if names.len() != expected.len() {
-            return Err(bad(format!("holds {} tensors, the config implies {}", names.len(), expected.len())));
+            return Err(bad(format!(
+                "holds {} tensors, the config implies {}",
+                names.len(),
+                expected.len()
+            )));
         }
         for (name, shape) in &expected {
             let view = st.tensor(name).map_err(|_| bad(format!("missing tensor {name:?}")))?;
             if view.shape() != shape.as_slice() {
-                return Err(bad(format!("tensor {name:?} has shape {:?}, the config implies {shape:?}", view.shape())));
+                return Err(bad(format!(
+                    "tensor {name:?} has shape {:?}, the config implies {shape:?}",
+                    view.shape()
+                )));
             }
             use safetensors::Dtype::*;
             if !matches!(view.dtype(), F32 | F16 | BF16) {
-                return Err(bad(format!("tensor {name:?} has dtype {:?}; expected F32, F16 or BF16", view.dtype())));
+                return Err(bad(format!(
+                    "tensor {name:?} has dtype {:?}; expected F32, F16 or BF16",
+                    view.dtype()
+                )));
             }
         }
         let tensors = candle_core::safetensors::load_buffer(&self.weights, device).map_err(|e| bad(e.to_string()))?;
@@ -155,8 +181,10 @@ impl ModelFiles {
 
     pub fn encoder(&self, cfg: &RiskConfig) -> Result<Encoder, LoadError> {
         let path = self.path(TOKENIZER);
-        let enc = Encoder::from_json(&self.tokenizer, cfg.max_len)
-            .map_err(|e| LoadError::Tokenizer { path: path.clone(), msg: e.to_string() })?;
+        let enc = Encoder::from_json(&self.tokenizer, cfg.max_len).map_err(|e| LoadError::Tokenizer {
+            path: path.clone(),
+            msg: e.to_string(),
+        })?;
         if enc.vocab_size() != cfg.vocab_size {
             return Err(LoadError::Tokenizer {
                 path,
@@ -187,7 +215,12 @@ mod tests {
             })
             .clone();
         let cfg = super::super::config::tiny(vocab);
-        ModelFiles { origin: "mem".into(), config: serde_json::to_vec(&cfg).unwrap(), weights, tokenizer: tok }
+        ModelFiles {
+            origin: "mem".into(),
+            config: serde_json::to_vec(&cfg).unwrap(),
+            weights,
+            tokenizer: tok,
+        }
     }
 
     proptest! {

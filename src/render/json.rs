@@ -81,14 +81,23 @@ pub fn hot_lines(lines: &[crate::diff::Line], weights: &[f32], n: usize) -> Vec<
     idx
 }
 
-pub fn write(r: &Review, sides: &crate::diff::OldNew<String>, fail_on: FailOn, out: &mut impl std::io::Write) -> std::io::Result<()> {
+pub fn write(
+    r: &Review,
+    sides: &crate::diff::OldNew<String>,
+    fail_on: FailOn,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     let files: Vec<File> = r
         .files
         .iter()
         .zip(&r.scores)
         .map(|(f, scores)| File {
             path: f.display_path(),
-            old_path: f.path.old.as_deref().filter(|o| Some(*o) != f.path.new.as_deref() && f.path.new.is_some()),
+            old_path: f
+                .path
+                .old
+                .as_deref()
+                .filter(|o| Some(*o) != f.path.new.as_deref() && f.path.new.is_some()),
             status: f.status,
             language: f.language,
             skipped: f.skip.as_ref(),
@@ -110,7 +119,12 @@ pub fn write(r: &Review, sides: &crate::diff::OldNew<String>, fail_on: FailOn, o
                     lines: h
                         .lines
                         .iter()
-                        .map(|l| LineOut { kind: l.kind, old: l.lineno.old, new: l.lineno.new, text: &l.text })
+                        .map(|l| LineOut {
+                            kind: l.kind,
+                            old: l.lineno.old,
+                            new: l.lineno.new,
+                            text: &l.text,
+                        })
                         .collect(),
                 })
                 .collect(),
@@ -118,7 +132,10 @@ pub fn write(r: &Review, sides: &crate::diff::OldNew<String>, fail_on: FailOn, o
         .collect();
     let doc = Doc {
         schema_version: SCHEMA_VERSION,
-        tool: Tool { name: "deepspark", version: env!("CARGO_PKG_VERSION") },
+        tool: Tool {
+            name: "deepspark",
+            version: env!("CARGO_PKG_VERSION"),
+        },
         model: r.model.as_deref(),
         sides,
         verdict: match r.verdict {

@@ -16,7 +16,11 @@ fn code_span(s: &str) -> String {
 }
 
 fn html(s: &str) -> String {
-    clean(s).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    clean(s)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn longest_run(s: &str, c: char) -> usize {
@@ -34,7 +38,12 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
         Verdict::NeedsWork => "⚠️",
         Verdict::Reject => "❌",
     };
-    writeln!(out, "## deepspark review: {icon} {}, P(clean) {:.1}%", r.verdict.label(), r.p_clean * 100.0)?;
+    writeln!(
+        out,
+        "## deepspark review: {icon} {}, P(clean) {:.1}%",
+        r.verdict.label(),
+        r.p_clean * 100.0
+    )?;
     writeln!(out)?;
     let reviewed = r.files.iter().filter(|f| f.skip.is_none()).count();
     let hunks: usize = r.scores.iter().map(Vec::len).sum();
@@ -45,19 +54,39 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
         r.thresholds.reject * 100.0
     )?;
     if r.unreviewed > 0 {
-        writeln!(out, "\n**{} file(s) were not reviewed** (size or time limits), so this change cannot be LGTM yet:", r.unreviewed)?;
-        for f in r.files.iter().filter(|f| f.skip.as_ref().is_some_and(|s| s.is_unreviewed())) {
+        writeln!(
+            out,
+            "\n**{} file(s) were not reviewed** (size or time limits), so this change cannot be LGTM yet:",
+            r.unreviewed
+        )?;
+        for f in r
+            .files
+            .iter()
+            .filter(|f| f.skip.as_ref().is_some_and(|s| s.is_unreviewed()))
+        {
             writeln!(out, "- {}", code_span(f.display_path()))?;
         }
     }
     for w in &r.warnings {
-        writeln!(out, "\n**Warning:** {}:{}: {}", code_span(&w.path), w.line.unwrap_or(1), w.message)?;
+        writeln!(
+            out,
+            "\n**Warning:** {}:{}: {}",
+            code_span(&w.path),
+            w.line.unwrap_or(1),
+            w.message
+        )?;
     }
     let findings = r.findings(min_risk);
     if !findings.is_empty() {
         writeln!(out, "\n| Risk | File | Hunk |\n|---:|---|---|")?;
         for f in &findings {
-            writeln!(out, "| {:.0}% | {} | {} |", f.score.risk * 100.0, code_span(f.file.display_path()), code_span(&f.hunk.header()))?;
+            writeln!(
+                out,
+                "| {:.0}% | {} | {} |",
+                f.score.risk * 100.0,
+                code_span(f.file.display_path()),
+                code_span(&f.hunk.header())
+            )?;
         }
         for f in &findings {
             let body: Vec<String> = f
@@ -97,5 +126,13 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
             r.p_clean * 100.0
         )?;
     }
-    writeln!(out, "\n<sub>deepspark {} · {}</sub>", env!("CARGO_PKG_VERSION"), r.model.as_deref().map(|m| clean(m).into_owned()).unwrap_or_else(|| "no model needed".into()))
+    writeln!(
+        out,
+        "\n<sub>deepspark {} · {}</sub>",
+        env!("CARGO_PKG_VERSION"),
+        r.model
+            .as_deref()
+            .map(|m| clean(m).into_owned())
+            .unwrap_or_else(|| "no model needed".into())
+    )
 }

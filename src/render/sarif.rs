@@ -9,12 +9,24 @@ use crate::review::{Review, Verdict};
 use serde_json::{Value, json};
 
 const RULES: [(&str, &str, &str, &str); 3] = [
-    ("DS001", "RiskyHunk", "This change is likely to need a fix later.",
-     "deepspark's model estimates the probability that the lines this hunk adds will later be changed by a bug fix. Look closely at the highlighted lines, add tests, or split the change."),
-    ("DS002", "NotReviewed", "Part of the change was not reviewed.",
-     "The file exceeded a size or time limit and was not scored; the change cannot get an LGTM until it is reviewed."),
-    ("DS003", "BidiOverride", "Invisible bidirectional-override character.",
-     "Bidirectional-override characters can make code read differently from how it runs (\"trojan source\"). Remove them unless they are intended."),
+    (
+        "DS001",
+        "RiskyHunk",
+        "This change is likely to need a fix later.",
+        "deepspark's model estimates the probability that the lines this hunk adds will later be changed by a bug fix. Look closely at the highlighted lines, add tests, or split the change.",
+    ),
+    (
+        "DS002",
+        "NotReviewed",
+        "Part of the change was not reviewed.",
+        "The file exceeded a size or time limit and was not scored; the change cannot get an LGTM until it is reviewed.",
+    ),
+    (
+        "DS003",
+        "BidiOverride",
+        "Invisible bidirectional-override character.",
+        "Bidirectional-override characters can make code read differently from how it runs (\"trojan source\"). Remove them unless they are intended.",
+    ),
 ];
 
 /// FNV-1a, 64 bits: stable across versions and platforms (unlike std's hasher).
@@ -62,8 +74,20 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl std::io::Write) -> std::i
     for f in r.findings(min_risk) {
         let (start, end) = f.lines();
         let path = f.file.display_path();
-        let added: Vec<&str> = f.hunk.lines.iter().filter(|l| l.kind == crate::diff::LineKind::Added).map(|l| l.text.as_str()).collect();
-        let level = if f.score.risk >= 0.6 { "error" } else if f.score.risk >= 0.3 { "warning" } else { "note" };
+        let added: Vec<&str> = f
+            .hunk
+            .lines
+            .iter()
+            .filter(|l| l.kind == crate::diff::LineKind::Added)
+            .map(|l| l.text.as_str())
+            .collect();
+        let level = if f.score.risk >= 0.6 {
+            "error"
+        } else if f.score.risk >= 0.3 {
+            "warning"
+        } else {
+            "note"
+        };
         results.push(json!({
             "ruleId": "DS001", "ruleIndex": 0, "level": level,
             "message": { "text": format!("{:.0}% risk that this hunk will need a fix (deepspark verdict for the change: {}).",
@@ -73,7 +97,11 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl std::io::Write) -> std::i
             "properties": { "risk": f.score.risk },
         }));
     }
-    for f in r.files.iter().filter(|f| f.skip.as_ref().is_some_and(|s| s.is_unreviewed())) {
+    for f in r
+        .files
+        .iter()
+        .filter(|f| f.skip.as_ref().is_some_and(|s| s.is_unreviewed()))
+    {
         let path = f.display_path();
         let why = f.skip.as_ref().map(|s| s.describe()).unwrap_or_default();
         results.push(json!({

@@ -18,7 +18,11 @@ const RESET: &str = "\x1b[0m";
 
 impl Style {
     fn paint(&self, code: &str, s: &str) -> String {
-        if self.color { format!("\x1b[{code}m{s}{RESET}") } else { s.to_string() }
+        if self.color {
+            format!("\x1b[{code}m{s}{RESET}")
+        } else {
+            s.to_string()
+        }
     }
 }
 
@@ -62,7 +66,12 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
     let reviewed = r.files.iter().filter(|f| f.skip.is_none()).count();
     let hunks: usize = r.scores.iter().map(Vec::len).sum();
     let skipped = r.files.len() - reviewed;
-    write!(out, "  {reviewed} file{} and {hunks} hunk{} reviewed", plural(reviewed), plural(hunks))?;
+    write!(
+        out,
+        "  {reviewed} file{} and {hunks} hunk{} reviewed",
+        plural(reviewed),
+        plural(hunks)
+    )?;
     if skipped > 0 {
         write!(out, "; {skipped} skipped")?;
     }
@@ -71,7 +80,10 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
         writeln!(
             out,
             "  {}",
-            style.paint("1;31", &format!("{} file(s) NOT REVIEWED (size limits): no LGTM possible", r.unreviewed))
+            style.paint(
+                "1;31",
+                &format!("{} file(s) NOT REVIEWED (size limits): no LGTM possible", r.unreviewed)
+            )
         )?;
     }
     if hunks == 0 && r.files.is_empty() {
@@ -79,7 +91,14 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
     }
     for w in &r.warnings {
         let at = w.line.map(|l| format!(":{l}")).unwrap_or_default();
-        writeln!(out, "  {} {}{}: {}", style.paint("1;31", "warning:"), clean(&w.path), at, w.message)?;
+        writeln!(
+            out,
+            "  {} {}{}: {}",
+            style.paint("1;31", "warning:"),
+            clean(&w.path),
+            at,
+            w.message
+        )?;
     }
     for (f, scores) in r.files.iter().zip(&r.scores) {
         if f.skip.is_some() {
@@ -104,7 +123,11 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
         writeln!(out, "{}", style.paint("1", "skipped:"))?;
         for f in skipped {
             let why = f.skip.as_ref().map(|s| s.describe()).unwrap_or_default();
-            let why = if f.skip.as_ref().is_some_and(|s| s.is_unreviewed()) { style.paint("1;31", &why) } else { why };
+            let why = if f.skip.as_ref().is_some_and(|s| s.is_unreviewed()) {
+                style.paint("1;31", &why)
+            } else {
+                why
+            };
             writeln!(out, "  {}: {}", clean(f.display_path()), why)?;
         }
     }
@@ -140,13 +163,28 @@ fn write_hunk(h: &Hunk, weights: &[f32], style: &Style, out: &mut impl Write) ->
                 .iter()
                 .map(|(strong, s)| {
                     let s = clean(s);
-                    if *strong { format!("\x1b[{code};1;4m{s}{RESET}") } else { style.paint(code, &s) }
+                    if *strong {
+                        format!("\x1b[{code};1;4m{s}{RESET}")
+                    } else {
+                        style.paint(code, &s)
+                    }
                 })
                 .collect::<String>(),
             _ => style.paint(code, &clean(&l.text)),
         };
-        let mark = if hot.contains(&i) { style.paint("1;35", "  <- drives the score") } else { String::new() };
-        writeln!(out, "{} {}{}{}", style.paint("2", &gutter), style.paint(code, &sigil.to_string()), body, mark)?;
+        let mark = if hot.contains(&i) {
+            style.paint("1;35", "  <- drives the score")
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "{} {}{}{}",
+            style.paint("2", &gutter),
+            style.paint(code, &sigil.to_string()),
+            body,
+            mark
+        )?;
         if l.no_newline {
             writeln!(out, "{}", style.paint("2", "            \\ No newline at end of file"))?;
         }

@@ -85,21 +85,27 @@ enum Kind {
 }
 
 fn kind_of(path: &Path, first_line: &str) -> Result<Kind> {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     if name.contains(".hunks.") {
         return Ok(Kind::Hunks);
     }
     if name.contains(".commits.") {
         return Ok(Kind::Commits);
     }
-    let v: serde_json::Value = serde_json::from_str(first_line)
-        .with_context(|| format!("{}: first line is not JSON", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(first_line).with_context(|| format!("{}: first line is not JSON", path.display()))?;
     if v.get("hunk_label").is_some() {
         Ok(Kind::Hunks)
     } else if v.get("author_date").is_some() {
         Ok(Kind::Commits)
     } else {
-        bail!("{}: neither hunk records (hunk_label) nor commit records (author_date)", path.display())
+        bail!(
+            "{}: neither hunk records (hunk_label) nor commit records (author_date)",
+            path.display()
+        )
     }
 }
 
@@ -178,7 +184,10 @@ impl Dataset {
                 out.malformed += 1;
                 continue;
             };
-            let s = split.get(&(h.project.clone(), h.commit_id.clone())).copied().unwrap_or(Split::All);
+            let s = split
+                .get(&(h.project.clone(), h.commit_id.clone()))
+                .copied()
+                .unwrap_or(Split::All);
             out.samples.push(Sample {
                 project: h.project,
                 commit: h.commit_id,
@@ -200,7 +209,10 @@ impl Dataset {
         }
         for s in &mut out.samples {
             let (st, files) = &stats[&(s.project.clone(), s.commit.clone())];
-            s.change = crate::tokenize::ChangeStats { files: files.len(), ..*st };
+            s.change = crate::tokenize::ChangeStats {
+                files: files.len(),
+                ..*st
+            };
         }
         out
     }
@@ -230,7 +242,12 @@ mod tests {
     #[test]
     fn splits_by_date_within_each_project() {
         let commits: Vec<CommitRecord> = (0..10)
-            .map(|i| CommitRecord { commit_id: format!("c{i}"), project: "p".into(), buggy: i % 2 == 0, author_date: 100 - i })
+            .map(|i| CommitRecord {
+                commit_id: format!("c{i}"),
+                project: "p".into(),
+                buggy: i % 2 == 0,
+                author_date: 100 - i,
+            })
             .collect();
         let hunks = vec![HunkRecord {
             commit_id: "c9".into(),
@@ -243,7 +260,12 @@ mod tests {
         let d = Dataset::assemble(hunks, commits);
         // c9 has the oldest date: it is in train.
         assert_eq!(d.samples[0].split, Split::Train);
-        let test: Vec<_> = d.commits.iter().filter(|c| c.split == Split::Test).map(|c| c.id.as_str()).collect();
+        let test: Vec<_> = d
+            .commits
+            .iter()
+            .filter(|c| c.split == Split::Test)
+            .map(|c| c.id.as_str())
+            .collect();
         assert_eq!(test.len(), 2);
         assert!(test.contains(&"c0") && test.contains(&"c1"));
         assert_eq!(d.commits.iter().filter(|c| c.split == Split::Calib).count(), 1);

@@ -69,14 +69,26 @@ pub fn ece(probs: &[f32], labels: &[bool], bins: usize) -> Option<f64> {
         count[b] += 1;
     }
     let n = probs.len() as f64;
-    Some((0..bins).filter(|&b| count[b] > 0).map(|b| (sum_p[b] - sum_y[b]).abs() / n).sum())
+    Some(
+        (0..bins)
+            .filter(|&b| count[b] > 0)
+            .map(|b| (sum_p[b] - sum_y[b]).abs() / n)
+            .sum(),
+    )
 }
 
 pub fn brier(probs: &[f32], labels: &[bool]) -> Option<f64> {
     if probs.is_empty() {
         return None;
     }
-    Some(probs.iter().zip(labels).map(|(&p, &y)| (p as f64 - y as u8 as f64).powi(2)).sum::<f64>() / probs.len() as f64)
+    Some(
+        probs
+            .iter()
+            .zip(labels)
+            .map(|(&p, &y)| (p as f64 - y as u8 as f64).powi(2))
+            .sum::<f64>()
+            / probs.len() as f64,
+    )
 }
 
 /// Fits logistic regression y ~ sigmoid(w.x + b) by Newton's method with a small L2

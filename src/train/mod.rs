@@ -96,13 +96,18 @@ fn labelled(label: i8) -> bool {
 
 /// Scores `split` of `data` with `model` and computes every metric.
 pub fn evaluate(model: &RiskModel, data: &Dataset, split: Split) -> Result<EvalReport> {
-    let chosen: Vec<usize> =
-        (0..data.samples.len()).filter(|&i| Dataset::in_split(data.samples[i].split, split)).collect();
+    let chosen: Vec<usize> = (0..data.samples.len())
+        .filter(|&i| Dataset::in_split(data.samples[i].split, split))
+        .collect();
     let inputs: Vec<model::ScoreInput> = chosen
         .iter()
         .map(|&i| {
             let s = &data.samples[i];
-            model::ScoreInput { path: &s.path, hunk: &s.hunk, change: s.change }
+            model::ScoreInput {
+                path: &s.path,
+                hunk: &s.hunk,
+                change: s.change,
+            }
         })
         .collect();
     let bar = progress(inputs.len() as u64, "scoring");
@@ -113,11 +118,28 @@ pub fn evaluate(model: &RiskModel, data: &Dataset, split: Split) -> Result<EvalR
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    Ok(report(model.config.calibration, model.config.change, data, &chosen, &logits, split))
+    Ok(report(
+        model.config.calibration,
+        model.config.change,
+        data,
+        &chosen,
+        &logits,
+        split,
+    ))
 }
 
-fn report(platt: Platt, change: ChangeCombiner, data: &Dataset, chosen: &[usize], logits: &[f32], split: Split) -> EvalReport {
-    let mut r = EvalReport { split: format!("{split:?}").to_lowercase(), ..Default::default() };
+fn report(
+    platt: Platt,
+    change: ChangeCombiner,
+    data: &Dataset,
+    chosen: &[usize],
+    logits: &[f32],
+    split: Split,
+) -> EvalReport {
+    let mut r = EvalReport {
+        split: format!("{split:?}").to_lowercase(),
+        ..Default::default()
+    };
     let (mut p, mut y, mut base, mut p_add, mut y_add, mut base_add) = (vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut per_project: HashMap<&str, (Vec<f32>, Vec<bool>, Vec<f32>)> = HashMap::new();
     let mut per_commit: HashMap<(&str, &str), (Vec<f32>, usize)> = HashMap::new();
@@ -166,8 +188,11 @@ fn report(platt: Platt, change: ChangeCombiner, data: &Dataset, chosen: &[usize]
             baseline_auc: metrics::roc_auc(&b, &y),
         })
         .collect();
-    let buggy: HashMap<(&str, &str), bool> =
-        data.commits.iter().map(|c| ((c.project.as_str(), c.id.as_str()), c.buggy)).collect();
+    let buggy: HashMap<(&str, &str), bool> = data
+        .commits
+        .iter()
+        .map(|c| ((c.project.as_str(), c.id.as_str()), c.buggy))
+        .collect();
     let (mut cp, mut cy, mut cb) = (vec![], vec![], vec![]);
     for (key, (logits, added)) in &per_commit {
         if let Some(&b) = buggy.get(key) {
@@ -200,8 +225,13 @@ fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
 
 /// Overwrites candle's (unseedable) initial values with seeded ones, in name order.
 fn init_weights(varmap: &VarMap, rng: &mut Rng) -> Result<()> {
-    let mut vars: Vec<(String, candle_core::Var)> =
-        varmap.data().lock().expect("varmap lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut vars: Vec<(String, candle_core::Var)> = varmap
+        .data()
+        .lock()
+        .expect("varmap lock")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, var) in vars {
         let shape = var.shape().clone();
@@ -275,10 +305,20 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         train_idx.truncate(max);
         train_idx.sort();
     }
-    let calib_all: Vec<usize> = (0..data.samples.len()).filter(|&i| data.samples[i].split == Split::Calib).collect();
-    let calib_idx: Vec<usize> = calib_all.iter().copied().filter(|&i| labelled(data.samples[i].label)).collect();
+    let calib_all: Vec<usize> = (0..data.samples.len())
+        .filter(|&i| data.samples[i].split == Split::Calib)
+        .collect();
+    let calib_idx: Vec<usize> = calib_all
+        .iter()
+        .copied()
+        .filter(|&i| labelled(data.samples[i].label))
+        .collect();
     if train_idx.is_empty() || calib_idx.is_empty() {
-        bail!("not enough labelled hunks: {} in train, {} in calibration", train_idx.len(), calib_idx.len());
+        bail!(
+            "not enough labelled hunks: {} in train, {} in calibration",
+            train_idx.len(),
+            calib_idx.len()
+        );
     }
     eprintln!(
         "deepspark: {} hunks loaded ({} malformed skipped); train {} / calibration {} labelled hunks [{:.1}s]",
@@ -298,14 +338,21 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         Rng::new(opts.seed ^ 0x70C).shuffle(&mut sample);
         sample.truncate(40_000);
         sample.sort();
-        let texts: Vec<String> =
-            sample.iter().map(|&i| tokenize::training_text(&data.samples[i].path, &data.samples[i].hunk)).collect();
+        let texts: Vec<String> = sample
+            .iter()
+            .map(|&i| tokenize::training_text(&data.samples[i].path, &data.samples[i].hunk))
+            .collect();
         let tok = tokenize::train_tokenizer(texts.into_iter(), opts.vocab)?;
-        tok.save(&tok_path, false).map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?;
+        tok.save(&tok_path, false)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?;
         tok
     };
     let encoder = Encoder::new(tokenizer, opts.max_len);
-    eprintln!("deepspark: tokenizer ready, {} tokens [{:.1}s]", encoder.vocab_size(), t0.elapsed().as_secs_f64());
+    eprintln!(
+        "deepspark: tokenizer ready, {} tokens [{:.1}s]",
+        encoder.vocab_size(),
+        t0.elapsed().as_secs_f64()
+    );
 
     // Encode every hunk the run needs, once.
     let mut needed: Vec<usize> = train_idx.iter().chain(&calib_all).copied().collect();
@@ -321,7 +368,11 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     let labels: Vec<f32> = needed.iter().map(|&i| data.samples[i].label.max(0) as f32).collect();
     let train_slots: Vec<usize> = train_idx.iter().map(|&i| slot[i]).collect();
     let calib_slots: Vec<usize> = calib_idx.iter().map(|&i| slot[i]).collect();
-    eprintln!("deepspark: {} hunks encoded [{:.1}s]", encoded.len(), t0.elapsed().as_secs_f64());
+    eprintln!(
+        "deepspark: {} hunks encoded [{:.1}s]",
+        encoded.len(),
+        t0.elapsed().as_secs_f64()
+    );
 
     let mut cfg = RiskConfig {
         format: FORMAT.into(),
@@ -331,7 +382,11 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         n_heads: opts.n_heads,
         d_ff: opts.d_ff,
         max_len: opts.max_len,
-        n_features: if opts.change_features { N_FEATURES } else { tokenize::N_HUNK_FEATURES },
+        n_features: if opts.change_features {
+            N_FEATURES
+        } else {
+            tokenize::N_HUNK_FEATURES
+        },
         calibration: Platt::IDENTITY,
         change: ChangeCombiner::MAX,
     };
@@ -341,14 +396,28 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     let ckpt_path = opts.out.join("checkpoint.safetensors");
     let ckpt_json = opts.out.join("checkpoint.json");
     let best_path = opts.out.join("best.safetensors");
-    let mut state = Checkpoint { epoch: 0, step_in_epoch: 0, rng, best_calib_auc: f64::NEG_INFINITY, best_epoch: None };
+    let mut state = Checkpoint {
+        epoch: 0,
+        step_in_epoch: 0,
+        rng,
+        best_calib_auc: f64::NEG_INFINITY,
+        best_epoch: None,
+    };
     if opts.resume && ckpt_json.exists() {
         state = serde_json::from_slice(&std::fs::read(&ckpt_json)?)?;
         varmap.load(&ckpt_path)?;
-        eprintln!("deepspark: resumed at epoch {} step {} (optimizer moments restart)", state.epoch + 1, state.step_in_epoch);
+        eprintln!(
+            "deepspark: resumed at epoch {} step {} (optimizer moments restart)",
+            state.epoch + 1,
+            state.step_in_epoch
+        );
     }
 
-    let params = ParamsAdamW { lr: opts.lr, weight_decay: opts.weight_decay, ..Default::default() };
+    let params = ParamsAdamW {
+        lr: opts.lr,
+        weight_decay: opts.weight_decay,
+        ..Default::default()
+    };
     let mut opt = AdamW::new(varmap.all_vars(), params)?;
     let steps_per_epoch = train_slots.len().div_ceil(opts.batch);
     let total_steps = steps_per_epoch * opts.epochs;
@@ -376,7 +445,13 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
             let y: Vec<f32> = plan[step].iter().map(|&s| labels[s]).collect();
             let batch = Batch::new(&items, cfg.n_features, device)?;
             let target = Tensor::from_vec(y, items.len(), device)?;
-            let out = net.forward(&batch, &mut Mode::Train { dropout: opts.dropout, rng: &mut state.rng })?;
+            let out = net.forward(
+                &batch,
+                &mut Mode::Train {
+                    dropout: opts.dropout,
+                    rng: &mut state.rng,
+                },
+            )?;
             let loss = candle_nn::loss::binary_cross_entropy_with_logit(&out.logits, &target)?;
             opt.backward_step(&loss)?;
             let l = loss.to_scalar::<f32>()?;
@@ -389,7 +464,13 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
             } else {
                 eprintln!(
                     "epoch {} step {}/{} loss {:.4} {:.0} hunks/s lr {:.2e} [{:.0}s]",
-                    epoch + 1, step + 1, plan.len(), ema.unwrap_or(l), rate, lr, t0.elapsed().as_secs_f64()
+                    epoch + 1,
+                    step + 1,
+                    plan.len(),
+                    ema.unwrap_or(l),
+                    rate,
+                    lr,
+                    t0.elapsed().as_secs_f64()
                 );
             }
             if (step + 1) % opts.checkpoint_every == 0 {
@@ -401,7 +482,11 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         bar.finish_and_clear();
         let logits = logits_of(&net, cfg.n_features, &calib_enc, device)?;
         let auc = metrics::roc_auc(&logits, &calib_y).unwrap_or(0.5);
-        eprintln!("deepspark: epoch {} done, calibration AUC {auc:.4} [{:.0}s]", epoch + 1, t0.elapsed().as_secs_f64());
+        eprintln!(
+            "deepspark: epoch {} done, calibration AUC {auc:.4} [{:.0}s]",
+            epoch + 1,
+            t0.elapsed().as_secs_f64()
+        );
         if auc > state.best_calib_auc {
             state.best_calib_auc = auc;
             state.best_epoch = Some(epoch);
@@ -418,7 +503,10 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     let calib_logits = logits_of(&net, cfg.n_features, &calib_enc, device)?;
     let xs: Vec<Vec<f64>> = calib_logits.iter().map(|&l| vec![l as f64]).collect();
     let (w, b) = metrics::fit_logistic(&xs, &calib_y, 1e-3);
-    cfg.calibration = Platt { a: w[0] as f32, b: b as f32 };
+    cfg.calibration = Platt {
+        a: w[0] as f32,
+        b: b as f32,
+    };
     cfg.change = fit_change_combiner(&net, cfg.n_features, &data, &calib_all, &slot, &encoded, device)?;
     cfg.validate()?;
 
@@ -440,7 +528,10 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         "calibration": calib,
         "test": test,
     });
-    std::fs::write(opts.out.join("metrics.json"), serde_json::to_string_pretty(&metrics)? + "\n")?;
+    std::fs::write(
+        opts.out.join("metrics.json"),
+        serde_json::to_string_pretty(&metrics)? + "\n",
+    )?;
     Ok(test)
 }
 
@@ -457,16 +548,27 @@ fn fit_change_combiner(
     let logits = logits_of(net, n_features, &enc, device)?;
     let mut per_commit: HashMap<(&str, &str), Vec<f32>> = HashMap::new();
     for (&i, &l) in calib_all.iter().zip(&logits) {
-        per_commit.entry((&data.samples[i].project, &data.samples[i].commit)).or_default().push(l);
+        per_commit
+            .entry((&data.samples[i].project, &data.samples[i].commit))
+            .or_default()
+            .push(l);
     }
-    let buggy: HashMap<(&str, &str), bool> =
-        data.commits.iter().map(|c| ((c.project.as_str(), c.id.as_str()), c.buggy)).collect();
+    let buggy: HashMap<(&str, &str), bool> = data
+        .commits
+        .iter()
+        .map(|c| ((c.project.as_str(), c.id.as_str()), c.buggy))
+        .collect();
     let (mut xs, mut ys) = (vec![], vec![]);
     let mut keys: Vec<_> = per_commit.keys().copied().collect();
     keys.sort();
     for key in keys {
         if let Some(&b) = buggy.get(&key) {
-            xs.push(ChangeCombiner::features(&per_commit[&key]).iter().map(|&v| v as f64).collect());
+            xs.push(
+                ChangeCombiner::features(&per_commit[&key])
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect(),
+            );
             ys.push(b);
         }
     }
@@ -474,7 +576,12 @@ fn fit_change_combiner(
         return Ok(ChangeCombiner::MAX);
     }
     let (w, b) = metrics::fit_logistic(&xs, &ys, 1e-3);
-    Ok(ChangeCombiner { w_max: w[0] as f32, w_mean: w[1] as f32, w_count: w[2] as f32, bias: b as f32 })
+    Ok(ChangeCombiner {
+        w_max: w[0] as f32,
+        w_mean: w[1] as f32,
+        w_count: w[2] as f32,
+        bias: b as f32,
+    })
 }
 
 /// Writes `config.json` and `model.safetensors` (f32) next to the tokenizer.
@@ -495,8 +602,8 @@ pub fn save(varmap: &VarMap, cfg: &RiskConfig, dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::diff::Hunk;
-    use crate::model::weights::ModelFiles;
     use crate::model::net::RiskNet;
+    use crate::model::weights::ModelFiles;
     use crate::model::{ScoreInput, Scorer};
 
     fn corpus() -> Vec<(String, Hunk, f32)> {
@@ -509,13 +616,20 @@ mod tests {
                 } else {
                     format!("-    // old note {i}\n+    // a clearer note {i}")
                 };
-                (format!("src/f{i}.rs"), Hunk::parse("@@ -1,1 +1,1 @@", &body).unwrap(), risky as u8 as f32)
+                (
+                    format!("src/f{i}.rs"),
+                    Hunk::parse("@@ -1,1 +1,1 @@", &body).unwrap(),
+                    risky as u8 as f32,
+                )
             })
             .collect()
     }
 
     fn tiny_encoder() -> Encoder {
-        let texts = corpus().into_iter().map(|(p, h, _)| tokenize::training_text(&p, &h)).collect::<Vec<_>>();
+        let texts = corpus()
+            .into_iter()
+            .map(|(p, h, _)| tokenize::training_text(&p, &h))
+            .collect::<Vec<_>>();
         Encoder::new(tokenize::train_tokenizer(texts.into_iter(), 300).unwrap(), 64)
     }
 
@@ -525,7 +639,10 @@ mod tests {
 
     fn loss_of(net: &model::net::RiskNet, batch: &Batch, y: &Tensor) -> f32 {
         let o = net.forward(batch, &mut Mode::Infer).unwrap();
-        candle_nn::loss::binary_cross_entropy_with_logit(&o.logits, y).unwrap().to_scalar::<f32>().unwrap()
+        candle_nn::loss::binary_cross_entropy_with_logit(&o.logits, y)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
     }
 
     #[test]
@@ -535,7 +652,14 @@ mod tests {
         let (_vm, net) = init_model(&cfg, &mut Rng::new(1), &Device::Cpu).unwrap();
         let model = RiskModel::from_parts(cfg, net, enc, Device::Cpu, "test");
         let data = corpus();
-        let inputs: Vec<ScoreInput> = data.iter().map(|(p, h, _)| ScoreInput { path: p, hunk: h, change: Default::default() }).collect();
+        let inputs: Vec<ScoreInput> = data
+            .iter()
+            .map(|(p, h, _)| ScoreInput {
+                path: p,
+                hunk: h,
+                change: Default::default(),
+            })
+            .collect();
         let scores = model.score(&inputs).unwrap();
         assert_eq!(scores.len(), inputs.len());
         for s in &scores {
@@ -553,7 +677,10 @@ mod tests {
         let dev = Device::Cpu;
         let (varmap, net) = init_model(&cfg, &mut Rng::new(2), &dev).unwrap();
         let data = corpus();
-        let encoded: Vec<Encoded> = data.iter().map(|(p, h, _)| enc.encode(p, h, Default::default()).unwrap()).collect();
+        let encoded: Vec<Encoded> = data
+            .iter()
+            .map(|(p, h, _)| enc.encode(p, h, Default::default()).unwrap())
+            .collect();
         let items: Vec<&Encoded> = encoded.iter().collect();
         let batch = Batch::new(&items, cfg.n_features, &dev).unwrap();
         let y = Tensor::from_vec(data.iter().map(|d| d.2).collect::<Vec<_>>(), data.len(), &dev).unwrap();
@@ -561,22 +688,47 @@ mod tests {
         // Every variable receives a non-zero gradient in training mode (the fused
         // softmax/layer-norm would leave the attention and norm weights without one).
         let mut rng = Rng::new(3);
-        let out = net.forward(&batch, &mut Mode::Train { dropout: 0.0, rng: &mut rng }).unwrap();
+        let out = net
+            .forward(
+                &batch,
+                &mut Mode::Train {
+                    dropout: 0.0,
+                    rng: &mut rng,
+                },
+            )
+            .unwrap();
         let loss = candle_nn::loss::binary_cross_entropy_with_logit(&out.logits, &y).unwrap();
         let grads = loss.backward().unwrap();
         let vars = varmap.data().lock().unwrap();
         assert_eq!(vars.len(), RiskNet::expected_tensors(&cfg).len());
         for (name, var) in vars.iter() {
-            let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}"));
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("no gradient for {name}"));
             let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(norm > 0.0, "zero gradient for {name}");
         }
         drop(vars);
 
         let before = loss_of(&net, &batch, &y);
-        let mut opt = AdamW::new(varmap.all_vars(), ParamsAdamW { lr: 3e-3, ..Default::default() }).unwrap();
+        let mut opt = AdamW::new(
+            varmap.all_vars(),
+            ParamsAdamW {
+                lr: 3e-3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         for _ in 0..30 {
-            let out = net.forward(&batch, &mut Mode::Train { dropout: 0.1, rng: &mut rng }).unwrap();
+            let out = net
+                .forward(
+                    &batch,
+                    &mut Mode::Train {
+                        dropout: 0.1,
+                        rng: &mut rng,
+                    },
+                )
+                .unwrap();
             let loss = candle_nn::loss::binary_cross_entropy_with_logit(&out.logits, &y).unwrap();
             opt.backward_step(&loss).unwrap();
         }
@@ -590,12 +742,31 @@ mod tests {
         let cfg = tiny_cfg(&enc);
         let (_vm, net) = init_model(&cfg, &mut Rng::new(4), &Device::Cpu).unwrap();
         let data = corpus();
-        let encoded: Vec<Encoded> = data.iter().map(|(p, h, _)| enc.encode(p, h, Default::default()).unwrap()).collect();
+        let encoded: Vec<Encoded> = data
+            .iter()
+            .map(|(p, h, _)| enc.encode(p, h, Default::default()).unwrap())
+            .collect();
         let items: Vec<&Encoded> = encoded.iter().collect();
         let batch = Batch::new(&items, cfg.n_features, &Device::Cpu).unwrap();
-        let a = net.forward(&batch, &mut Mode::Infer).unwrap().logits.to_vec1::<f32>().unwrap();
+        let a = net
+            .forward(&batch, &mut Mode::Infer)
+            .unwrap()
+            .logits
+            .to_vec1::<f32>()
+            .unwrap();
         let mut rng = Rng::new(5);
-        let b = net.forward(&batch, &mut Mode::Train { dropout: 0.0, rng: &mut rng }).unwrap().logits.to_vec1::<f32>().unwrap();
+        let b = net
+            .forward(
+                &batch,
+                &mut Mode::Train {
+                    dropout: 0.0,
+                    rng: &mut rng,
+                },
+            )
+            .unwrap()
+            .logits
+            .to_vec1::<f32>()
+            .unwrap();
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-4, "{x} vs {y}");
         }
@@ -608,12 +779,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (varmap, net) = init_model(&cfg, &mut Rng::new(6), &Device::Cpu).unwrap();
         save(&varmap, &cfg, dir.path()).unwrap();
-        enc.tokenizer().save(dir.path().join(weights::TOKENIZER), false).unwrap();
+        enc.tokenizer()
+            .save(dir.path().join(weights::TOKENIZER), false)
+            .unwrap();
         let loaded = RiskModel::load(&ModelFiles::read_dir(dir.path()).unwrap(), &Device::Cpu).unwrap();
         assert_eq!(loaded.config, cfg);
         let original = RiskModel::from_parts(cfg, net, enc, Device::Cpu, "mem");
         let data = corpus();
-        let inputs: Vec<ScoreInput> = data.iter().map(|(p, h, _)| ScoreInput { path: p, hunk: h, change: Default::default() }).collect();
+        let inputs: Vec<ScoreInput> = data
+            .iter()
+            .map(|(p, h, _)| ScoreInput {
+                path: p,
+                hunk: h,
+                change: Default::default(),
+            })
+            .collect();
         let a = original.score(&inputs).unwrap();
         let b = loaded.score(&inputs).unwrap();
         for (x, y) in a.iter().zip(&b) {
@@ -627,7 +807,14 @@ mod tests {
         let cfg = tiny_cfg(&enc);
         let (a, _) = init_model(&cfg, &mut Rng::new(7), &Device::Cpu).unwrap();
         let (b, _) = init_model(&cfg, &mut Rng::new(7), &Device::Cpu).unwrap();
-        let get = |vm: &VarMap| vm.data().lock().unwrap()["tok.weight"].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let get = |vm: &VarMap| {
+            vm.data().lock().unwrap()["tok.weight"]
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
         assert_eq!(get(&a), get(&b));
     }
 }

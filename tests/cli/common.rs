@@ -13,13 +13,16 @@ use std::sync::OnceLock;
 pub fn tiny_model() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("deepspark-tiny-model").tempdir().unwrap().keep();
+        let dir = tempfile::Builder::new()
+            .prefix("deepspark-tiny-model")
+            .tempdir()
+            .unwrap()
+            .keep();
         let texts = (0..40).map(|i| format!("fn f{i}() {{ let x = {i}; }}\n// note\nprintln!(\"{{}}\", x);\n"));
         let tok = tokenize::train_tokenizer(texts, 300).unwrap();
         let enc = Encoder::new(tok, 64);
         let cfg = tiny(enc.vocab_size());
-        let (varmap, _) =
-            deepspark::train::init_model(&cfg, &mut Rng::new(42), &candle_core::Device::Cpu).unwrap();
+        let (varmap, _) = deepspark::train::init_model(&cfg, &mut Rng::new(42), &candle_core::Device::Cpu).unwrap();
         deepspark::train::save(&varmap, &cfg, &dir).unwrap();
         enc.tokenizer().save(dir.join("tokenizer.json"), false).unwrap();
         dir
@@ -37,7 +40,11 @@ impl Repo {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init(dir.path()).unwrap();
         repo.set_head("refs/heads/main").unwrap();
-        Repo { dir, repo, tick: std::cell::Cell::new(0) }
+        Repo {
+            dir,
+            repo,
+            tick: std::cell::Cell::new(0),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -67,7 +74,12 @@ impl Repo {
         let mut index = self.repo.index().unwrap();
         let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
         self.tick.set(self.tick.get() + 60);
-        let sig = Signature::new("Test", "test@example.com", &Time::new(1_700_000_000 + self.tick.get(), 0)).unwrap();
+        let sig = Signature::new(
+            "Test",
+            "test@example.com",
+            &Time::new(1_700_000_000 + self.tick.get(), 0),
+        )
+        .unwrap();
         let parents: Vec<git2::Commit> = match self.repo.head() {
             Ok(h) => vec![h.peel_to_commit().unwrap()],
             Err(_) => vec![],
@@ -101,11 +113,21 @@ pub fn json_of(out: &std::process::Output) -> serde_json::Value {
 
 /// Paths of the files in a JSON report.
 pub fn paths(v: &serde_json::Value) -> Vec<String> {
-    v["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap().to_string()).collect()
+    v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect()
 }
 
 pub fn file<'a>(v: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
-    v["files"].as_array().unwrap().iter().find(|f| f["path"] == path).unwrap_or_else(|| panic!("{path} not in report"))
+    v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("{path} not in report"))
 }
 
 /// A repository with two commits: `a.rs` created, then changed.
@@ -113,7 +135,10 @@ pub fn two_commits() -> Repo {
     let r = Repo::new();
     r.write("a.rs", "fn main() {\n    println!(\"hi\");\n}\n");
     r.commit("first");
-    r.write("a.rs", "fn main() {\n    let v = vec![1, 2];\n    println!(\"{}\", v[3]);\n}\n");
+    r.write(
+        "a.rs",
+        "fn main() {\n    let v = vec![1, 2];\n    println!(\"{}\", v[3]);\n}\n",
+    );
     r.commit("second");
     r
 }

@@ -8,7 +8,15 @@ use std::path::Path;
 #[test]
 fn invalid_and_hostile_revisions_exit_2_with_a_hint() {
     let r = two_commits();
-    for rev in ["nope", "HEAD~99", "HEAD@{-1}x", "a..b..c", "...nope", "\u{1b}[31m", ":/no such message"] {
+    for rev in [
+        "nope",
+        "HEAD~99",
+        "HEAD@{-1}x",
+        "a..b..c",
+        "...nope",
+        "\u{1b}[31m",
+        ":/no such message",
+    ] {
         r.cmd()
             .args(["review", rev])
             .assert()
@@ -16,8 +24,16 @@ fn invalid_and_hostile_revisions_exit_2_with_a_hint() {
             .stdout("")
             .stderr(contains("deepspark: error:"));
     }
-    r.cmd().args(["review", "nope"]).assert().code(2).stderr(contains("hint:"));
-    r.cmd().args(["review", "a", "b", "c"]).assert().code(2).stderr(contains("too many revisions"));
+    r.cmd()
+        .args(["review", "nope"])
+        .assert()
+        .code(2)
+        .stderr(contains("hint:"));
+    r.cmd()
+        .args(["review", "a", "b", "c"])
+        .assert()
+        .code(2)
+        .stderr(contains("too many revisions"));
 }
 
 #[test]
@@ -36,7 +52,11 @@ fn usage_errors_exit_2() {
     let r = two_commits();
     r.cmd().args(["review", "--lgtm", "1.5"]).assert().code(2);
     r.cmd().args(["review", "--format", "xml"]).assert().code(2);
-    r.cmd().args(["review", "--lgtm", "0.5", "--reject", "0.9"]).assert().code(2).stderr(contains("--reject"));
+    r.cmd()
+        .args(["review", "--lgtm", "0.5", "--reject", "0.9"])
+        .assert()
+        .code(2)
+        .stderr(contains("--reject"));
 }
 
 /// Every file under `root` (bytes and Unix mode), for before/after comparisons.
@@ -77,7 +97,12 @@ fn review_never_changes_the_work_tree_index_refs_config_or_hooks() {
         vec!["review", "--model", "/no/such/dir", "HEAD~1"],
     ] {
         let _ = r.cmd().args(&args).output().unwrap();
-        assert_eq!(snapshot(r.path()), before, "`deepspark {}` changed the repository", args.join(" "));
+        assert_eq!(
+            snapshot(r.path()),
+            before,
+            "`deepspark {}` changed the repository",
+            args.join(" ")
+        );
     }
 }
 
@@ -101,7 +126,11 @@ fn broken_pipe_exits_quietly() {
     drop(child.stdout.take()); // the reader goes away, like `| head -0`
     let out = child.wait_with_output().unwrap();
     assert!(matches!(out.status.code(), Some(0 | 1)), "status {:?}", out.status);
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -126,7 +155,11 @@ fn shallow_clone_says_to_fetch_more_history() {
         .assert()
         .code(2)
         .stderr(contains("shallow").and(contains("fetch")));
-    cmd_in(&shallow).args(["review", "HEAD~1"]).assert().code(2).stderr(contains("shallow"));
+    cmd_in(&shallow)
+        .args(["review", "HEAD~1"])
+        .assert()
+        .code(2)
+        .stderr(contains("shallow"));
 }
 
 use predicates::prelude::*;

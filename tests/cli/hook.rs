@@ -16,7 +16,14 @@ struct Remote {
 fn git(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new("git");
     c.current_dir(dir)
-        .args(["-c", "user.name=T", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("HOME", dir)
@@ -29,7 +36,12 @@ fn git(dir: &Path, args: &[&str]) -> Command {
 
 fn ok(c: &mut Command) -> Output {
     let out = c.output().unwrap();
-    assert!(out.status.success(), "{:?}: {}", c, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        c,
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -38,9 +50,16 @@ fn remote() -> Remote {
     let bare_parent = tempfile::tempdir().unwrap();
     let bare = bare_parent.path().join("origin.git");
     git2::Repository::init_bare(&bare).unwrap();
-    ok(&mut git(work.path(), &["remote", "add", "origin", bare.to_str().unwrap()]));
+    ok(&mut git(
+        work.path(),
+        &["remote", "add", "origin", bare.to_str().unwrap()],
+    ));
     ok(&mut git(work.path(), &["push", "-q", "origin", "main"]));
-    Remote { work, _bare_parent: bare_parent, bare }
+    Remote {
+        work,
+        _bare_parent: bare_parent,
+        bare,
+    }
 }
 
 fn hooks(r: &Repo) -> PathBuf {
@@ -55,19 +74,40 @@ fn change_and_commit(r: &Repo) {
 #[test]
 fn gate_blocks_the_push_and_a_clean_change_passes() {
     let rm = remote();
-    rm.work.cmd().args(["hook", "install"]).assert().success().stdout(contains("installed"));
+    rm.work
+        .cmd()
+        .args(["hook", "install"])
+        .assert()
+        .success()
+        .stdout(contains("installed"));
     change_and_commit(&rm.work);
     // Everything is REJECT: the push is blocked and says how to bypass.
-    let out = git(rm.work.path(), &["push", "origin", "main"]).env("DEEPSPARK_LGTM", "1").env("DEEPSPARK_REJECT", "1").output().unwrap();
+    let out = git(rm.work.path(), &["push", "origin", "main"])
+        .env("DEEPSPARK_LGTM", "1")
+        .env("DEEPSPARK_REJECT", "1")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("blocked") && err.contains("--no-verify"), "{err}");
     assert!(err.contains("b.rs"), "the report names the pushed file: {err}");
-    let remote_head = git2::Repository::open_bare(&rm.bare).unwrap().refname_to_id("refs/heads/main").unwrap();
-    assert_ne!(remote_head, rm.work.repo.head().unwrap().target().unwrap(), "nothing was pushed");
+    let remote_head = git2::Repository::open_bare(&rm.bare)
+        .unwrap()
+        .refname_to_id("refs/heads/main")
+        .unwrap();
+    assert_ne!(
+        remote_head,
+        rm.work.repo.head().unwrap().target().unwrap(),
+        "nothing was pushed"
+    );
     // Everything is LGTM: the push goes through.
-    ok(git(rm.work.path(), &["push", "-q", "origin", "main"]).env("DEEPSPARK_LGTM", "0").env("DEEPSPARK_REJECT", "0"));
-    let remote_head = git2::Repository::open_bare(&rm.bare).unwrap().refname_to_id("refs/heads/main").unwrap();
+    ok(git(rm.work.path(), &["push", "-q", "origin", "main"])
+        .env("DEEPSPARK_LGTM", "0")
+        .env("DEEPSPARK_REJECT", "0"));
+    let remote_head = git2::Repository::open_bare(&rm.bare)
+        .unwrap()
+        .refname_to_id("refs/heads/main")
+        .unwrap();
     assert_eq!(remote_head, rm.work.repo.head().unwrap().target().unwrap());
 }
 
@@ -75,10 +115,18 @@ fn gate_blocks_the_push_and_a_clean_change_passes() {
 fn deletions_and_nothing_to_push_need_no_model() {
     let rm = remote();
     rm.work.cmd().args(["hook", "install"]).assert().success();
-    ok(git(rm.work.path(), &["push", "-q", "origin", "main:gone"]).env("DEEPSPARK_LGTM", "0").env("DEEPSPARK_REJECT", "0"));
+    ok(git(rm.work.path(), &["push", "-q", "origin", "main:gone"])
+        .env("DEEPSPARK_LGTM", "0")
+        .env("DEEPSPARK_REJECT", "0"));
     // No model can load here: a deletion must not need one.
     ok(git(rm.work.path(), &["push", "-q", "origin", ":gone"]).env("DEEPSPARK_MODEL", "/no/such/model"));
-    rm.work.cmd().args(["hook", "run", "pre-push", "origin", "url"]).env("DEEPSPARK_MODEL", "/no/such/model").write_stdin("").assert().code(0);
+    rm.work
+        .cmd()
+        .args(["hook", "run", "pre-push", "origin", "url"])
+        .env("DEEPSPARK_MODEL", "/no/such/model")
+        .write_stdin("")
+        .assert()
+        .code(0);
 }
 
 #[test]
@@ -93,14 +141,27 @@ fn a_new_branch_reviews_only_the_commits_not_on_the_remote() {
     let out = rm
         .work
         .cmd()
-        .args(["hook", "run", "pre-push", "origin", "url", "--color", "never", "--fail-on", "never"])
+        .args([
+            "hook",
+            "run",
+            "pre-push",
+            "origin",
+            "url",
+            "--color",
+            "never",
+            "--fail-on",
+            "never",
+        ])
         .write_stdin(input)
         .output()
         .unwrap();
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("topic.rs"), "{err}");
-    assert!(!err.contains("a.rs"), "commits already on origin are not reviewed again: {err}");
+    assert!(
+        !err.contains("a.rs"),
+        "commits already on origin are not reviewed again: {err}"
+    );
 }
 
 #[test]
@@ -118,23 +179,61 @@ fn install_chains_an_existing_hook_and_uninstall_restores_it_exactly() {
     }
     // An earlier moved-aside hook is never overwritten.
     std::fs::write(dir.join("pre-push.deepspark-chained"), "earlier").unwrap();
-    rm.work.cmd().args(["hook", "install"]).assert().success().stdout(contains("pre-push.deepspark-chained.1"));
-    rm.work.cmd().args(["hook", "install"]).assert().success().stdout(contains("already installed"));
-    assert_eq!(std::fs::read_to_string(dir.join("pre-push.deepspark-chained")).unwrap(), "earlier");
-    rm.work.cmd().args(["hook", "status"]).assert().success().stdout(contains("chaining"));
+    rm.work
+        .cmd()
+        .args(["hook", "install"])
+        .assert()
+        .success()
+        .stdout(contains("pre-push.deepspark-chained.1"));
+    rm.work
+        .cmd()
+        .args(["hook", "install"])
+        .assert()
+        .success()
+        .stdout(contains("already installed"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("pre-push.deepspark-chained")).unwrap(),
+        "earlier"
+    );
+    rm.work
+        .cmd()
+        .args(["hook", "status"])
+        .assert()
+        .success()
+        .stdout(contains("chaining"));
 
     change_and_commit(&rm.work);
     // The user's hook runs first, sees git's stdin, and its failure blocks the push.
-    let out = git(rm.work.path(), &["push", "origin", "main"]).env("USER_HOOK_EXIT", "3").env("DEEPSPARK_LGTM", "0").env("DEEPSPARK_REJECT", "0").output().unwrap();
+    let out = git(rm.work.path(), &["push", "origin", "main"])
+        .env("USER_HOOK_EXIT", "3")
+        .env("DEEPSPARK_LGTM", "0")
+        .env("DEEPSPARK_REJECT", "0")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(std::fs::read_to_string(&log).unwrap().starts_with("refs/heads/main "));
-    ok(git(rm.work.path(), &["push", "-q", "origin", "main"]).env("DEEPSPARK_LGTM", "0").env("DEEPSPARK_REJECT", "0"));
+    ok(git(rm.work.path(), &["push", "-q", "origin", "main"])
+        .env("DEEPSPARK_LGTM", "0")
+        .env("DEEPSPARK_REJECT", "0"));
 
-    rm.work.cmd().args(["hook", "uninstall"]).assert().success().stdout(contains("restored"));
+    rm.work
+        .cmd()
+        .args(["hook", "uninstall"])
+        .assert()
+        .success()
+        .stdout(contains("restored"));
     assert_eq!(std::fs::read_to_string(dir.join("pre-push")).unwrap(), user_hook);
-    assert_eq!(std::fs::read_to_string(dir.join("pre-push.deepspark-chained")).unwrap(), "earlier");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("pre-push.deepspark-chained")).unwrap(),
+        "earlier"
+    );
     assert!(!dir.join("pre-push.deepspark-chained.1").exists());
-    rm.work.cmd().args(["hook", "uninstall"]).assert().code(2).stderr(contains("not deepspark's hook"));
+    rm.work
+        .cmd()
+        .args(["hook", "uninstall"])
+        .assert()
+        .code(2)
+        .stderr(contains("not deepspark's hook"));
 }
 
 #[test]
@@ -144,14 +243,29 @@ fn worktrees_share_the_hook_and_hooks_path_is_refused() {
     let wt = parent.path().join("wt");
     r.repo.worktree("wt", &wt, None).unwrap();
     cmd_in(&wt).args(["hook", "install"]).assert().success();
-    assert!(std::fs::read_to_string(hooks(&r).join("pre-push")).unwrap().contains("deepspark-hook"));
+    assert!(
+        std::fs::read_to_string(hooks(&r).join("pre-push"))
+            .unwrap()
+            .contains("deepspark-hook")
+    );
     cmd_in(&wt).args(["hook", "uninstall"]).assert().success();
     assert!(!hooks(&r).join("pre-push").exists());
 
-    r.repo.config().unwrap().set_str("core.hooksPath", "shared-hooks").unwrap();
-    r.cmd().args(["hook", "install"]).assert().code(2).stderr(contains("core.hooksPath").and(contains("--allow-hooks-path")));
+    r.repo
+        .config()
+        .unwrap()
+        .set_str("core.hooksPath", "shared-hooks")
+        .unwrap();
+    r.cmd()
+        .args(["hook", "install"])
+        .assert()
+        .code(2)
+        .stderr(contains("core.hooksPath").and(contains("--allow-hooks-path")));
     assert!(!r.path().join("shared-hooks").exists());
-    r.cmd().args(["hook", "install", "--allow-hooks-path"]).assert().success();
+    r.cmd()
+        .args(["hook", "install", "--allow-hooks-path"])
+        .assert()
+        .success();
     assert!(r.path().join("shared-hooks/pre-push").exists());
 }
 
@@ -164,7 +278,10 @@ fn a_missing_binary_fails_closed() {
     let exe = assert_cmd::cargo::cargo_bin("deepspark");
     std::fs::write(&hook, script.replace(exe.to_str().unwrap(), "/nonexistent/deepspark")).unwrap();
     change_and_commit(&rm.work);
-    let out = git(rm.work.path(), &["push", "origin", "main"]).env("PATH", "/usr/bin:/bin").output().unwrap();
+    let out = git(rm.work.path(), &["push", "origin", "main"])
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }
@@ -174,17 +291,29 @@ fn a_spent_time_budget_reports_what_was_not_reviewed() {
     let rm = remote();
     change_and_commit(&rm.work);
     let local = rm.work.repo.refname_to_id("refs/heads/main").unwrap();
-    let remote_tip = git2::Repository::open_bare(&rm.bare).unwrap().refname_to_id("refs/heads/main").unwrap();
+    let remote_tip = git2::Repository::open_bare(&rm.bare)
+        .unwrap()
+        .refname_to_id("refs/heads/main")
+        .unwrap();
     let input = format!("refs/heads/main {local} refs/heads/main {remote_tip}\n");
     let out = rm
         .work
         .cmd()
-        .args(["hook", "run", "pre-push", "origin", "url", "--budget", "0", "--color", "never"])
+        .args([
+            "hook", "run", "pre-push", "origin", "url", "--budget", "0", "--color", "never",
+        ])
         .write_stdin(input)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "not reviewed is reported, not a silent block: {err}");
-    assert!(err.contains("b.rs") && err.contains("NOT REVIEWED: the time budget"), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "not reviewed is reported, not a silent block: {err}"
+    );
+    assert!(
+        err.contains("b.rs") && err.contains("NOT REVIEWED: the time budget"),
+        "{err}"
+    );
     assert!(!err.contains("LGTM  "), "an unreviewed change is never LGTM: {err}");
 }

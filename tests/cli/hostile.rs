@@ -4,8 +4,19 @@
 use crate::common::*;
 
 fn json(r: &Repo, args: &[&str]) -> serde_json::Value {
-    let out = r.cmd().arg("review").args(args).args(["--format", "json"]).output().unwrap();
-    assert!(matches!(out.status.code(), Some(0 | 1)), "status {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    let out = r
+        .cmd()
+        .arg("review")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "status {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     json_of(&out)
 }
 
@@ -22,9 +33,21 @@ fn a_100000_line_diff_hits_the_limits_and_is_reported_not_reviewed() {
     assert_eq!(file(&v, "huge.py")["skipped"]["reason"], "file-too-large");
     assert!(file(&v, "huge.py")["hunks"].as_array().unwrap().is_empty());
     assert_eq!(file(&v, "small.rs")["skipped"], serde_json::Value::Null);
-    assert_eq!(v["verdict"], "needs-work", "a change with unreviewed parts is never LGTM");
+    assert_eq!(
+        v["verdict"], "needs-work",
+        "a change with unreviewed parts is never LGTM"
+    );
     // The change-wide limit: the second file over it is not reviewed either.
-    let v = json(&r, &["HEAD~1..HEAD", "--max-file-lines", "200000", "--max-change-lines", "1000"]);
+    let v = json(
+        &r,
+        &[
+            "HEAD~1..HEAD",
+            "--max-file-lines",
+            "200000",
+            "--max-change-lines",
+            "1000",
+        ],
+    );
     assert_eq!(file(&v, "huge.py")["skipped"]["reason"], "change-too-large");
 }
 
@@ -44,7 +67,11 @@ fn odd_paths_round_trip_into_json_and_are_escaped_on_the_terminal() {
     let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     want.sort();
     assert_eq!(got, want);
-    let out = r.cmd().args(["review", "HEAD~1..HEAD", "--color", "never"]).output().unwrap();
+    let out = r
+        .cmd()
+        .args(["review", "HEAD~1..HEAD", "--color", "never"])
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("ünïcødé/файл.rs") && text.contains("quote\"and'.rs"));
 }
@@ -87,7 +114,9 @@ fn submodule_pointer_changes_are_skipped() {
     let tree = r.repo.find_tree(index.write_tree().unwrap()).unwrap();
     let sig = git2::Signature::new("T", "t@example.com", &git2::Time::new(1_700_000_500, 0)).unwrap();
     let parent = r.repo.find_commit(c1).unwrap();
-    r.repo.commit(Some("HEAD"), &sig, &sig, "sub", &tree, &[&parent]).unwrap();
+    r.repo
+        .commit(Some("HEAD"), &sig, &sig, "sub", &tree, &[&parent])
+        .unwrap();
     let v = json(&r, &["HEAD~1..HEAD"]);
     assert_eq!(file(&v, "sub")["skipped"]["reason"], "submodule");
 }
@@ -124,14 +153,24 @@ fn merge_commits_are_reviewed_against_their_first_parent() {
     let sig = git2::Signature::new("T", "t@example.com", &git2::Time::new(1_700_001_000, 0)).unwrap();
     let base_commit = r.repo.find_commit(base).unwrap();
     let mut tb = r.repo.treebuilder(Some(&base_commit.tree().unwrap())).unwrap();
-    tb.insert("theirs.rs", r.repo.blob(b"fn theirs() {}\n").unwrap(), 0o100644).unwrap();
+    tb.insert("theirs.rs", r.repo.blob(b"fn theirs() {}\n").unwrap(), 0o100644)
+        .unwrap();
     let theirs_tree = r.repo.find_tree(tb.write().unwrap()).unwrap();
-    let theirs = r.repo.commit(None, &sig, &sig, "theirs", &theirs_tree, &[&base_commit]).unwrap();
-    let mut tb = r.repo.treebuilder(Some(&r.repo.find_commit(ours).unwrap().tree().unwrap())).unwrap();
-    tb.insert("theirs.rs", r.repo.blob(b"fn theirs() {}\n").unwrap(), 0o100644).unwrap();
+    let theirs = r
+        .repo
+        .commit(None, &sig, &sig, "theirs", &theirs_tree, &[&base_commit])
+        .unwrap();
+    let mut tb = r
+        .repo
+        .treebuilder(Some(&r.repo.find_commit(ours).unwrap().tree().unwrap()))
+        .unwrap();
+    tb.insert("theirs.rs", r.repo.blob(b"fn theirs() {}\n").unwrap(), 0o100644)
+        .unwrap();
     let merged = r.repo.find_tree(tb.write().unwrap()).unwrap();
     let parents = [&r.repo.find_commit(ours).unwrap(), &r.repo.find_commit(theirs).unwrap()];
-    r.repo.commit(Some("HEAD"), &sig, &sig, "merge", &merged, &parents).unwrap();
+    r.repo
+        .commit(Some("HEAD"), &sig, &sig, "merge", &merged, &parents)
+        .unwrap();
     let v = json(&r, &["--commit", "HEAD"]);
     assert_eq!(paths(&v), ["theirs.rs"], "first parent: the merge brings in theirs.rs");
 }

@@ -59,7 +59,9 @@ fn wrong_shapes_and_absurd_configs_are_refused() {
     let mut absurd = cfg.clone();
     absurd["d_model"] = 1_000_000_000u64.into();
     std::fs::write(&cfg_path, absurd.to_string()).unwrap();
-    review_with(d.path()).code(2).stderr(contains("config.json").and(contains("out of range")));
+    review_with(d.path())
+        .code(2)
+        .stderr(contains("config.json").and(contains("out of range")));
     let mut unknown = cfg;
     unknown["surprise"] = 1.into();
     std::fs::write(&cfg_path, unknown.to_string()).unwrap();
@@ -71,7 +73,9 @@ fn pickle_files_are_refused_and_missing_dirs_named() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("pytorch_model.bin"), b"\x80\x02pickle").unwrap();
     review_with(d.path()).code(2).stderr(contains("pickle"));
-    review_with(Path::new("/no/such/model")).code(2).stderr(contains("/no/such/model"));
+    review_with(Path::new("/no/such/model"))
+        .code(2)
+        .stderr(contains("/no/such/model"));
 }
 
 use predicates::prelude::*;
@@ -80,8 +84,17 @@ use predicates::prelude::*;
 fn the_embedded_default_model_loads_and_reviews() {
     // The real loading code on the shipped weights/: no --model, no DEEPSPARK_MODEL.
     let r = two_commits();
-    let out = r.cmd().env_remove("DEEPSPARK_MODEL").args(["review", "HEAD~1", "--format", "json"]).output().unwrap();
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = r
+        .cmd()
+        .env_remove("DEEPSPARK_MODEL")
+        .args(["review", "HEAD~1", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = json_of(&out);
     assert!(v["model"].as_str().unwrap().contains("embedded default model"));
     let risk = v["files"][0]["hunks"][0]["risk"].as_f64().unwrap();
@@ -95,7 +108,17 @@ fn embedded_model_matches_its_files_in_weights() {
     // The same weights loaded from the directory give the same scores as the embedded copy.
     let r = two_commits();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
-    let a = r.cmd().env_remove("DEEPSPARK_MODEL").args(["review", "HEAD~1", "--format", "json"]).output().unwrap();
-    let b = r.cmd().args(["review", "HEAD~1", "--format", "json", "--model"]).arg(&dir).output().unwrap();
+    let a = r
+        .cmd()
+        .env_remove("DEEPSPARK_MODEL")
+        .args(["review", "HEAD~1", "--format", "json"])
+        .output()
+        .unwrap();
+    let b = r
+        .cmd()
+        .args(["review", "HEAD~1", "--format", "json", "--model"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert_eq!(json_of(&a)["files"], json_of(&b)["files"]);
 }

@@ -3,7 +3,13 @@
 use crate::common::*;
 
 fn review_json(r: &Repo, args: &[&str]) -> (serde_json::Value, i32) {
-    let out = r.cmd().arg("review").args(args).args(["--format", "json"]).output().unwrap();
+    let out = r
+        .cmd()
+        .arg("review")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
     assert!(
         matches!(out.status.code(), Some(0 | 1)),
         "status {:?}, stderr: {}",
@@ -67,16 +73,28 @@ fn two_dot_and_three_dot_ranges_follow_git_diff() {
     let base = r.commit("base");
     r.write("main_only.rs", "fn m() {}\n");
     let main_tip = r.commit("main moves on");
-    r.repo.branch("feature", &r.repo.find_commit(base).unwrap(), false).unwrap();
+    r.repo
+        .branch("feature", &r.repo.find_commit(base).unwrap(), false)
+        .unwrap();
     r.repo.set_head("refs/heads/feature").unwrap();
-    r.repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force())).unwrap();
+    r.repo
+        .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+        .unwrap();
     r.write("feature.rs", "fn feat() {}\n");
     r.commit("feature work");
     let _ = main_tip;
     let (three, _) = review_json(&r, &["main...feature"]);
-    assert_eq!(paths(&three), ["feature.rs"], "A...B is what B adds since the merge base");
+    assert_eq!(
+        paths(&three),
+        ["feature.rs"],
+        "A...B is what B adds since the merge base"
+    );
     let (two, _) = review_json(&r, &["main..feature"]);
-    assert_eq!(paths(&two), ["feature.rs", "main_only.rs"], "A..B compares the two trees");
+    assert_eq!(
+        paths(&two),
+        ["feature.rs", "main_only.rs"],
+        "A..B compares the two trees"
+    );
     assert_eq!(file(&two, "main_only.rs")["status"], "deleted");
     let (pair, _) = review_json(&r, &["main", "feature"]);
     assert_eq!(paths(&pair), paths(&two));
@@ -85,7 +103,10 @@ fn two_dot_and_three_dot_ranges_follow_git_diff() {
 #[test]
 fn special_files_are_skipped_with_reasons() {
     let r = Repo::new();
-    r.write("old_name.rs", "fn stays() {\n    let a = 1;\n    let b = 2;\n    let c = 3;\n}\n");
+    r.write(
+        "old_name.rs",
+        "fn stays() {\n    let a = 1;\n    let b = 2;\n    let c = 3;\n}\n",
+    );
     r.write("gone.rs", "fn gone() {}\n");
     r.write("script.sh", "echo hi\n");
     r.commit("one");
@@ -125,18 +146,27 @@ fn special_files_are_skipped_with_reasons() {
 fn works_from_a_subdirectory_on_a_detached_head_and_in_a_linked_worktree() {
     let r = two_commits();
     r.write("sub/dir/keep.txt", "x\n");
-    let out = cmd_in(&r.path().join("sub/dir")).args(["review", "HEAD~1..HEAD", "--format", "json"]).output().unwrap();
+    let out = cmd_in(&r.path().join("sub/dir"))
+        .args(["review", "HEAD~1..HEAD", "--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(paths(&json_of(&out)), ["a.rs"]);
 
     let head = r.repo.head().unwrap().target().unwrap();
     r.repo.set_head_detached(head).unwrap();
     let (v, _) = review_json(&r, &["HEAD~1"]);
-    assert_eq!(paths(&v), ["a.rs", "sub/dir/keep.txt"].iter().take(1).cloned().collect::<Vec<_>>());
+    assert_eq!(
+        paths(&v),
+        ["a.rs", "sub/dir/keep.txt"].iter().take(1).cloned().collect::<Vec<_>>()
+    );
 
     let wt_parent = tempfile::tempdir().unwrap();
     let wt_path = wt_parent.path().join("wt");
     r.repo.worktree("wt", &wt_path, None).unwrap();
-    let out = cmd_in(&wt_path).args(["review", "HEAD~1", "--format", "json"]).output().unwrap();
+    let out = cmd_in(&wt_path)
+        .args(["review", "HEAD~1", "--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(paths(&json_of(&out)), ["a.rs"]);
 }
 
@@ -145,8 +175,14 @@ fn bare_repository_takes_ranges_and_refuses_work_tree_forms() {
     let r = two_commits();
     let bare_parent = tempfile::tempdir().unwrap();
     let bare = bare_parent.path().join("b.git");
-    git2::build::RepoBuilder::new().bare(true).clone(r.path().to_str().unwrap(), &bare).unwrap();
-    let out = cmd_in(&bare).args(["review", "HEAD~1..HEAD", "--format", "json"]).output().unwrap();
+    git2::build::RepoBuilder::new()
+        .bare(true)
+        .clone(r.path().to_str().unwrap(), &bare)
+        .unwrap();
+    let out = cmd_in(&bare)
+        .args(["review", "HEAD~1..HEAD", "--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(paths(&json_of(&out)), ["a.rs"]);
     cmd_in(&bare)
         .args(["review", "HEAD~1"])
@@ -162,31 +198,85 @@ fn empty_change_is_a_valid_empty_report_and_exits_zero() {
     assert_eq!(code, 0);
     assert_eq!(v["verdict"], "lgtm");
     assert_eq!(v["files"].as_array().unwrap().len(), 0);
-    assert_eq!(v["model"], serde_json::Value::Null, "no model is loaded when there is nothing to review");
+    assert_eq!(
+        v["model"],
+        serde_json::Value::Null,
+        "no model is loaded when there is nothing to review"
+    );
 }
 
 #[test]
 fn exit_codes_follow_fail_on() {
     let r = two_commits();
     // Everything below P(clean) = 1 is REJECT with these thresholds.
-    r.cmd().args(["review", "HEAD~1", "--lgtm", "1", "--reject", "1"]).assert().code(1);
-    r.cmd().args(["review", "HEAD~1", "--lgtm", "1", "--reject", "1", "--fail-on", "never"]).assert().code(0);
+    r.cmd()
+        .args(["review", "HEAD~1", "--lgtm", "1", "--reject", "1"])
+        .assert()
+        .code(1);
+    r.cmd()
+        .args(["review", "HEAD~1", "--lgtm", "1", "--reject", "1", "--fail-on", "never"])
+        .assert()
+        .code(0);
     // Nothing is REJECT, everything is NEEDS WORK.
-    r.cmd().args(["review", "HEAD~1", "--lgtm", "1", "--reject", "0"]).assert().code(0);
-    r.cmd().args(["review", "HEAD~1", "--lgtm", "1", "--reject", "0", "--fail-on", "needs-work"]).assert().code(1);
+    r.cmd()
+        .args(["review", "HEAD~1", "--lgtm", "1", "--reject", "0"])
+        .assert()
+        .code(0);
+    r.cmd()
+        .args([
+            "review",
+            "HEAD~1",
+            "--lgtm",
+            "1",
+            "--reject",
+            "0",
+            "--fail-on",
+            "needs-work",
+        ])
+        .assert()
+        .code(1);
     // Everything is LGTM.
-    r.cmd().args(["review", "HEAD~1", "--lgtm", "0", "--reject", "0", "--fail-on", "needs-work"]).assert().code(0);
+    r.cmd()
+        .args([
+            "review",
+            "HEAD~1",
+            "--lgtm",
+            "0",
+            "--reject",
+            "0",
+            "--fail-on",
+            "needs-work",
+        ])
+        .assert()
+        .code(0);
 }
 
 #[test]
 fn size_limits_mark_files_not_reviewed_and_forbid_lgtm() {
     let r = two_commits();
-    let (v, code) = review_json(&r, &["HEAD~1", "--max-file-lines", "1", "--lgtm", "0", "--reject", "0", "--fail-on", "needs-work"]);
+    let (v, code) = review_json(
+        &r,
+        &[
+            "HEAD~1",
+            "--max-file-lines",
+            "1",
+            "--lgtm",
+            "0",
+            "--reject",
+            "0",
+            "--fail-on",
+            "needs-work",
+        ],
+    );
     assert_eq!(file(&v, "a.rs")["skipped"]["reason"], "file-too-large");
     assert_eq!(v["summary"]["not_reviewed_files"], 1);
     assert_eq!(v["verdict"], "needs-work");
     assert_eq!(code, 1);
-    let out = r.cmd().args(["review", "HEAD~1", "--max-file-lines", "1", "--color", "never"]).output().unwrap();
+    let out = r
+        .cmd()
+        .args(["review", "HEAD~1", "--max-file-lines", "1", "--color", "never"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("NOT REVIEWED"));
 }
 
@@ -198,19 +288,38 @@ fn terminal_output_is_sanitised_and_uncoloured_when_asked() {
     r.write("evil\x1b[2Jname.py", "print('\x1b]0;pwned\x07')\n");
     r.write("x.py", "a = 2  # \u{202e}hidden\n");
     r.commit("two");
-    let out = r.cmd().args(["review", "HEAD~1..HEAD", "--color", "always"]).output().unwrap();
+    let out = r
+        .cmd()
+        .args(["review", "HEAD~1..HEAD", "--color", "always"])
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     // Our own colour codes are SGR only: `ESC [ ... m`. Nothing else may reach the terminal.
     let stripped = regex_lite_strip_sgr(&text);
     assert!(!stripped.contains('\x1b'), "escape survived: {stripped:?}");
     assert!(!stripped.contains('\x07') && !stripped.contains('\u{202e}'));
     assert!(stripped.contains("evil\\x1b[2Jname.py"));
-    assert!(stripped.contains("bidirectional-override"), "bidi is flagged: {stripped}");
-    let plain = r.cmd().args(["review", "HEAD~1..HEAD", "--color", "never"]).output().unwrap();
+    assert!(
+        stripped.contains("bidirectional-override"),
+        "bidi is flagged: {stripped}"
+    );
+    let plain = r
+        .cmd()
+        .args(["review", "HEAD~1..HEAD", "--color", "never"])
+        .output()
+        .unwrap();
     assert!(!plain.stdout.contains(&0x1b));
     let auto_in_pipe = r.cmd().args(["review", "HEAD~1..HEAD"]).output().unwrap();
-    assert!(!auto_in_pipe.stdout.contains(&0x1b), "no colour when stdout is not a terminal");
-    let no_color = r.cmd().args(["review", "HEAD~1..HEAD", "--color", "auto"]).env("NO_COLOR", "1").output().unwrap();
+    assert!(
+        !auto_in_pipe.stdout.contains(&0x1b),
+        "no colour when stdout is not a terminal"
+    );
+    let no_color = r
+        .cmd()
+        .args(["review", "HEAD~1..HEAD", "--color", "auto"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
     assert!(!no_color.stdout.contains(&0x1b));
 }
 
@@ -220,7 +329,11 @@ fn regex_lite_strip_sgr(s: &str) -> String {
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '\x1b' && chars.peek() == Some(&'[') {
-            let rest: String = chars.clone().skip(1).take_while(|c| c.is_ascii_digit() || *c == ';').collect();
+            let rest: String = chars
+                .clone()
+                .skip(1)
+                .take_while(|c| c.is_ascii_digit() || *c == ';')
+                .collect();
             let after = chars.clone().skip(1 + rest.len()).next();
             if after == Some('m') {
                 for _ in 0..rest.len() + 2 {
@@ -237,7 +350,11 @@ fn regex_lite_strip_sgr(s: &str) -> String {
 #[test]
 fn terminal_report_snapshot() {
     let r = two_commits();
-    let out = r.cmd().args(["review", "HEAD~1..HEAD", "--color", "never"]).output().unwrap();
+    let out = r
+        .cmd()
+        .args(["review", "HEAD~1..HEAD", "--color", "never"])
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     redact_scores().bind(|| insta::assert_snapshot!(text));
 }
@@ -257,6 +374,10 @@ fn crlf_non_utf8_and_no_trailing_newline() {
     assert_eq!(v["summary"]["reviewed_files"], 3);
     let lines = &file(&v, "w.c")["hunks"][0]["lines"];
     assert!(lines.as_array().unwrap().iter().any(|l| l["text"] == "int c;\r"));
-    let out = r.cmd().args(["review", "HEAD~1..HEAD", "--color", "never"]).output().unwrap();
+    let out = r
+        .cmd()
+        .args(["review", "HEAD~1..HEAD", "--color", "never"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("No newline at end of file"));
 }

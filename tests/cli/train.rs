@@ -20,7 +20,11 @@ fn write_data(dir: &Path) -> Vec<PathBuf> {
         writeln!(commits, "{c}").unwrap();
         for k in 0..2 {
             let (label, body, header) = match (buggy, k) {
-                (true, 0) => (1, format!("-x = {i}\n+y = {i}\n+z = y / 0\n+w = z[{i}]"), "@@ -1,1 +1,3 @@"),
+                (true, 0) => (
+                    1,
+                    format!("-x = {i}\n+y = {i}\n+z = y / 0\n+w = z[{i}]"),
+                    "@@ -1,1 +1,3 @@",
+                ),
                 (true, _) => (-1, format!("+q = {i}"), "@@ -0,0 +1,1 @@"),
                 (false, _) => (0, format!("-# a {i}\n+# b {i}"), "@@ -1,1 +1,1 @@"),
             };
@@ -41,7 +45,18 @@ fn train(data: &[PathBuf], out: &Path) {
         .args(data)
         .arg("--out")
         .arg(out)
-        .args(["--d-model", "16", "--layers", "1", "--heads", "2", "--d-ff", "32", "--max-len", "32"])
+        .args([
+            "--d-model",
+            "16",
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+            "--d-ff",
+            "32",
+            "--max-len",
+            "32",
+        ])
         .args(["--vocab", "300", "--epochs", "2", "--batch", "8", "--seed", "5"])
         .assert()
         .success();
@@ -82,25 +97,55 @@ fn train_writes_a_loadable_deterministic_model_and_eval_measures_it() {
     assert_eq!(v["positives"], 3);
     assert_eq!(v["baseline_auc"], 1.0);
     assert_eq!(v["commit_n"], 8);
-    for k in ["auc", "pr_auc", "ece", "brier", "auc_added", "baseline_auc_added", "commit_auc", "commit_baseline_auc"] {
+    for k in [
+        "auc",
+        "pr_auc",
+        "ece",
+        "brier",
+        "auc_added",
+        "baseline_auc_added",
+        "commit_auc",
+        "commit_baseline_auc",
+    ] {
         let x = v[k].as_f64().unwrap_or_else(|| panic!("{k} missing"));
         assert!((0.0..=1.0).contains(&x), "{k} = {x}");
     }
     // The trained model reviews a real repository.
     let r = two_commits();
-    r.cmd().args(["review", "HEAD~1", "--format", "json"]).arg("--model").arg(&a).assert().code(predicates::ord::lt(2));
+    r.cmd()
+        .args(["review", "HEAD~1", "--format", "json"])
+        .arg("--model")
+        .arg(&a)
+        .assert()
+        .code(predicates::ord::lt(2));
 }
 
 #[test]
 fn eval_without_dates_uses_all_hunks_and_bad_files_are_clear_errors() {
     let d = tempfile::tempdir().unwrap();
     let data = write_data(d.path());
-    let out = cmd_in(d.path()).arg("eval").arg("--data").arg(&data[0]).args(["--format", "json"]).output().unwrap();
+    let out = cmd_in(d.path())
+        .arg("eval")
+        .arg("--data")
+        .arg(&data[0])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v = json_of(&out);
     assert_eq!(v["split"], "all");
-    assert_eq!(v["n"], 14 + 26 * 2, "14 buggy commits with one labelled hunk, 26 clean with two");
+    assert_eq!(
+        v["n"],
+        14 + 26 * 2,
+        "14 buggy commits with one labelled hunk, 26 clean with two"
+    );
     let bad = d.path().join("bad.hunks.jsonl");
     std::fs::write(&bad, "{\"not\": \"a hunk\"}\n").unwrap();
-    cmd_in(d.path()).arg("eval").arg("--data").arg(&bad).assert().code(2).stderr(predicates::str::contains("bad.hunks.jsonl"));
+    cmd_in(d.path())
+        .arg("eval")
+        .arg("--data")
+        .arg(&bad)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("bad.hunks.jsonl"));
 }
