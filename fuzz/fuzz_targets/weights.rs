@@ -1,13 +1,25 @@
-//! Weights files (safetensors header and data) against the embedded default model's config
-//! and tokenizer: any bytes give an error or a model, never a panic.
+//! Weights files (safetensors header and data), validated against the embedded default
+//! model's config: any bytes give an error or tensors, never a panic. The config and the
+//! tokenizer are parsed once, so the time goes to the untrusted bytes.
 #![no_main]
-use deepspark::model::RiskModel;
+use deepspark::model::config::RiskConfig;
 use deepspark::model::weights::ModelFiles;
+use std::sync::OnceLock;
+
+static BASE: OnceLock<Option<(RiskConfig, String)>> = OnceLock::new();
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Some(mut files) = ModelFiles::embedded() else {
+    let Some((cfg, origin)) = BASE.get_or_init(|| {
+        let files = ModelFiles::embedded()?;
+        Some((files.parse_config().ok()?, files.origin))
+    }) else {
         return;
     };
-    files.weights = data.to_vec();
-    let _ = RiskModel::load(&files, &candle_core::Device::Cpu);
+    let files = ModelFiles {
+        origin: origin.clone(),
+        config: Vec::new(),
+        weights: data.to_vec(),
+        tokenizer: Vec::new(),
+    };
+    let _ = files.tensors(cfg, &candle_core::Device::Cpu);
 });
