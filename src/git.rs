@@ -8,6 +8,7 @@
 
 use crate::diff::{FileDiff, FileStatus, Hunk, Line, LineKind, OldNew, Skip, language_of};
 use git2::{Delta, DiffFindOptions, DiffOptions, FileMode, Oid, Repository, Tree};
+use std::collections::HashSet;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -235,6 +236,34 @@ pub fn diff_commits(repo: &Repository, old: Option<Oid>, new: Oid, context: u32)
 }
 
 fn collect(repo: &Repository, old: Option<&Tree>, new: NewSide, context: u32) -> Result<Vec<FileDiff>, GitError> {
+    // libgit2 ignores the skip-worktree bit of sparse checkouts: files outside the sparse
+    // cone would read as deleted. For those paths the index holds the truth, as in git.
+    let sparse = match new {
+        NewSide::WorkTree => skip_worktree_paths(repo)?,
+        _ => HashSet::new(),
+    };
+    let mut files = diff_side(repo, old, new, context)?;
+    if !sparse.is_empty() {
+        let path_of = |f: &FileDiff| f.path.new.clone().or(f.path.old.clone()).unwrap_or_default();
+        files.retain(|f| !sparse.contains(&path_of(f)));
+        let from_index = diff_side(repo, old, NewSide::Index, context)?;
+        files.extend(from_index.into_iter().filter(|f| sparse.contains(&path_of(f))));
+        files.sort_by_key(path_of);
+    }
+    Ok(files)
+}
+
+fn skip_worktree_paths(repo: &Repository) -> Result<HashSet<String>, GitError> {
+    let index = repo.index()?;
+    let skip = git2::IndexEntryExtendedFlag::SKIP_WORKTREE.bits();
+    Ok(index
+        .iter()
+        .filter(|e| e.flags_extended & skip != 0)
+        .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+        .collect())
+}
+
+fn diff_side(repo: &Repository, old: Option<&Tree>, new: NewSide, context: u32) -> Result<Vec<FileDiff>, GitError> {
     let mut opts = DiffOptions::new();
     opts.context_lines(context)
         .include_typechange(true)

@@ -174,3 +174,45 @@ fn merge_commits_are_reviewed_against_their_first_parent() {
     let v = json(&r, &["--commit", "HEAD"]);
     assert_eq!(paths(&v), ["theirs.rs"], "first parent: the merge brings in theirs.rs");
 }
+
+#[test]
+fn sparse_checkout_files_outside_the_cone_are_not_deleted() {
+    // libgit2 ignores skip-worktree; deepspark must not report absent sparse files as deleted.
+    let r = Repo::new();
+    r.write("a/x.py", "x = 1\n");
+    r.write("b/y.py", "y = 1\n");
+    r.commit("one");
+    r.write("a/x.py", "x = 2\n");
+    r.commit("two");
+    let status = std::process::Command::new("git")
+        .current_dir(r.path())
+        .args(["sparse-checkout", "set", "a"])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", r.path())
+        .status()
+        .expect("git is installed");
+    assert!(status.success());
+    assert!(!r.path().join("b/y.py").exists());
+    assert_eq!(paths(&json(&r, &[])), Vec::<String>::new());
+    assert_eq!(paths(&json(&r, &["HEAD~1"])), ["a/x.py"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn non_utf8_paths_are_reported_lossily_not_fatally() {
+    use std::os::unix::ffi::OsStrExt;
+    let r = Repo::new();
+    r.write("keep.txt", "x\n");
+    r.commit("one");
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.py");
+    std::fs::write(r.path().join(name), "x = 1\n").unwrap();
+    r.commit("two");
+    let v = json(&r, &["HEAD~1..HEAD"]);
+    assert_eq!(paths(&v), ["caf\u{fffd}.py"]);
+    let out = r
+        .cmd()
+        .args(["review", "HEAD~1..HEAD", "--color", "never"])
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)));
+}
