@@ -625,6 +625,16 @@ mod tests {
             .collect()
     }
 
+    fn score_inputs(data: &[(String, Hunk, f32)]) -> Vec<ScoreInput<'_>> {
+        data.iter()
+            .map(|(p, h, _)| ScoreInput {
+                path: p,
+                hunk: h,
+                change: Default::default(),
+            })
+            .collect()
+    }
+
     fn tiny_encoder() -> Encoder {
         let texts = corpus()
             .into_iter()
@@ -652,14 +662,7 @@ mod tests {
         let (_vm, net) = init_model(&cfg, &mut Rng::new(1), &Device::Cpu).unwrap();
         let model = RiskModel::from_parts(cfg, net, enc, Device::Cpu, "test");
         let data = corpus();
-        let inputs: Vec<ScoreInput> = data
-            .iter()
-            .map(|(p, h, _)| ScoreInput {
-                path: p,
-                hunk: h,
-                change: Default::default(),
-            })
-            .collect();
+        let inputs = score_inputs(&data);
         let scores = model.score(&inputs).unwrap();
         assert_eq!(scores.len(), inputs.len());
         for s in &scores {
@@ -786,14 +789,7 @@ mod tests {
         assert_eq!(loaded.config, cfg);
         let original = RiskModel::from_parts(cfg, net, enc, Device::Cpu, "mem");
         let data = corpus();
-        let inputs: Vec<ScoreInput> = data
-            .iter()
-            .map(|(p, h, _)| ScoreInput {
-                path: p,
-                hunk: h,
-                change: Default::default(),
-            })
-            .collect();
+        let inputs = score_inputs(&data);
         let a = original.score(&inputs).unwrap();
         let b = loaded.score(&inputs).unwrap();
         for (x, y) in a.iter().zip(&b) {

@@ -162,3 +162,21 @@ pub fn redact_scores() -> insta::Settings {
     }
     s
 }
+
+/// `deepspark review ARGS --format json`, which must not fail: the report and the exit code.
+pub fn review_json(r: &Repo, args: &[&str]) -> (serde_json::Value, i32) {
+    let out = r
+        .cmd()
+        .arg("review")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "status {:?}, stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (json_of(&out), out.status.code().unwrap())
+}

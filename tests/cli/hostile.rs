@@ -4,20 +4,7 @@
 use crate::common::*;
 
 fn json(r: &Repo, args: &[&str]) -> serde_json::Value {
-    let out = r
-        .cmd()
-        .arg("review")
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "status {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json_of(&out)
+    review_json(r, args).0
 }
 
 #[test]

@@ -2,23 +2,6 @@
 
 use crate::common::*;
 
-fn review_json(r: &Repo, args: &[&str]) -> (serde_json::Value, i32) {
-    let out = r
-        .cmd()
-        .arg("review")
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "status {:?}, stderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (json_of(&out), out.status.code().unwrap())
-}
-
 #[test]
 fn last_commit_with_head_tilde_one() {
     let r = two_commits();
