@@ -18,7 +18,7 @@ use tokenizers::{Tokenizer, TokenizerBuilder};
 
 /// Ids below this are deepspark's own markers; BPE token `t` has model id `t + N_SPECIAL`.
 /// Keeping markers outside the BPE vocabulary means no file content can forge them.
-pub const PAD: u32 = 0;
+/// Id 0 is padding (see `model::net::Batch`).
 pub const FILE: u32 = 1;
 pub const LANG: u32 = 2;
 pub const ADD: u32 = 3;

@@ -9,7 +9,7 @@ use crate::diff::Hunk;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum)]
@@ -226,13 +226,6 @@ impl Dataset {
     pub fn has_dates(&self) -> bool {
         self.samples.iter().any(|s| s.split != Split::All)
     }
-}
-
-/// Reads all of a (possibly gzipped) file; used by tests that write fixtures.
-pub fn read_all(path: &Path) -> Result<String> {
-    let mut s = String::new();
-    open(path)?.read_to_string(&mut s)?;
-    Ok(s)
 }
 
 #[cfg(test)]

@@ -460,8 +460,8 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
             let rate = seen as f64 / t_epoch.elapsed().as_secs_f64();
             bar.set_message(format!("loss {:.4} {:.0} hunks/s", ema.unwrap_or(l), rate));
             bar.inc(1);
-            if !bar.is_hidden() || (step + 1) % 100 != 0 {
-            } else {
+            // Without a terminal (a background run), log a line every 100 steps instead.
+            if bar.is_hidden() && (step + 1) % 100 == 0 {
                 eprintln!(
                     "epoch {} step {}/{} loss {:.4} {:.0} hunks/s lr {:.2e} [{:.0}s]",
                     epoch + 1,
@@ -635,6 +635,14 @@ mod tests {
             .collect()
     }
 
+    fn corpus_batch(enc: &Encoder, cfg: &RiskConfig, data: &[(String, Hunk, f32)]) -> Batch {
+        let encoded: Vec<Encoded> = data
+            .iter()
+            .map(|(p, h, _)| enc.encode(p, h, Default::default()).unwrap())
+            .collect();
+        Batch::new(&encoded.iter().collect::<Vec<_>>(), cfg.n_features, &Device::Cpu).unwrap()
+    }
+
     fn tiny_encoder() -> Encoder {
         let texts = corpus()
             .into_iter()
@@ -680,12 +688,7 @@ mod tests {
         let dev = Device::Cpu;
         let (varmap, net) = init_model(&cfg, &mut Rng::new(2), &dev).unwrap();
         let data = corpus();
-        let encoded: Vec<Encoded> = data
-            .iter()
-            .map(|(p, h, _)| enc.encode(p, h, Default::default()).unwrap())
-            .collect();
-        let items: Vec<&Encoded> = encoded.iter().collect();
-        let batch = Batch::new(&items, cfg.n_features, &dev).unwrap();
+        let batch = corpus_batch(&enc, &cfg, &data);
         let y = Tensor::from_vec(data.iter().map(|d| d.2).collect::<Vec<_>>(), data.len(), &dev).unwrap();
 
         // Every variable receives a non-zero gradient in training mode (the fused
@@ -745,12 +748,7 @@ mod tests {
         let cfg = tiny_cfg(&enc);
         let (_vm, net) = init_model(&cfg, &mut Rng::new(4), &Device::Cpu).unwrap();
         let data = corpus();
-        let encoded: Vec<Encoded> = data
-            .iter()
-            .map(|(p, h, _)| enc.encode(p, h, Default::default()).unwrap())
-            .collect();
-        let items: Vec<&Encoded> = encoded.iter().collect();
-        let batch = Batch::new(&items, cfg.n_features, &Device::Cpu).unwrap();
+        let batch = corpus_batch(&enc, &cfg, &data);
         let a = net
             .forward(&batch, &mut Mode::Infer)
             .unwrap()

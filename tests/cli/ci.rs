@@ -3,6 +3,17 @@
 
 use crate::common::*;
 
+/// Everything reported (min-risk 0) and one file over the size limit.
+const SARIF_ARGS: &[&str] = &[
+    "HEAD~1..HEAD",
+    "--format",
+    "sarif",
+    "--min-risk",
+    "0",
+    "--max-file-lines",
+    "20",
+];
+
 fn sarif_schema() -> jsonschema::Validator {
     // The published schema's `run.language` pattern has a stray `]` that the meta-schema's
     // regex check rejects; deepspark never writes `language`, so that one pattern is
@@ -46,18 +57,7 @@ fn sarif_is_valid_and_has_stable_fingerprints() {
     );
     r.write("bidi.rs", "let s = \"\u{202e}\";\n");
     r.commit("two");
-    let text = output(
-        &r,
-        &[
-            "HEAD~1..HEAD",
-            "--format",
-            "sarif",
-            "--min-risk",
-            "0",
-            "--max-file-lines",
-            "20",
-        ],
-    );
+    let text = output(&r, SARIF_ARGS);
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_valid(&doc);
     let results = doc["runs"][0]["results"].as_array().unwrap();
@@ -82,19 +82,7 @@ fn sarif_is_valid_and_has_stable_fingerprints() {
         .collect();
     assert!(uris.contains(&"src/a%20b.rs"), "{uris:?}");
     // Same change, same fingerprints.
-    let again: serde_json::Value = serde_json::from_str(&output(
-        &r,
-        &[
-            "HEAD~1..HEAD",
-            "--format",
-            "sarif",
-            "--min-risk",
-            "0",
-            "--max-file-lines",
-            "20",
-        ],
-    ))
-    .unwrap();
+    let again: serde_json::Value = serde_json::from_str(&output(&r, SARIF_ARGS)).unwrap();
     assert_eq!(doc["runs"][0]["results"], again["runs"][0]["results"]);
 }
 
