@@ -106,22 +106,38 @@ impl RiskModel {
 
     /// Raw logits and per-token scores for already-encoded hunks, batched by length.
     pub fn forward_encoded(&self, encoded: &[Encoded]) -> anyhow::Result<Vec<(f32, Vec<f32>)>> {
-        let mut order: Vec<usize> = (0..encoded.len()).collect();
-        order.sort_by_key(|&i| encoded[i].ids.len());
-        let mut out = vec![(0f32, Vec::new()); encoded.len()];
-        for chunk in order.chunks(BATCH) {
-            let items: Vec<&Encoded> = chunk.iter().map(|&i| &encoded[i]).collect();
-            let batch = Batch::new(&items, self.config.n_features, &self.device)?;
-            let o = self.net.forward(&batch, &mut Mode::Infer)?;
-            let logits = o.logits.to_vec1::<f32>()?;
-            let tokens = o.token_scores.to_vec2::<f32>()?;
-            for (k, &i) in chunk.iter().enumerate() {
-                let n = encoded[i].ids.len();
-                out[i] = (logits[k], tokens[k][..n].to_vec());
-            }
-        }
-        Ok(out)
+        let items: Vec<&Encoded> = encoded.iter().collect();
+        Ok(forward_batched(
+            &self.net,
+            self.config.n_features,
+            &items,
+            &self.device,
+        )?)
     }
+}
+
+/// Inference over encoded hunks in batches of similar length: the raw logit and the
+/// per-token scores of each, in input order. Shared by scoring and by training's evaluation.
+pub fn forward_batched(
+    net: &RiskNet,
+    n_features: usize,
+    encoded: &[&Encoded],
+    device: &Device,
+) -> candle_core::Result<Vec<(f32, Vec<f32>)>> {
+    let mut order: Vec<usize> = (0..encoded.len()).collect();
+    order.sort_by_key(|&i| encoded[i].ids.len());
+    let mut out = vec![(0f32, Vec::new()); encoded.len()];
+    for chunk in order.chunks(BATCH) {
+        let items: Vec<&Encoded> = chunk.iter().map(|&i| encoded[i]).collect();
+        let o = net.forward(&Batch::new(&items, n_features, device)?, &mut Mode::Infer)?;
+        let logits = o.logits.to_vec1::<f32>()?;
+        let tokens = o.token_scores.to_vec2::<f32>()?;
+        for (k, &i) in chunk.iter().enumerate() {
+            let n = encoded[i].ids.len();
+            out[i] = (logits[k], tokens[k][..n].to_vec());
+        }
+    }
+    Ok(out)
 }
 
 /// Per-line weights: each line's mean token score minus the hunk's mean token score.

@@ -271,17 +271,10 @@ fn batches(indices: &[usize], encoded: &[Encoded], batch: usize, rng: &mut Rng) 
 }
 
 fn logits_of(net: &model::net::RiskNet, n_features: usize, encoded: &[&Encoded], device: &Device) -> Result<Vec<f32>> {
-    let mut order: Vec<usize> = (0..encoded.len()).collect();
-    order.sort_by_key(|&i| encoded[i].ids.len());
-    let mut out = vec![0f32; encoded.len()];
-    for chunk in order.chunks(64) {
-        let items: Vec<&Encoded> = chunk.iter().map(|&i| encoded[i]).collect();
-        let o = net.forward(&Batch::new(&items, n_features, device)?, &mut Mode::Infer)?;
-        for (k, l) in o.logits.to_vec1::<f32>()?.into_iter().enumerate() {
-            out[chunk[k]] = l;
-        }
-    }
-    Ok(out)
+    Ok(model::forward_batched(net, n_features, encoded, device)?
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect())
 }
 
 pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
