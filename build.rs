@@ -2,6 +2,7 @@
 // `cargo install` users get it; a checkout without them still builds (and says so).
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(has_default_model)");
+    println!("cargo::rustc-check-cfg=cfg(has_default_generator)");
     println!("cargo::rerun-if-changed=weights");
     let files = [
         "weights/config.json",
@@ -13,5 +14,12 @@ fn main() {
     }
     if files.iter().all(|f| std::path::Path::new(f).is_file()) {
         println!("cargo::rustc-cfg=has_default_model");
+    }
+    let generator = ["weights/generator.json", "weights/generator.safetensors"];
+    for f in generator {
+        println!("cargo::rerun-if-changed={f}");
+    }
+    if generator.iter().all(|f| std::path::Path::new(f).is_file()) {
+        println!("cargo::rustc-cfg=has_default_generator");
     }
 }

@@ -28,6 +28,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Measure a risk model on labelled changes: AUC, calibration, and a baseline.
     Eval(EvalArgs),
+    /// Measure patch suggestions on held-out bug fixes: exact match of the human fix.
+    EvalSuggest(EvalSuggestArgs),
     /// Install, remove or run deepspark's git pre-push hook.
     #[command(subcommand)]
     Hook(HookCommand),
@@ -109,7 +111,36 @@ pub struct ReviewArgs {
     #[arg(long, value_parser = probability)]
     pub min_risk: Option<f64>,
     #[command(flatten)]
+    pub suggest: SuggestArgs,
+    /// Apply the shown suggestions (the first of each hunk) to the work tree. Every file is
+    /// checked first (unchanged since the review, a regular file inside the repository), then
+    /// written atomically (temporary file, fsync, rename; mode kept). Only when the new side
+    /// is the work tree (`review`, `review REV`).
+    #[arg(long, help_heading = "Suggestions")]
+    pub apply: bool,
+    /// With --apply, also update the index (refused when the index differs from the work tree).
+    #[arg(long, requires = "apply", help_heading = "Suggestions")]
+    pub index: bool,
+    /// Write the shown suggestions as one patch that `git apply` accepts (the file must not exist).
+    #[arg(long, value_name = "FILE", help_heading = "Suggestions")]
+    pub patch: Option<PathBuf>,
+    #[command(flatten)]
     pub gate: GateArgs,
+}
+
+/// How suggestions are made and shown.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Suggestions")]
+pub struct SuggestArgs {
+    /// Suggestions shown per risky hunk; 0 turns them off [default: 1].
+    #[arg(long, value_name = "N")]
+    pub suggestions: Option<usize>,
+    /// Hunks with at least this risk get suggestions [default: 0.3].
+    #[arg(long, value_parser = probability, value_name = "P")]
+    pub suggest_above: Option<f64>,
+    /// A suggestion is shown only when it lowers its hunk's risk by at least this much [default: 0.02].
+    #[arg(long, value_parser = probability, value_name = "P")]
+    pub suggest_margin: Option<f64>,
 }
 
 /// What decides a verdict: thresholds, the gate, what is skipped, and the model.
@@ -260,6 +291,12 @@ pub struct TrainArgs {
     /// Give the model only the hunk's own size features, not the change's (hunks, added lines, files).
     #[arg(long)]
     pub hunk_features_only: bool,
+    /// Train only the suggestion generator (from the fix commits in --data) into --out.
+    #[arg(long)]
+    pub generator_only: bool,
+    /// Passes of the suggestion generator's ranker; the best on the calibration fixes is kept.
+    #[arg(long, default_value_t = 40)]
+    pub generator_epochs: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -282,6 +319,40 @@ pub struct EvalArgs {
     /// Output format (JSON keys: n, auc, pr_auc, ece, brier, baseline_auc, auc_added, ...).
     #[arg(long, value_enum, default_value = "text")]
     pub format: EvalFormat,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "For each hunk of a bug fix (commits with `fix: true`) in the split, the generator sees \
+the fix's old side, with the lines the fix removed shown as just added, and proposes rewrites exactly as \
+`review` does (verified, re-scored, kept when they lower the risk by the margin, ranked by merge \
+probability). A suggestion matches when it gives the fix's new side (whitespace-insensitive). Reported: \
+n, top1, top5, coverage (hunks with a suggestion), applies (shown suggestions whose patch applies and \
+gives the intended text), risk_drop, and the generator's own top1/top5 without the risk model; then the \
+same for single-hunk fixes with at most 5 changed lines (`small`)."
+)]
+pub struct EvalSuggestArgs {
+    /// Commit records (*.commits.jsonl[.gz]) with `fix` and `diff` fields.
+    #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+    pub data: Vec<PathBuf>,
+    /// Model directory (risk model, and generator.json + generator.safetensors if present;
+    /// default: the embedded ones).
+    #[arg(long, value_name = "DIR", env = "DEEPSPARK_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Which split of the fixes to measure.
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: Split,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: EvalFormat,
+    /// Print this many example suggestions (the first shown ones), matched or not.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub examples: usize,
+    #[command(flatten)]
+    pub suggest: SuggestArgs,
     /// Where the model runs.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,

@@ -28,6 +28,12 @@ pub struct Config {
     pub min_risk: Option<f64>,
     /// Seconds the pre-push hook may spend scoring.
     pub hook_budget: Option<u64>,
+    /// Suggestions shown per risky hunk (0: none).
+    pub suggestions: Option<usize>,
+    /// Hunks with at least this risk get suggestions.
+    pub suggest_above: Option<f64>,
+    /// A suggestion must lower its hunk's risk by at least this much.
+    pub suggest_margin: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -157,6 +157,112 @@ fn parse_header(header: &str) -> Option<(OldNew<u32>, OldNew<u32>)> {
     ))
 }
 
+/// One file of a patch in `git diff` text form: its paths (`None` for `/dev/null`) and hunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchFile {
+    pub path: OldNew<Option<String>>,
+    pub hunks: Vec<Hunk>,
+}
+
+/// Parses `git diff` / `git show` text into files and hunks. Text outside file sections
+/// (a commit header, a message) is ignored; each hunk body is read by the line counts of
+/// its header, so message lines that look like context are never taken for hunk lines.
+/// Malformed hunks end their file section. Never panics on any input (fuzzed).
+pub fn parse_patch(text: &str) -> Vec<PatchFile> {
+    let mut files: Vec<PatchFile> = Vec::new();
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        if line.starts_with("diff --git ") {
+            files.push(PatchFile {
+                path: OldNew { old: None, new: None },
+                hunks: Vec::new(),
+            });
+        } else if let (Some(f), Some(p)) = (files.last_mut(), line.strip_prefix("--- ")) {
+            f.path.old = patch_path(p, "a/");
+        } else if let (Some(f), Some(p)) = (files.last_mut(), line.strip_prefix("+++ ")) {
+            f.path.new = patch_path(p, "b/");
+        } else if let (Some(f), true) = (files.last_mut(), line.starts_with("@@ -")) {
+            let Some((_, count)) = parse_header(line) else {
+                continue;
+            };
+            let mut body = String::new();
+            let (mut old, mut new) = (count.old, count.new);
+            while old > 0 || new > 0 || lines.peek().is_some_and(|l| l.starts_with('\\')) {
+                let Some(l) = lines.next() else { break };
+                match l.as_bytes().first() {
+                    Some(b' ') => {
+                        old = old.saturating_sub(1);
+                        new = new.saturating_sub(1);
+                    }
+                    Some(b'-') => old = old.saturating_sub(1),
+                    Some(b'+') => new = new.saturating_sub(1),
+                    Some(b'\\') => {}
+                    // git writes an empty context line as " ", but some tools strip it.
+                    None => {
+                        old = old.saturating_sub(1);
+                        new = new.saturating_sub(1);
+                        body.push_str(" \n");
+                        continue;
+                    }
+                    _ => break,
+                }
+                body.push_str(l);
+                body.push('\n');
+            }
+            if let Ok(h) = Hunk::parse(line, &body) {
+                f.hunks.push(h);
+            }
+        }
+    }
+    files
+}
+
+/// `a/path`, `"a/quoted\\tpath"` or `/dev/null` (-> None), with any trailing tab-separated timestamp dropped.
+fn patch_path(raw: &str, prefix: &str) -> Option<String> {
+    let raw = raw.split('\t').next().unwrap_or(raw);
+    if raw == "/dev/null" {
+        return None;
+    }
+    let unquoted = match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(q) => unquote_c(q),
+        None => raw.to_string(),
+    };
+    Some(unquoted.strip_prefix(prefix).map(str::to_string).unwrap_or(unquoted))
+}
+
+/// Git's C-style path quoting undone: `\\t`, `\\n`, `\\"`, `\\\\` and octal bytes (`\\303\\251`).
+fn unquote_c(q: &str) -> String {
+    let b = q.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            let c = b[i + 1];
+            let oct = |k: usize| b.get(k).filter(|d| (b'0'..=b'7').contains(d)).map(|d| d - b'0');
+            if let (Some(x), Some(y), Some(z)) = (oct(i + 1), oct(i + 2), oct(i + 3)) {
+                out.push(x.wrapping_mul(64).wrapping_add(y * 8 + z));
+                i += 4;
+                continue;
+            }
+            out.push(match c {
+                b't' => b'\t',
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b'a' => 7,
+                b'b' => 8,
+                b'f' => 12,
+                b'v' => 11,
+                other => other,
+            });
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FileStatus {
@@ -316,6 +422,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parses_a_patch_by_hunk_counts() {
+        let text = "commit 1\n\n    message\n\ndiff --git a/x.c b/x.c\nindex 1..2 100644\n--- a/x.c\n+++ b/x.c\n\
+@@ -1,2 +1,2 @@ f\n a\n-b\n+c\n\\ No newline at end of file\n    not a hunk line\n\
+diff --git \"a/\\303\\251 t\" \"b/\\303\\251 t\"\nnew file mode 100644\n--- /dev/null\n+++ \"b/\\303\\251 t\"\n@@ -0,0 +1 @@\n+z\n";
+        let files = parse_patch(text);
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].path.new.as_deref(), Some("x.c"));
+        let h = &files[0].hunks[0];
+        assert_eq!((h.added(), h.removed(), h.lines.len()), (1, 1, 3));
+        assert!(h.lines[2].no_newline);
+        assert_eq!(files[1].path.old, None);
+        assert_eq!(files[1].path.new.as_deref(), Some("\u{e9} t"));
+        assert_eq!(files[1].hunks[0].lines[0].text, "z");
+    }
+
+    #[test]
     fn parses_a_hunk_with_line_numbers() {
         let h = Hunk::parse(
             "@@ -10,3 +10,4 @@ fn x()",
@@ -382,6 +504,11 @@ mod properties {
         #[test]
         fn hunk_parser_never_panics(header in "\\PC{0,40}", body in "\\PC{0,200}") {
             let _ = Hunk::parse(&header, &body);
+        }
+
+        #[test]
+        fn patch_parser_never_panics(text in "(diff --git a/x b/x\n|--- a/x\n|\\+\\+\\+ \"b/\\\\30\"\n|@@ -1,2 \\+1 @@\n|[ +\\-\\\\]\\PC{0,8}\n){0,30}") {
+            let _ = parse_patch(&text);
         }
 
         #[test]

@@ -40,11 +40,58 @@ pub struct Request {
     pub context: u32,
 }
 
-/// The change read from git: a label for each side and every file that differs.
+/// The change read from git: a label for each side, where its new side lives, and every file that differs.
 #[derive(Debug, Clone)]
 pub struct Change {
     pub sides: OldNew<String>,
+    pub new_side: Side,
     pub files: Vec<FileDiff>,
+}
+
+/// Where the new side of a change lives (where suggestions would apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Tree(Oid),
+    Index,
+    WorkTree,
+}
+
+/// A file's bytes on the new side, as reviewed: `None` when it is not a regular file there
+/// (deleted, a symlink, a submodule, outside a sparse checkout).
+pub fn read_new(repo: &Repository, side: Side, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+    match side {
+        Side::Tree(id) => {
+            let tree = repo.find_tree(id)?;
+            let Ok(entry) = tree.get_path(Path::new(path)) else {
+                return Ok(None);
+            };
+            if !matches!(entry.filemode(), 0o100644 | 0o100755) {
+                return Ok(None);
+            }
+            Ok(Some(repo.find_blob(entry.id())?.content().to_vec()))
+        }
+        Side::Index => {
+            let index = repo.index()?;
+            let Some(entry) = index.get_path(Path::new(path), 0) else {
+                return Ok(None);
+            };
+            if !matches!(entry.mode, 0o100644 | 0o100755) {
+                return Ok(None);
+            }
+            Ok(Some(repo.find_blob(entry.id)?.content().to_vec()))
+        }
+        Side::WorkTree => {
+            let Some(workdir) = repo.workdir() else {
+                return Ok(None);
+            };
+            let full = workdir.join(path);
+            // Never follow a symlink: its target may lie outside the repository.
+            match std::fs::symlink_metadata(&full) {
+                Ok(m) if m.is_file() => Ok(std::fs::read(&full).ok()),
+                _ => Ok(None),
+            }
+        }
+    }
 }
 
 pub fn open(path: Option<&Path>) -> Result<Repository, GitError> {
@@ -224,8 +271,13 @@ pub fn diff(repo: &Repository, req: &Request) -> Result<Change, GitError> {
         }
     };
 
+    let new_side = match &new {
+        NewSide::Tree(t) => Side::Tree(t.id()),
+        NewSide::Index => Side::Index,
+        NewSide::WorkTree => Side::WorkTree,
+    };
     let files = collect(repo, old.as_ref(), new, req.context)?;
-    Ok(Change { sides, files })
+    Ok(Change { sides, new_side, files })
 }
 
 /// The change between two commits (old `None`: the empty tree), for the pre-push hook.

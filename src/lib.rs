@@ -6,6 +6,7 @@
 //! -> `render` (terminal, JSON). `train` fits and measures the model; `commands` wires
 //! each subcommand; `exit` holds the exit codes.
 
+pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -17,5 +18,6 @@ pub mod model;
 pub mod render;
 pub mod review;
 pub mod skip;
+pub mod suggest;
 pub mod tokenize;
 pub mod train;

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
         cli::Command::Review(a) => commands::review::run(a),
         cli::Command::Train(a) => commands::train::run(a),
         cli::Command::Eval(a) => commands::eval::run(a),
+        cli::Command::EvalSuggest(a) => commands::eval_suggest::run(a),
         cli::Command::Hook(c) => commands::hook::run(c),
     };
     match result {

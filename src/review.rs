@@ -54,10 +54,16 @@ pub struct Review {
     pub unreviewed: usize,
     pub warnings: Vec<Warning>,
     pub model: Option<String>,
+    /// Verified suggestions, best first within each hunk (see `suggest.rs`); empty until suggested.
+    pub suggestions: Vec<crate::suggest::Suggestion>,
+    /// The generator that made them.
+    pub generator: Option<String>,
 }
 
 /// A hunk worth pointing at in CI output (risk at or above the reporting threshold).
 pub struct Finding<'a> {
+    /// Indices of the file in the review and of the hunk in that file.
+    pub index: (usize, usize),
     pub file: &'a FileDiff,
     pub hunk: &'a Hunk,
     pub score: &'a HunkScore,
@@ -78,14 +84,23 @@ impl Finding<'_> {
 }
 
 impl Review {
+    /// The suggestions for one hunk, best first.
+    pub fn suggestions_for(&self, file: usize, hunk: usize) -> impl Iterator<Item = &crate::suggest::Suggestion> {
+        self.suggestions
+            .iter()
+            .filter(move |s| s.file == file && s.hunk == hunk)
+    }
+
     /// Hunks with risk >= `min_risk`, riskiest first.
     pub fn findings(&self, min_risk: f32) -> Vec<Finding<'_>> {
         let mut out: Vec<Finding> = self
             .files
             .iter()
             .zip(&self.scores)
-            .flat_map(|(f, s)| {
-                f.hunks.iter().zip(s).map(move |(h, sc)| Finding {
+            .enumerate()
+            .flat_map(|(fi, (f, s))| {
+                f.hunks.iter().zip(s).enumerate().map(move |(hi, (h, sc))| Finding {
+                    index: (fi, hi),
                     file: f,
                     hunk: h,
                     score: sc,
@@ -149,6 +164,8 @@ pub fn judge(
         unreviewed,
         warnings,
         model,
+        suggestions: Vec::new(),
+        generator: None,
     }
 }
 

@@ -3,14 +3,14 @@
 //! Reads only: the repository, its index and work tree are never written. The model is
 //! loaded only when there is something to score, so an empty change is fast.
 
-use crate::cli::{ColorChoice, FailOn, Format, GateArgs, ReviewArgs};
+use crate::cli::{ColorChoice, FailOn, Format, GateArgs, ReviewArgs, SuggestArgs};
 use crate::config::Config;
 use crate::diff::{FileDiff, Skip};
 use crate::model::device::{DeviceChoice, device};
 use crate::model::weights::ModelFiles;
-use crate::model::{HunkScore, RiskModel, ScoreInput, Scorer};
+use crate::model::{EditModel, HunkScore, RiskModel, ScoreInput, Scorer};
 use crate::review::{Review, Thresholds, gate_tripped, judge};
-use crate::{exit, git, render, skip};
+use crate::{exit, git, render, skip, suggest};
 use anyhow::{Context, Result, bail};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -38,6 +38,28 @@ pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     }
 }
 
+/// The suggestion generator: the model directory's, if it has one, else the embedded one.
+pub fn generator(dir: Option<&Path>) -> Result<Option<EditModel>> {
+    if let Some(found) = dir.and_then(EditModel::read_dir) {
+        return Ok(Some(found?));
+    }
+    EditModel::embedded().transpose().map_err(Into::into)
+}
+
+/// Flags over the config file over the defaults (see `suggest::Settings`).
+pub fn suggest_settings(args: &SuggestArgs, cfg: &Config) -> suggest::Settings {
+    let d = suggest::Settings::default();
+    suggest::Settings {
+        per_hunk: args.suggestions.or(cfg.suggestions).unwrap_or(d.per_hunk),
+        above: args.suggest_above.or(cfg.suggest_above).map_or(d.above, |v| v as f32),
+        margin: args
+            .suggest_margin
+            .or(cfg.suggest_margin)
+            .map_or(d.margin, |v| v as f32),
+        plausible: d.plausible,
+    }
+}
+
 /// Everything that decides a review besides the change itself.
 pub struct Settings {
     pub thresholds: Thresholds,
@@ -50,6 +72,7 @@ pub struct Settings {
     pub context: u32,
     /// Reporting threshold for SARIF, GitHub and Markdown findings.
     pub min_risk: f32,
+    pub suggest: suggest::Settings,
 }
 
 impl Settings {
@@ -81,6 +104,7 @@ impl Settings {
             budget: None,
             context: args.context.or(cfg.context).unwrap_or(3),
             min_risk: cfg.min_risk.unwrap_or(0.3) as f32,
+            suggest: suggest_settings(&SuggestArgs::default(), cfg),
         })
     }
 }
@@ -91,7 +115,12 @@ pub fn load_config(args: &GateArgs, repo: &git2::Repository) -> Result<Config> {
 }
 
 /// skip -> tokens -> model -> verdict, for files read from git.
-pub fn review_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<Review> {
+pub fn review_files(files: Vec<FileDiff>, settings: &Settings) -> Result<Review> {
+    Ok(score_files(files, settings)?.0)
+}
+
+/// [`review_files`], also returning the loaded model (none when there was nothing to score).
+fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Review, Option<RiskModel>)> {
     let start = Instant::now();
     skip::apply(&mut files, &settings.rules);
     let mut scores: Vec<Vec<HunkScore>> = vec![Vec::new(); files.len()];
@@ -99,7 +128,7 @@ pub fn review_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<Rev
         .filter(|&i| files[i].skip.is_none() && !files[i].hunks.is_empty())
         .collect();
     if to_score.is_empty() {
-        return Ok(judge(files, scores, 0.0, settings.thresholds, None));
+        return Ok((judge(files, scores, 0.0, settings.thresholds, None), None));
     }
     let dev = device(settings.device)?;
     let model = RiskModel::load(&model_files(settings.model.as_deref())?, &dev)?;
@@ -135,7 +164,78 @@ pub fn review_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<Rev
     }
     let all: Vec<HunkScore> = scores.iter().flatten().cloned().collect();
     let risk = model.change_risk(&all) as f64;
-    Ok(judge(files, scores, risk, settings.thresholds, Some(model.describe())))
+    let review = judge(files, scores, risk, settings.thresholds, Some(model.describe()));
+    Ok((review, Some(model)))
+}
+
+/// Adds verified suggestions to the review for hunks at or above the threshold, and returns
+/// the reviewed contents of the files (for --apply and --patch).
+fn add_suggestions(
+    review: &mut Review,
+    model: &RiskModel,
+    repo: &git2::Repository,
+    change: &git::Change,
+    settings: &Settings,
+) -> Result<Vec<Option<String>>> {
+    let s = &settings.suggest;
+    let mut contents: Vec<Option<String>> = vec![None; review.files.len()];
+    let wanted = |f: usize| review.scores[f].iter().any(|h| h.risk >= s.above);
+    if s.per_hunk == 0 || !(0..review.files.len()).any(wanted) {
+        return Ok(contents);
+    }
+    let Some(generator) = generator(settings.model.as_deref())? else {
+        return Ok(contents);
+    };
+    for (f, file) in review.files.iter().enumerate() {
+        if wanted(f) {
+            if let Some(path) = file.path.new.as_deref() {
+                contents[f] = git::read_new(repo, change.new_side, path)?.and_then(|b| String::from_utf8(b).ok());
+            }
+        }
+    }
+    let targets = suggest::targets(&review.files, &review.scores, &contents);
+    let stats = crate::tokenize::ChangeStats::of(&review.files);
+    review.suggestions = suggest::suggest(&targets, stats, model, &generator, s)?;
+    review.generator = Some(crate::model::Generator::describe(&generator));
+    Ok(contents)
+}
+
+/// The first suggestion of each hunk, as whole-file edits.
+fn file_edits(review: &Review, contents: &[Option<String>]) -> Vec<crate::apply::FileEdit> {
+    let mut out = Vec::new();
+    for (f, file) in review.files.iter().enumerate() {
+        let (Some(content), Some(path)) = (contents[f].as_deref(), file.path.new.as_deref()) else {
+            continue;
+        };
+        let mut edits = Vec::new();
+        for (h, hunk) in file.hunks.iter().enumerate() {
+            if let Some(first) = review.suggestions_for(f, h).next() {
+                edits.extend(suggest::line_edits(hunk, &first.edits));
+            }
+        }
+        if !edits.is_empty() {
+            out.push(crate::apply::FileEdit {
+                path: path.to_string(),
+                old: content.as_bytes().to_vec(),
+                new: suggest::apply_to(content, &edits).into_bytes(),
+            });
+        }
+    }
+    out
+}
+
+/// `--patch FILE`: the suggestions as one patch; never overwrites an existing file.
+fn write_patch(path: &Path, edits: &[crate::apply::FileEdit]) -> Result<()> {
+    let text = crate::apply::patch(edits)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist already)", path.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 fn progress_bar(total: usize) -> indicatif::ProgressBar {
@@ -153,10 +253,12 @@ fn progress_bar(total: usize) -> indicatif::ProgressBar {
 
 pub fn run(args: ReviewArgs) -> Result<u8> {
     let repo = git::open(args.repo.as_deref())?;
-    let mut settings = Settings::resolve(&args.gate, &load_config(&args.gate, &repo)?)?;
+    let cfg = load_config(&args.gate, &repo)?;
+    let mut settings = Settings::resolve(&args.gate, &cfg)?;
     if let Some(m) = args.min_risk {
         settings.min_risk = m as f32;
     }
+    settings.suggest = suggest_settings(&args.suggest, &cfg);
     let request = git::Request {
         revs: args.revs.clone(),
         staged: args.staged,
@@ -164,7 +266,33 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
         context: settings.context,
     };
     let change = git::diff(&repo, &request)?;
-    let review = review_files(change.files, &settings)?;
+    if args.apply && change.new_side != git::Side::WorkTree {
+        bail!(
+            "--apply writes to the work tree, but the new side of this review is {} (apply works with `review` or `review REV`, not --staged, --commit or ranges)",
+            change.sides.new
+        );
+    }
+    let (mut review, model) = score_files(change.files.clone(), &settings)?;
+    let contents = match &model {
+        Some(m) => add_suggestions(&mut review, m, &repo, &change, &settings)?,
+        None => vec![None; review.files.len()],
+    };
+    drop(model);
+    let edits = file_edits(&review, &contents);
+    if edits.is_empty() && (args.patch.is_some() || args.apply) {
+        eprintln!("deepspark: no suggestions to write");
+    } else if let Some(p) = &args.patch {
+        write_patch(p, &edits)?;
+        eprintln!(
+            "deepspark: wrote the suggestions for {} file(s) to {}",
+            edits.len(),
+            p.display()
+        );
+    }
+    if args.apply && !edits.is_empty() {
+        let written = crate::apply::apply(&repo, &edits, args.index)?;
+        eprintln!("deepspark: applied suggestions to {written} file(s)");
+    }
     let code = if gate_tripped(review.verdict, settings.fail_on) {
         exit::GATE
     } else {

@@ -2,13 +2,60 @@
 
 use crate::cli::TrainArgs;
 use crate::model::device::device;
+use crate::train::data::Split;
+use crate::train::edits::{GeneratorOptions, load_fixes, save_generator, train_generator as train_generator_model};
 use crate::train::{TrainOptions, train};
-use anyhow::Result;
+use anyhow::{Context, Result};
+
+/// Mines edit rules from the fix commits in the data and trains the generator's ranker;
+/// writes generator.json, generator.safetensors and generator_metrics.json into `out`.
+fn train_generator(args: &TrainArgs) -> Result<bool> {
+    let fixes = load_fixes(&args.data)?;
+    let fixes: Vec<_> = fixes
+        .into_iter()
+        .filter(|f| !args.holdout.contains(&f.project))
+        .collect();
+    if !fixes.iter().any(|f| f.split == Split::Train) {
+        eprintln!(
+            "deepspark: no fix commits (`fix: true` with a `diff`) in the training split: no suggestion generator trained"
+        );
+        return Ok(false);
+    }
+    let opts = GeneratorOptions {
+        epochs: args.generator_epochs,
+        seed: args.seed,
+        ..Default::default()
+    };
+    let (model, varmap, report) = train_generator_model(&fixes, &opts)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    save_generator(&model, &varmap, &args.out)?;
+    std::fs::write(
+        args.out.join("generator_metrics.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    eprintln!(
+        "deepspark: generator: {} rules from {} training fix hunks ({} reachable); calib top-1 {:.1}% top-5 {:.1}% of {} hunks (epoch {})",
+        report.rules,
+        report.train_hunks,
+        report.train_reachable,
+        100.0 * report.calib_top1,
+        100.0 * report.calib_top5,
+        report.calib_hunks,
+        report.best_epoch
+    );
+    Ok(true)
+}
 
 pub fn run(args: TrainArgs) -> Result<u8> {
+    if args.generator_only {
+        if !train_generator(&args)? {
+            anyhow::bail!("--generator-only needs commit records with fix commits and their diffs");
+        }
+        return Ok(crate::exit::PASS);
+    }
     let dev = device(args.device)?;
     let opts = TrainOptions {
-        data: args.data,
+        data: args.data.clone(),
         out: args.out.clone(),
         epochs: args.epochs,
         seed: args.seed,
@@ -22,13 +69,14 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         lr: args.lr,
         weight_decay: args.weight_decay,
         dropout: args.dropout,
-        holdout: args.holdout,
+        holdout: args.holdout.clone(),
         max_train: args.max_train,
         resume: args.resume,
         checkpoint_every: args.checkpoint_every.max(1),
         change_features: !args.hunk_features_only,
     };
     let report = train(&opts, &dev)?;
+    train_generator(&args)?;
     super::eval::print_text(&report, &mut std::io::stdout())?;
     eprintln!("deepspark: model written to {}", args.out.display());
     Ok(crate::exit::PASS)

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod device;
+pub mod edit;
 pub mod net;
 pub mod weights;
 
@@ -15,6 +16,7 @@ use crate::diff::Hunk;
 use crate::tokenize::{ChangeStats, Encoded, Encoder, NO_LINE};
 use candle_core::Device;
 use config::RiskConfig;
+pub use edit::{Candidate, EditModel, LineEdit};
 use net::{Batch, Mode, RiskNet};
 use weights::ModelFiles;
 
@@ -46,15 +48,10 @@ pub trait Scorer {
     fn change_risk(&self, hunks: &[HunkScore]) -> f32;
 }
 
-/// A proposed rewrite of a hunk's added lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub new_lines: Vec<String>,
-}
-
 pub trait Generator {
     fn describe(&self) -> String;
-    fn propose(&self, input: ScoreInput, max: usize) -> anyhow::Result<Vec<Candidate>>;
+    /// Candidate rewrites of the hunk's added lines, most probable first (at most `max`).
+    fn propose(&self, hunk: &Hunk, max: usize) -> anyhow::Result<Vec<Candidate>>;
 }
 
 /// The embedded transformer risk model.

@@ -13,6 +13,7 @@ struct Doc<'a> {
     schema_version: u32,
     tool: Tool,
     model: Option<&'a str>,
+    generator: Option<&'a str>,
     sides: &'a crate::diff::OldNew<String>,
     verdict: &'static str,
     p_clean: f64,
@@ -60,6 +61,26 @@ struct HunkOut<'a> {
     /// New-side line numbers of the added lines that drive the score most (up to 3).
     hot_lines: Vec<u32>,
     lines: Vec<LineOut<'a>>,
+    /// Verified suggestions for this hunk, best first.
+    suggestions: Vec<SuggestionOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct SuggestionOut<'a> {
+    risk_before: f32,
+    risk_after: f32,
+    /// The generator's probability that this is the fix.
+    probability: f32,
+    /// The suggestion as a patch in `git diff` format (`git apply` accepts it).
+    diff: &'a str,
+    /// The new-side line numbers it rewrites (`text`) or deletes (`text: null`).
+    edits: Vec<EditOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct EditOut<'a> {
+    line: Option<u32>,
+    text: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -91,7 +112,8 @@ pub fn write(
         .files
         .iter()
         .zip(&r.scores)
-        .map(|(f, scores)| File {
+        .enumerate()
+        .map(|(fi, (f, scores))| File {
             path: f.display_path(),
             old_path: f
                 .path
@@ -105,7 +127,8 @@ pub fn write(
                 .hunks
                 .iter()
                 .zip(scores)
-                .map(|(h, s)| HunkOut {
+                .enumerate()
+                .map(|(hi, (h, s))| HunkOut {
                     header: h.header(),
                     old_start: h.start.old,
                     old_lines: h.count.old,
@@ -126,6 +149,23 @@ pub fn write(
                             text: &l.text,
                         })
                         .collect(),
+                    suggestions: r
+                        .suggestions_for(fi, hi)
+                        .map(|sg| SuggestionOut {
+                            risk_before: sg.risk.old,
+                            risk_after: sg.risk.new,
+                            probability: sg.probability,
+                            diff: &sg.diff,
+                            edits: sg
+                                .edits
+                                .iter()
+                                .map(|e| EditOut {
+                                    line: h.lines.get(e.line).and_then(|l| l.lineno.new),
+                                    text: e.new.as_deref(),
+                                })
+                                .collect(),
+                        })
+                        .collect(),
                 })
                 .collect(),
         })
@@ -137,6 +177,7 @@ pub fn write(
             version: env!("CARGO_PKG_VERSION"),
         },
         model: r.model.as_deref(),
+        generator: r.generator.as_deref(),
         sides,
         verdict: match r.verdict {
             crate::review::Verdict::Lgtm => "lgtm",

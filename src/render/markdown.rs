@@ -4,7 +4,7 @@
 //! characters are escaped; fences grow longer than any backtick run in the content.
 
 use crate::diff::LineKind;
-use crate::render::sanitize::clean;
+use crate::render::sanitize::{clean, clean_with};
 use crate::review::{Review, Verdict};
 use std::io::Write;
 
@@ -111,6 +111,17 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
                 .collect();
             if !hot.is_empty() {
                 writeln!(out, "\nLines that drive the score: {}.", hot.join(", "))?;
+            }
+            for sg in r.suggestions_for(f.index.0, f.index.1) {
+                let diff = clean_with(&sg.diff, true);
+                let fence = "`".repeat(3.max(longest_run(&diff, '`') + 1));
+                writeln!(
+                    out,
+                    "\nA possible change (risk {:.0}% → {:.0}% if applied; `deepspark review --apply` applies it):\n\n{fence}diff\n{}{fence}",
+                    sg.risk.old * 100.0,
+                    sg.risk.new * 100.0,
+                    diff
+                )?;
             }
             writeln!(out, "\n</details>")?;
         }

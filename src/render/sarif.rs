@@ -61,6 +61,39 @@ fn location(path: &str, start: u32, end: u32) -> Value {
     }}])
 }
 
+/// The finding's suggestions as SARIF fixes: each edit replaces whole lines (a deletion
+/// inserts nothing).
+fn fixes(r: &Review, f: &crate::review::Finding) -> Value {
+    let path = f.file.display_path();
+    let list: Vec<Value> = r
+        .suggestions_for(f.index.0, f.index.1)
+        .map(|sg| {
+            let replacements: Vec<Value> = sg
+                .edits
+                .iter()
+                .filter_map(|e| {
+                    let line = f.hunk.lines.get(e.line)?;
+                    let n = line.lineno.new?;
+                    let text = e.new.as_deref().map(|t| format!("{t}\n")).unwrap_or_default();
+                    Some(json!({
+                        "deletedRegion": { "startLine": n, "startColumn": 1, "endLine": n + 1, "endColumn": 1 },
+                        "insertedContent": { "text": text },
+                    }))
+                })
+                .collect();
+            json!({
+                "description": { "text": format!("deepspark suggestion: risk {:.0}% -> {:.0}% if applied.",
+                    sg.risk.old * 100.0, sg.risk.new * 100.0) },
+                "artifactChanges": [{
+                    "artifactLocation": { "uri": uri(path), "uriBaseId": "SRCROOT" },
+                    "replacements": replacements,
+                }],
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
 pub fn write(r: &Review, min_risk: f32, out: &mut impl std::io::Write) -> std::io::Result<()> {
     let rules: Vec<Value> = RULES
         .iter()
@@ -95,6 +128,7 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl std::io::Write) -> std::i
             "locations": location(path, start, end),
             "partialFingerprints": { "deepsparkHunk/v1": fingerprint(&[&[path].as_slice(), added.as_slice()].concat()) },
             "properties": { "risk": f.score.risk },
+            "fixes": fixes(r, &f),
         }));
     }
     for f in r

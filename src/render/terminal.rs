@@ -5,8 +5,9 @@
 
 use super::json::hot_lines;
 use super::sanitize::clean;
-use crate::diff::{FileDiff, Hunk, LineKind, OldNew};
+use crate::diff::{FileDiff, Hunk, LineKind, OldNew, parse_patch};
 use crate::review::{Review, Verdict};
+use crate::suggest::Suggestion;
 use similar::{ChangeTag, TextDiff};
 use std::io::Write;
 
@@ -54,6 +55,9 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
     if let Some(m) = &r.model {
         writeln!(out, "model: {}", clean(m))?;
     }
+    if let Some(g) = &r.generator {
+        writeln!(out, "suggestions: {}", clean(g))?;
+    }
     writeln!(out)?;
     writeln!(
         out,
@@ -100,13 +104,13 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
             w.message
         )?;
     }
-    for (f, scores) in r.files.iter().zip(&r.scores) {
+    for (fi, (f, scores)) in r.files.iter().zip(&r.scores).enumerate() {
         if f.skip.is_some() {
             continue;
         }
         writeln!(out)?;
         writeln!(out, "{}", style.paint("1", &file_title(f)))?;
-        for (h, s) in f.hunks.iter().zip(scores) {
+        for (hi, (h, s)) in f.hunks.iter().zip(scores).enumerate() {
             writeln!(
                 out,
                 "  {} {:>3.0}% risk  {}",
@@ -115,6 +119,9 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
                 style.paint("36", &h.header())
             )?;
             write_hunk(h, &s.line_weights, style, out)?;
+            for sg in r.suggestions_for(fi, hi) {
+                write_suggestion(sg, style, out)?;
+            }
         }
     }
     let skipped: Vec<&FileDiff> = r.files.iter().filter(|f| f.skip.is_some()).collect();
@@ -145,6 +152,25 @@ fn file_title(f: &FileDiff) -> String {
         (Some(o), Some(n)) if o != n => format!("{} -> {} ({status}{lang})", clean(o), clean(n)),
         _ => format!("{} ({status}{lang})", clean(f.display_path())),
     }
+}
+
+/// A suggestion under its hunk: the scores, then its patch as a coloured diff.
+fn write_suggestion(s: &Suggestion, style: &Style, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "  {} risk {:.0}% -> {:.0}% if applied (generator confidence {:.0}%)",
+        style.paint("1;36", "suggestion:"),
+        s.risk.old * 100.0,
+        s.risk.new * 100.0,
+        s.probability * 100.0
+    )?;
+    for file in parse_patch(&s.diff) {
+        for h in &file.hunks {
+            writeln!(out, "  {}", style.paint("36", &h.header()))?;
+            write_hunk(h, &[], style, out)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_hunk(h: &Hunk, weights: &[f32], style: &Style, out: &mut impl Write) -> std::io::Result<()> {

@@ -8,6 +8,7 @@
 //! does not read git.
 
 pub mod data;
+pub mod edits;
 pub mod metrics;
 pub mod rng;
 

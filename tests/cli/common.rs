@@ -151,6 +151,7 @@ pub fn redact_scores() -> insta::Settings {
         (r"\d+\.\d%", "NN.N%"),
         (r"(LGTM|NEEDS WORK|REJECT)   P", "[VERDICT]   P"),
         (r"model: .*", "model: [MODEL]"),
+        (r"suggestions: .*", "suggestions: [GENERATOR]"),
         (r"  <- drives the score", ""),
         (r"\| \d+% \|", "| NN% |"),
         (r"\(\d+% risk\)", "(NN% risk)"),

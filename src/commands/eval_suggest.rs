@@ -1,0 +1,77 @@
+//! `deepspark eval-suggest`: measure patch suggestions on bug fixes they were not trained on.
+
+use crate::cli::{EvalFormat, EvalSuggestArgs};
+use crate::config::Config;
+use crate::model::RiskModel;
+use crate::model::device::device;
+use crate::train::edits::{SuggestReport, evaluate_suggestions, load_fixes};
+use anyhow::{Result, bail};
+use std::io::Write;
+
+pub fn run(args: EvalSuggestArgs) -> Result<u8> {
+    let dev = device(args.device)?;
+    let model = RiskModel::load(&super::review::model_files(args.model.as_deref())?, &dev)?;
+    let Some(generator) = super::review::generator(args.model.as_deref())? else {
+        bail!("no suggestion generator: this build embeds none and the model directory has no generator.json");
+    };
+    let settings = super::review::suggest_settings(&args.suggest, &Config::default());
+    let fixes = load_fixes(&args.data)?;
+    let chosen: Vec<_> = fixes
+        .iter()
+        .filter(|f| crate::train::data::Dataset::in_split(f.split, args.split))
+        .collect();
+    if chosen.is_empty() {
+        bail!(
+            "no fix hunks in the {:?} split of the given files (eval-suggest reads *.commits.jsonl records with `fix` and `diff`)",
+            args.split
+        );
+    }
+    let small: Vec<_> = chosen.iter().copied().filter(|f| f.small).collect();
+    let all = evaluate_suggestions(&chosen, &model, &generator, &settings, args.split, args.examples)?;
+    let small = evaluate_suggestions(&small, &model, &generator, &settings, args.split, 0)?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        EvalFormat::Json => {
+            let mut v = serde_json::to_value(&all)?;
+            v["small"] = serde_json::to_value(&small)?;
+            serde_json::to_writer_pretty(&mut out, &v)?;
+            writeln!(out)?;
+        }
+        EvalFormat::Text => {
+            print_text("all fix hunks", &all, &mut out)?;
+            print_text("single-hunk fixes, at most 5 changed lines", &small, &mut out)?;
+            for e in &all.examples {
+                let mark = if e.matched { "MATCH" } else { "no match" };
+                writeln!(
+                    out,
+                    "\n--- example ({mark}) {} {} {}",
+                    e.project,
+                    &e.commit[..e.commit.len().min(12)],
+                    e.path
+                )?;
+                write!(out, "{}", crate::render::sanitize::clean_with(&e.patch, true))?;
+            }
+        }
+    }
+    Ok(crate::exit::PASS)
+}
+
+fn print_text(what: &str, r: &SuggestReport, out: &mut impl Write) -> std::io::Result<()> {
+    let pct = |v: f64| format!("{:.1}%", 100.0 * v);
+    writeln!(out, "{what} ({} split): {}", r.split, r.n)?;
+    writeln!(out, "  top-1 exact match: {}   top-5: {}", pct(r.top1), pct(r.top5))?;
+    writeln!(
+        out,
+        "  coverage: {}   shown suggestions that apply: {}   mean risk drop: {:.3}",
+        pct(r.coverage),
+        pct(r.applies),
+        r.risk_drop
+    )?;
+    writeln!(
+        out,
+        "  generator alone (no risk model): top-1 {}   top-5 {}   fix among all candidates: {}",
+        pct(r.top1_generator),
+        pct(r.top5_generator),
+        pct(r.reachable)
+    )
+}

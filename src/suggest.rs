@@ -1,0 +1,357 @@
+//! Findings -> suggestions: candidate rewrites of risky hunks, verified, re-scored and ranked.
+//!
+//! For each hunk whose risk is at least `Settings::above`, the generator proposes its
+//! `Settings::plausible` most probable rewrites of the hunk's added lines. Each is
+//! **verified** (it edits only added lines of this hunk, it changes something, and the
+//! hunk's whole new side, context included, is exactly what the file holds at those line
+//! numbers), then applied in place and **re-scored** by the risk model. A candidate is kept
+//! only when it lowers the hunk's risk by at least `Settings::margin`; the kept ones are
+//! ranked by the merge probability after the edit (1 - risk) and at most
+//! `Settings::per_hunk` are returned per hunk.
+//!
+//! Pure: the file contents come in as strings; nothing is written (see `apply.rs`).
+
+use crate::diff::{FileDiff, Hunk, LineKind, OldNew, PatchFile};
+use crate::model::{Generator, HunkScore, LineEdit, ScoreInput, Scorer};
+use crate::tokenize::ChangeStats;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// Only hunks with at least this risk get suggestions.
+    pub above: f32,
+    /// A suggestion must lower the hunk's risk by at least this much.
+    pub margin: f32,
+    /// Suggestions shown per hunk.
+    pub per_hunk: usize,
+    /// Generator candidates considered per hunk.
+    pub plausible: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            above: 0.3,
+            margin: 0.02,
+            per_hunk: 1,
+            plausible: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Suggestion {
+    /// Index of the file in the review and of the hunk in that file.
+    pub file: usize,
+    pub hunk: usize,
+    pub edits: Vec<LineEdit>,
+    /// The generator's probability that this is the fix.
+    pub probability: f32,
+    /// The hunk's risk before and after the edit.
+    pub risk: OldNew<f32>,
+    /// The edit as a patch of the file, in `git diff` format.
+    pub diff: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unverified {
+    #[error("edits a line that is not an added line of the hunk")]
+    NotAdded,
+    #[error("edits the same line twice")]
+    Twice,
+    #[error("changes nothing")]
+    NoOp,
+    #[error("the file no longer matches the hunk")]
+    Stale,
+    #[error("writes a line break or control character")]
+    BadText,
+}
+
+/// The checks a candidate must pass before it is shown (see the module doc).
+pub fn verify(hunk: &Hunk, edits: &[LineEdit], content: &str) -> Result<(), Unverified> {
+    let mut seen = std::collections::HashSet::new();
+    for e in edits {
+        let line = hunk.lines.get(e.line).ok_or(Unverified::NotAdded)?;
+        if line.kind != LineKind::Added {
+            return Err(Unverified::NotAdded);
+        }
+        if !seen.insert(e.line) {
+            return Err(Unverified::Twice);
+        }
+        if let Some(new) = &e.new {
+            let body = new.strip_suffix('\r').unwrap_or(new);
+            if body.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(Unverified::BadText);
+            }
+        }
+    }
+    if !edits
+        .iter()
+        .any(|e| e.new.as_deref() != Some(hunk.lines[e.line].text.as_str()))
+    {
+        return Err(Unverified::NoOp);
+    }
+    let file: Vec<&str> = lines_of(content);
+    for l in hunk.lines.iter().filter(|l| l.kind != LineKind::Removed) {
+        let n = l.lineno.new.ok_or(Unverified::Stale)? as usize;
+        if n == 0 || file.get(n - 1).copied() != Some(l.text.as_str()) {
+            return Err(Unverified::Stale);
+        }
+    }
+    Ok(())
+}
+
+/// The file's lines without their `\n` (a `\r` stays, as in `diff::Line::text`).
+fn lines_of(content: &str) -> Vec<&str> {
+    content
+        .split_inclusive('\n')
+        .map(|l| l.strip_suffix('\n').unwrap_or(l))
+        .collect()
+}
+
+/// The hunk after the edits, renumbered: edited lines stay added lines, deleted ones go.
+pub fn rewrite(hunk: &Hunk, edits: &[LineEdit]) -> Hunk {
+    let mut body = String::new();
+    for (i, l) in hunk.lines.iter().enumerate() {
+        let text = match edits.iter().find(|e| e.line == i) {
+            Some(LineEdit { new: None, .. }) => continue,
+            Some(LineEdit { new: Some(t), .. }) => t.as_str(),
+            None => l.text.as_str(),
+        };
+        body.push(l.kind.sigil());
+        body.push_str(text);
+        body.push('\n');
+    }
+    let old = hunk.lines.iter().filter(|l| l.kind != LineKind::Added).count();
+    let deleted = edits.iter().filter(|e| e.new.is_none()).count();
+    let new = hunk.lines.iter().filter(|l| l.kind != LineKind::Removed).count() - deleted;
+    let header = format!("@@ -{},{old} +{},{new} @@", hunk.start.old, hunk.start.new);
+    Hunk::parse(&header, &body).expect("a hunk rebuilt from a parsed hunk parses")
+}
+
+/// The file's text with edits applied at new-side line numbers (`lineno`, new text or deletion).
+/// Each replaced line keeps its original terminator.
+pub fn apply_to(content: &str, edits: &[(u32, Option<&str>)]) -> String {
+    let mut out = String::with_capacity(content.len());
+    for (i, raw) in content.split_inclusive('\n').enumerate() {
+        match edits.iter().find(|(n, _)| *n as usize == i + 1) {
+            Some((_, None)) => {}
+            Some((_, Some(text))) => {
+                out.push_str(text);
+                if raw.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            None => out.push_str(raw),
+        }
+    }
+    out
+}
+
+/// A suggestion's edits as (new-side line number, new text) pairs for [`apply_to`].
+pub fn line_edits<'a>(hunk: &Hunk, edits: &'a [LineEdit]) -> Vec<(u32, Option<&'a str>)> {
+    edits
+        .iter()
+        .filter_map(|e| Some((hunk.lines.get(e.line)?.lineno.new?, e.new.as_deref())))
+        .collect()
+}
+
+/// Applies a parsed patch to a file's text strictly: every hunk's old side must be found
+/// exactly at its line numbers (no fuzz, no offset). `None` when it does not apply. Line
+/// terminators follow the patch: each line ends with `\n` unless marked "no newline".
+pub fn apply_patch(content: &str, file: &PatchFile) -> Option<String> {
+    let lines: Vec<&str> = content.split_inclusive('\n').collect();
+    let mut out = String::with_capacity(content.len());
+    let mut next = 0usize; // index of the first line of `content` not yet copied
+    for h in &file.hunks {
+        let start = (h.start.old as usize).saturating_sub(1) + usize::from(h.count.old == 0);
+        if start < next || start > lines.len() {
+            return None;
+        }
+        lines[next..start].iter().for_each(|l| out.push_str(l));
+        next = start;
+        for l in &h.lines {
+            if l.kind != LineKind::Added {
+                let have = lines.get(next)?;
+                let want_eol = !l.no_newline;
+                if have.strip_suffix('\n').unwrap_or(have) != l.text || have.ends_with('\n') != want_eol {
+                    return None;
+                }
+                next += 1;
+            }
+            if l.kind != LineKind::Removed {
+                out.push_str(&l.text);
+                if !l.no_newline {
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    lines[next..].iter().for_each(|l| out.push_str(l));
+    Some(out)
+}
+
+/// One risky hunk to find suggestions for.
+pub struct Target<'a> {
+    pub file: usize,
+    pub hunk: usize,
+    pub path: &'a str,
+    pub hunk_ref: &'a Hunk,
+    pub risk: f32,
+    /// The file's current text on the reviewed side; `None` (binary, unreadable) means no suggestions.
+    pub content: Option<&'a str>,
+}
+
+/// Generate, verify, re-score and rank (see the module doc). Returns the suggestions of
+/// every target, best first within each hunk.
+pub fn suggest(
+    targets: &[Target],
+    change: ChangeStats,
+    scorer: &dyn Scorer,
+    generator: &dyn Generator,
+    s: &Settings,
+) -> anyhow::Result<Vec<Suggestion>> {
+    let mut pending: Vec<(usize, crate::model::Candidate, Hunk)> = Vec::new();
+    for (t, target) in targets.iter().enumerate() {
+        if target.risk < s.above {
+            continue;
+        }
+        let Some(content) = target.content else { continue };
+        for c in generator.propose(target.hunk_ref, s.plausible)? {
+            if verify(target.hunk_ref, &c.edits, content).is_ok() {
+                let h = rewrite(target.hunk_ref, &c.edits);
+                pending.push((t, c, h));
+            }
+        }
+    }
+    let inputs: Vec<ScoreInput> = pending
+        .iter()
+        .map(|(t, _, h)| ScoreInput {
+            path: targets[*t].path,
+            hunk: h,
+            change,
+        })
+        .collect();
+    let scores: Vec<HunkScore> = if inputs.is_empty() {
+        Vec::new()
+    } else {
+        scorer.score(&inputs)?
+    };
+    let mut out: Vec<Suggestion> = Vec::new();
+    for (t, target) in targets.iter().enumerate() {
+        let mut mine: Vec<Suggestion> = pending
+            .iter()
+            .zip(&scores)
+            .filter(|((i, _, _), sc)| *i == t && target.risk - sc.risk >= s.margin)
+            .filter_map(|((_, c, _), sc)| {
+                let content = target.content?;
+                let new = apply_to(content, &line_edits(target.hunk_ref, &c.edits));
+                // A path that is not a safe repository-relative path gets no suggestion.
+                let diff = crate::apply::patch(&[crate::apply::FileEdit {
+                    path: target.path.to_string(),
+                    old: content.as_bytes().to_vec(),
+                    new: new.into_bytes(),
+                }])
+                .ok()?;
+                Some(Suggestion {
+                    file: target.file,
+                    hunk: target.hunk,
+                    edits: c.edits.clone(),
+                    probability: c.probability,
+                    risk: OldNew {
+                        old: target.risk,
+                        new: sc.risk,
+                    },
+                    diff,
+                })
+            })
+            .collect();
+        mine.sort_by(|a, b| {
+            a.risk
+                .new
+                .total_cmp(&b.risk.new)
+                .then(b.probability.total_cmp(&a.probability))
+        });
+        mine.truncate(s.per_hunk);
+        out.extend(mine);
+    }
+    Ok(out)
+}
+
+/// The targets of a review: every scored hunk, with its file's content.
+pub fn targets<'a>(
+    files: &'a [FileDiff],
+    scores: &[Vec<HunkScore>],
+    contents: &'a [Option<String>],
+) -> Vec<Target<'a>> {
+    let mut out = Vec::new();
+    for (f, file) in files.iter().enumerate() {
+        for (h, hunk) in file.hunks.iter().enumerate() {
+            let Some(score) = scores.get(f).and_then(|s| s.get(h)) else {
+                continue;
+            };
+            out.push(Target {
+                file: f,
+                hunk: h,
+                path: file.display_path(),
+                hunk_ref: hunk,
+                risk: score.risk,
+                content: contents.get(f).and_then(|c| c.as_deref()),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hunk(header: &str, body: &str) -> Hunk {
+        Hunk::parse(header, body).unwrap()
+    }
+
+    #[test]
+    fn verification_rejects_what_must_not_be_shown() {
+        let h = hunk("@@ -1,2 +1,3 @@", " a\n+b\n c");
+        let file = "a\nb\nc\n";
+        let edit = |line, new: Option<&str>| {
+            vec![LineEdit {
+                line,
+                new: new.map(str::to_string),
+            }]
+        };
+        assert_eq!(verify(&h, &edit(1, Some("B")), file), Ok(()));
+        assert_eq!(verify(&h, &edit(1, None), file), Ok(()));
+        assert_eq!(
+            verify(&h, &edit(0, Some("x")), file),
+            Err(Unverified::NotAdded),
+            "context"
+        );
+        assert_eq!(verify(&h, &edit(9, Some("x")), file), Err(Unverified::NotAdded));
+        assert_eq!(verify(&h, &edit(1, Some("b")), file), Err(Unverified::NoOp));
+        assert_eq!(verify(&h, &edit(1, Some("B\x1b[2J")), file), Err(Unverified::BadText));
+        assert_eq!(verify(&h, &edit(1, Some("B")), "a\nb\nC\n"), Err(Unverified::Stale));
+        assert_eq!(verify(&h, &edit(1, Some("B")), "x\na\nb\nc\n"), Err(Unverified::Stale));
+        let twice = [edit(1, Some("B")), edit(1, None)].concat();
+        assert_eq!(verify(&h, &twice, file), Err(Unverified::Twice));
+    }
+
+    #[test]
+    fn rewriting_renumbers_and_applying_keeps_line_endings() {
+        let h = hunk("@@ -1,2 +1,4 @@", " a\r\n+b\r\n+c\r\n d\r");
+        let edits = vec![
+            LineEdit {
+                line: 1,
+                new: Some("B\r".into()),
+            },
+            LineEdit { line: 2, new: None },
+        ];
+        let r = rewrite(&h, &edits);
+        assert_eq!((r.count.new, r.added(), r.lines[2].lineno.new), (3, 1, Some(3)));
+        let file = "a\r\nb\r\nc\r\nd\r";
+        assert_eq!(apply_to(file, &line_edits(&h, &edits)), "a\r\nB\r\nd\r");
+        let no_eol = "a\nb";
+        assert_eq!(apply_to(no_eol, &[(2, Some("B"))]), "a\nB");
+    }
+}
