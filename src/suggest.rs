@@ -354,4 +354,119 @@ mod tests {
         let no_eol = "a\nb";
         assert_eq!(apply_to(no_eol, &[(2, Some("B"))]), "a\nB");
     }
+
+    /// Risk = added lines / 10; proposes fixed candidates.
+    struct Stub(Vec<crate::model::Candidate>);
+    impl Scorer for Stub {
+        fn describe(&self) -> String {
+            "stub".into()
+        }
+        fn score(&self, inputs: &[ScoreInput]) -> anyhow::Result<Vec<HunkScore>> {
+            Ok(inputs
+                .iter()
+                .map(|i| HunkScore {
+                    risk: i.hunk.added() as f32 / 10.0,
+                    logit: 0.0,
+                    line_weights: vec![],
+                })
+                .collect())
+        }
+        fn change_risk(&self, _: &[HunkScore]) -> f32 {
+            0.0
+        }
+    }
+    impl Generator for Stub {
+        fn describe(&self) -> String {
+            "stub".into()
+        }
+        fn propose(&self, _: &Hunk, max: usize) -> anyhow::Result<Vec<crate::model::Candidate>> {
+            Ok(self.0.iter().take(max).cloned().collect())
+        }
+    }
+
+    fn candidate(edits: Vec<(usize, Option<&str>)>, p: f32) -> crate::model::Candidate {
+        crate::model::Candidate {
+            edits: edits
+                .into_iter()
+                .map(|(line, new)| LineEdit {
+                    line,
+                    new: new.map(str::to_string),
+                })
+                .collect(),
+            probability: p,
+        }
+    }
+
+    #[test]
+    fn unverified_unsafe_or_useless_candidates_are_never_shown_and_the_rest_rank_by_risk() {
+        let h = hunk("@@ -1,2 +1,4 @@", " a\n+b\n+c\n d");
+        let content = "a\nb\nc\nd\n";
+        let stub = Stub(vec![
+            candidate(vec![(0, Some("A"))], 0.5),          // edits context: dropped
+            candidate(vec![(1, Some("B"))], 0.3),          // same risk: below the margin
+            candidate(vec![(1, None)], 0.1),               // risk 0.2 -> 0.1
+            candidate(vec![(2, Some("c\u{1b}[2J"))], 0.1), // escape sequence: dropped
+        ]);
+        let s = Settings {
+            above: 0.0,
+            margin: 0.05,
+            per_hunk: 5,
+            plausible: 10,
+        };
+        let run = |path: &str| {
+            let t = Target {
+                file: 0,
+                hunk: 0,
+                path,
+                hunk_ref: &h,
+                risk: 0.2,
+                content: Some(content),
+            };
+            suggest(&[t], ChangeStats::default(), &stub, &stub, &s).unwrap()
+        };
+        let out = run("src/a.c");
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].edits[0].new, None);
+        assert!((out[0].risk.old - 0.2).abs() < 1e-6 && (out[0].risk.new - 0.1).abs() < 1e-6);
+        assert!(
+            out[0].diff.starts_with("diff --git a/src/a.c b/src/a.c"),
+            "{}",
+            out[0].diff
+        );
+        // A path that leaves the repository or enters .git never gets a suggestion.
+        for bad in ["../a.c", ".git/config", "/etc/passwd", "a/../../b.c"] {
+            assert!(run(bad).is_empty(), "{bad}");
+        }
+        // Below the threshold: nothing is generated.
+        let t = Target {
+            file: 0,
+            hunk: 0,
+            path: "a.c",
+            hunk_ref: &h,
+            risk: 0.2,
+            content: Some(content),
+        };
+        let high = Settings { above: 0.5, ..s };
+        assert!(
+            suggest(&[t], ChangeStats::default(), &stub, &stub, &high)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_patch_applies_strictly_or_not_at_all() {
+        let old = "a\nb\nc\n";
+        let new = "a\nB\nc\n";
+        let text = crate::apply::patch(&[crate::apply::FileEdit {
+            path: "x".into(),
+            old: old.into(),
+            new: new.into(),
+        }])
+        .unwrap();
+        let f = &crate::diff::parse_patch(&text)[0];
+        assert_eq!(apply_patch(old, f).as_deref(), Some(new));
+        assert_eq!(apply_patch("a\nX\nc\n", f), None, "context differs");
+        assert_eq!(apply_patch("a\nb\nc", f), None, "final newline differs");
+    }
 }

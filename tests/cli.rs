@@ -15,5 +15,7 @@ mod hostile;
 mod model;
 #[path = "cli/review.rs"]
 mod review;
+#[path = "cli/suggest.rs"]
+mod suggest;
 #[path = "cli/train.rs"]
 mod train;

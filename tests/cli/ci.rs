@@ -36,7 +36,7 @@ fn output(r: &Repo, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn assert_valid(doc: &serde_json::Value) {
+pub fn assert_valid_sarif(doc: &serde_json::Value) {
     let v = sarif_schema();
     let errors: Vec<String> = v
         .iter_errors(doc)
@@ -59,7 +59,7 @@ fn sarif_is_valid_and_has_stable_fingerprints() {
     r.commit("two");
     let text = output(&r, SARIF_ARGS);
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_valid(&doc);
+    assert_valid_sarif(&doc);
     let results = doc["runs"][0]["results"].as_array().unwrap();
     let rules: Vec<&str> = results.iter().map(|r| r["ruleId"].as_str().unwrap()).collect();
     assert!(
@@ -90,7 +90,7 @@ fn sarif_is_valid_and_has_stable_fingerprints() {
 fn empty_change_gives_valid_empty_sarif() {
     let r = two_commits();
     let doc: serde_json::Value = serde_json::from_str(&output(&r, &["HEAD..HEAD", "--format", "sarif"])).unwrap();
-    assert_valid(&doc);
+    assert_valid_sarif(&doc);
     assert_eq!(doc["runs"][0]["results"].as_array().unwrap().len(), 0);
 }
 

@@ -181,3 +181,118 @@ pub fn review_json(r: &Repo, args: &[&str]) -> (serde_json::Value, i32) {
     );
     (json_of(&out), out.status.code().unwrap())
 }
+
+/// A model directory whose suggestions are predictable: the risk model sees only the
+/// number of added lines (risk = sigmoid(2 ln(1+added) - 1)), and the generator knows one
+/// rule, `<` -> `<=`, and ranks replacements above deletions. Tests pass
+/// `--suggest-margin 0` where a replacement (same risk) must be shown.
+pub fn suggest_model() -> &'static Path {
+    use candle_core::{Device, Tensor};
+    use deepspark::model::edit::{EditConfig, EditModel, N_EDIT_FEATURES, Ranker, Rule};
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("deepspark-suggest-model")
+            .tempdir()
+            .unwrap()
+            .keep();
+        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+            std::fs::copy(tiny_model().join(f), dir.join(f)).unwrap();
+        }
+        let files = deepspark::model::weights::ModelFiles::read_dir(&dir).unwrap();
+        let cfg = files.parse_config().unwrap();
+        let mut tensors = files.tensors(&cfg, &Device::Cpu).unwrap();
+        let n = cfg.n_features;
+        let mut fw = vec![0f32; n];
+        fw[0] = 2.0;
+        tensors.insert(
+            "token_head.weight".into(),
+            Tensor::zeros((1, cfg.d_model), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        );
+        tensors.insert(
+            "token_head.bias".into(),
+            Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu).unwrap(),
+        );
+        tensors.insert(
+            "feature_head.weight".into(),
+            Tensor::from_vec(fw, (1, n), &Device::Cpu).unwrap(),
+        );
+        tensors.insert(
+            "feature_head.bias".into(),
+            Tensor::from_vec(vec![-1f32], 1, &Device::Cpu).unwrap(),
+        );
+        candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+
+        let hidden = N_EDIT_FEATURES;
+        let varmap = candle_nn::VarMap::new();
+        let vb = candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &Device::Cpu);
+        let ranker = Ranker::new(hidden, vb).unwrap();
+        let eye: Vec<f32> = (0..hidden * N_EDIT_FEATURES)
+            .map(|i| {
+                if i / N_EDIT_FEATURES == i % N_EDIT_FEATURES {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut out = vec![0f32; hidden];
+        out[2] = 5.0; // replacements first
+        out[1] = -5.0; // deletions last
+        for (name, value) in [
+            (
+                "l1.weight",
+                Tensor::from_vec(eye, (hidden, N_EDIT_FEATURES), &Device::Cpu).unwrap(),
+            ),
+            (
+                "l1.bias",
+                Tensor::zeros(hidden, candle_core::DType::F32, &Device::Cpu).unwrap(),
+            ),
+            ("l2.weight", Tensor::from_vec(out, (1, hidden), &Device::Cpu).unwrap()),
+            (
+                "l2.bias",
+                Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu).unwrap(),
+            ),
+        ] {
+            varmap.data().lock().unwrap()[name].set(&value).unwrap();
+        }
+        let config = EditConfig {
+            version: 1,
+            n_features: N_EDIT_FEATURES,
+            hidden,
+            trained_on: "a test".into(),
+            rules: vec![Rule {
+                old: "<".into(),
+                new: "<=".into(),
+                count: 9,
+                projects: 3,
+            }],
+        };
+        let model = EditModel::from_parts(config, ranker, "test");
+        deepspark::train::edits::save_generator(&model, &varmap, &dir).unwrap();
+        dir
+    })
+}
+
+/// Every file under `root` (bytes and Unix mode), for before/after comparisons.
+pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, (Vec<u8>, u32)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let meta = std::fs::symlink_metadata(e.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                #[cfg(unix)]
+                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+                #[cfg(not(unix))]
+                let mode = 0;
+                let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+                out.insert(rel, (std::fs::read(e.path()).unwrap_or_default(), mode));
+            }
+        }
+    }
+    out
+}

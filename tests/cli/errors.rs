@@ -2,8 +2,6 @@
 
 use crate::common::*;
 use predicates::str::contains;
-use std::collections::BTreeMap;
-use std::path::Path;
 
 #[test]
 fn invalid_and_hostile_revisions_exit_2_with_a_hint() {
@@ -57,29 +55,6 @@ fn usage_errors_exit_2() {
         .assert()
         .code(2)
         .stderr(contains("--reject"));
-}
-
-/// Every file under `root` (bytes and Unix mode), for before/after comparisons.
-fn snapshot(root: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let e = e.unwrap();
-            let meta = std::fs::symlink_metadata(e.path()).unwrap();
-            if meta.is_dir() {
-                stack.push(e.path());
-            } else {
-                #[cfg(unix)]
-                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
-                #[cfg(not(unix))]
-                let mode = 0;
-                let rel = e.path().strip_prefix(root).unwrap().display().to_string();
-                out.insert(rel, (std::fs::read(e.path()).unwrap_or_default(), mode));
-            }
-        }
-    }
-    out
 }
 
 #[test]

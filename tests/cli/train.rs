@@ -149,3 +149,73 @@ fn eval_without_dates_uses_all_hunks_and_bad_files_are_clear_errors() {
         .code(2)
         .stderr(predicates::str::contains("bad.hunks.jsonl"));
 }
+
+/// Fix commits in two projects, each changing `<` to `<=` in a loop (plus a one-line
+/// deletion now and then), one a minute.
+fn write_fixes(dir: &Path) -> PathBuf {
+    let path = dir.join("f.commits.jsonl");
+    let mut out = std::fs::File::create(&path).unwrap();
+    for i in 0..60 {
+        let project = if i % 2 == 0 { "p" } else { "q" };
+        let diff = format!(
+            "diff --git a/src/x{i}.c b/src/x{i}.c\nindex 1..2 100644\n--- a/src/x{i}.c\n+++ b/src/x{i}.c\n\
+             @@ -10,3 +10,3 @@ int f{i}(void) {{\n   int s{i} = 0;\n-  for (i = 0; i < n{i}; i++) {{\n\
+             +  for (i = 0; i <= n{i}; i++) {{\n     s{i} += i;\n"
+        );
+        let c = serde_json::json!({"commit_id": format!("{i:040x}"), "project": project, "buggy": false,
+            "fix": true, "author_date": 1_600_000_000 + i * 60, "subject": "fix", "diff": diff, "fixed_by": []});
+        writeln!(out, "{c}").unwrap();
+    }
+    path
+}
+
+#[test]
+fn the_generator_learns_from_fixes_and_eval_suggest_measures_it() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_fixes(d.path());
+    let out = d.path().join("m");
+    cmd_in(d.path())
+        .args(["train", "--generator-only", "--generator-epochs", "5", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("generator:"));
+    for f in ["generator.json", "generator.safetensors", "generator_metrics.json"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("generator.json")).unwrap()).unwrap();
+    assert!(
+        cfg["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["old"] == "<" && r["new"] == "<="),
+        "the fixes' rule was mined"
+    );
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(tiny_model().join(f), out.join(f)).unwrap();
+    }
+    let res = cmd_in(d.path())
+        .args(["eval-suggest", "--format", "json", "--split", "test", "--data"])
+        .arg(&data)
+        .arg("--model")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let v = json_of(&res);
+    // Test split: the latest 20% of the 60 commits, one hunk each.
+    assert_eq!(v["n"], 12);
+    assert_eq!(v["small"]["n"], 12);
+    for k in ["top1", "top5", "coverage", "applies", "top1_generator", "reachable"] {
+        let x = v[k].as_f64().unwrap_or_else(|| panic!("{k} missing"));
+        assert!((0.0..=1.0).contains(&x), "{k} = {x}");
+    }
+    assert_eq!(v["reachable"], 1.0, "every test fix is among the candidates");
+    assert!(v["top1_generator"].as_f64().unwrap() >= 0.5, "{v}");
+    if v["coverage"].as_f64().unwrap() > 0.0 {
+        assert_eq!(v["applies"], 1.0);
+    }
+}
