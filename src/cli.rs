@@ -291,6 +291,9 @@ pub struct TrainArgs {
     /// Give the model only the hunk's own size features, not the change's (hunks, added lines, files).
     #[arg(long)]
     pub hunk_features_only: bool,
+    /// Add a bag-of-tokens path: one learned weight per token, beside the transformer.
+    #[arg(long)]
+    pub bag: bool,
     /// Train only the suggestion generator (from the fix commits in --data) into --out.
     #[arg(long)]
     pub generator_only: bool,

@@ -1,4 +1,6 @@
-//! The only user of git2: a revision request -> the list of [`FileDiff`]s.
+//! The repository reader: a revision request -> the list of [`FileDiff`]s, and the
+//! reviewed bytes of a file (`read_new`). (`apply.rs` also uses git2, to update the index
+//! under `--apply --index`.)
 //!
 //! Revision forms follow `git diff` (see `deepspark review --help`). Renames and copies
 //! are detected; binary files, submodules, symlinks and `-diff` files are returned

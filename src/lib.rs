@@ -3,8 +3,9 @@
 //! The pipeline, one module per stage (see ARCHITECTURE.md):
 //! `git` (revision -> [`diff::FileDiff`]s) -> `skip` (what the model does not see) ->
 //! `tokenize` (hunk -> token ids) -> `model` (ids -> risk) -> `review` (risks -> verdict)
-//! -> `render` (terminal, JSON). `train` fits and measures the model; `commands` wires
-//! each subcommand; `exit` holds the exit codes.
+//! -> `suggest` (risky hunks -> verified, re-scored rewrites) -> `render` (terminal, JSON,
+//! SARIF, ...); `apply` writes suggestions (`--apply`, `--patch`). `train` fits and measures
+//! the models; `commands` wires each subcommand; `exit` holds the exit codes.
 
 pub mod apply;
 pub mod cli;

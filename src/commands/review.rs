@@ -1,7 +1,9 @@
-//! `deepspark review`: git -> hunks -> tokens -> model -> findings -> report.
+//! `deepspark review`: git -> hunks -> tokens -> model -> findings -> suggestions -> report.
 //!
-//! Reads only: the repository, its index and work tree are never written. The model is
-//! loaded only when there is something to score, so an empty change is fast.
+//! Reads only, unless `--apply` (work-tree files of the change, and the index with
+//! `--index`, through `apply.rs`) or `--patch FILE` (a new file) is given. The model is
+//! loaded only when there is something to score, and the generator only when a hunk is
+//! risky enough for suggestions, so an empty change is fast.
 
 use crate::cli::{ColorChoice, FailOn, Format, GateArgs, ReviewArgs, SuggestArgs};
 use crate::config::Config;

@@ -74,6 +74,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         resume: args.resume,
         checkpoint_every: args.checkpoint_every.max(1),
         change_features: !args.hunk_features_only,
+        bag: args.bag,
     };
     let report = train(&opts, &dev)?;
     train_generator(&args)?;

@@ -18,6 +18,10 @@ pub struct RiskConfig {
     pub d_ff: usize,
     pub max_len: usize,
     pub n_features: usize,
+    /// A bag-of-tokens path: one learned weight per vocabulary entry, added to every
+    /// token's score (so the logit gains the mean weight of the hunk's tokens).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bag: bool,
     /// Platt scaling fitted on the calibration split: p = sigmoid(a * logit + b).
     pub calibration: Platt,
     /// How hunk scores combine into the change's risk (fitted on calibration commits).
@@ -157,7 +161,15 @@ impl RiskConfig {
     pub fn param_count(&self) -> usize {
         let d = self.d_model;
         let per_layer = 4 * d * d + 4 * d + 2 * d * self.d_ff + self.d_ff + d + 4 * d;
-        self.vocab_size * d + self.max_len * d + self.n_layers * per_layer + 2 * d + d + 1 + self.n_features + 1
+        self.vocab_size * d
+            + self.max_len * d
+            + self.n_layers * per_layer
+            + 2 * d
+            + d
+            + 1
+            + self.n_features
+            + 1
+            + if self.bag { self.vocab_size } else { 0 }
     }
 
     /// Approximate multiply-adds x2 for one sequence of `len` tokens (for benchmarks).
@@ -179,6 +191,7 @@ pub fn tiny(vocab_size: usize) -> RiskConfig {
         d_ff: 32,
         max_len: 64,
         n_features: crate::tokenize::N_FEATURES,
+        bag: false,
         calibration: Platt::IDENTITY,
         change: ChangeCombiner::MAX,
     }

@@ -156,6 +156,7 @@ pub struct RiskNet {
     norm: Norm,
     token_head: Linear,
     feature_head: Linear,
+    bag: Option<Embedding>,
     max_len: usize,
 }
 
@@ -179,6 +180,11 @@ impl RiskNet {
             norm: Norm::new(d, vb.pp("norm"))?,
             token_head: linear(d, 1, vb.pp("token_head"))?,
             feature_head: linear(cfg.n_features, 1, vb.pp("feature_head"))?,
+            bag: if cfg.bag {
+                Some(embedding(cfg.vocab_size, 1, vb.pp("bag"))?)
+            } else {
+                None
+            },
             max_len: cfg.max_len,
         })
     }
@@ -200,7 +206,10 @@ impl RiskNet {
             x = block.forward(&x, &mask_bias, mode)?;
         }
         let x = self.norm.forward(&x, mode.train())?;
-        let token_scores = self.token_head.forward(&x)?.squeeze(2)?;
+        let mut token_scores = self.token_head.forward(&x)?.squeeze(2)?;
+        if let Some(bag) = &self.bag {
+            token_scores = (token_scores + bag.forward(&batch.ids)?.squeeze(2)?)?;
+        }
         let masked = (&token_scores * &batch.mask)?;
         let pooled = (masked.sum(1)? / batch.mask.sum(1)?)?;
         let from_features = self.feature_head.forward(&batch.features)?.squeeze(1)?;
@@ -223,6 +232,9 @@ impl RiskNet {
             ("feature_head.weight".to_string(), vec![1, cfg.n_features]),
             ("feature_head.bias".to_string(), vec![1]),
         ];
+        if cfg.bag {
+            v.push(("bag.weight".to_string(), vec![cfg.vocab_size, 1]));
+        }
         for i in 0..cfg.n_layers {
             let p = |n: &str| format!("blocks.{i}.{n}");
             v.extend([

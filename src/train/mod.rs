@@ -50,6 +50,8 @@ pub struct TrainOptions {
     pub checkpoint_every: usize,
     /// Also feed the change's size (hunks, added lines, files) to the model.
     pub change_features: bool,
+    /// Add the bag-of-tokens path (see `RiskConfig::bag`).
+    pub bag: bool,
 }
 
 /// What `eval` prints and `metrics.json` stores.
@@ -239,6 +241,8 @@ fn init_weights(varmap: &VarMap, rng: &mut Rng) -> Result<()> {
         let n = shape.elem_count();
         let values: Vec<f32> = if name.ends_with(".bias") {
             vec![0.0; n]
+        } else if name.starts_with("bag.") {
+            vec![0.0; n]
         } else if name.contains("ln1.") || name.contains("ln2.") || name.starts_with("norm.") {
             vec![1.0; n]
         } else {
@@ -381,6 +385,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         } else {
             tokenize::N_HUNK_FEATURES
         },
+        bag: opts.bag,
         calibration: Platt::IDENTITY,
         change: ChangeCombiner::MAX,
     };
@@ -675,18 +680,14 @@ mod tests {
         assert!((0.0..=1.0).contains(&r));
     }
 
-    #[test]
-    fn training_lowers_the_loss_and_every_variable_gets_a_gradient() {
-        let enc = tiny_encoder();
-        let cfg = tiny_cfg(&enc);
+    /// Every variable receives a non-zero gradient in training mode (the fused
+    /// softmax/layer-norm would leave the attention and norm weights without one).
+    fn assert_every_variable_gets_a_gradient(enc: &Encoder, cfg: &RiskConfig) {
         let dev = Device::Cpu;
-        let (varmap, net) = init_model(&cfg, &mut Rng::new(2), &dev).unwrap();
+        let (varmap, net) = init_model(cfg, &mut Rng::new(2), &dev).unwrap();
         let data = corpus();
-        let batch = corpus_batch(&enc, &cfg, &data);
+        let batch = corpus_batch(enc, cfg, &data);
         let y = Tensor::from_vec(data.iter().map(|d| d.2).collect::<Vec<_>>(), data.len(), &dev).unwrap();
-
-        // Every variable receives a non-zero gradient in training mode (the fused
-        // softmax/layer-norm would leave the attention and norm weights without one).
         let mut rng = Rng::new(3);
         let out = net
             .forward(
@@ -700,7 +701,7 @@ mod tests {
         let loss = candle_nn::loss::binary_cross_entropy_with_logit(&out.logits, &y).unwrap();
         let grads = loss.backward().unwrap();
         let vars = varmap.data().lock().unwrap();
-        assert_eq!(vars.len(), RiskNet::expected_tensors(&cfg).len());
+        assert_eq!(vars.len(), RiskNet::expected_tensors(cfg).len());
         for (name, var) in vars.iter() {
             let g = grads
                 .get(var.as_tensor())
@@ -708,9 +709,27 @@ mod tests {
             let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(norm > 0.0, "zero gradient for {name}");
         }
-        drop(vars);
+    }
 
+    #[test]
+    fn every_variable_gets_a_gradient_with_and_without_the_bag() {
+        let enc = tiny_encoder();
+        for bag in [false, true] {
+            assert_every_variable_gets_a_gradient(&enc, &RiskConfig { bag, ..tiny_cfg(&enc) });
+        }
+    }
+
+    #[test]
+    fn the_loss_goes_down() {
+        let enc = tiny_encoder();
+        let cfg = tiny_cfg(&enc);
+        let dev = Device::Cpu;
+        let (varmap, net) = init_model(&cfg, &mut Rng::new(2), &dev).unwrap();
+        let data = corpus();
+        let batch = corpus_batch(&enc, &cfg, &data);
+        let y = Tensor::from_vec(data.iter().map(|d| d.2).collect::<Vec<_>>(), data.len(), &dev).unwrap();
         let before = loss_of(&net, &batch, &y);
+        let mut rng = Rng::new(3);
         let mut opt = AdamW::new(
             varmap.all_vars(),
             ParamsAdamW {
