@@ -95,6 +95,7 @@ fn inputs(c: &git::Change) -> Vec<ScoreInput<'_>> {
 }
 
 fn main() {
+    deepspark::model::kernels::tune_allocator();
     let m = model();
     let fx = fixture(500);
     let c = change(&fx);

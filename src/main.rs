@@ -6,6 +6,7 @@ use deepspark::{cli, commands, exit};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    deepspark::model::kernels::tune_allocator();
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Review(a) => commands::review::run(a),

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod device;
 pub mod edit;
+pub mod kernels;
 pub mod net;
 pub mod weights;
 
@@ -123,12 +124,19 @@ pub fn forward_batched(
 ) -> candle_core::Result<Vec<(f32, Vec<f32>)>> {
     let mut order: Vec<usize> = (0..encoded.len()).collect();
     order.sort_by_key(|&i| encoded[i].ids.len());
+    // Batches run in parallel: candle's own threading barely helps a model this small (its
+    // matrices are too small to split), while independent batches keep every core busy.
+    use rayon::prelude::*;
+    let results: Vec<(Vec<usize>, Vec<f32>, Vec<Vec<f32>>)> = order
+        .par_chunks(BATCH)
+        .map(|chunk| {
+            let items: Vec<&Encoded> = chunk.iter().map(|&i| encoded[i]).collect();
+            let o = net.forward(&Batch::new(&items, n_features, device)?, &mut Mode::Infer)?;
+            Ok((chunk.to_vec(), o.logits.to_vec1::<f32>()?, o.token_scores.to_vec2::<f32>()?))
+        })
+        .collect::<candle_core::Result<_>>()?;
     let mut out = vec![(0f32, Vec::new()); encoded.len()];
-    for chunk in order.chunks(BATCH) {
-        let items: Vec<&Encoded> = chunk.iter().map(|&i| encoded[i]).collect();
-        let o = net.forward(&Batch::new(&items, n_features, device)?, &mut Mode::Infer)?;
-        let logits = o.logits.to_vec1::<f32>()?;
-        let tokens = o.token_scores.to_vec2::<f32>()?;
+    for (chunk, logits, tokens) in results {
         for (k, &i) in chunk.iter().enumerate() {
             let n = encoded[i].ids.len();
             out[i] = (logits[k], tokens[k][..n].to_vec());

@@ -8,6 +8,7 @@
 //! This module does not load files (see `weights.rs`) or calibrate (see `config.rs`).
 
 use super::config::RiskConfig;
+use super::kernels;
 use crate::tokenize::Encoded;
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear};
@@ -125,7 +126,9 @@ impl Block {
         })
     }
 
-    fn forward(&self, x: &Tensor, mask_bias: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+    /// `mask`: `[B, T]` (1 real token, 0 padding); `mask_bias`: `[B, 1, 1, T]` (0 or -1e9),
+    /// built only for training.
+    fn forward(&self, x: &Tensor, mask: &Tensor, mask_bias: Option<&Tensor>, mode: &mut Mode) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let (h, dh) = (self.n_heads, d / self.n_heads);
         let train = mode.train();
@@ -134,17 +137,16 @@ impl Block {
         let q = qkv.get(0)?.contiguous()?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (dh as f64).sqrt()))?.broadcast_add(mask_bias)?;
-        let att = if train {
-            candle_nn::ops::softmax(&scores, D::Minus1)?
-        } else {
-            candle_nn::ops::softmax_last_dim(&scores)?
+        let scale = 1.0 / (dh as f64).sqrt();
+        let att = match (train, mask_bias) {
+            (true, Some(bias)) => candle_nn::ops::softmax(&(q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?, D::Minus1)?,
+            _ => kernels::masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?,
         };
         let ctx = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         let x = (x + mode.dropout(&self.out.forward(&ctx)?)?)?;
-        let ff = self
-            .ff2
-            .forward(&self.ff1.forward(&self.ln2.forward(&x, train)?)?.gelu_erf()?)?;
+        let hidden = self.ff1.forward(&self.ln2.forward(&x, train)?)?;
+        let hidden = if train { hidden.gelu_erf()? } else { kernels::gelu(&hidden)? };
+        let ff = self.ff2.forward(&hidden)?;
         x + mode.dropout(&ff)?
     }
 }
@@ -200,10 +202,15 @@ impl RiskNet {
             .forward(&batch.ids)?
             .broadcast_add(&self.pos.forward(&positions)?)?;
         let mut x = mode.dropout(&x)?;
-        // Padding keys get -1e9 before the softmax: [B, 1, 1, T].
-        let mask_bias = ((batch.mask.clone() - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?;
+        // Padding keys get -1e9 before the softmax in training ([B, 1, 1, T]); inference
+        // leaves them out inside the fused kernel.
+        let mask_bias = if mode.train() {
+            Some(((batch.mask.clone() - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?)
+        } else {
+            None
+        };
         for block in &self.blocks {
-            x = block.forward(&x, &mask_bias, mode)?;
+            x = block.forward(&x, &batch.mask, mask_bias.as_ref(), mode)?;
         }
         let x = self.norm.forward(&x, mode.train())?;
         let mut token_scores = self.token_head.forward(&x)?.squeeze(2)?;
