@@ -37,3 +37,31 @@ for lines in 50 500 5000; do
         time ("$bin" review -C "$repo" HEAD~1 --format json --fail-on never > /dev/null)
     fi
 done
+
+# History scan: 1,000 commits, each a small change (3 changed lines in one of 20 files),
+# written with git fast-import; `deepspark scan --max 1000` reports commits/s on stderr.
+repo="$work/history"
+git init -q "$repo"
+python3 - "$repo" <<'PY'
+import subprocess, sys
+repo = sys.argv[1]
+out = []
+files = {f: [f"    let value_{i} = compute({f}, {i});" for i in range(60)] for f in range(20)}
+for c in range(1001):
+    f = c % 20
+    if c > 0:
+        for k in range(3):
+            i = (c * 7 + k * 13) % 60
+            files[f][i] = f"    let value_{i} = compute({f}, {i}).checked_add({c}).unwrap_or({k}); // {c}"
+    out.append(f"commit refs/heads/main\ncommitter b <b@example.com> {1700000000 + c * 60} +0000\ndata <<EOF\nchange {c}\nEOF\n")
+    for g in ([f] if c > 0 else range(20)):
+        body = "fn f%d() {\n%s\n}\n" % (g, "\n".join(files[g]))
+        out.append(f"M 100644 inline f{g}.rs\ndata {len(body.encode())}\n{body}\n")
+subprocess.run(["git", "-C", repo, "fast-import", "--quiet"], input="".join(out).encode(), check=True)
+subprocess.run(["git", "-C", repo, "checkout", "-q", "main"], check=True)
+PY
+echo "== history scan: 1,000 small commits (deepspark scan --max 1000)"
+"$bin" scan -C "$repo" --max 1000 --fail-on never > /dev/null
+if command -v hyperfine >/dev/null; then
+    hyperfine -N --warmup 1 --runs 5 -i "$bin scan -C $repo --max 1000 --fail-on never"
+fi

@@ -30,6 +30,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Measure patch suggestions on held-out bug fixes: exact match of the human fix.
     EvalSuggest(EvalSuggestArgs),
+    /// Review each commit of a range (history triage), one line per commit.
+    Scan(ScanArgs),
     /// Install, remove or run deepspark's git pre-push hook.
     #[command(subcommand)]
     Hook(HookCommand),
@@ -359,4 +361,35 @@ pub struct EvalSuggestArgs {
     /// Where the model runs.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    /// One line per commit: short id, verdict, P(clean), hunks, subject.
+    Text,
+    /// One JSON object per line: commit, verdict, p_clean, hunks, max_hunk_risk, not_reviewed_files, subject.
+    Json,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Each commit is compared with its first parent (merge commits too; a root commit with \
+the empty tree), with the same skip rules, limits, model and thresholds as `review`. Exit code 1 when any \
+scanned commit's verdict reaches --fail-on."
+)]
+pub struct ScanArgs {
+    /// `REV` (REV and its ancestors) or `A..B` (commits of B not in A); newest first.
+    #[arg(default_value = "HEAD", value_name = "RANGE")]
+    pub range: String,
+    /// Scan at most this many commits.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub max: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ScanFormat,
+    /// Repository to scan (default: the one containing the current directory).
+    #[arg(short = 'C', long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    #[command(flatten)]
+    pub gate: GateArgs,
 }

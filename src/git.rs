@@ -282,6 +282,48 @@ pub fn diff(repo: &Repository, req: &Request) -> Result<Change, GitError> {
     Ok(Change { sides, new_side, files })
 }
 
+/// The commits of `range` (`REV`: REV and its ancestors; `A..B`: those of B not in A),
+/// newest first, at most `max`.
+pub fn commits(repo: &Repository, range: &str, max: usize) -> Result<Vec<Oid>, GitError> {
+    let mut walk = repo.revwalk()?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)?;
+    match range.split_once("..") {
+        Some((a, b)) if !range.contains("...") => {
+            let a = if a.is_empty() { "HEAD" } else { a };
+            let b = if b.is_empty() { "HEAD" } else { b };
+            walk.push(commit_id(repo, b)?)?;
+            walk.hide(commit_id(repo, a)?)?;
+        }
+        Some(_) => {
+            return Err(GitError::BadRevision {
+                rev: range.into(),
+                msg: "a scan takes REV or A..B, not A...B".into(),
+            });
+        }
+        None => walk.push(commit_id(repo, range)?)?,
+    }
+    let mut out = Vec::new();
+    for id in walk.take(max) {
+        out.push(id?);
+    }
+    Ok(out)
+}
+
+/// The parent a commit is reviewed against: its first parent, `None` for a root commit.
+/// A shallow clone's boundary commit looks parentless: that is an error, not a root.
+pub fn first_parent(repo: &Repository, id: Oid) -> Result<Option<Oid>, GitError> {
+    let commit = repo.find_commit(id)?;
+    if commit.parent_count() == 0 {
+        if is_shallow_boundary(repo, id) {
+            return Err(GitError::Shallow {
+                what: format!("the parent of {id}"),
+            });
+        }
+        return Ok(None);
+    }
+    Ok(Some(commit.parent_id(0)?))
+}
+
 /// The change between two commits (old `None`: the empty tree), for the pre-push hook.
 pub fn diff_commits(repo: &Repository, old: Option<Oid>, new: Oid, context: u32) -> Result<Vec<FileDiff>, GitError> {
     let old = old.map(|o| repo.find_commit(o).and_then(|c| c.tree())).transpose()?;

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         cli::Command::Train(a) => commands::train::run(a),
         cli::Command::Eval(a) => commands::eval::run(a),
         cli::Command::EvalSuggest(a) => commands::eval_suggest::run(a),
+        cli::Command::Scan(a) => commands::scan::run(a),
         cli::Command::Hook(c) => commands::hook::run(c),
     };
     match result {

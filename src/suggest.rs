@@ -7,7 +7,9 @@
 //! numbers), then applied in place and **re-scored** by the risk model. A candidate is kept
 //! only when it lowers the hunk's risk by at least `Settings::margin`; the kept ones are
 //! ranked by the merge probability after the edit (1 - risk) and at most
-//! `Settings::per_hunk` are returned per hunk.
+//! `Settings::per_hunk` are returned per hunk. Only the [`MAX_HUNKS`] riskiest hunks of a
+//! change get suggestions: each candidate costs a forward pass, and a reviewer reads the
+//! riskiest hunks first.
 //!
 //! Pure: the file contents come in as strings; nothing is written (see `apply.rs`).
 
@@ -15,6 +17,9 @@ use crate::diff::{FileDiff, Hunk, LineKind, OldNew, PatchFile};
 use crate::model::{Generator, HunkScore, LineEdit, ScoreInput, Scorer};
 use crate::tokenize::ChangeStats;
 use serde::Serialize;
+
+/// Hunks per change that get suggestions (the riskiest ones).
+pub const MAX_HUNKS: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
@@ -212,10 +217,11 @@ pub fn suggest(
     s: &Settings,
 ) -> anyhow::Result<Vec<Suggestion>> {
     let mut pending: Vec<(usize, crate::model::Candidate, Hunk)> = Vec::new();
-    for (t, target) in targets.iter().enumerate() {
-        if target.risk < s.above {
-            continue;
-        }
+    let mut chosen: Vec<usize> = (0..targets.len()).filter(|&t| targets[t].risk >= s.above).collect();
+    chosen.sort_by(|&a, &b| targets[b].risk.total_cmp(&targets[a].risk));
+    chosen.truncate(MAX_HUNKS);
+    for t in chosen {
+        let target = &targets[t];
         let Some(content) = target.content else { continue };
         for c in generator.propose(target.hunk_ref, s.plausible)? {
             if verify(target.hunk_ref, &c.edits, content).is_ok() {

@@ -3,6 +3,7 @@ pub mod eval;
 pub mod eval_suggest;
 pub mod hook;
 pub mod review;
+pub mod scan;
 pub mod train;
 
 use crate::git::GitError;

@@ -28,7 +28,8 @@ fn fast_exp(x: f32) -> f32 {
     let n = k - 12_582_912.0;
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
     let p = 1.0
-        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
+        + r * (1.0
+            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
     let exponent = k.to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127) << 23;
     f32::from_bits(exponent) * p
 }
@@ -72,7 +73,11 @@ impl CustomOp2 for MaskedSoftmax {
         };
         let (b, h, t) = (*b, *h, *t);
         if *t2 != t || l2.shape().dims() != [b, t] {
-            bail!("masked softmax: mask {:?} does not fit scores {:?}", l2.shape(), l1.shape());
+            bail!(
+                "masked softmax: mask {:?} does not fit scores {:?}",
+                l2.shape(),
+                l1.shape()
+            );
         }
         let mut out = vec![0f32; scores.len()];
         let scale = self.scale;
@@ -256,13 +261,17 @@ mod tests {
         let scores = Tensor::randn(0f32, 3.0, (2, 3, 5, 5), &dev).unwrap();
         let mask = Tensor::new(&[[1f32, 1., 1., 0., 0.], [1., 1., 1., 1., 1.]], &dev).unwrap();
         let bias = ((&mask - 1.0).unwrap() * 1e9).unwrap().reshape((2, 1, 1, 5)).unwrap();
-        let reference = candle_nn::ops::softmax_last_dim(&(&scores * 0.5).unwrap().broadcast_add(&bias).unwrap())
-            .unwrap();
+        let reference =
+            candle_nn::ops::softmax_last_dim(&(&scores * 0.5).unwrap().broadcast_add(&bias).unwrap()).unwrap();
         let fused = masked_softmax(&scores, &mask, 0.5).unwrap();
         let diff = (reference - &fused).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
         let padded = fused.narrow(0, 0, 1).unwrap().narrow(3, 3, 2).unwrap();
-        assert_eq!(padded.sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0, "padding gets no weight");
+        assert_eq!(
+            padded.sum_all().unwrap().to_scalar::<f32>().unwrap(),
+            0.0,
+            "padding gets no weight"
+        );
 
         let x = Tensor::randn(0f32, 2.0, (3, 7, 11), &dev).unwrap();
         let diff = (x.gelu_erf().unwrap() - gelu(&x).unwrap())
@@ -272,32 +281,5 @@ mod tests {
             .max_all()
             .unwrap();
         assert!(diff.to_dtype(DType::F32).unwrap().to_scalar::<f32>().unwrap() < 1e-6);
-    }
-}
-#[cfg(test)]
-mod probe {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn probe() {
-        let dev = candle_core::Device::Cpu;
-        let s = Tensor::randn(0f32, 1.0, (32, 4, 192, 192), &dev).unwrap();
-        let m = Tensor::ones((32, 192), candle_core::DType::F32, &dev).unwrap();
-        let h = Tensor::randn(0f32, 1.0, (32, 192, 128), &dev).unwrap();
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            for _ in 0..4 { let bias = ((&m - 1.0).unwrap() * 1e9).unwrap().reshape((32, 1, 1, 192)).unwrap(); let _ = candle_nn::ops::softmax_last_dim(&(&s * 0.25).unwrap().broadcast_add(&bias).unwrap()).unwrap(); }
-            let a = t.elapsed() / 4;
-            let t = std::time::Instant::now();
-            for _ in 0..4 { let _ = masked_softmax(&s, &m, 0.25).unwrap(); }
-            let b = t.elapsed() / 4;
-            let t = std::time::Instant::now();
-            for _ in 0..4 { let _ = h.gelu_erf().unwrap(); }
-            let c = t.elapsed() / 4;
-            let t = std::time::Instant::now();
-            for _ in 0..4 { let _ = gelu(&h).unwrap(); }
-            let d = t.elapsed() / 4;
-            eprintln!("softmax ref {a:?} fused {b:?} | gelu ref {c:?} fast {d:?}");
-        }
     }
 }

@@ -132,7 +132,11 @@ pub fn forward_batched(
         .map(|chunk| {
             let items: Vec<&Encoded> = chunk.iter().map(|&i| encoded[i]).collect();
             let o = net.forward(&Batch::new(&items, n_features, device)?, &mut Mode::Infer)?;
-            Ok((chunk.to_vec(), o.logits.to_vec1::<f32>()?, o.token_scores.to_vec2::<f32>()?))
+            Ok((
+                chunk.to_vec(),
+                o.logits.to_vec1::<f32>()?,
+                o.token_scores.to_vec2::<f32>()?,
+            ))
         })
         .collect::<candle_core::Result<_>>()?;
     let mut out = vec![(0f32, Vec::new()); encoded.len()];

@@ -139,13 +139,19 @@ impl Block {
         let v = qkv.get(2)?.contiguous()?;
         let scale = 1.0 / (dh as f64).sqrt();
         let att = match (train, mask_bias) {
-            (true, Some(bias)) => candle_nn::ops::softmax(&(q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?, D::Minus1)?,
+            (true, Some(bias)) => {
+                candle_nn::ops::softmax(&(q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?, D::Minus1)?
+            }
             _ => kernels::masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?,
         };
         let ctx = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         let x = (x + mode.dropout(&self.out.forward(&ctx)?)?)?;
         let hidden = self.ff1.forward(&self.ln2.forward(&x, train)?)?;
-        let hidden = if train { hidden.gelu_erf()? } else { kernels::gelu(&hidden)? };
+        let hidden = if train {
+            hidden.gelu_erf()?
+        } else {
+            kernels::gelu(&hidden)?
+        };
         let ff = self.ff2.forward(&hidden)?;
         x + mode.dropout(&ff)?
     }

@@ -122,3 +122,39 @@ fn embedded_model_matches_its_files_in_weights() {
         .unwrap();
     assert_eq!(json_of(&a)["files"], json_of(&b)["files"]);
 }
+
+#[test]
+fn candle_matches_the_pytorch_reference() {
+    // The embedded default model scores 16 hunks as an independent PyTorch implementation
+    // of the same network did on the same weights (tests/fixtures/README.md).
+    use deepspark::model::weights::ModelFiles;
+    use deepspark::model::{RiskModel, forward_batched};
+    use deepspark::tokenize::{Encoded, N_FEATURES, NO_LINE};
+    let reference: serde_json::Value = serde_json::from_str(include_str!("../fixtures/torch_reference.json")).unwrap();
+    let files = ModelFiles::embedded().expect("the default model is embedded");
+    let model = RiskModel::load(&files, &candle_core::Device::Cpu).unwrap();
+    let encoded: Vec<Encoded> = reference["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(reference["features"].as_array().unwrap())
+        .map(|(ids, f)| {
+            let ids: Vec<u32> = serde_json::from_value(ids.clone()).unwrap();
+            let f: Vec<f32> = serde_json::from_value(f.clone()).unwrap();
+            let mut features = [0f32; N_FEATURES];
+            features.copy_from_slice(&f);
+            Encoded {
+                line: vec![NO_LINE; ids.len()],
+                ids,
+                features,
+            }
+        })
+        .collect();
+    let refs: Vec<&Encoded> = encoded.iter().collect();
+    let ours = forward_batched(&model.net, model.config.n_features, &refs, &candle_core::Device::Cpu).unwrap();
+    let theirs: Vec<f32> = serde_json::from_value(reference["logits"].clone()).unwrap();
+    assert_eq!(ours.len(), theirs.len());
+    for (i, ((logit, _), t)) in ours.iter().zip(&theirs).enumerate() {
+        assert!((logit - t).abs() < 1e-4, "hunk {i}: candle {logit}, PyTorch {t}");
+    }
+}

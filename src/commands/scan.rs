@@ -1,0 +1,132 @@
+//! `deepspark scan`: review each commit of a range with one loaded model, one line each.
+//!
+//! For history triage and for measuring the model on a repository's past: each commit is
+//! compared with its first parent (merges too), skipped files follow the review's rules,
+//! and the hunks of many commits are scored together in length-sorted batches. Writes a
+//! line per commit (or a JSON object per line); never writes to the repository.
+
+use super::review::{Settings, load_config, model_files};
+use crate::cli::{ScanArgs, ScanFormat};
+use crate::diff::FileDiff;
+use crate::model::device::device;
+use crate::model::{HunkScore, RiskModel, ScoreInput, Scorer};
+use crate::review::{gate_tripped, judge};
+use crate::tokenize::ChangeStats;
+use crate::{exit, git, render::sanitize::clean, skip};
+use anyhow::{Context, Result};
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
+
+/// Commits scored together: enough hunks for full batches, little memory.
+const GROUP: usize = 64;
+
+pub fn run(args: ScanArgs) -> Result<u8> {
+    let t0 = Instant::now();
+    let repo = git::open(args.repo.as_deref())?;
+    let cfg = load_config(&args.gate, &repo)?;
+    let settings = Settings::resolve(&args.gate, &cfg)?;
+    let ids = git::commits(&repo, &args.range, args.max)?;
+    let mut model: Option<RiskModel> = None;
+    let bar = if ids.len() >= 50 && std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(ids.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template("scanning [{bar:30}] {pos}/{len} commits ({per_sec}, {eta})")
+                .expect("static template")
+                .progress_chars("=> "),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut tripped = false;
+    for group in ids.chunks(GROUP) {
+        let mut changes: Vec<(git2::Oid, Vec<FileDiff>)> = Vec::with_capacity(group.len());
+        for &id in group {
+            let mut files = git::diff_commits(&repo, git::first_parent(&repo, id)?, id, settings.context)?;
+            skip::apply(&mut files, &settings.rules);
+            changes.push((id, files));
+        }
+        let mut inputs: Vec<ScoreInput> = Vec::new();
+        for (_, files) in &changes {
+            let stats = ChangeStats::of(files);
+            for f in files.iter().filter(|f| f.skip.is_none()) {
+                inputs.extend(f.hunks.iter().map(|h| ScoreInput {
+                    path: f.display_path(),
+                    hunk: h,
+                    change: stats,
+                }));
+            }
+        }
+        if model.is_none() && !inputs.is_empty() {
+            model = Some(RiskModel::load(
+                &model_files(settings.model.as_deref())?,
+                &device(settings.device)?,
+            )?);
+        }
+        let mut scores = match &model {
+            Some(m) if !inputs.is_empty() => m.score(&inputs)?,
+            _ => Vec::new(),
+        }
+        .into_iter();
+        drop(inputs);
+        for (id, files) in changes {
+            let per_file: Vec<Vec<HunkScore>> = files
+                .iter()
+                .map(|f| match f.skip {
+                    None => scores.by_ref().take(f.hunks.len()).collect(),
+                    Some(_) => Vec::new(),
+                })
+                .collect();
+            let all: Vec<HunkScore> = per_file.iter().flatten().cloned().collect();
+            let risk = match &model {
+                Some(m) if !all.is_empty() => m.change_risk(&all) as f64,
+                _ => 0.0,
+            };
+            let review = judge(files, per_file, risk, settings.thresholds, None);
+            tripped |= gate_tripped(review.verdict, settings.fail_on);
+            let subject = repo
+                .find_commit(id)?
+                .summary_bytes()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            let max_risk = all.iter().map(|s| s.risk).fold(0f32, f32::max);
+            let written = match args.format {
+                ScanFormat::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "commit": id.to_string(), "verdict": review.verdict, "p_clean": review.p_clean,
+                        "hunks": all.len(), "max_hunk_risk": max_risk,
+                        "not_reviewed_files": review.unreviewed, "subject": subject,
+                    })
+                ),
+                ScanFormat::Text => writeln!(
+                    out,
+                    "{:.10}  {:<10}  P(clean) {:5.1}%  {:>4} hunks  {}",
+                    id.to_string(),
+                    review.verdict.label(),
+                    review.p_clean * 100.0,
+                    all.len(),
+                    clean(&subject)
+                ),
+            };
+            match written {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::PASS),
+                other => other.context("cannot write the report")?,
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    match out.flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::PASS),
+        other => other.context("cannot write the report")?,
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "deepspark: scanned {} commits in {:.2}s ({:.0} commits/s)",
+        ids.len(),
+        secs,
+        ids.len() as f64 / secs.max(1e-9)
+    );
+    Ok(if tripped { exit::GATE } else { exit::PASS })
+}
