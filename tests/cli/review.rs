@@ -364,3 +364,35 @@ fn crlf_non_utf8_and_no_trailing_newline() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("No newline at end of file"));
 }
+
+#[test]
+fn scan_reviews_each_commit_with_one_line_each() {
+    let r = two_commits();
+    let before = snapshot(r.path());
+    let out = r
+        .cmd()
+        .args(["scan", "--format", "json", "--fail-on", "never"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "two commits, newest first");
+    assert_eq!(lines[0]["subject"], "second");
+    assert_eq!(lines[1]["subject"], "first");
+    for l in &lines {
+        assert!(l["p_clean"].as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)));
+        assert!(l["hunks"].as_u64().unwrap() >= 1);
+    }
+    // The same commit scores the same as `review --commit`.
+    let (v, _) = review_json(&r, &["--commit", "HEAD"]);
+    assert!((v["p_clean"].as_f64().unwrap() - lines[0]["p_clean"].as_f64().unwrap()).abs() < 1e-6);
+    let one = r.cmd().args(["scan", "--max", "1", "HEAD~1..HEAD"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&one.stdout).lines().count(), 1);
+    r.cmd().args(["scan", "nope"]).assert().code(2).stderr(predicates::str::contains("unknown revision"));
+    r.cmd().args(["scan", "HEAD~1...HEAD"]).assert().code(2);
+    assert_eq!(snapshot(r.path()), before, "scan changed the repository");
+}
