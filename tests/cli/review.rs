@@ -392,7 +392,11 @@ fn scan_reviews_each_commit_with_one_line_each() {
     assert!((v["p_clean"].as_f64().unwrap() - lines[0]["p_clean"].as_f64().unwrap()).abs() < 1e-6);
     let one = r.cmd().args(["scan", "--max", "1", "HEAD~1..HEAD"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&one.stdout).lines().count(), 1);
-    r.cmd().args(["scan", "nope"]).assert().code(2).stderr(predicates::str::contains("unknown revision"));
+    r.cmd()
+        .args(["scan", "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("unknown revision"));
     r.cmd().args(["scan", "HEAD~1...HEAD"]).assert().code(2);
     assert_eq!(snapshot(r.path()), before, "scan changed the repository");
 }
