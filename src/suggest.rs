@@ -169,7 +169,8 @@ pub fn apply_patch(content: &str, file: &PatchFile) -> Option<String> {
     let mut out = String::with_capacity(content.len());
     let mut next = 0usize; // index of the first line of `content` not yet copied
     for h in &file.hunks {
-        let start = (h.start.old as usize).saturating_sub(1) + usize::from(h.count.old == 0);
+        // `Hunk::parse` already turns an empty side's "after line s" into "at line s + 1".
+        let start = (h.start.old as usize).saturating_sub(1);
         if start < next || start > lines.len() {
             return None;
         }
@@ -474,5 +475,43 @@ mod tests {
         assert_eq!(apply_patch(old, f).as_deref(), Some(new));
         assert_eq!(apply_patch("a\nX\nc\n", f), None, "context differs");
         assert_eq!(apply_patch("a\nb\nc", f), None, "final newline differs");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        // apply(a, diff(a, b)) == b: the patch a suggestion is shown and written as, parsed
+        // back and applied strictly, gives exactly the new text (CRLF and a missing final
+        // newline included).
+        #[test]
+        fn patches_round_trip(
+            a in proptest::collection::vec("[abc ]{0,3}", 0..12),
+            b in proptest::collection::vec("[abc ]{0,3}", 0..12),
+            crlf in proptest::bool::ANY,
+            a_eol in proptest::bool::ANY,
+            b_eol in proptest::bool::ANY,
+        ) {
+            let join = |lines: &[String], eol: bool| {
+                let sep = if crlf { "\r\n" } else { "\n" };
+                let mut t = lines.join(sep);
+                if eol && !lines.is_empty() {
+                    t.push_str(sep);
+                }
+                t
+            };
+            let (old, new) = (join(&a, a_eol), join(&b, b_eol));
+            let text = crate::apply::patch(&[crate::apply::FileEdit {
+                path: "f.txt".into(),
+                old: old.clone().into_bytes(),
+                new: new.clone().into_bytes(),
+            }])
+            .unwrap();
+            if old == new {
+                proptest::prop_assert!(crate::diff::parse_patch(&text).iter().all(|f| f.hunks.is_empty()));
+            } else {
+                let files = crate::diff::parse_patch(&text);
+                proptest::prop_assert_eq!(files.len(), 1);
+                proptest::prop_assert_eq!(apply_patch(&old, &files[0]), Some(new));
+            }
+        }
     }
 }

@@ -70,6 +70,20 @@ fn review_never_changes_the_work_tree_index_refs_config_or_hooks() {
         vec!["review", "HEAD~1..HEAD", "--lgtm", "1", "--reject", "1"],
         vec!["review", "no-such-rev"],
         vec!["review", "--model", "/no/such/dir", "HEAD~1"],
+        vec![
+            "review",
+            "--suggest-margin",
+            "0",
+            "--suggestions",
+            "3",
+            "--format",
+            "sarif",
+        ],
+        vec!["scan", "--format", "json"],
+        vec!["scan", "no-such-rev"],
+        vec!["hook", "status"],
+        vec!["eval", "--data", "/no/such/file.jsonl"],
+        vec!["eval-suggest", "--data", "/no/such/file.jsonl"],
     ] {
         let _ = r.cmd().args(&args).output().unwrap();
         assert_eq!(
