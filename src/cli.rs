@@ -147,6 +147,7 @@ pub struct SuggestArgs {
 
 /// What decides a verdict: thresholds, the gate, what is skipped, and the model.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Verdict, limits and model")]
 pub struct GateArgs {
     /// LGTM when P(clean) is at least this [default: 0.95].
     #[arg(long, value_parser = probability, env = "DEEPSPARK_LGTM")]

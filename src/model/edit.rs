@@ -610,6 +610,16 @@ impl EditModel {
         }
     }
 
+    /// The raw files of the embedded generator (config, weights), if this build has one.
+    pub fn embedded_bytes() -> Option<(&'static [u8], &'static [u8])> {
+        #[cfg(has_default_generator)]
+        {
+            Some(DEFAULT)
+        }
+        #[cfg(not(has_default_generator))]
+        None
+    }
+
     /// The generator embedded from `weights/`, if this build has one.
     pub fn embedded() -> Option<Result<EditModel, EditLoadError>> {
         #[cfg(has_default_generator)]
@@ -839,5 +849,17 @@ mod tests {
         let json = serde_json::to_vec(&cfg(vec![], 8)).unwrap();
         assert!(EditModel::from_bytes(&json, b"\xff\xff\xff\xff\xff\xff\xff\x7fjunk", "mem").is_err());
         assert!(EditModel::from_bytes(b"{\"version\":1,\"surprise\":1}", &[], "mem").is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        // Hostile generator files from a model directory: an error, never a panic.
+        #[test]
+        fn arbitrary_generator_files_never_panic(
+            config in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            weights in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        ) {
+            let _ = EditModel::from_bytes(&config, &weights, "mem");
+        }
     }
 }
