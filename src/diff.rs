@@ -78,6 +78,7 @@ impl Hunk {
     /// Never panics on any input (property-tested).
     pub fn parse(header: &str, body: &str) -> Result<Hunk, ParseError> {
         let (start, count) = parse_header(header).ok_or_else(|| ParseError::Header(header.to_string()))?;
+        let overflow = || ParseError::Header(header.to_string());
         let mut lines: Vec<Line> = Vec::new();
         let mut next = start;
         for (i, raw) in body.split('\n').enumerate() {
@@ -94,8 +95,8 @@ impl Hunk {
                         old: Some(next.old),
                         new: Some(next.new),
                     };
-                    next.old += 1;
-                    next.new += 1;
+                    next.old = next.old.checked_add(1).ok_or_else(overflow)?;
+                    next.new = next.new.checked_add(1).ok_or_else(overflow)?;
                     (LineKind::Context, n)
                 }
                 '+' => {
@@ -103,7 +104,7 @@ impl Hunk {
                         old: None,
                         new: Some(next.new),
                     };
-                    next.new += 1;
+                    next.new = next.new.checked_add(1).ok_or_else(overflow)?;
                     (LineKind::Added, n)
                 }
                 '-' => {
@@ -111,7 +112,7 @@ impl Hunk {
                         old: Some(next.old),
                         new: None,
                     };
-                    next.old += 1;
+                    next.old = next.old.checked_add(1).ok_or_else(overflow)?;
                     (LineKind::Removed, n)
                 }
                 '\\' => {
@@ -147,11 +148,11 @@ fn parse_header(header: &str) -> Option<(OldNew<u32>, OldNew<u32>)> {
     let (os, oc) = range(old)?;
     let (ns, nc) = range(new)?;
     // git writes start 0 for an empty side; line numbers of a non-empty side start at 1.
-    let fix = |s: u32, c: u32| if c == 0 { s + 1 } else { s.max(1) };
+    let fix = |s: u32, c: u32| if c == 0 { s.checked_add(1) } else { Some(s.max(1)) };
     Some((
         OldNew {
-            old: fix(os, oc),
-            new: fix(ns, nc),
+            old: fix(os, oc)?,
+            new: fix(ns, nc)?,
         },
         OldNew { old: oc, new: nc },
     ))
@@ -420,6 +421,13 @@ pub fn is_test_path(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_numbers_that_would_overflow_are_an_error() {
+        assert!(Hunk::parse("@@ -4294967295,0 +1 @@", "+a").is_err());
+        assert!(Hunk::parse("@@ -4294967295 +1 @@", " a\n b").is_err());
+        assert!(Hunk::parse("@@ -1 +4294967295 @@", "+a\n+b").is_err());
+    }
 
     #[test]
     fn parses_a_patch_by_hunk_counts() {

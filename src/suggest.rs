@@ -68,7 +68,7 @@ pub enum Unverified {
     NoOp,
     #[error("the file no longer matches the hunk")]
     Stale,
-    #[error("writes a line break or control character")]
+    #[error("writes a line break, control or bidirectional-override character")]
     BadText,
 }
 
@@ -85,7 +85,10 @@ pub fn verify(hunk: &Hunk, edits: &[LineEdit], content: &str) -> Result<(), Unve
         }
         if let Some(new) = &e.new {
             let body = new.strip_suffix('\r').unwrap_or(new);
-            if body.chars().any(|c| c.is_control() && c != '\t') {
+            if body
+                .chars()
+                .any(|c| (c.is_control() && c != '\t') || crate::review::is_bidi(c))
+            {
                 return Err(Unverified::BadText);
             }
         }
@@ -218,7 +221,9 @@ pub fn suggest(
     s: &Settings,
 ) -> anyhow::Result<Vec<Suggestion>> {
     let mut pending: Vec<(usize, crate::model::Candidate, Hunk)> = Vec::new();
-    let mut chosen: Vec<usize> = (0..targets.len()).filter(|&t| targets[t].risk >= s.above).collect();
+    let mut chosen: Vec<usize> = (0..targets.len())
+        .filter(|&t| targets[t].risk >= s.above && targets[t].content.is_some() && targets[t].hunk_ref.added() > 0)
+        .collect();
     chosen.sort_by(|&a, &b| targets[b].risk.total_cmp(&targets[a].risk));
     chosen.truncate(MAX_HUNKS);
     for t in chosen {
@@ -338,6 +343,7 @@ mod tests {
         assert_eq!(verify(&h, &edit(9, Some("x")), file), Err(Unverified::NotAdded));
         assert_eq!(verify(&h, &edit(1, Some("b")), file), Err(Unverified::NoOp));
         assert_eq!(verify(&h, &edit(1, Some("B\x1b[2J")), file), Err(Unverified::BadText));
+        assert_eq!(verify(&h, &edit(1, Some("B\u{202e}")), file), Err(Unverified::BadText));
         assert_eq!(verify(&h, &edit(1, Some("B")), "a\nb\nC\n"), Err(Unverified::Stale));
         assert_eq!(verify(&h, &edit(1, Some("B")), "x\na\nb\nc\n"), Err(Unverified::Stale));
         let twice = [edit(1, Some("B")), edit(1, None)].concat();

@@ -202,8 +202,9 @@ fn add_suggestions(
     Ok(contents)
 }
 
-/// The first suggestion of each hunk, as whole-file edits.
-fn file_edits(review: &Review, contents: &[Option<String>]) -> Vec<crate::apply::FileEdit> {
+/// The first suggestion of each hunk with risk >= `min_risk` (the hunks the report shows), as
+/// whole-file edits.
+fn file_edits(review: &Review, contents: &[Option<String>], min_risk: f32) -> Vec<crate::apply::FileEdit> {
     let mut out = Vec::new();
     for (f, file) in review.files.iter().enumerate() {
         let (Some(content), Some(path)) = (contents[f].as_deref(), file.path.new.as_deref()) else {
@@ -211,6 +212,9 @@ fn file_edits(review: &Review, contents: &[Option<String>]) -> Vec<crate::apply:
         };
         let mut edits = Vec::new();
         for (h, hunk) in file.hunks.iter().enumerate() {
+            if review.scores[f].get(h).is_none_or(|s| s.risk < min_risk) {
+                continue;
+            }
             if let Some(first) = review.suggestions_for(f, h).next() {
                 edits.extend(suggest::line_edits(hunk, &first.edits));
             }
@@ -280,7 +284,13 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
         None => vec![None; review.files.len()],
     };
     drop(model);
-    let edits = file_edits(&review, &contents);
+    // SARIF, GitHub and Markdown reports show only hunks at or above --min-risk: --apply and
+    // --patch never write a suggestion the chosen report did not point at.
+    let shown = match args.format {
+        Format::Terminal | Format::Json => 0.0,
+        Format::Sarif | Format::Github | Format::Markdown => settings.min_risk,
+    };
+    let edits = file_edits(&review, &contents, shown);
     if edits.is_empty() && (args.patch.is_some() || args.apply) {
         eprintln!("deepspark: no suggestions to write");
     } else if let Some(p) = &args.patch {

@@ -25,7 +25,18 @@ pub fn run(args: ScanArgs) -> Result<u8> {
     let repo = git::open(args.repo.as_deref())?;
     let cfg = load_config(&args.gate, &repo)?;
     let settings = Settings::resolve(&args.gate, &cfg)?;
-    let ids = git::commits(&repo, &args.range, args.max)?;
+    let mut ids = git::commits(&repo, &args.range, args.max)?;
+    // In a shallow clone the walk reaches commits whose parents are missing: scan up to them.
+    if let Some(cut) = ids
+        .iter()
+        .position(|&id| matches!(git::first_parent(&repo, id), Err(git::GitError::Shallow { .. })))
+    {
+        eprintln!(
+            "deepspark: shallow clone: stopping after {cut} commits, at {} whose parent is not here (`git fetch --unshallow` to scan further)",
+            ids[cut]
+        );
+        ids.truncate(cut);
+    }
     let mut model: Option<RiskModel> = None;
     let bar = if ids.len() >= 50 && std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(ids.len() as u64).with_style(

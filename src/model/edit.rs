@@ -44,6 +44,14 @@ const MAX_RULE_CHARS: usize = 40;
 const VALUES_PER_KEY: usize = 6;
 /// Added lines edited per hunk at most; beyond that only deletions are proposed.
 const MAX_EDIT_LINES: usize = 30;
+/// Lines longer than this (characters or tokens) are only ever deleted, never edited: a
+/// minified or encoded line would otherwise give candidates by the thousand.
+const MAX_EDIT_CHARS: usize = 400;
+const MAX_EDIT_TOKENS: usize = 120;
+/// Names from the hunk compared with each word, at most (the first in sorted order).
+const MAX_NAMES: usize = 200;
+/// Candidates per hunk, at most.
+const MAX_PROPOSALS: usize = 4000;
 const MAX_CONFIG_BYTES: u64 = 16 << 20;
 const MAX_RULES: usize = 200_000;
 const MAX_HIDDEN: usize = 1024;
@@ -98,7 +106,7 @@ impl EditConfig {
             {
                 return Err(format!("rule {:?} -> {:?} is empty or too long", r.old, r.new));
             }
-            if r.new.contains(['\n', '\r']) || r.new.contains(INSERT) {
+            if r.new.chars().any(|c| c.is_control() || crate::review::is_bidi(c)) {
                 return Err(format!(
                     "rule {:?} -> {:?} would write a line break or marker",
                     r.old, r.new
@@ -264,7 +272,7 @@ impl RuleIndex {
             .collect();
         for r in rules {
             let e = by_key.entry(r.old.clone()).or_default();
-            e.0 += r.count;
+            e.0 = e.0.saturating_add(r.count);
             e.1.push((r.new.clone(), r.count));
         }
         for (_, vals) in by_key.values_mut() {
@@ -367,10 +375,17 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex) -> Vec<Proposal> {
     }
     let mut names: Vec<(&str, usize)> = names.into_iter().collect();
     names.sort();
+    names.truncate(MAX_NAMES);
     let mut single_tokens: HashMap<&str, usize> = HashMap::new();
     for &i in added.iter().take(MAX_EDIT_LINES) {
         let (text, cr) = split_cr(&hunk.lines[i].text);
+        if text.len() > MAX_EDIT_CHARS || out.len() >= MAX_PROPOSALS {
+            continue;
+        }
         let toks = lex(text);
+        if toks.len() > MAX_EDIT_TOKENS {
+            continue;
+        }
         let line_len = (1.0 + toks.len() as f32).ln();
         let offsets: Vec<usize> = toks
             .iter()
@@ -494,6 +509,9 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex) -> Vec<Proposal> {
     let mut repeated: Vec<(&str, usize)> = single_tokens.into_iter().filter(|&(_, n)| n > 1).collect();
     repeated.sort();
     for (tok, n) in repeated {
+        if out.len() >= MAX_PROPOSALS {
+            break;
+        }
         let Some((total, values)) = rules.get(tok) else {
             continue;
         };
@@ -506,6 +524,9 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex) -> Vec<Proposal> {
                 .take(MAX_EDIT_LINES)
                 .filter_map(|&i| {
                     let (text, cr) = split_cr(&hunk.lines[i].text);
+                    if text.len() > MAX_EDIT_CHARS {
+                        return None;
+                    }
                     let toks = lex(text);
                     toks.contains(&tok).then(|| LineEdit {
                         line: i,
@@ -528,6 +549,7 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex) -> Vec<Proposal> {
             });
         }
     }
+    out.truncate(MAX_PROPOSALS);
     dedup(hunk, out)
 }
 
@@ -820,6 +842,22 @@ mod tests {
             p.iter()
                 .all(|p| p.edits.iter().all(|e| h.lines[e.line].kind == LineKind::Added))
         );
+    }
+
+    #[test]
+    fn a_huge_line_is_only_ever_deleted() {
+        // Regression: one minified 200 KB line gave millions of candidates (out of memory).
+        let rules = RuleIndex::new(&[Rule {
+            old: "a".into(),
+            new: "b".into(),
+            count: 9,
+            projects: 2,
+        }]);
+        let line: String = (0..40_000).map(|i| format!("a{} ", i % 97)).collect();
+        let h = hunk(&format!(" ctx\n+{line}\n+x = a;"));
+        let p = enumerate(&h, &rules);
+        assert!(p.len() < 100, "{} candidates", p.len());
+        assert!(p.iter().all(|p| p.edits.iter().all(|e| e.line != 1 || e.new.is_none())));
     }
 
     #[test]

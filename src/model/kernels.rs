@@ -3,7 +3,7 @@
 //! Profiling `cargo bench --bench torch_inputs` (perf, one thread) showed the attention's
 //! softmax spending its time in scalar `expf` (16% of all samples) plus two full passes over
 //! the `[B, H, T, T]` scores for the scale and the padding mask, and the erf GELU as the next
-//! largest element-wise cost. These kernels fuse scale + key mask + softmax into one pass and
+//! largest element-wise cost. These kernels fuse scale + key mask + softmax into one in-place pass and
 //! compute GELU with a branch-free erf, both over an exp that the compiler vectorises
 //! (a degree-7 polynomial for e^r and the exponent put in with integer arithmetic).
 //! Accuracy: relative error of `fast_exp` below 2e-7, absolute error of the erf below 5e-7
@@ -12,7 +12,7 @@
 //! Used only for inference on the CPU: training needs gradients (it keeps candle's
 //! differentiable ops) and GPUs keep candle's kernels.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, Layout, Result, Tensor, bail};
 use rayon::prelude::*;
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -44,6 +44,16 @@ fn fast_erf(x: f32) -> f32 {
     y.copysign(x)
 }
 
+fn contiguous_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout, what: &str) -> Result<&'a mut [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        bail!("{what}: f32 only");
+    };
+    match layout.contiguous_offsets() {
+        Some((a, b)) => Ok(&mut data[a..b]),
+        None => bail!("{what}: input must be contiguous"),
+    }
+}
+
 fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
         bail!("{what}: f32 only");
@@ -60,13 +70,12 @@ struct MaskedSoftmax {
     scale: f32,
 }
 
-impl CustomOp2 for MaskedSoftmax {
+impl InplaceOp2 for MaskedSoftmax {
     fn name(&self) -> &'static str {
         "masked-softmax"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let scores = contiguous(s1, l1, "masked softmax")?;
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
         let mask = contiguous(s2, l2, "masked softmax mask")?;
         let [b, h, t, t2] = l1.shape().dims() else {
             bail!("masked softmax: scores must be [B, H, T, T], got {:?}", l1.shape());
@@ -79,20 +88,19 @@ impl CustomOp2 for MaskedSoftmax {
                 l1.shape()
             );
         }
-        let mut out = vec![0f32; scores.len()];
+        let scores = contiguous_mut(s1, l1, "masked softmax")?;
+        if t == 0 {
+            return Ok(());
+        }
         let scale = self.scale;
         // Rows in groups (one task per 64 rows), each row: max, exp, sum, normalise.
-        out.par_chunks_mut(t * 64)
-            .zip(scores.par_chunks(t * 64))
-            .enumerate()
-            .for_each(|(group, (dst, src))| {
-                for (k, (dst, src)) in dst.chunks_mut(t).zip(src.chunks(t)).enumerate() {
-                    let row = group * 64 + k;
-                    let keys = &mask[(row / (h * t)) * t..][..t];
-                    dispatch_softmax_row(dst, src, keys, scale);
-                }
-            });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        scores.par_chunks_mut(t * 64).enumerate().for_each(|(group, rows)| {
+            for (k, row) in rows.chunks_mut(t).enumerate() {
+                let r = group * 64 + k;
+                dispatch_softmax_row(row, &mask[(r / (h * t)) * t..][..t], scale);
+            }
+        });
+        Ok(())
     }
 }
 
@@ -100,9 +108,9 @@ impl CustomOp2 for MaskedSoftmax {
 /// selects, and the max and the sum in eight lanes (a single running float would force a
 /// sequential order).
 #[inline(always)]
-fn softmax_row(dst: &mut [f32], src: &[f32], keys: &[f32], scale: f32) {
-    for (d, (&s, &m)) in dst.iter_mut().zip(src.iter().zip(keys)) {
-        *d = if m > 0.0 { s * scale } else { f32::NEG_INFINITY };
+fn softmax_row(dst: &mut [f32], keys: &[f32], scale: f32) {
+    for (d, &m) in dst.iter_mut().zip(keys) {
+        *d = if m > 0.0 { *d * scale } else { f32::NEG_INFINITY };
     }
     let (chunks, rest) = dst.as_chunks::<8>();
     let mut lanes = [f32::NEG_INFINITY; 8];
@@ -137,55 +145,53 @@ fn softmax_row(dst: &mut [f32], src: &[f32], keys: &[f32], scale: f32) {
 /// default x86-64 target only assumes SSE2, where these loops run 4 lanes wide at best).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn softmax_row_avx2(dst: &mut [f32], src: &[f32], keys: &[f32], scale: f32) {
-    softmax_row(dst, src, keys, scale)
+fn softmax_row_avx2(dst: &mut [f32], keys: &[f32], scale: f32) {
+    softmax_row(dst, keys, scale)
 }
 
-fn dispatch_softmax_row(dst: &mut [f32], src: &[f32], keys: &[f32], scale: f32) {
+fn dispatch_softmax_row(dst: &mut [f32], keys: &[f32], scale: f32) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports the features the function was compiled for (checked above).
-        return unsafe { softmax_row_avx2(dst, src, keys, scale) };
+        return unsafe { softmax_row_avx2(dst, keys, scale) };
     }
-    softmax_row(dst, src, keys, scale)
+    softmax_row(dst, keys, scale)
 }
 
 #[inline(always)]
-fn gelu_chunk(dst: &mut [f32], src: &[f32]) {
-    for (d, &x) in dst.iter_mut().zip(src) {
-        *d = 0.5 * x * (1.0 + fast_erf(x * std::f32::consts::FRAC_1_SQRT_2));
+fn gelu_chunk(xs: &mut [f32]) {
+    for x in xs.iter_mut() {
+        *x = 0.5 * *x * (1.0 + fast_erf(*x * std::f32::consts::FRAC_1_SQRT_2));
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn gelu_chunk_avx2(dst: &mut [f32], src: &[f32]) {
-    gelu_chunk(dst, src)
+fn gelu_chunk_avx2(xs: &mut [f32]) {
+    gelu_chunk(xs)
 }
 
-fn dispatch_gelu_chunk(dst: &mut [f32], src: &[f32]) {
+fn dispatch_gelu_chunk(xs: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports the features the function was compiled for (checked above).
-        return unsafe { gelu_chunk_avx2(dst, src) };
+        return unsafe { gelu_chunk_avx2(xs) };
     }
-    gelu_chunk(dst, src)
+    gelu_chunk(xs)
 }
 
 struct Gelu;
 
-impl CustomOp1 for Gelu {
+impl InplaceOp1 for Gelu {
     fn name(&self) -> &'static str {
         "fast-gelu-erf"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let src = contiguous(storage, layout, "gelu")?;
-        let mut out = vec![0f32; src.len()];
-        out.par_chunks_mut(4096)
-            .zip(src.par_chunks(4096))
-            .for_each(|(d, s)| dispatch_gelu_chunk(d, s));
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        contiguous_mut(storage, layout, "gelu")?
+            .par_chunks_mut(4096)
+            .for_each(dispatch_gelu_chunk);
+        Ok(())
     }
 }
 
@@ -194,7 +200,7 @@ impl CustomOp1 for Gelu {
 /// glibc serves allocations above 128 KiB (its default mmap threshold, adapted upwards only
 /// slowly) with fresh `mmap`s, so every large intermediate tensor costs page faults and
 /// zeroing on first touch: 10-15% of inference time in a profile. A 32 MiB threshold (the
-/// largest glibc accepts on 64-bit) and a high trim threshold let the heap reuse them; measured
+/// largest glibc accepts on 64-bit; 32-bit glibc refuses it, harmlessly) and a high trim threshold let the heap reuse them; measured
 /// on 256 hunks with two threads: 405 ms -> 284 ms. Other platforms' allocators are left alone.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -206,23 +212,25 @@ pub fn tune_allocator() {
     }
 }
 
-/// Attention probabilities: softmax(scores * scale + mask bias) over the keys.
-/// `key_mask`: `[B, T]`, 1.0 for real tokens and 0.0 for padding.
-pub fn masked_softmax(scores: &Tensor, key_mask: &Tensor, scale: f64) -> Result<Tensor> {
-    if scores.device().is_cpu() && scores.dtype() == candle_core::DType::F32 {
-        return scores
-            .contiguous()?
-            .apply_op2_no_bwd(&key_mask.contiguous()?, &MaskedSoftmax { scale: scale as f32 });
+/// Attention probabilities: softmax(scores * scale + mask bias) over the keys, computed in
+/// place in `scores` on the CPU (it must not be shared: it is the caller's fresh matmul
+/// output). `key_mask`: `[B, T]`, 1.0 for real tokens and 0.0 for padding.
+pub fn masked_softmax(scores: Tensor, key_mask: &Tensor, scale: f64) -> Result<Tensor> {
+    if scores.device().is_cpu() && scores.dtype() == candle_core::DType::F32 && scores.is_contiguous() {
+        scores.inplace_op2(&key_mask.contiguous()?, &MaskedSoftmax { scale: scale as f32 })?;
+        return Ok(scores);
     }
     let (b, _, _, t) = scores.dims4()?;
     let bias = ((key_mask - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?;
     candle_nn::ops::softmax_last_dim(&(scores * scale)?.broadcast_add(&bias)?)
 }
 
-/// GELU with the exact (erf) form, as `Tensor::gelu_erf`.
-pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
-        return x.contiguous()?.apply_op1_no_bwd(&Gelu);
+/// GELU with the exact (erf) form, as `Tensor::gelu_erf`, in place on the CPU (`x` must not
+/// be shared: it is the caller's fresh linear-layer output).
+pub fn gelu(x: Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.is_contiguous() {
+        x.inplace_op1(&Gelu)?;
+        return Ok(x);
     }
     x.gelu_erf()
 }
@@ -263,7 +271,7 @@ mod tests {
         let bias = ((&mask - 1.0).unwrap() * 1e9).unwrap().reshape((2, 1, 1, 5)).unwrap();
         let reference =
             candle_nn::ops::softmax_last_dim(&(&scores * 0.5).unwrap().broadcast_add(&bias).unwrap()).unwrap();
-        let fused = masked_softmax(&scores, &mask, 0.5).unwrap();
+        let fused = masked_softmax(scores.copy().unwrap(), &mask, 0.5).unwrap();
         let diff = (reference - &fused).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
         let padded = fused.narrow(0, 0, 1).unwrap().narrow(3, 3, 2).unwrap();
@@ -274,7 +282,7 @@ mod tests {
         );
 
         let x = Tensor::randn(0f32, 2.0, (3, 7, 11), &dev).unwrap();
-        let diff = (x.gelu_erf().unwrap() - gelu(&x).unwrap())
+        let diff = (x.gelu_erf().unwrap() - gelu(x.copy().unwrap()).unwrap())
             .unwrap()
             .abs()
             .unwrap()

@@ -142,7 +142,7 @@ impl Block {
             (true, Some(bias)) => {
                 candle_nn::ops::softmax(&(q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?, D::Minus1)?
             }
-            _ => kernels::masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?,
+            _ => kernels::masked_softmax(q.matmul(&k.t()?)?, mask, scale)?,
         };
         let ctx = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         let x = (x + mode.dropout(&self.out.forward(&ctx)?)?)?;
@@ -150,7 +150,7 @@ impl Block {
         let hidden = if train {
             hidden.gelu_erf()?
         } else {
-            kernels::gelu(&hidden)?
+            kernels::gelu(hidden)?
         };
         let ff = self.ff2.forward(&hidden)?;
         x + mode.dropout(&ff)?

@@ -322,6 +322,26 @@ pub fn train_generator(fixes: &[FixHunk], opts: &GeneratorOptions) -> Result<(Ed
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     let ranker = Ranker::new(opts.hidden, vb)?;
+    // Seeded initial weights (candle's own initialisers draw from an unseeded generator).
+    let mut init = Rng::new(opts.seed ^ 0x5EED);
+    let mut vars: Vec<(String, candle_core::Var)> = varmap
+        .data()
+        .lock()
+        .expect("varmap lock")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, var) in vars {
+        let n = var.elem_count();
+        let fan_in = var.dims().last().copied().unwrap_or(1).max(1) as f32;
+        let values: Vec<f32> = if name.ends_with(".bias") {
+            vec![0.0; n]
+        } else {
+            (0..n).map(|_| init.normal() / fan_in.sqrt()).collect()
+        };
+        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu)?)?;
+    }
     let mut opt = AdamW::new(
         varmap.all_vars(),
         ParamsAdamW {
@@ -460,8 +480,10 @@ fn view_file(view: &Hunk) -> (String, Hunk) {
     (text, hunk)
 }
 
-/// Measures suggestions on fix hunks exactly as `review` makes them (see `suggest.rs`),
-/// with every view treated as risky (the fix says it was).
+/// Measures suggestions on fix hunks as `review` makes them (`suggest::suggest`, same
+/// verification, margin and ranking), with two differences: every view is considered (the fix
+/// says it needed work), and the risk model sees each view as a change of its own (one hunk,
+/// one file), since the rest of the buggy commit is not part of the fix.
 pub fn evaluate_suggestions(
     fixes: &[&FixHunk],
     scorer: &dyn Scorer,

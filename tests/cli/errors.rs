@@ -149,6 +149,13 @@ fn shallow_clone_says_to_fetch_more_history() {
         .assert()
         .code(2)
         .stderr(contains("shallow"));
+    // A scan stops at the boundary with a note instead of failing (depth 1: nothing to scan).
+    cmd_in(&shallow)
+        .args(["scan", "--fail-on", "never"])
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr(contains("shallow clone: stopping after 0 commits"));
 }
 
 use predicates::prelude::*;

@@ -175,7 +175,7 @@ fn the_generator_learns_from_fixes_and_eval_suggest_measures_it() {
     let data = write_fixes(d.path());
     let out = d.path().join("m");
     cmd_in(d.path())
-        .args(["train", "--generator-only", "--generator-epochs", "5", "--data"])
+        .args(["train", "--generator-only", "--generator-epochs", "20", "--data"])
         .arg(&data)
         .arg("--out")
         .arg(&out)
@@ -185,6 +185,19 @@ fn the_generator_learns_from_fixes_and_eval_suggest_measures_it() {
     for f in ["generator.json", "generator.safetensors", "generator_metrics.json"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    // Same seed, same generator.
+    let again = d.path().join("again");
+    cmd_in(d.path())
+        .args(["train", "--generator-only", "--generator-epochs", "20", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&again)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(out.join("generator.safetensors")).unwrap(),
+        std::fs::read(again.join("generator.safetensors")).unwrap()
+    );
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("generator.json")).unwrap()).unwrap();
     assert!(
         cfg["rules"]
