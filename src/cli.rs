@@ -297,6 +297,9 @@ pub struct TrainArgs {
     /// Add a bag-of-tokens path: one learned weight per token, beside the transformer.
     #[arg(long)]
     pub bag: bool,
+    /// Leave the file name out of the model's input (the language stays).
+    #[arg(long)]
+    pub no_file_name: bool,
     /// Train only the suggestion generator (from the fix commits in --data) into --out.
     #[arg(long)]
     pub generator_only: bool,

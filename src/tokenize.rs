@@ -76,6 +76,8 @@ pub enum TokenizeError {
 pub struct Encoder {
     tokenizer: Tokenizer,
     max_len: usize,
+    /// Whether the file name goes into the input (see `RiskConfig::file_name`).
+    file_name: bool,
 }
 
 /// The size features: ln(1+added), ln(1+removed), no added line, test file; then the
@@ -95,7 +97,19 @@ pub fn features(path: &str, hunk: &Hunk, change: ChangeStats) -> [f32; N_FEATURE
 
 impl Encoder {
     pub fn new(tokenizer: Tokenizer, max_len: usize) -> Self {
-        Encoder { tokenizer, max_len }
+        Encoder {
+            tokenizer,
+            max_len,
+            file_name: true,
+        }
+    }
+
+    /// Leaves the file name out of the input (the language marker stays).
+    pub fn without_file_name(self) -> Self {
+        Encoder {
+            file_name: false,
+            ..self
+        }
     }
 
     pub fn from_json(bytes: &[u8], max_len: usize) -> Result<Self, TokenizeError> {
@@ -129,7 +143,9 @@ impl Encoder {
         let mut line = Vec::with_capacity(64);
         let name = path.rsplit('/').next().unwrap_or(path);
         ids.push(FILE);
-        self.piece(name, MAX_NAME_TOKENS, &mut ids)?;
+        if self.file_name {
+            self.piece(name, MAX_NAME_TOKENS, &mut ids)?;
+        }
         ids.push(LANG);
         self.piece(language_of(path).unwrap_or("text"), 4, &mut ids)?;
         line.resize(ids.len(), NO_LINE);
@@ -212,6 +228,19 @@ mod tests {
     fn tiny() -> Encoder {
         let texts = (0..50).map(|i| format!("    let x{i} = foo(bar, {i});\nreturn None;\n"));
         Encoder::new(train_tokenizer(texts, 300).unwrap(), 64)
+    }
+
+    #[test]
+    fn the_file_name_can_be_left_out() {
+        let h = Hunk::parse("@@ -1 +1 @@", "-a\n+b").unwrap();
+        let with = tiny().encode("src/foo_bar.rs", &h, ChangeStats::default()).unwrap();
+        let without = tiny()
+            .without_file_name()
+            .encode("src/foo_bar.rs", &h, ChangeStats::default())
+            .unwrap();
+        assert_eq!(&without.ids[..2], &[FILE, LANG]);
+        assert!(with.ids.len() > without.ids.len());
+        assert_eq!(with.ids[with.ids.len() - without.ids.len()..][2..], without.ids[2..]);
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         checkpoint_every: args.checkpoint_every.max(1),
         change_features: !args.hunk_features_only,
         bag: args.bag,
+        file_name: !args.no_file_name,
     };
     let report = train(&opts, &dev)?;
     train_generator(&args)?;

@@ -22,6 +22,9 @@ pub struct RiskConfig {
     /// token's score (so the logit gains the mean weight of the hunk's tokens).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bag: bool,
+    /// Whether the input starts with the file's name (names identify projects more than risk).
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub file_name: bool,
     /// Platt scaling fitted on the calibration split: p = sigmoid(a * logit + b).
     pub calibration: Platt,
     /// How hunk scores combine into the change's risk (fitted on calibration commits).
@@ -78,6 +81,10 @@ impl ChangeCombiner {
         let [max, mean, count] = Self::features(logits);
         sigmoid(self.w_max * max + self.w_mean * mean + self.w_count * count + self.bias)
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 pub fn sigmoid(x: f32) -> f32 {
@@ -192,6 +199,7 @@ pub fn tiny(vocab_size: usize) -> RiskConfig {
         max_len: 64,
         n_features: crate::tokenize::N_FEATURES,
         bag: false,
+        file_name: true,
         calibration: Platt::IDENTITY,
         change: ChangeCombiner::MAX,
     }

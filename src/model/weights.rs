@@ -185,6 +185,7 @@ impl ModelFiles {
             path: path.clone(),
             msg: e.to_string(),
         })?;
+        let enc = if cfg.file_name { enc } else { enc.without_file_name() };
         if enc.vocab_size() != cfg.vocab_size {
             return Err(LoadError::Tokenizer {
                 path,

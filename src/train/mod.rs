@@ -52,6 +52,8 @@ pub struct TrainOptions {
     pub change_features: bool,
     /// Add the bag-of-tokens path (see `RiskConfig::bag`).
     pub bag: bool,
+    /// Put the file name into the input (see `RiskConfig::file_name`).
+    pub file_name: bool,
 }
 
 /// What `eval` prints and `metrics.json` stores.
@@ -346,6 +348,11 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         tok
     };
     let encoder = Encoder::new(tokenizer, opts.max_len);
+    let encoder = if opts.file_name {
+        encoder
+    } else {
+        encoder.without_file_name()
+    };
     eprintln!(
         "deepspark: tokenizer ready, {} tokens [{:.1}s]",
         encoder.vocab_size(),
@@ -386,6 +393,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
             tokenize::N_HUNK_FEATURES
         },
         bag: opts.bag,
+        file_name: opts.file_name,
         calibration: Platt::IDENTITY,
         change: ChangeCombiner::MAX,
     };
