@@ -176,7 +176,7 @@ fn add_suggestions(
     review: &mut Review,
     model: &RiskModel,
     repo: &git2::Repository,
-    change: &git::Change,
+    new_side: git::Side,
     settings: &Settings,
 ) -> Result<Vec<Option<String>>> {
     let s = &settings.suggest;
@@ -191,7 +191,7 @@ fn add_suggestions(
     for (f, file) in review.files.iter().enumerate() {
         if wanted(f) {
             if let Some(path) = file.path.new.as_deref() {
-                contents[f] = git::read_new(repo, change.new_side, path)?.and_then(|b| String::from_utf8(b).ok());
+                contents[f] = git::read_new(repo, new_side, path)?.and_then(|b| String::from_utf8(b).ok());
             }
         }
     }
@@ -278,9 +278,9 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
             change.sides.new
         );
     }
-    let (mut review, model) = score_files(change.files.clone(), &settings)?;
+    let (mut review, model) = score_files(change.files, &settings)?;
     let contents = match &model {
-        Some(m) => add_suggestions(&mut review, m, &repo, &change, &settings)?,
+        Some(m) => add_suggestions(&mut review, m, &repo, change.new_side, &settings)?,
         None => vec![None; review.files.len()],
     };
     drop(model);

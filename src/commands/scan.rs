@@ -25,17 +25,21 @@ pub fn run(args: ScanArgs) -> Result<u8> {
     let repo = git::open(args.repo.as_deref())?;
     let cfg = load_config(&args.gate, &repo)?;
     let settings = Settings::resolve(&args.gate, &cfg)?;
-    let mut ids = git::commits(&repo, &args.range, args.max)?;
-    // In a shallow clone the walk reaches commits whose parents are missing: scan up to them.
-    if let Some(cut) = ids
-        .iter()
-        .position(|&id| matches!(git::first_parent(&repo, id), Err(git::GitError::Shallow { .. })))
-    {
-        eprintln!(
-            "deepspark: shallow clone: stopping after {cut} commits, at {} whose parent is not here (`git fetch --unshallow` to scan further)",
-            ids[cut]
-        );
-        ids.truncate(cut);
+    // Each commit with the parent it is reviewed against. In a shallow clone the walk reaches
+    // commits whose parents are missing: scan up to them.
+    let mut ids: Vec<(git2::Oid, Option<git2::Oid>)> = Vec::new();
+    for id in git::commits(&repo, &args.range, args.max)? {
+        match git::first_parent(&repo, id) {
+            Ok(parent) => ids.push((id, parent)),
+            Err(git::GitError::Shallow { .. }) => {
+                eprintln!(
+                    "deepspark: shallow clone: stopping after {} commits, at {id} whose parent is not here (`git fetch --unshallow` to scan further)",
+                    ids.len()
+                );
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     let mut model: Option<RiskModel> = None;
     let bar = if ids.len() >= 50 && std::io::stderr().is_terminal() {
@@ -51,8 +55,8 @@ pub fn run(args: ScanArgs) -> Result<u8> {
     let mut tripped = false;
     for group in ids.chunks(GROUP) {
         let mut changes: Vec<(git2::Oid, Vec<FileDiff>)> = Vec::with_capacity(group.len());
-        for &id in group {
-            let mut files = git::diff_commits(&repo, git::first_parent(&repo, id)?, id, settings.context)?;
+        for &(id, parent) in group {
+            let mut files = git::diff_commits(&repo, parent, id, settings.context)?;
             skip::apply(&mut files, &settings.rules);
             changes.push((id, files));
         }

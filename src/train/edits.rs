@@ -324,24 +324,13 @@ pub fn train_generator(fixes: &[FixHunk], opts: &GeneratorOptions) -> Result<(Ed
     let ranker = Ranker::new(opts.hidden, vb)?;
     // Seeded initial weights (candle's own initialisers draw from an unseeded generator).
     let mut init = Rng::new(opts.seed ^ 0x5EED);
-    let mut vars: Vec<(String, candle_core::Var)> = varmap
-        .data()
-        .lock()
-        .expect("varmap lock")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, var) in vars {
-        let n = var.elem_count();
-        let fan_in = var.dims().last().copied().unwrap_or(1).max(1) as f32;
-        let values: Vec<f32> = if name.ends_with(".bias") {
+    super::set_vars(&varmap, |name, n, fan_in| {
+        if name.ends_with(".bias") {
             vec![0.0; n]
         } else {
-            (0..n).map(|_| init.normal() / fan_in.sqrt()).collect()
-        };
-        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu)?)?;
-    }
+            (0..n).map(|_| init.normal() / (fan_in as f32).sqrt()).collect()
+        }
+    })?;
     let mut opt = AdamW::new(
         varmap.all_vars(),
         ParamsAdamW {

@@ -230,6 +230,20 @@ fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
 
 /// Overwrites candle's (unseedable) initial values with seeded ones, in name order.
 fn init_weights(varmap: &VarMap, rng: &mut Rng) -> Result<()> {
+    set_vars(varmap, |name, n, _| {
+        if name.ends_with(".bias") || name.starts_with("bag.") {
+            vec![0.0; n]
+        } else if name.contains("ln1.") || name.contains("ln2.") || name.starts_with("norm.") {
+            vec![1.0; n]
+        } else {
+            (0..n).map(|_| rng.normal() * 0.02).collect()
+        }
+    })
+}
+
+/// Sets every variable of `varmap`, in name order (so a seeded generator gives the same
+/// weights every time), to `values(name, element count, fan-in)`.
+pub(crate) fn set_vars(varmap: &VarMap, mut values: impl FnMut(&str, usize, usize) -> Vec<f32>) -> Result<()> {
     let mut vars: Vec<(String, candle_core::Var)> = varmap
         .data()
         .lock()
@@ -239,18 +253,9 @@ fn init_weights(varmap: &VarMap, rng: &mut Rng) -> Result<()> {
         .collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, var) in vars {
-        let shape = var.shape().clone();
-        let n = shape.elem_count();
-        let values: Vec<f32> = if name.ends_with(".bias") {
-            vec![0.0; n]
-        } else if name.starts_with("bag.") {
-            vec![0.0; n]
-        } else if name.contains("ln1.") || name.contains("ln2.") || name.starts_with("norm.") {
-            vec![1.0; n]
-        } else {
-            (0..n).map(|_| rng.normal() * 0.02).collect()
-        };
-        var.set(&Tensor::from_vec(values, shape, var.device())?)?;
+        let fan_in = var.dims().last().copied().unwrap_or(1).max(1);
+        let v = values(&name, var.elem_count(), fan_in);
+        var.set(&Tensor::from_vec(v, var.shape(), var.device())?)?;
     }
     Ok(())
 }

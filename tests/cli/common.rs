@@ -166,8 +166,12 @@ pub fn redact_scores() -> insta::Settings {
 
 /// `deepspark review ARGS --format json`, which must not fail: the report and the exit code.
 pub fn review_json(r: &Repo, args: &[&str]) -> (serde_json::Value, i32) {
-    let out = r
-        .cmd()
+    review_json_by(r.cmd(), args)
+}
+
+/// [`review_json`] with a prepared command (another model, say).
+pub fn review_json_by(mut cmd: Command, args: &[&str]) -> (serde_json::Value, i32) {
+    let out = cmd
         .arg("review")
         .args(args)
         .args(["--format", "json"])

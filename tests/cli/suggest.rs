@@ -76,17 +76,7 @@ fn a_suggestion_is_shown_in_the_terminal_and_in_json() {
 }
 
 fn review_json_with(r: &Repo, extra: &[&str]) -> (serde_json::Value, i32) {
-    let out = cmd(r)
-        .args(["review", "--format", "json"])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (json_of(&out), out.status.code().unwrap())
+    review_json_by(cmd(r), extra)
 }
 
 #[test]
@@ -253,19 +243,14 @@ fn review_with_suggestions_but_without_apply_changes_nothing() {
 #[test]
 fn sarif_and_markdown_carry_the_suggestion() {
     let r = repo_with_loop(BEFORE, AFTER);
-    let out = cmd(&r)
-        .args([
-            "review",
-            "--suggest-margin",
-            "0",
-            "--min-risk",
-            "0",
-            "--format",
-            "sarif",
-        ])
-        .output()
-        .unwrap();
-    let v = json_of(&out);
+    let report = |format: &str| {
+        let out = cmd(&r)
+            .args(["review", "--suggest-margin", "0", "--min-risk", "0", "--format", format])
+            .output()
+            .unwrap();
+        out.stdout
+    };
+    let v: serde_json::Value = serde_json::from_slice(&report("sarif")).unwrap();
     let fix = &v["runs"][0]["results"][0]["fixes"][0];
     let rep = &fix["artifactChanges"][0]["replacements"][0];
     assert_eq!(rep["deletedRegion"]["startLine"], 3);
@@ -274,19 +259,7 @@ fn sarif_and_markdown_carry_the_suggestion() {
         "  for (int i = 0; i <= n; i++) s += i;\n"
     );
     crate::ci::assert_valid_sarif(&v);
-    let out = cmd(&r)
-        .args([
-            "review",
-            "--suggest-margin",
-            "0",
-            "--min-risk",
-            "0",
-            "--format",
-            "markdown",
-        ])
-        .output()
-        .unwrap();
-    let md = String::from_utf8_lossy(&out.stdout);
+    let md = String::from_utf8(report("markdown")).unwrap();
     assert!(md.contains("A possible change"), "{md}");
     assert!(md.contains("+  for (int i = 0; i <= n; i++) s += i;"), "{md}");
 }
