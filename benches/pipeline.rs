@@ -136,6 +136,21 @@ fn model_forward(b: Bencher, hunks: usize) {
         .bench(|| black_box(model().forward_encoded(&enc).unwrap()));
 }
 
+/// The wide path alone, over already-encoded hunks (the transformer's share excluded).
+#[divan::bench(args = [256], sample_count = 20)]
+fn wide_path(b: Bencher, hunks: usize) {
+    let fx = fixture(5000);
+    let c = change(&fx);
+    let inputs: Vec<ScoreInput> = inputs(&c).into_iter().cycle().take(hunks).collect();
+    let enc = model().encode(&inputs).unwrap();
+    let Some(wide) = &model().wide else {
+        eprintln!("wide_path: the embedded model has no wide path");
+        return;
+    };
+    b.counter(ItemsCount::new(hunks))
+        .bench(|| black_box(enc.iter().map(|e| wide.logit(e)).sum::<f32>()));
+}
+
 /// git -> skip -> tokens -> model (loaded from the embedded bytes each time) -> verdict.
 #[divan::bench(args = SIZES, sample_count = 10)]
 fn review_end_to_end(b: Bencher, lines: usize) {

@@ -300,6 +300,20 @@ pub struct TrainArgs {
     /// Leave the file name out of the model's input (the language stays).
     #[arg(long)]
     pub no_file_name: bool,
+    /// Leave out the wide path (one weight per token present in the hunk, stacked with the
+    /// transformer on the calibration split; see weights/MODEL_CARD.md).
+    #[arg(long)]
+    pub no_wide: bool,
+    /// Passes of the wide path over the training split; the best on calibration is kept.
+    #[arg(long, default_value_t = 8)]
+    pub wide_epochs: usize,
+    /// L2 penalty per squared wide-path weight, added to the mean log-loss.
+    #[arg(long, default_value_t = 1e-3)]
+    pub wide_l2: f64,
+    /// Keep the tokenizer and transformer of the model in DIR and fit only the wide path,
+    /// the calibration and the change combiner (minutes instead of the transformer's half hour).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["resume", "no_wide"])]
+    pub base: Option<PathBuf>,
     /// Train only the suggestion generator (from the fix commits in --data) into --out.
     #[arg(long)]
     pub generator_only: bool,
@@ -328,6 +342,10 @@ pub struct EvalArgs {
     /// Output format (JSON keys: n, auc, pr_auc, ece, brier, baseline_auc, auc_added, ...).
     #[arg(long, value_enum, default_value = "text")]
     pub format: EvalFormat,
+    /// Also write every scored hunk to FILE as JSON lines (project, commit, file, label, added,
+    /// logit, risk), for analysis elsewhere; the file must not exist yet.
+    #[arg(long, value_name = "FILE")]
+    pub scores: Option<PathBuf>,
     /// Where the model runs.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,

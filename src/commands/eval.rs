@@ -4,9 +4,10 @@ use crate::cli::{EvalArgs, EvalFormat};
 use crate::model::RiskModel;
 use crate::model::device::device;
 use crate::train::data::{Dataset, Split};
-use crate::train::{EvalReport, evaluate};
-use anyhow::Result;
+use crate::train::{EvalReport, evaluate, report_scored, score_split};
+use anyhow::{Context, Result};
 use std::io::Write;
+use std::path::Path;
 
 pub fn run(args: EvalArgs) -> Result<u8> {
     let dev = device(args.device)?;
@@ -23,7 +24,14 @@ pub fn run(args: EvalArgs) -> Result<u8> {
             "--split {split:?} needs commit records (*.commits.jsonl) to date the hunks; pass them or use --split all"
         );
     }
-    let report = evaluate(&model, &data, split)?;
+    let report = match &args.scores {
+        None => evaluate(&model, &data, split)?,
+        Some(path) => {
+            let (chosen, logits) = score_split(&model, &data, split)?;
+            write_scores(path, &model, &data, &chosen, &logits)?;
+            report_scored(&model, &data, &chosen, &logits, split)
+        }
+    };
     if report.n == 0 {
         anyhow::bail!("no labelled hunks (label 0 or 1) in the {split:?} split of the given files");
     }
@@ -36,6 +44,32 @@ pub fn run(args: EvalArgs) -> Result<u8> {
         EvalFormat::Text => print_text(&report, &mut out)?,
     }
     Ok(crate::exit::PASS)
+}
+
+/// One JSON line per scored hunk, in data order; refuses to overwrite an existing file.
+fn write_scores(path: &Path, model: &RiskModel, data: &Dataset, chosen: &[usize], logits: &[f32]) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for (&i, &logit) in chosen.iter().zip(logits) {
+        let s = &data.samples[i];
+        let line = serde_json::json!({
+            "project": s.project,
+            "commit": s.commit,
+            "file": s.path,
+            "label": s.label,
+            "added": s.hunk.added(),
+            "logit": logit,
+            "risk": model.config.calibration.apply(logit),
+        });
+        serde_json::to_writer(&mut out, &line)?;
+        writeln!(out)?;
+    }
+    out.flush().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 fn f(v: Option<f64>) -> String {

@@ -76,6 +76,13 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         change_features: !args.hunk_features_only,
         bag: args.bag,
         file_name: !args.no_file_name,
+        wide: (!args.no_wide).then(|| crate::train::wide::WideOptions {
+            epochs: args.wide_epochs.max(1),
+            l2: args.wide_l2,
+            seed: args.seed,
+            ..Default::default()
+        }),
+        base: args.base.clone(),
     };
     let report = train(&opts, &dev)?;
     train_generator(&args)?;

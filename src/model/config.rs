@@ -22,6 +22,10 @@ pub struct RiskConfig {
     /// token's score (so the logit gains the mean weight of the hunk's tokens).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bag: bool,
+    /// A wide path beside the transformer: one weight per (side, token) present in the
+    /// hunk, plus the size features, stacked with the transformer's logit (see `model::wide`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wide: bool,
     /// Whether the input starts with the file's name (names identify projects more than risk).
     #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
     pub file_name: bool,
@@ -177,6 +181,11 @@ impl RiskConfig {
             + self.n_features
             + 1
             + if self.bag { self.vocab_size } else { 0 }
+            + if self.wide {
+                super::wide::SIDES * self.vocab_size + self.n_features + 2
+            } else {
+                0
+            }
     }
 
     /// Approximate multiply-adds x2 for one sequence of `len` tokens (for benchmarks).
@@ -199,6 +208,7 @@ pub fn tiny(vocab_size: usize) -> RiskConfig {
         max_len: 64,
         n_features: crate::tokenize::N_FEATURES,
         bag: false,
+        wide: false,
         file_name: true,
         calibration: Platt::IDENTITY,
         change: ChangeCombiner::MAX,

@@ -12,6 +12,7 @@ pub mod edit;
 pub mod kernels;
 pub mod net;
 pub mod weights;
+pub mod wide;
 
 use crate::diff::Hunk;
 use crate::tokenize::{ChangeStats, Encoded, Encoder, NO_LINE};
@@ -61,6 +62,8 @@ pub struct RiskModel {
     pub net: RiskNet,
     pub encoder: Encoder,
     pub device: Device,
+    /// The wide path, when the config has one (`config.wide`).
+    pub wide: Option<wide::Wide>,
     origin: String,
 }
 
@@ -70,7 +73,26 @@ impl RiskModel {
     pub fn load(files: &ModelFiles, device: &Device) -> Result<RiskModel, weights::LoadError> {
         let config = files.parse_config()?;
         let encoder = files.encoder(&config)?;
-        let tensors = files.tensors(&config, device)?;
+        let mut tensors = files.tensors(&config, device)?;
+        let wide = if config.wide {
+            let mut take = |name: &str| {
+                tensors
+                    .remove(name)
+                    .and_then(|t| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).ok())
+                    .ok_or_else(|| weights::LoadError::Tensors {
+                        path: files.origin.clone(),
+                        msg: format!("tensor {name:?} is missing or unreadable"),
+                    })
+            };
+            Some(wide::Wide {
+                tokens: take(wide::TOKENS)?,
+                features: take(wide::FEATURES)?,
+                bias: take(wide::BIAS)?[0],
+                deep: take(wide::DEEP)?[0],
+            })
+        } else {
+            None
+        };
         let vb = candle_nn::VarBuilder::from_tensors(tensors, net::DTYPE, device);
         let net = RiskNet::new(&config, vb).map_err(|e| weights::LoadError::Tensors {
             path: files.origin.clone(),
@@ -81,6 +103,7 @@ impl RiskModel {
             net,
             encoder,
             device: device.clone(),
+            wide,
             origin: files.origin.clone(),
         })
     }
@@ -91,8 +114,14 @@ impl RiskModel {
             net,
             encoder,
             device,
+            wide: None,
             origin: origin.to_string(),
         }
+    }
+
+    /// The same model with this wide path (or none).
+    pub fn with_wide(self, wide: Option<wide::Wide>) -> Self {
+        RiskModel { wide, ..self }
     }
 
     pub fn encode(&self, inputs: &[ScoreInput]) -> anyhow::Result<Vec<Encoded>> {
@@ -102,7 +131,8 @@ impl RiskModel {
             .collect::<Result<_, _>>()?)
     }
 
-    /// Raw logits and per-token scores for already-encoded hunks, batched by length.
+    /// The transformer's raw logits and per-token scores for already-encoded hunks,
+    /// batched by length (without the wide path).
     pub fn forward_encoded(&self, encoded: &[Encoded]) -> anyhow::Result<Vec<(f32, Vec<f32>)>> {
         let items: Vec<&Encoded> = encoded.iter().collect();
         Ok(forward_batched(
@@ -111,6 +141,24 @@ impl RiskModel {
             &items,
             &self.device,
         )?)
+    }
+
+    /// The model's uncalibrated logits: the transformer's, stacked with the wide path when
+    /// there is one. This is what calibration and the change combiner take.
+    pub fn logits(&self, encoded: &[Encoded]) -> anyhow::Result<Vec<f32>> {
+        let raw = self.forward_encoded(encoded)?;
+        Ok(raw
+            .into_iter()
+            .zip(encoded)
+            .map(|((logit, _), enc)| self.combine(logit, enc))
+            .collect())
+    }
+
+    fn combine(&self, deep_logit: f32, enc: &Encoded) -> f32 {
+        match &self.wide {
+            Some(w) => w.combine(deep_logit, enc),
+            None => deep_logit,
+        }
     }
 }
 
@@ -174,9 +222,10 @@ impl Scorer for RiskModel {
     fn describe(&self) -> String {
         let c = &self.config;
         format!(
-            "transformer {}x{} ({} parameters), {}",
+            "transformer {}x{}{} ({} parameters), {}",
             c.n_layers,
             c.d_model,
+            if c.wide { " + wide token path" } else { "" },
             c.param_count(),
             self.origin
         )
@@ -189,10 +238,20 @@ impl Scorer for RiskModel {
             .into_iter()
             .zip(&encoded)
             .zip(inputs)
-            .map(|(((logit, tokens), enc), input)| HunkScore {
-                risk: self.config.calibration.apply(logit),
-                logit,
-                line_weights: line_weights(enc, &tokens, input.hunk.lines.len()),
+            .map(|(((deep, tokens), enc), input)| {
+                let n = input.hunk.lines.len();
+                let logit = self.combine(deep, enc);
+                let mut weights = line_weights(enc, &tokens, n);
+                if let Some(w) = &self.wide {
+                    for (lw, c) in weights.iter_mut().zip(w.line_contributions(enc, n)) {
+                        *lw = w.deep * *lw + c;
+                    }
+                }
+                HunkScore {
+                    risk: self.config.calibration.apply(logit),
+                    logit,
+                    line_weights: weights,
+                }
             })
             .collect())
     }

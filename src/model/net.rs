@@ -248,6 +248,15 @@ impl RiskNet {
         if cfg.bag {
             v.push(("bag.weight".to_string(), vec![cfg.vocab_size, 1]));
         }
+        if cfg.wide {
+            use super::wide;
+            v.extend([
+                (wide::TOKENS.to_string(), vec![wide::SIDES * cfg.vocab_size]),
+                (wide::FEATURES.to_string(), vec![cfg.n_features]),
+                (wide::BIAS.to_string(), vec![1]),
+                (wide::DEEP.to_string(), vec![1]),
+            ]);
+        }
         for i in 0..cfg.n_layers {
             let p = |n: &str| format!("blocks.{i}.{n}");
             v.extend([

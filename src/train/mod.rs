@@ -11,6 +11,7 @@ pub mod data;
 pub mod edits;
 pub mod metrics;
 pub mod rng;
+pub mod wide;
 
 use crate::model::config::{ChangeCombiner, FORMAT, Platt, RiskConfig};
 use crate::model::net::{Batch, Mode};
@@ -54,6 +55,11 @@ pub struct TrainOptions {
     pub bag: bool,
     /// Put the file name into the input (see `RiskConfig::file_name`).
     pub file_name: bool,
+    /// Fit the wide path after the transformer (see `model::wide`); `None` leaves it out.
+    pub wide: Option<wide::WideOptions>,
+    /// Start from the trained model in this directory: keep its tokenizer and transformer,
+    /// fit only the wide path and the calibration.
+    pub base: Option<PathBuf>,
 }
 
 /// What `eval` prints and `metrics.json` stores.
@@ -101,6 +107,24 @@ fn labelled(label: i8) -> bool {
 
 /// Scores `split` of `data` with `model` and computes every metric.
 pub fn evaluate(model: &RiskModel, data: &Dataset, split: Split) -> Result<EvalReport> {
+    let (chosen, logits) = score_split(model, data, split)?;
+    Ok(report_scored(model, data, &chosen, &logits, split))
+}
+
+/// The report for logits already computed by [`score_split`].
+pub fn report_scored(model: &RiskModel, data: &Dataset, chosen: &[usize], logits: &[f32], split: Split) -> EvalReport {
+    report(
+        model.config.calibration,
+        model.config.change,
+        data,
+        chosen,
+        logits,
+        split,
+    )
+}
+
+/// Score every hunk of a split: the indices of the chosen samples and their raw (uncalibrated) logits.
+pub fn score_split(model: &RiskModel, data: &Dataset, split: Split) -> Result<(Vec<usize>, Vec<f32>)> {
     let chosen: Vec<usize> = (0..data.samples.len())
         .filter(|&i| Dataset::in_split(data.samples[i].split, split))
         .collect();
@@ -119,18 +143,11 @@ pub fn evaluate(model: &RiskModel, data: &Dataset, split: Split) -> Result<EvalR
     let mut logits = Vec::with_capacity(inputs.len());
     for chunk in inputs.chunks(512) {
         let enc = model.encode(chunk)?;
-        logits.extend(model.forward_encoded(&enc)?.into_iter().map(|(l, _)| l));
+        logits.extend(model.logits(&enc)?);
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    Ok(report(
-        model.config.calibration,
-        model.config.change,
-        data,
-        &chosen,
-        &logits,
-        split,
-    ))
+    Ok((chosen, logits))
 }
 
 fn report(
@@ -336,7 +353,18 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
 
     // Tokenizer: trained on the training split only.
     let tok_path = opts.out.join(weights::TOKENIZER);
-    let tokenizer = if opts.resume && tok_path.exists() {
+    let base = match &opts.base {
+        Some(dir) => Some(weights::ModelFiles::read_dir(dir)?),
+        None => None,
+    };
+    let base_cfg = match &base {
+        Some(files) => Some(files.parse_config()?),
+        None => None,
+    };
+    let tokenizer = if let Some(files) = &base {
+        std::fs::write(&tok_path, &files.tokenizer).with_context(|| format!("cannot write {}", tok_path.display()))?;
+        tokenizers::Tokenizer::from_bytes(&files.tokenizer).map_err(|e| anyhow::anyhow!("{}: {e}", files.origin))?
+    } else if opts.resume && tok_path.exists() {
         tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?
     } else {
         let mut sample = train_idx.clone();
@@ -352,8 +380,8 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
             .map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?;
         tok
     };
-    let encoder = Encoder::new(tokenizer, opts.max_len);
-    let encoder = if opts.file_name {
+    let encoder = Encoder::new(tokenizer, base_cfg.as_ref().map_or(opts.max_len, |c| c.max_len));
+    let encoder = if base_cfg.as_ref().map_or(opts.file_name, |c| c.file_name) {
         encoder
     } else {
         encoder.without_file_name()
@@ -384,26 +412,39 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         t0.elapsed().as_secs_f64()
     );
 
-    let mut cfg = RiskConfig {
-        format: FORMAT.into(),
-        vocab_size: encoder.vocab_size(),
-        d_model: opts.d_model,
-        n_layers: opts.n_layers,
-        n_heads: opts.n_heads,
-        d_ff: opts.d_ff,
-        max_len: opts.max_len,
-        n_features: if opts.change_features {
-            N_FEATURES
-        } else {
-            tokenize::N_HUNK_FEATURES
-        },
-        bag: opts.bag,
-        file_name: opts.file_name,
-        calibration: Platt::IDENTITY,
-        change: ChangeCombiner::MAX,
+    let mut cfg = if let Some(c) = &base_cfg {
+        RiskConfig {
+            wide: false,
+            calibration: Platt::IDENTITY,
+            change: ChangeCombiner::MAX,
+            ..c.clone()
+        }
+    } else {
+        RiskConfig {
+            format: FORMAT.into(),
+            vocab_size: encoder.vocab_size(),
+            d_model: opts.d_model,
+            n_layers: opts.n_layers,
+            n_heads: opts.n_heads,
+            d_ff: opts.d_ff,
+            max_len: opts.max_len,
+            n_features: if opts.change_features {
+                N_FEATURES
+            } else {
+                tokenize::N_HUNK_FEATURES
+            },
+            bag: opts.bag,
+            wide: false,
+            file_name: opts.file_name,
+            calibration: Platt::IDENTITY,
+            change: ChangeCombiner::MAX,
+        }
     };
     cfg.validate()?;
     let (mut varmap, net) = init_model(&cfg, &mut rng, device)?;
+    if let Some(dir) = &opts.base {
+        varmap.load(dir.join(weights::WEIGHTS))?;
+    }
 
     let ckpt_path = opts.out.join("checkpoint.safetensors");
     let ckpt_json = opts.out.join("checkpoint.json");
@@ -437,7 +478,8 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     let calib_enc: Vec<&Encoded> = calib_slots.iter().map(|&s| &encoded[s]).collect();
     let calib_y: Vec<bool> = calib_slots.iter().map(|&s| labels[s] > 0.5).collect();
 
-    while state.epoch < opts.epochs {
+    let epochs = if opts.base.is_some() { 0 } else { opts.epochs };
+    while state.epoch < epochs {
         let epoch = state.epoch;
         let mut order_rng = Rng::new(opts.seed.wrapping_add(1000 + epoch as u64));
         let plan = batches(&train_slots, &encoded, opts.batch, &mut order_rng);
@@ -511,18 +553,59 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     }
 
     // Calibrate the best epoch's weights on the calibration split.
-    varmap.load(&best_path)?;
-    let calib_logits = logits_of(&net, cfg.n_features, &calib_enc, device)?;
+    if opts.base.is_none() {
+        varmap.load(&best_path)?;
+    }
+    let mut calib_logits = logits_of(&net, cfg.n_features, &calib_enc, device)?;
+    let wide = match &opts.wide {
+        None => None,
+        Some(wo) => {
+            let train_enc: Vec<&Encoded> = train_slots.iter().map(|&s| &encoded[s]).collect();
+            let train_y: Vec<f32> = train_slots.iter().map(|&s| labels[s]).collect();
+            let (w, auc) = wide::fit(
+                &train_enc,
+                &train_y,
+                &calib_enc,
+                &calib_y,
+                cfg.vocab_size,
+                cfg.n_features,
+                wo,
+                device,
+            )?;
+            let w = wide::stack(w, &calib_logits, &calib_enc, &calib_y);
+            for (l, e) in calib_logits.iter_mut().zip(&calib_enc) {
+                *l = w.combine(*l, e);
+            }
+            eprintln!(
+                "deepspark: wide path calibration AUC {auc:.4}; stacked with the transformer {:.4} (weight {:.3})",
+                metrics::roc_auc(&calib_logits, &calib_y).unwrap_or(0.5),
+                w.deep
+            );
+            cfg.wide = true;
+            Some(w)
+        }
+    };
     let xs: Vec<Vec<f64>> = calib_logits.iter().map(|&l| vec![l as f64]).collect();
     let (w, b) = metrics::fit_logistic(&xs, &calib_y, 1e-3);
     cfg.calibration = Platt {
         a: w[0] as f32,
         b: b as f32,
     };
-    cfg.change = fit_change_combiner(&net, cfg.n_features, &data, &calib_all, &slot, &encoded, device)?;
+    let all_enc: Vec<&Encoded> = calib_all.iter().map(|&i| &encoded[slot[i]]).collect();
+    let mut all_logits = logits_of(&net, cfg.n_features, &all_enc, device)?;
+    if let Some(w) = &wide {
+        for (l, e) in all_logits.iter_mut().zip(&all_enc) {
+            *l = w.combine(*l, e);
+        }
+    }
+    cfg.change = fit_change_combiner(&data, &calib_all, &all_logits);
     cfg.validate()?;
 
-    save(&varmap, &cfg, &opts.out)?;
+    let extra = match &wide {
+        Some(w) => wide::tensors(w, device)?,
+        None => vec![],
+    };
+    save(&varmap, extra, &cfg, &opts.out)?;
     for p in [&ckpt_path, &ckpt_json, &best_path] {
         let _ = std::fs::remove_file(p);
     }
@@ -531,9 +614,11 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     let calib = evaluate(&model, &data, Split::Calib)?;
     let metrics = serde_json::json!({
         "best_epoch": state.best_epoch.map(|e| e + 1),
-        "epochs": opts.epochs,
+        "epochs": epochs,
         "seed": opts.seed,
         "holdout": opts.holdout,
+        "base": opts.base,
+        "wide": opts.wide.as_ref().map(|w| serde_json::json!({"epochs": w.epochs, "l2": w.l2, "lr": w.lr, "batch": w.batch})),
         "train_hunks": train_idx.len(),
         "parameters": cfg.param_count(),
         "train_seconds": t0.elapsed().as_secs_f64(),
@@ -547,19 +632,10 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     Ok(test)
 }
 
-fn fit_change_combiner(
-    net: &model::net::RiskNet,
-    n_features: usize,
-    data: &Dataset,
-    calib_all: &[usize],
-    slot: &[usize],
-    encoded: &[Encoded],
-    device: &Device,
-) -> Result<ChangeCombiner> {
-    let enc: Vec<&Encoded> = calib_all.iter().map(|&i| &encoded[slot[i]]).collect();
-    let logits = logits_of(net, n_features, &enc, device)?;
+/// Fits the change combiner on every calibration hunk's (uncalibrated) model logit.
+fn fit_change_combiner(data: &Dataset, calib_all: &[usize], logits: &[f32]) -> ChangeCombiner {
     let mut per_commit: HashMap<(&str, &str), Vec<f32>> = HashMap::new();
-    for (&i, &l) in calib_all.iter().zip(&logits) {
+    for (&i, &l) in calib_all.iter().zip(logits) {
         per_commit
             .entry((&data.samples[i].project, &data.samples[i].commit))
             .or_default()
@@ -585,26 +661,28 @@ fn fit_change_combiner(
         }
     }
     if ys.iter().all(|&b| b) || ys.iter().all(|&b| !b) {
-        return Ok(ChangeCombiner::MAX);
+        return ChangeCombiner::MAX;
     }
     let (w, b) = metrics::fit_logistic(&xs, &ys, 1e-3);
-    Ok(ChangeCombiner {
+    ChangeCombiner {
         w_max: w[0] as f32,
         w_mean: w[1] as f32,
         w_count: w[2] as f32,
         bias: b as f32,
-    })
+    }
 }
 
-/// Writes `config.json` and `model.safetensors` (f32) next to the tokenizer.
-pub fn save(varmap: &VarMap, cfg: &RiskConfig, dir: &Path) -> Result<()> {
-    let tensors: HashMap<String, Tensor> = varmap
+/// Writes `config.json` and `model.safetensors` (f32: the varmap's tensors and `extra`)
+/// next to the tokenizer.
+pub fn save(varmap: &VarMap, extra: Vec<(String, Tensor)>, cfg: &RiskConfig, dir: &Path) -> Result<()> {
+    let mut tensors: HashMap<String, Tensor> = varmap
         .data()
         .lock()
         .expect("varmap lock")
         .iter()
         .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(DType::F32)?)))
         .collect::<candle_core::Result<_>>()?;
+    tensors.extend(extra);
     candle_core::safetensors::save(&tensors, dir.join(weights::WEIGHTS))?;
     std::fs::write(dir.join(weights::CONFIG), serde_json::to_string_pretty(cfg)? + "\n")?;
     Ok(())
@@ -805,7 +883,7 @@ mod tests {
         let cfg = tiny_cfg(&enc);
         let dir = tempfile::tempdir().unwrap();
         let (varmap, net) = init_model(&cfg, &mut Rng::new(6), &Device::Cpu).unwrap();
-        save(&varmap, &cfg, dir.path()).unwrap();
+        save(&varmap, vec![], &cfg, dir.path()).unwrap();
         enc.tokenizer()
             .save(dir.path().join(weights::TOKENIZER), false)
             .unwrap();
@@ -819,6 +897,42 @@ mod tests {
         for (x, y) in a.iter().zip(&b) {
             assert!((x.logit - y.logit).abs() < 1e-5);
         }
+    }
+
+    #[test]
+    fn a_wide_path_round_trips_and_moves_the_logit() {
+        let enc = tiny_encoder();
+        let mut cfg = tiny_cfg(&enc);
+        cfg.wide = true;
+        let dir = tempfile::tempdir().unwrap();
+        let (varmap, net) = init_model(&cfg, &mut Rng::new(6), &Device::Cpu).unwrap();
+        let mut rng = Rng::new(8);
+        let w = model::wide::Wide {
+            tokens: (0..model::wide::SIDES * cfg.vocab_size).map(|_| rng.normal()).collect(),
+            features: vec![0.25; cfg.n_features],
+            bias: -0.5,
+            deep: 0.75,
+        };
+        save(&varmap, wide::tensors(&w, &Device::Cpu).unwrap(), &cfg, dir.path()).unwrap();
+        enc.tokenizer()
+            .save(dir.path().join(weights::TOKENIZER), false)
+            .unwrap();
+        let loaded = RiskModel::load(&ModelFiles::read_dir(dir.path()).unwrap(), &Device::Cpu).unwrap();
+        assert_eq!(loaded.wide.as_ref(), Some(&w));
+        let deep_only = RiskModel::from_parts(cfg, net, enc, Device::Cpu, "mem");
+        let data = corpus();
+        let inputs = score_inputs(&data);
+        let encoded = deep_only.encode(&inputs).unwrap();
+        let deep = deep_only.score(&inputs).unwrap();
+        let both = loaded.score(&inputs).unwrap();
+        for ((d, b), e) in deep.iter().zip(&both).zip(&encoded) {
+            assert!((b.logit - w.combine(d.logit, e)).abs() < 1e-4);
+            assert!((0.0..=1.0).contains(&b.risk));
+        }
+        // Saved without its wide tensors, the config is refused.
+        let (varmap, _) = init_model(&loaded.config, &mut Rng::new(6), &Device::Cpu).unwrap();
+        save(&varmap, vec![], &loaded.config, dir.path()).unwrap();
+        assert!(RiskModel::load(&ModelFiles::read_dir(dir.path()).unwrap(), &Device::Cpu).is_err());
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub fn tiny_model() -> &'static Path {
         let enc = Encoder::new(tok, 64);
         let cfg = tiny(enc.vocab_size());
         let (varmap, _) = deepspark::train::init_model(&cfg, &mut Rng::new(42), &candle_core::Device::Cpu).unwrap();
-        deepspark::train::save(&varmap, &cfg, &dir).unwrap();
+        deepspark::train::save(&varmap, vec![], &cfg, &dir).unwrap();
         enc.tokenizer().save(dir.join("tokenizer.json"), false).unwrap();
         dir
     })

@@ -38,6 +38,10 @@ fn write_data(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn train(data: &[PathBuf], out: &Path) {
+    train_with(data, out, &[]);
+}
+
+fn train_with(data: &[PathBuf], out: &Path, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     cmd_in(dir.path())
         .arg("train")
@@ -58,6 +62,7 @@ fn train(data: &[PathBuf], out: &Path) {
             "32",
         ])
         .args(["--vocab", "300", "--epochs", "2", "--batch", "8", "--seed", "5"])
+        .args(extra)
         .assert()
         .success();
 }
@@ -79,6 +84,8 @@ fn train_writes_a_loadable_deterministic_model_and_eval_measures_it() {
     );
     let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["test"]["split"], "test");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["wide"], true, "the wide path is trained by default");
 
     let out = cmd_in(d.path())
         .arg("eval")
@@ -231,4 +238,45 @@ fn the_generator_learns_from_fixes_and_eval_suggest_measures_it() {
     if v["coverage"].as_f64().unwrap() > 0.0 {
         assert_eq!(v["applies"], 1.0);
     }
+}
+
+#[test]
+fn the_wide_path_fits_on_a_base_model_and_keeps_its_transformer() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_data(d.path());
+    let (base, out) = (d.path().join("base"), d.path().join("out"));
+    train_with(&data, &base, &["--no-wide"]);
+    let config = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap()
+    };
+    assert!(config(&base).get("wide").is_none());
+    train_with(&data, &out, &["--base", base.to_str().unwrap()]);
+    assert_eq!(config(&out)["wide"], true);
+    assert_eq!(
+        std::fs::read(base.join("tokenizer.json")).unwrap(),
+        std::fs::read(out.join("tokenizer.json")).unwrap()
+    );
+    let load =
+        |dir: &Path| candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let (before, after) = (load(&base), load(&out));
+    for (name, t) in &before {
+        let u = &after[name];
+        let (t, u) = (
+            t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            u.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        assert_eq!(t, u, "{name} changed");
+    }
+    let wide: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert_eq!(wide.len(), 4, "{wide:?}");
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert!(metrics["base"].as_str().unwrap().ends_with("base"));
+    cmd_in(d.path())
+        .arg("eval")
+        .arg("--data")
+        .args(&data)
+        .arg("--model")
+        .arg(&out)
+        .assert()
+        .success();
 }

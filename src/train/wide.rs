@@ -1,0 +1,210 @@
+//! Fitting the risk model's wide path (`model::wide`): a logistic regression over the
+//! (side, token) features and size features of the training split's hunks, optimised with
+//! candle-nn's AdamW under an L2 penalty, keeping the epoch with the best calibration AUC;
+//! then stacking it with the transformer's logit on the calibration split.
+//!
+//! This module does not train the transformer (see `train`) and does not fit Platt
+//! scaling or the change combiner (the caller refits both on the stacked logit).
+
+use super::metrics;
+use super::rng::Rng;
+use crate::model::wide::{self, SIDES, Wide};
+use crate::tokenize::Encoded;
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{AdamW, Init, Optimizer, ParamsAdamW, VarMap};
+
+#[derive(Debug, Clone)]
+pub struct WideOptions {
+    pub epochs: usize,
+    /// Penalty per squared weight, added to the mean log-loss.
+    pub l2: f64,
+    pub lr: f64,
+    pub batch: usize,
+    pub seed: u64,
+}
+
+impl Default for WideOptions {
+    fn default() -> Self {
+        WideOptions {
+            epochs: 8,
+            l2: 1e-3,
+            lr: 0.02,
+            batch: 256,
+            seed: 17,
+        }
+    }
+}
+
+/// Fits the wide path on `train` (labels 0/1) and returns it unstacked (`deep` = 0) with
+/// its best calibration AUC.
+pub fn fit(
+    train: &[&Encoded],
+    labels: &[f32],
+    calib: &[&Encoded],
+    calib_y: &[bool],
+    vocab_size: usize,
+    n_features: usize,
+    opts: &WideOptions,
+    device: &Device,
+) -> Result<(Wide, f64)> {
+    let pad = SIDES * vocab_size;
+    let active: Vec<Vec<u32>> = train
+        .iter()
+        .map(|e| wide::active(e, vocab_size).into_iter().map(|(f, _)| f as u32).collect())
+        .collect();
+    let varmap = VarMap::new();
+    let tokens = varmap.get(pad + 1, wide::TOKENS, Init::Const(0.0), DType::F32, device)?;
+    let features = varmap.get(n_features, wide::FEATURES, Init::Const(0.0), DType::F32, device)?;
+    let bias = varmap.get(1, wide::BIAS, Init::Const(0.0), DType::F32, device)?;
+    let params = ParamsAdamW {
+        lr: opts.lr,
+        weight_decay: 0.0,
+        ..Default::default()
+    };
+    let mut opt = AdamW::new(varmap.all_vars(), params)?;
+    let mut rng = Rng::new(opts.seed ^ 0x57DE);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut best: Option<(Wide, f64)> = None;
+    // Cosine decay to zero over the run: a convex problem, so let the weights settle.
+    let total = (opts.epochs * train.len().div_ceil(opts.batch)).max(1);
+    let mut step = 0usize;
+    for epoch in 0..opts.epochs {
+        rng.shuffle(&mut order);
+        for chunk in order.chunks(opts.batch) {
+            let f = step as f64 / total as f64;
+            opt.set_learning_rate(opts.lr * 0.5 * (1.0 + (std::f64::consts::PI * f).cos()));
+            step += 1;
+            let width = chunk.iter().map(|&i| active[i].len()).max().unwrap_or(0).max(1);
+            let mut idx = vec![pad as u32; chunk.len() * width];
+            let mut mask = vec![0f32; chunk.len() * width];
+            let mut feats = Vec::with_capacity(chunk.len() * n_features);
+            let mut y = Vec::with_capacity(chunk.len());
+            for (r, &i) in chunk.iter().enumerate() {
+                for (c, &f) in active[i].iter().enumerate() {
+                    idx[r * width + c] = f;
+                    mask[r * width + c] = 1.0;
+                }
+                feats.extend_from_slice(&train[i].features[..n_features]);
+                y.push(labels[i]);
+            }
+            let b = chunk.len();
+            let idx = Tensor::from_vec(idx, b * width, device)?;
+            let mask = Tensor::from_vec(mask, (b, width), device)?;
+            let feats = Tensor::from_vec(feats, (b, n_features), device)?;
+            let y = Tensor::from_vec(y, b, device)?;
+            let token_part = (tokens.index_select(&idx, 0)?.reshape((b, width))? * mask)?.sum(1)?;
+            let feature_part = feats.matmul(&features.unsqueeze(1)?)?.squeeze(1)?;
+            let logit = (token_part + feature_part)?.broadcast_add(&bias)?;
+            let data_loss = candle_nn::loss::binary_cross_entropy_with_logit(&logit, &y)?;
+            let penalty = ((tokens.sqr()?.sum_all()? + features.sqr()?.sum_all()?)? * opts.l2)?;
+            opt.backward_step(&(data_loss + penalty)?)?;
+        }
+        let mut w = Wide {
+            tokens: tokens.to_vec1::<f32>()?,
+            features: features.to_vec1::<f32>()?,
+            bias: bias.to_vec1::<f32>()?[0],
+            deep: 0.0,
+        };
+        w.tokens.truncate(pad);
+        let scores: Vec<f32> = calib.iter().map(|e| w.logit(e)).collect();
+        let auc = metrics::roc_auc(&scores, calib_y).unwrap_or(0.5);
+        eprintln!(
+            "deepspark: wide path epoch {} done, calibration AUC {auc:.4}",
+            epoch + 1
+        );
+        if best.as_ref().is_none_or(|(_, b)| auc > *b) {
+            best = Some((w, auc));
+        }
+    }
+    best.ok_or_else(|| anyhow::anyhow!("the wide path needs at least one epoch"))
+}
+
+/// Stacks the wide path with the transformer on the calibration split: fits
+/// `a * deep + b * wide + c` by logistic regression and folds it into the path.
+pub fn stack(wide: Wide, deep_logits: &[f32], calib: &[&Encoded], calib_y: &[bool]) -> Wide {
+    let xs: Vec<Vec<f64>> = deep_logits
+        .iter()
+        .zip(calib)
+        .map(|(&d, e)| vec![d as f64, wide.logit(e) as f64])
+        .collect();
+    let (w, c) = metrics::fit_logistic(&xs, calib_y, 1e-3);
+    wide.stacked(w[0] as f32, w[1] as f32, c as f32)
+}
+
+/// The wide path as the named tensors `model.safetensors` stores.
+pub fn tensors(w: &Wide, device: &Device) -> Result<Vec<(String, Tensor)>> {
+    Ok(vec![
+        (wide::TOKENS.into(), Tensor::new(w.tokens.as_slice(), device)?),
+        (wide::FEATURES.into(), Tensor::new(w.features.as_slice(), device)?),
+        (wide::BIAS.into(), Tensor::new(&[w.bias], device)?),
+        (wide::DEEP.into(), Tensor::new(&[w.deep], device)?),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenize::{ADD, FILE, LANG, N_FEATURES, NO_LINE};
+
+    /// Hunks whose label one token predicts nine times in ten: 10 risky, 11 clean.
+    fn corpus(n: usize) -> (Vec<Encoded>, Vec<f32>) {
+        let mut rng = Rng::new(3);
+        let (mut enc, mut y) = (vec![], vec![]);
+        for _ in 0..n {
+            let risky = rng.below(2) == 1;
+            let noise = 12 + rng.below(20) as u32;
+            let marker = if risky == (rng.below(10) > 0) { 10 } else { 11 };
+            let ids = vec![FILE, 7, LANG, 8, ADD, marker, noise];
+            let line = vec![NO_LINE, NO_LINE, NO_LINE, NO_LINE, 0, 0, 0];
+            enc.push(Encoded {
+                ids,
+                line,
+                features: [0.0; N_FEATURES],
+            });
+            y.push(risky as u8 as f32);
+        }
+        (enc, y)
+    }
+
+    #[test]
+    fn learns_a_predictive_token_and_stacks() {
+        let (enc, y) = corpus(400);
+        let refs: Vec<&Encoded> = enc.iter().collect();
+        let yb: Vec<bool> = y.iter().map(|&v| v > 0.5).collect();
+        let opts = WideOptions {
+            epochs: 5,
+            batch: 16,
+            ..Default::default()
+        };
+        let (w, auc) = fit(&refs, &y, &refs, &yb, 40, N_FEATURES, &opts, &Device::Cpu).unwrap();
+        assert!(auc > 0.85, "AUC {auc}");
+        assert!(
+            w.tokens[10] > 0.5 && w.tokens[11] < -0.5,
+            "{} {}",
+            w.tokens[10],
+            w.tokens[11]
+        );
+        // A useless transformer logit gets (almost) no weight in the stack.
+        let deep: Vec<f32> = (0..enc.len()).map(|i| (i % 7) as f32 - 3.0).collect();
+        let s = stack(w, &deep, &refs, &yb);
+        assert!(s.deep.abs() < 0.2, "deep weight {}", s.deep);
+        let risky = s.combine(0.0, &enc[y.iter().position(|&v| v > 0.5).unwrap()]);
+        let clean = s.combine(0.0, &enc[y.iter().position(|&v| v < 0.5).unwrap()]);
+        assert!(risky > clean);
+    }
+
+    #[test]
+    fn same_seed_same_weights() {
+        let (enc, y) = corpus(100);
+        let refs: Vec<&Encoded> = enc.iter().collect();
+        let yb: Vec<bool> = y.iter().map(|&v| v > 0.5).collect();
+        let opts = WideOptions {
+            epochs: 2,
+            ..Default::default()
+        };
+        let a = fit(&refs, &y, &refs, &yb, 40, N_FEATURES, &opts, &Device::Cpu).unwrap();
+        let b = fit(&refs, &y, &refs, &yb, 40, N_FEATURES, &opts, &Device::Cpu).unwrap();
+        assert_eq!(a.0, b.0);
+    }
+}
