@@ -11,8 +11,8 @@ use std::path::PathBuf;
     version,
     about = "A local, offline AI code reviewer for git.",
     long_about = "deepspark reads a change from git, scores every hunk's risk (the probability that it \
-introduces a bug or needs rework) with a transformer that runs on this machine, and gives a verdict: \
-LGTM, NEEDS WORK or REJECT. Nothing leaves the machine.",
+introduces a bug or needs rework) with a small model (a transformer stacked with a token path) that \
+runs on this machine, and gives a verdict: LGTM, NEEDS WORK or REJECT. Nothing leaves the machine.",
     after_help = "Exit codes: 0 no gate tripped, 1 the gate tripped (see `review --fail-on`), 2 error."
 )]
 pub struct Cli {
@@ -310,6 +310,10 @@ pub struct TrainArgs {
     /// L2 penalty per squared wide-path weight, added to the mean log-loss.
     #[arg(long, default_value_t = 1e-3)]
     pub wide_l2: f64,
+    /// Fit the wide path first and train the transformer on top of its logit (boosting),
+    /// instead of fitting the wide path after the transformer.
+    #[arg(long, conflicts_with_all = ["no_wide", "base"])]
+    pub boost: bool,
     /// Keep the tokenizer and transformer of the model in DIR and fit only the wide path,
     /// the calibration and the change combiner (minutes instead of the transformer's half hour).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["resume", "no_wide"])]

@@ -82,6 +82,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             seed: args.seed,
             ..Default::default()
         }),
+        boost: args.boost,
         base: args.base.clone(),
     };
     let report = train(&opts, &dev)?;

@@ -57,6 +57,9 @@ pub struct TrainOptions {
     pub file_name: bool,
     /// Fit the wide path after the transformer (see `model::wide`); `None` leaves it out.
     pub wide: Option<wide::WideOptions>,
+    /// Fit the wide path first and train the transformer on what it leaves (its logit is
+    /// added to the wide logit in the loss), instead of fitting the wide path afterwards.
+    pub boost: bool,
     /// Start from the trained model in this directory: keep its tokenizer and transformer,
     /// fit only the wide path and the calibration.
     pub base: Option<PathBuf>,
@@ -477,6 +480,30 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     let warmup = (total_steps / 20).clamp(1, 300);
     let calib_enc: Vec<&Encoded> = calib_slots.iter().map(|&s| &encoded[s]).collect();
     let calib_y: Vec<bool> = calib_slots.iter().map(|&s| labels[s] > 0.5).collect();
+    let fit_wide = |wo: &wide::WideOptions| -> Result<(model::wide::Wide, f64)> {
+        let train_enc: Vec<&Encoded> = train_slots.iter().map(|&s| &encoded[s]).collect();
+        let train_y: Vec<f32> = train_slots.iter().map(|&s| labels[s]).collect();
+        wide::fit(
+            &train_enc,
+            &train_y,
+            &calib_enc,
+            &calib_y,
+            cfg.vocab_size,
+            cfg.n_features,
+            wo,
+            device,
+        )
+    };
+    // Boosting: the wide path first, then the transformer learns on top of its logit.
+    let first = match (&opts.wide, opts.boost && opts.base.is_none()) {
+        (Some(wo), true) => Some(fit_wide(wo)?),
+        _ => None,
+    };
+    let offsets: Vec<f32> = match &first {
+        Some((w, _)) => encoded.iter().map(|e| w.logit(e)).collect(),
+        None => vec![0.0; encoded.len()],
+    };
+    let calib_offsets: Vec<f32> = calib_slots.iter().map(|&s| offsets[s]).collect();
 
     let epochs = if opts.base.is_some() { 0 } else { opts.epochs };
     while state.epoch < epochs {
@@ -506,7 +533,9 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
                     rng: &mut state.rng,
                 },
             )?;
-            let loss = candle_nn::loss::binary_cross_entropy_with_logit(&out.logits, &target)?;
+            let offset: Vec<f32> = plan[step].iter().map(|&s| offsets[s]).collect();
+            let logits = (&out.logits + Tensor::from_vec(offset, items.len(), device)?)?;
+            let loss = candle_nn::loss::binary_cross_entropy_with_logit(&logits, &target)?;
             opt.backward_step(&loss)?;
             let l = loss.to_scalar::<f32>()?;
             ema = Some(ema.map_or(l, |e| 0.98 * e + 0.02 * l));
@@ -534,7 +563,10 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
             }
         }
         bar.finish_and_clear();
-        let logits = logits_of(&net, cfg.n_features, &calib_enc, device)?;
+        let mut logits = logits_of(&net, cfg.n_features, &calib_enc, device)?;
+        for (l, o) in logits.iter_mut().zip(&calib_offsets) {
+            *l += o;
+        }
         let auc = metrics::roc_auc(&logits, &calib_y).unwrap_or(0.5);
         eprintln!(
             "deepspark: epoch {} done, calibration AUC {auc:.4} [{:.0}s]",
@@ -560,18 +592,10 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     let wide = match &opts.wide {
         None => None,
         Some(wo) => {
-            let train_enc: Vec<&Encoded> = train_slots.iter().map(|&s| &encoded[s]).collect();
-            let train_y: Vec<f32> = train_slots.iter().map(|&s| labels[s]).collect();
-            let (w, auc) = wide::fit(
-                &train_enc,
-                &train_y,
-                &calib_enc,
-                &calib_y,
-                cfg.vocab_size,
-                cfg.n_features,
-                wo,
-                device,
-            )?;
+            let (w, auc) = match first {
+                Some(f) => f,
+                None => fit_wide(wo)?,
+            };
             let w = wide::stack(w, &calib_logits, &calib_enc, &calib_y);
             for (l, e) in calib_logits.iter_mut().zip(&calib_enc) {
                 *l = w.combine(*l, e);
@@ -618,6 +642,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         "seed": opts.seed,
         "holdout": opts.holdout,
         "base": opts.base,
+        "boost": opts.boost,
         "wide": opts.wide.as_ref().map(|w| serde_json::json!({"epochs": w.epochs, "l2": w.l2, "lr": w.lr, "batch": w.batch})),
         "train_hunks": train_idx.len(),
         "parameters": cfg.param_count(),

@@ -271,6 +271,14 @@ fn the_wide_path_fits_on_a_base_model_and_keeps_its_transformer() {
     assert_eq!(wide.len(), 4, "{wide:?}");
     let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
     assert!(metrics["base"].as_str().unwrap().ends_with("base"));
+    // Boosting (the wide path first, the transformer on top) gives a different transformer.
+    let boosted = d.path().join("boosted");
+    train_with(&data, &boosted, &["--boost"]);
+    assert_eq!(config(&boosted)["wide"], true);
+    assert_ne!(
+        load(&boosted)["tok.weight"].to_vec2::<f32>().unwrap(),
+        before["tok.weight"].to_vec2::<f32>().unwrap()
+    );
     cmd_in(d.path())
         .arg("eval")
         .arg("--data")
