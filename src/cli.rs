@@ -361,7 +361,8 @@ pub struct EvalArgs {
 the fix's old side, with the lines the fix removed shown as just added, and proposes rewrites exactly as \
 `review` does (verified, re-scored, kept when they lower the risk by the margin, ranked by merge \
 probability). A suggestion matches when it gives the fix's new side (whitespace-insensitive). Reported: \
-n, top1, top5, coverage (hunks with a suggestion), applies (shown suggestions whose patch applies and \
+n, rewritable (fixes that remove a line; the others only insert lines, which no rewrite can match), \
+top1, top5, coverage (hunks with a suggestion), applies (shown suggestions whose patch applies and \
 gives the intended text), risk_drop, and the generator's own top1/top5 without the risk model; then the \
 same for single-hunk fixes with at most 5 changed lines (`small`)."
 )]

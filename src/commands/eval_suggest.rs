@@ -58,7 +58,11 @@ pub fn run(args: EvalSuggestArgs) -> Result<u8> {
 
 fn print_text(what: &str, r: &SuggestReport, out: &mut impl Write) -> std::io::Result<()> {
     let pct = |v: f64| format!("{:.1}%", 100.0 * v);
-    writeln!(out, "{what} ({} split): {}", r.split, r.n)?;
+    writeln!(
+        out,
+        "{what} ({} split): {} ({} remove a line; the rest only insert lines, which no rewrite can match)",
+        r.split, r.n, r.rewritable
+    )?;
     writeln!(out, "  top-1 exact match: {}   top-5: {}", pct(r.top1), pct(r.top5))?;
     writeln!(
         out,

@@ -420,6 +420,9 @@ pub struct SuggestReport {
     pub split: String,
     /// Fix hunks measured.
     pub n: usize,
+    /// Of those, the ones whose fix removed at least one line: the others only insert lines,
+    /// so their view has no added line to rewrite and no suggestion can match them.
+    pub rewritable: usize,
     /// The first shown suggestion is the human fix.
     pub top1: f64,
     /// One of the first five shown suggestions is the human fix.
@@ -484,6 +487,7 @@ pub fn evaluate_suggestions(
     let mut r = SuggestReport {
         split: format!("{split:?}").to_lowercase(),
         n: fixes.len(),
+        rewritable: fixes.iter().filter(|f| f.view.added() > 0).count(),
         ..Default::default()
     };
     let (mut top1, mut top5, mut covered, mut shown, mut applied, mut drop) = (0, 0, 0, 0, 0, 0.0f64);

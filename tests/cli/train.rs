@@ -229,6 +229,7 @@ fn the_generator_learns_from_fixes_and_eval_suggest_measures_it() {
     // Test split: the latest 20% of the 60 commits, one hunk each.
     assert_eq!(v["n"], 12);
     assert_eq!(v["small"]["n"], 12);
+    assert_eq!(v["rewritable"], 12, "every test fix replaces a line");
     for k in ["top1", "top5", "coverage", "applies", "top1_generator", "reachable"] {
         let x = v[k].as_f64().unwrap_or_else(|| panic!("{k} missing"));
         assert!((0.0..=1.0).contains(&x), "{k} = {x}");
