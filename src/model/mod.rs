@@ -147,11 +147,18 @@ impl RiskModel {
     /// there is one. This is what calibration and the change combiner take.
     pub fn logits(&self, encoded: &[Encoded]) -> anyhow::Result<Vec<f32>> {
         let raw = self.forward_encoded(encoded)?;
-        Ok(raw
+        let logits: Vec<f32> = raw
             .into_iter()
             .zip(encoded)
             .map(|((logit, _), enc)| self.combine(logit, enc))
-            .collect())
+            .collect();
+        if logits.iter().any(|l| l.is_nan()) {
+            anyhow::bail!(
+                "the model computed no number (NaN) for a hunk: its weights, though finite, are unusable ({})",
+                self.origin
+            );
+        }
+        Ok(logits)
     }
 
     fn combine(&self, deep_logit: f32, enc: &Encoded) -> f32 {
@@ -234,26 +241,33 @@ impl Scorer for RiskModel {
     fn score(&self, inputs: &[ScoreInput]) -> anyhow::Result<Vec<HunkScore>> {
         let encoded = self.encode(inputs)?;
         let raw = self.forward_encoded(&encoded)?;
-        Ok(raw
-            .into_iter()
+        raw.into_iter()
             .zip(&encoded)
             .zip(inputs)
             .map(|(((deep, tokens), enc), input)| {
                 let n = input.hunk.lines.len();
                 let logit = self.combine(deep, enc);
+                if logit.is_nan() {
+                    anyhow::bail!(
+                        "the model computed no number (NaN) for a hunk of {}: its weights, though finite, \
+                         are unusable ({})",
+                        crate::render::sanitize::clean_with(input.path, false),
+                        self.origin
+                    );
+                }
                 let mut weights = line_weights(enc, &tokens, n);
                 if let Some(w) = &self.wide {
                     for (lw, c) in weights.iter_mut().zip(w.line_contributions(enc, n)) {
                         *lw = w.deep * *lw + c;
                     }
                 }
-                HunkScore {
+                Ok(HunkScore {
                     risk: self.config.calibration.apply(logit),
                     logit,
                     line_weights: weights,
-                }
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn change_risk(&self, hunks: &[HunkScore]) -> f32 {

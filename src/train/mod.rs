@@ -961,6 +961,25 @@ mod tests {
     }
 
     #[test]
+    fn a_model_that_computes_nan_gives_an_error_not_a_verdict() {
+        // Finite weights whose sums overflow both ways: +inf from the tokens, -inf from the
+        // size features, NaN in the logit.
+        let enc = tiny_encoder();
+        let cfg = tiny_cfg(&enc);
+        let (_, net) = init_model(&cfg, &mut Rng::new(6), &Device::Cpu).unwrap();
+        let w = model::wide::Wide {
+            tokens: vec![3e38; model::wide::SIDES * cfg.vocab_size],
+            features: vec![-3e38; cfg.n_features],
+            bias: 0.0,
+            deep: 1.0,
+        };
+        let m = RiskModel::from_parts(cfg, net, enc, Device::Cpu, "mem").with_wide(Some(w));
+        let data = corpus();
+        let err = m.score(&score_inputs(&data)).unwrap_err().to_string();
+        assert!(err.contains("NaN"), "{err}");
+    }
+
+    #[test]
     fn same_seed_same_initial_weights() {
         let enc = tiny_encoder();
         let cfg = tiny_cfg(&enc);
