@@ -308,3 +308,46 @@ fn interrupting_apply_leaves_every_file_old_or_new() {
         }
     }
 }
+
+#[test]
+fn with_autocrlf_no_suggestion_is_offered_and_nothing_is_written() {
+    // git stores LF and checks out CRLF: the diff deepspark reviews (LF) is not the bytes of
+    // the work tree (CRLF), so every candidate fails verification rather than being applied
+    // to text that is not the file's.
+    if !has_git() {
+        eprintln!("skipped: git is not installed");
+        return;
+    }
+    let r = Repo::new();
+    assert!(git(&r, &["config", "core.autocrlf", "true"]).status.success());
+    r.write("a.c", BEFORE.replace('\n', "\r\n"));
+    r.commit("one");
+    let stored = git(&r, &["show", "HEAD:a.c"]);
+    let after = AFTER.replace('\n', "\r\n");
+    r.write("a.c", &after);
+    let (v, _) = review_json_with(&r, &["--suggest-margin", "0"]);
+    let hunks = file(&v, "a.c")["hunks"].as_array().unwrap().clone();
+    assert!(!hunks.is_empty(), "{v}");
+    assert_eq!(stored.stdout, BEFORE.as_bytes(), "git stores LF");
+    // The diff is git's filtered view: one added LF line, not every line rewritten.
+    let added = |h: &serde_json::Value| {
+        h["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["kind"] == "added")
+            .count()
+    };
+    assert_eq!(hunks.iter().map(added).sum::<usize>(), 1, "{hunks:?}");
+    for h in &hunks {
+        assert!(h["suggestions"].as_array().unwrap().is_empty(), "{h}");
+    }
+    let patch = r.path().join("s.patch");
+    cmd(&r)
+        .args(["review", "--suggest-margin", "0", "--apply", "--patch"])
+        .arg(&patch)
+        .assert()
+        .code(predicates::ord::lt(2));
+    assert_eq!(std::fs::read(r.path().join("a.c")).unwrap(), after.as_bytes());
+    assert!(!patch.exists(), "no suggestion, no patch file");
+}
