@@ -384,8 +384,8 @@ mod tests {
                 })
                 .collect())
         }
-        fn change_risk(&self, _: &[HunkScore]) -> f32 {
-            0.0
+        fn change_risk(&self, _: &[HunkScore]) -> anyhow::Result<f32> {
+            Ok(0.0)
         }
     }
     impl Generator for Stub {

@@ -27,8 +27,14 @@ pub fn run(args: EvalArgs) -> Result<u8> {
     let report = match &args.scores {
         None => evaluate(&model, &data, split)?,
         Some(path) => {
+            // Created before the scoring, so a bad path fails in a second, not after minutes.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
             let (chosen, logits) = score_split(&model, &data, split)?;
-            write_scores(path, &model, &data, &chosen, &logits)?;
+            write_scores(file, path, &model, &data, &chosen, &logits)?;
             report_scored(&model, &data, &chosen, &logits, split)
         }
     };
@@ -47,12 +53,14 @@ pub fn run(args: EvalArgs) -> Result<u8> {
 }
 
 /// One JSON line per scored hunk, in data order; refuses to overwrite an existing file.
-fn write_scores(path: &Path, model: &RiskModel, data: &Dataset, chosen: &[usize], logits: &[f32]) -> Result<()> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+fn write_scores(
+    file: std::fs::File,
+    path: &Path,
+    model: &RiskModel,
+    data: &Dataset,
+    chosen: &[usize],
+    logits: &[f32],
+) -> Result<()> {
     let mut out = std::io::BufWriter::new(file);
     for (&i, &logit) in chosen.iter().zip(logits) {
         let s = &data.samples[i];

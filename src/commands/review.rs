@@ -165,7 +165,7 @@ fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Review,
         files[i].hunks.clear();
     }
     let all: Vec<HunkScore> = scores.iter().flatten().cloned().collect();
-    let risk = model.change_risk(&all) as f64;
+    let risk = model.change_risk(&all)? as f64;
     let review = judge(files, scores, risk, settings.thresholds, Some(model.describe()));
     Ok((review, Some(model)))
 }

@@ -93,7 +93,7 @@ pub fn run(args: ScanArgs) -> Result<u8> {
                 .collect();
             let all: Vec<HunkScore> = per_file.iter().flatten().cloned().collect();
             let risk = match &model {
-                Some(m) if !all.is_empty() => m.change_risk(&all) as f64,
+                Some(m) if !all.is_empty() => m.change_risk(&all)? as f64,
                 _ => 0.0,
             };
             let review = judge(files, per_file, risk, settings.thresholds, None);

@@ -2,10 +2,12 @@
 
 use crate::cli::TrainArgs;
 use crate::model::device::device;
+use crate::model::edit::{self, EditModel};
 use crate::train::data::Split;
 use crate::train::edits::{GeneratorOptions, load_fixes, save_generator, train_generator as train_generator_model};
 use crate::train::{TrainOptions, train};
 use anyhow::{Context, Result};
+use std::path::Path;
 
 /// Mines edit rules from the fix commits in the data and trains the generator's ranker;
 /// writes generator.json, generator.safetensors and generator_metrics.json into `out`.
@@ -44,6 +46,25 @@ fn train_generator(args: &TrainArgs) -> Result<bool> {
         report.best_epoch
     );
     Ok(true)
+}
+
+/// Keeps the base model's generator as it is (`--base` keeps what it does not refit).
+fn copy_generator(base: &Path, out: &Path) -> Result<()> {
+    for name in [edit::CONFIG, edit::WEIGHTS, "generator_metrics.json"] {
+        let from = base.join(name);
+        if from.is_file() {
+            std::fs::copy(&from, out.join(name))
+                .with_context(|| format!("cannot copy {} into {}", from.display(), out.display()))?;
+        }
+    }
+    // Loading it checks that the copy is a usable generator, as `review` will.
+    match EditModel::read_dir(out) {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => return Err(e).with_context(|| format!("the generator of {}", base.display())),
+        None => anyhow::bail!("{} has no complete generator", base.display()),
+    }
+    eprintln!("deepspark: generator kept from {}", base.display());
+    Ok(())
 }
 
 pub fn run(args: TrainArgs) -> Result<u8> {
@@ -86,7 +107,12 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         base: args.base.clone(),
     };
     let report = train(&opts, &dev)?;
-    train_generator(&args)?;
+    match &args.base {
+        Some(base) if base.join(edit::CONFIG).is_file() => copy_generator(base, &args.out)?,
+        _ => {
+            train_generator(&args)?;
+        }
+    }
     super::eval::print_text(&report, &mut std::io::stdout())?;
     eprintln!("deepspark: model written to {}", args.out.display());
     Ok(crate::exit::PASS)

@@ -47,7 +47,8 @@ pub trait Scorer {
     fn describe(&self) -> String;
     fn score(&self, inputs: &[ScoreInput]) -> anyhow::Result<Vec<HunkScore>>;
     /// The change's risk from all its scored hunks (documented in `config::ChangeCombiner`).
-    fn change_risk(&self, hunks: &[HunkScore]) -> f32;
+    /// Fails rather than return a number that is not one (weights that overflow).
+    fn change_risk(&self, hunks: &[HunkScore]) -> anyhow::Result<f32>;
 }
 
 pub trait Generator {
@@ -147,25 +148,27 @@ impl RiskModel {
     /// there is one. This is what calibration and the change combiner take.
     pub fn logits(&self, encoded: &[Encoded]) -> anyhow::Result<Vec<f32>> {
         let raw = self.forward_encoded(encoded)?;
-        let logits: Vec<f32> = raw
-            .into_iter()
+        raw.into_iter()
             .zip(encoded)
-            .map(|((logit, _), enc)| self.combine(logit, enc))
-            .collect();
-        if logits.iter().any(|l| l.is_nan()) {
+            .map(|((logit, _), enc)| self.combine(logit, enc, "a hunk"))
+            .collect()
+    }
+
+    /// The hunk's logit: the transformer's, stacked with the wide path when there is one.
+    /// A logit that is not a finite number (weights that are finite but overflow) is an
+    /// error, never a risk: NaN or infinity would otherwise give a silent verdict.
+    fn combine(&self, deep_logit: f32, enc: &Encoded, what: &str) -> anyhow::Result<f32> {
+        let logit = match &self.wide {
+            Some(w) => w.combine(deep_logit, enc),
+            None => deep_logit,
+        };
+        if !logit.is_finite() {
             anyhow::bail!(
-                "the model computed no number (NaN) for a hunk: its weights, though finite, are unusable ({})",
+                "the model computed no finite number ({logit}) for {what}: its weights, though finite, are unusable ({})",
                 self.origin
             );
         }
-        Ok(logits)
-    }
-
-    fn combine(&self, deep_logit: f32, enc: &Encoded) -> f32 {
-        match &self.wide {
-            Some(w) => w.combine(deep_logit, enc),
-            None => deep_logit,
-        }
+        Ok(logit)
     }
 }
 
@@ -246,15 +249,8 @@ impl Scorer for RiskModel {
             .zip(inputs)
             .map(|(((deep, tokens), enc), input)| {
                 let n = input.hunk.lines.len();
-                let logit = self.combine(deep, enc);
-                if logit.is_nan() {
-                    anyhow::bail!(
-                        "the model computed no number (NaN) for a hunk of {}: its weights, though finite, \
-                         are unusable ({})",
-                        crate::render::sanitize::clean_with(input.path, false),
-                        self.origin
-                    );
-                }
+                let what = format!("a hunk of {}", crate::render::sanitize::clean_with(input.path, false));
+                let logit = self.combine(deep, enc, &what)?;
                 let mut weights = line_weights(enc, &tokens, n);
                 if let Some(w) = &self.wide {
                     for (lw, c) in weights.iter_mut().zip(w.line_contributions(enc, n)) {
@@ -270,9 +266,16 @@ impl Scorer for RiskModel {
             .collect()
     }
 
-    fn change_risk(&self, hunks: &[HunkScore]) -> f32 {
+    fn change_risk(&self, hunks: &[HunkScore]) -> anyhow::Result<f32> {
         let logits: Vec<f32> = hunks.iter().map(|h| h.logit).collect();
-        self.config.change.apply(&logits)
+        let risk = self.config.change.apply(&logits);
+        if !risk.is_finite() {
+            anyhow::bail!(
+                "the model computed no finite change risk ({risk}): its change combiner is unusable ({})",
+                self.origin
+            );
+        }
+        Ok(risk)
     }
 }
 

@@ -310,6 +310,29 @@ fn logits_of(net: &model::net::RiskNet, n_features: usize, encoded: &[&Encoded],
 }
 
 pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
+    if let Some(dir) = &opts.base {
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same(dir, &opts.out) {
+            bail!(
+                "--out {} is the --base model itself: training writes into --out, so give it another directory",
+                opts.out.display()
+            );
+        }
+    }
+    // A base model is read and validated whole before any work: its transformer's tensors
+    // (F32, F16 or BF16, checked as `review` checks them) seed the varmap below.
+    let (base, base_cfg, base_tensors) = match &opts.base {
+        Some(dir) => {
+            let files = weights::ModelFiles::read_dir(dir)?;
+            let cfg = files.parse_config()?;
+            let tensors = files.tensors(&cfg, device)?;
+            (Some(files), Some(cfg), Some(tensors))
+        }
+        None => (None, None, None),
+    };
     std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create {}", opts.out.display()))?;
     let t0 = Instant::now();
     let mut data = Dataset::load(&opts.data)?;
@@ -356,14 +379,6 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
 
     // Tokenizer: trained on the training split only.
     let tok_path = opts.out.join(weights::TOKENIZER);
-    let base = match &opts.base {
-        Some(dir) => Some(weights::ModelFiles::read_dir(dir)?),
-        None => None,
-    };
-    let base_cfg = match &base {
-        Some(files) => Some(files.parse_config()?),
-        None => None,
-    };
     let tokenizer = if let Some(files) = &base {
         std::fs::write(&tok_path, &files.tokenizer).with_context(|| format!("cannot write {}", tok_path.display()))?;
         tokenizers::Tokenizer::from_bytes(&files.tokenizer).map_err(|e| anyhow::anyhow!("{}: {e}", files.origin))?
@@ -445,8 +460,13 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     };
     cfg.validate()?;
     let (mut varmap, net) = init_model(&cfg, &mut rng, device)?;
-    if let Some(dir) = &opts.base {
-        varmap.load(dir.join(weights::WEIGHTS))?;
+    if let Some(tensors) = &base_tensors {
+        for (name, var) in varmap.data().lock().unwrap().iter() {
+            let t = tensors
+                .get(name)
+                .with_context(|| format!("the base model has no tensor {name:?}"))?;
+            var.set(t)?;
+        }
     }
 
     let ckpt_path = opts.out.join("checkpoint.safetensors");
@@ -792,7 +812,7 @@ mod tests {
             assert!(s.risk.is_finite() && (0.0..=1.0).contains(&s.risk));
             assert_eq!(s.line_weights.len(), 2);
         }
-        let r = model.change_risk(&scores);
+        let r = model.change_risk(&scores).unwrap();
         assert!((0.0..=1.0).contains(&r));
     }
 
@@ -976,7 +996,41 @@ mod tests {
         let m = RiskModel::from_parts(cfg, net, enc, Device::Cpu, "mem").with_wide(Some(w));
         let data = corpus();
         let err = m.score(&score_inputs(&data)).unwrap_err().to_string();
-        assert!(err.contains("NaN"), "{err}");
+        assert!(err.contains("no finite number (NaN)"), "{err}");
+    }
+
+    #[test]
+    fn an_infinite_logit_or_change_risk_is_an_error_not_a_verdict() {
+        let enc = tiny_encoder();
+        let mut cfg = tiny_cfg(&enc);
+        let (_, net) = init_model(&cfg, &mut Rng::new(6), &Device::Cpu).unwrap();
+        // Finite weights whose combination overflows to -inf in the change combiner and
+        // +inf in the max: NaN, which would otherwise read as "needs work".
+        cfg.change = crate::model::config::ChangeCombiner {
+            w_max: 10.0,
+            w_mean: -10.0,
+            w_count: 0.0,
+            bias: 0.0,
+        };
+        let w = model::wide::Wide {
+            tokens: vec![3e38; model::wide::SIDES * cfg.vocab_size],
+            features: vec![0.0; cfg.n_features],
+            bias: 0.0,
+            deep: 1.0,
+        };
+        let inf = RiskModel::from_parts(cfg.clone(), net, enc, Device::Cpu, "mem").with_wide(Some(w));
+        let data = corpus();
+        let err = inf.score(&score_inputs(&data)).unwrap_err().to_string();
+        assert!(err.contains("no finite number (inf)"), "{err}");
+        let (_, net) = init_model(&cfg, &mut Rng::new(6), &Device::Cpu).unwrap();
+        let m = RiskModel::from_parts(cfg, net, tiny_encoder(), Device::Cpu, "mem");
+        let huge = model::HunkScore {
+            risk: 1.0,
+            logit: 3e38,
+            line_weights: vec![],
+        };
+        let err = m.change_risk(&[huge]).unwrap_err().to_string();
+        assert!(err.contains("no finite change risk"), "{err}");
     }
 
     #[test]

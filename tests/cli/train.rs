@@ -251,8 +251,61 @@ fn the_wide_path_fits_on_a_base_model_and_keeps_its_transformer() {
         serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap()
     };
     assert!(config(&base).get("wide").is_none());
-    train_with(&data, &out, &["--base", base.to_str().unwrap()]);
+    // The base keeps its generator (here the shipped one) and may hold F16 weights.
+    for f in ["generator.json", "generator.safetensors"] {
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("weights").join(f),
+            base.join(f),
+        )
+        .unwrap();
+    }
+    let f32_weights =
+        candle_core::safetensors::load(base.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let half: std::collections::HashMap<String, candle_core::Tensor> = f32_weights
+        .iter()
+        .map(|(k, t)| (k.clone(), t.to_dtype(candle_core::DType::F16).unwrap()))
+        .collect();
+    let half_base = d.path().join("half");
+    std::fs::create_dir(&half_base).unwrap();
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "generator.json",
+        "generator.safetensors",
+    ] {
+        std::fs::copy(base.join(f), half_base.join(f)).unwrap();
+    }
+    candle_core::safetensors::save(&half, half_base.join("model.safetensors")).unwrap();
+    let on_base = |base: &Path, out: &Path, extra: &[&str]| {
+        cmd_in(d.path())
+            .arg("train")
+            .arg("--data")
+            .args(&data)
+            .arg("--base")
+            .arg(base)
+            .arg("--out")
+            .arg(out)
+            .args(["--seed", "5"])
+            .args(extra)
+            .assert()
+    };
+    on_base(&base, &out, &[])
+        .success()
+        .stderr(predicates::str::contains("generator kept"));
     assert_eq!(config(&out)["wide"], true);
+    assert_eq!(
+        std::fs::read(base.join("generator.json")).unwrap(),
+        std::fs::read(out.join("generator.json")).unwrap()
+    );
+    on_base(&half_base, &d.path().join("from_half"), &[]).success();
+    // What --base would ignore, or overwrite, is refused before any work.
+    on_base(&base, &d.path().join("x"), &["--d-model", "32"])
+        .failure()
+        .stderr(predicates::str::contains("--d-model"));
+    on_base(&base, &base, &[])
+        .failure()
+        .stderr(predicates::str::contains("is the --base model itself"));
+    assert!(!d.path().join("x").exists());
     assert_eq!(
         std::fs::read(base.join("tokenizer.json")).unwrap(),
         std::fs::read(out.join("tokenizer.json")).unwrap()
