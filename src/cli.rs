@@ -384,7 +384,8 @@ pub struct EvalSuggestArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: EvalFormat,
-    /// Print this many example suggestions (the first shown ones), matched or not.
+    /// Print this many example suggestions (the first shown ones), matched or not, from all
+    /// fix hunks and as many from the small ones.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub examples: usize,
     #[command(flatten)]

@@ -28,7 +28,7 @@ pub fn run(args: EvalSuggestArgs) -> Result<u8> {
     }
     let small: Vec<_> = chosen.iter().copied().filter(|f| f.small).collect();
     let all = evaluate_suggestions(&chosen, &model, &generator, &settings, args.split, args.examples)?;
-    let small = evaluate_suggestions(&small, &model, &generator, &settings, args.split, 0)?;
+    let small = evaluate_suggestions(&small, &model, &generator, &settings, args.split, args.examples)?;
     let mut out = std::io::stdout().lock();
     match args.format {
         EvalFormat::Json => {
@@ -40,7 +40,7 @@ pub fn run(args: EvalSuggestArgs) -> Result<u8> {
         EvalFormat::Text => {
             print_text("all fix hunks", &all, &mut out)?;
             print_text("single-hunk fixes, at most 5 changed lines", &small, &mut out)?;
-            for e in &all.examples {
+            for e in all.examples.iter().chain(&small.examples) {
                 let mark = if e.matched { "MATCH" } else { "no match" };
                 writeln!(
                     out,
@@ -77,5 +77,11 @@ fn print_text(what: &str, r: &SuggestReport, out: &mut impl Write) -> std::io::R
         pct(r.top1_generator),
         pct(r.top5_generator),
         pct(r.reachable)
+    )?;
+    writeln!(
+        out,
+        "  fix among candidates and lowering the risk by the margin (the bound on top-1): {}   first suggestions that only delete lines: {}",
+        pct(r.eligible),
+        pct(r.first_deletes)
     )
 }

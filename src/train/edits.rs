@@ -438,6 +438,11 @@ pub struct SuggestReport {
     pub top5_generator: f64,
     /// Share of hunks whose fix is among all the generator's candidates (an upper bound on top-k).
     pub reachable: f64,
+    /// Share of hunks whose fix is among the candidates and lowers the risk by at least the
+    /// margin: the upper bound on top-1 when suggestions are shown only on a risk drop.
+    pub eligible: f64,
+    /// Share of the first shown suggestions that only delete lines (revert what was added).
+    pub first_deletes: f64,
     /// Examples: (path, shown first suggestion as a patch, matched).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<Example>,
@@ -491,7 +496,7 @@ pub fn evaluate_suggestions(
         ..Default::default()
     };
     let (mut top1, mut top5, mut covered, mut shown, mut applied, mut drop) = (0, 0, 0, 0, 0, 0.0f64);
-    let (mut g1, mut g5, mut reach) = (0, 0, 0);
+    let (mut g1, mut g5, mut reach, mut eligible, mut deletes) = (0, 0, 0, 0, 0);
     let bar = super::progress(fixes.len() as u64, "eval-suggest");
     for chunk in fixes.chunks(64) {
         let files: Vec<(String, Hunk)> = chunk.iter().map(|f| view_file(&f.view)).collect();
@@ -510,9 +515,19 @@ pub fn evaluate_suggestions(
             .collect();
         let before = scorer.score(&inputs)?;
         for (k, (f, (text, hunk))) in chunk.iter().zip(&files).enumerate() {
-            reach += enumerate(hunk, &generator.rules)
+            let all = enumerate(hunk, &generator.rules);
+            // Every candidate that gives the fix (they may differ in whitespace only).
+            let fixed: Vec<Hunk> = all
                 .iter()
-                .any(|p| matches(hunk, &p.edits, &f.target)) as usize;
+                .filter(|p| matches(hunk, &p.edits, &f.target))
+                .map(|p| suggest::rewrite(hunk, &p.edits))
+                .collect();
+            if !fixed.is_empty() {
+                reach += 1;
+                let fixed_inputs: Vec<ScoreInput> = fixed.iter().map(|h| ScoreInput { hunk: h, ..inputs[k] }).collect();
+                let risks = scorer.score(&fixed_inputs)?;
+                eligible += risks.iter().any(|r| before[k].risk - r.risk >= settings.margin) as usize;
+            }
             let ranked = generator.propose(hunk, 5)?;
             g1 += ranked.first().is_some_and(|c| matches(hunk, &c.edits, &f.target)) as usize;
             g5 += ranked.iter().any(|c| matches(hunk, &c.edits, &f.target)) as usize;
@@ -536,6 +551,7 @@ pub fn evaluate_suggestions(
             top1 += matches(hunk, &first.edits, &f.target) as usize;
             top5 += sugg.iter().any(|s| matches(hunk, &s.edits, &f.target)) as usize;
             drop += (first.risk.old - first.risk.new) as f64;
+            deletes += first.edits.iter().all(|e| e.new.is_none()) as usize;
             for s in sugg.iter().take(settings.per_hunk) {
                 shown += 1;
                 let new = suggest::apply_to(text, &suggest::line_edits(hunk, &s.edits));
@@ -570,6 +586,12 @@ pub fn evaluate_suggestions(
     r.top1_generator = g1 as f64 / n;
     r.top5_generator = g5 as f64 / n;
     r.reachable = reach as f64 / n;
+    r.eligible = eligible as f64 / n;
+    r.first_deletes = if covered == 0 {
+        0.0
+    } else {
+        deletes as f64 / covered as f64
+    };
     Ok(r)
 }
 

@@ -230,11 +230,22 @@ fn the_generator_learns_from_fixes_and_eval_suggest_measures_it() {
     assert_eq!(v["n"], 12);
     assert_eq!(v["small"]["n"], 12);
     assert_eq!(v["rewritable"], 12, "every test fix replaces a line");
-    for k in ["top1", "top5", "coverage", "applies", "top1_generator", "reachable"] {
+    for k in [
+        "top1",
+        "top5",
+        "coverage",
+        "applies",
+        "top1_generator",
+        "reachable",
+        "eligible",
+        "first_deletes",
+    ] {
         let x = v[k].as_f64().unwrap_or_else(|| panic!("{k} missing"));
         assert!((0.0..=1.0).contains(&x), "{k} = {x}");
     }
     assert_eq!(v["reachable"], 1.0, "every test fix is among the candidates");
+    assert!(v["eligible"].as_f64().unwrap() <= v["reachable"].as_f64().unwrap());
+    assert!(v["top1"].as_f64().unwrap() <= v["eligible"].as_f64().unwrap(), "{v}");
     assert!(v["top1_generator"].as_f64().unwrap() >= 0.5, "{v}");
     if v["coverage"].as_f64().unwrap() > 0.0 {
         assert_eq!(v["applies"], 1.0);
