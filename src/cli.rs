@@ -367,8 +367,10 @@ the fix's old side, with the lines the fix removed shown as just added, and prop
 probability). A suggestion matches when it gives the fix's new side (whitespace-insensitive). Reported: \
 n, rewritable (fixes that remove a line; the others only insert lines, which no rewrite can match), \
 top1, top5, coverage (hunks with a suggestion), applies (shown suggestions whose patch applies and \
-gives the intended text), risk_drop, and the generator's own top1/top5 without the risk model; then the \
-same for single-hunk fixes with at most 5 changed lines (`small`)."
+gives the intended text), risk_drop, the generator's own top1/top5 without the risk model, reachable \
+(the fix is among all candidates), eligible (it is, and it lowers the risk by the margin: the most top1 \
+can be) and first_deletes (first suggestions that only delete lines); then the same for single-hunk \
+fixes with at most 5 changed lines (`small`)."
 )]
 pub struct EvalSuggestArgs {
     /// Commit records (*.commits.jsonl[.gz]) with `fix` and `diff` fields.
