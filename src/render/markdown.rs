@@ -77,6 +77,32 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
         )?;
     }
     let findings = r.findings(min_risk);
+    if findings.is_empty() && r.verdict != Verdict::Lgtm {
+        // A verdict with nothing under it reads as arbitrary: say where it comes from.
+        let riskiest: Vec<String> = r
+            .findings(f32::NEG_INFINITY)
+            .iter()
+            .take(3)
+            .map(|f| {
+                format!(
+                    "{} {} ({:.0}%)",
+                    code_span(f.file.display_path()),
+                    code_span(&f.hunk.header()),
+                    f.score.risk * 100.0
+                )
+            })
+            .collect();
+        if !riskiest.is_empty() {
+            writeln!(
+                out,
+                "
+No single hunk reaches the {:.0}% risk shown in detail: the verdict weighs the change as a whole. \
+                 The riskiest hunks: {}.",
+                min_risk * 100.0,
+                riskiest.join(", ")
+            )?;
+        }
+    }
     if !findings.is_empty() {
         writeln!(out, "\n| Risk | File | Hunk |\n|---:|---|---|")?;
         for f in &findings {
@@ -132,7 +158,7 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
             "\n---\nThank you for this contribution, and I'm sorry to be the bearer of a REJECT. \
              I can't recommend merging this change as it stands: from changes like it, I estimate only a \
              {:.0}% chance that it will not need a fix later. What would change my verdict: smaller, focused \
-             changes; tests that exercise the risky hunks above; and a second look at the lines that drive \
+             changes; tests that exercise the riskiest hunks above; and a second look at the lines that drive \
              the score. I am a statistical model and I am sometimes wrong. A human reviewer has the last word.",
             r.p_clean * 100.0
         )?;

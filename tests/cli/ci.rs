@@ -155,6 +155,25 @@ fn markdown_comment_is_courteous_when_it_rejects() {
         &["HEAD~1..HEAD", "--format", "markdown", "--lgtm", "0", "--reject", "0"],
     );
     assert!(!ok.contains("sorry"));
+    // Not LGTM with no hunk at --min-risk: the comment still says which hunks weigh most.
+    let quiet = output(
+        &r,
+        &[
+            "HEAD~1..HEAD",
+            "--format",
+            "markdown",
+            "--lgtm",
+            "1",
+            "--reject",
+            "0",
+            "--min-risk",
+            "1",
+        ],
+    );
+    assert!(quiet.contains("NEEDS WORK"), "{quiet}");
+    assert!(quiet.contains("No single hunk reaches the 100% risk"), "{quiet}");
+    assert!(quiet.contains("The riskiest hunks: `"), "{quiet}");
+    assert!(!ok.contains("No single hunk"), "an LGTM needs no explanation: {ok}");
 }
 
 #[test]
