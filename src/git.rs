@@ -184,14 +184,12 @@ pub fn diff(repo: &Repository, req: &Request) -> Result<Change, GitError> {
                 Err(e) => return Err(e.into()),
             }
         };
-        (
-            parent,
-            NewSide::Tree(commit.tree()?),
-            OldNew {
-                old: format!("{rev}^"),
-                new: rev.clone(),
-            },
-        )
+        let old = if parent.is_some() {
+            format!("{rev}^")
+        } else {
+            "empty tree (first commit)".to_string()
+        };
+        (parent, NewSide::Tree(commit.tree()?), OldNew { old, new: rev.clone() })
     } else {
         match req.revs.as_slice() {
             [] => {

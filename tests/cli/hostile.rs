@@ -119,6 +119,24 @@ fn unborn_branch_reviews_staged_files_against_the_empty_tree() {
 }
 
 #[test]
+fn the_first_commit_is_reviewed_against_the_empty_tree_and_going_past_it_says_how() {
+    let r = Repo::new();
+    r.write("first.rs", "fn first() {}\n");
+    r.commit("first");
+    r.cmd()
+        .args(["review", "HEAD~1"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("past the repository's first commit"))
+        .stderr(predicates::str::contains("--commit REV"));
+    let out = r.cmd().args(["review", "--commit", "HEAD"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("empty tree (first commit) -> HEAD"), "{text}");
+    let v = json(&r, &["--commit", "HEAD"]);
+    assert_eq!(file(&v, "first.rs")["status"], "added");
+}
+
+#[test]
 fn a_held_index_lock_does_not_stop_a_review_and_is_left_alone() {
     let r = two_commits();
     r.write("a.rs", "fn main() { changed() }\n");
