@@ -316,10 +316,12 @@ pub struct TrainArgs {
     pub boost: bool,
     /// Keep the tokenizer and transformer of the model in DIR and fit only the wide path,
     /// the calibration and the change combiner (minutes instead of the transformer's half hour).
-    /// The transformer's shape and training flags are the base's, so they are refused here.
+    /// The base's suggestion generator, if it has one, is kept as it is. The transformer's
+    /// shape and training flags, and the generator's, are the base's, so they are refused here.
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "resume", "no_wide", "epochs", "d_model", "layers", "heads", "d_ff", "max_len", "vocab",
         "batch", "lr", "weight_decay", "dropout", "hunk_features_only", "bag", "no_file_name",
+        "checkpoint_every", "generator_only", "generator_epochs",
     ])]
     pub base: Option<PathBuf>,
     /// Train only the suggestion generator (from the fix commits in --data) into --out.

@@ -33,9 +33,18 @@ pub fn run(args: EvalArgs) -> Result<u8> {
                 .create_new(true)
                 .open(path)
                 .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
-            let (chosen, logits) = score_split(&model, &data, split)?;
-            write_scores(file, path, &model, &data, &chosen, &logits)?;
-            report_scored(&model, &data, &chosen, &logits, split)
+            let scored = score_split(&model, &data, split).and_then(|(chosen, logits)| {
+                write_scores(file, path, &model, &data, &chosen, &logits)?;
+                Ok(report_scored(&model, &data, &chosen, &logits, split))
+            });
+            match scored {
+                Ok(r) if r.n > 0 => r,
+                // No half-written or empty file left to block the rerun.
+                other => {
+                    let _ = std::fs::remove_file(path);
+                    other?
+                }
+            }
         }
     };
     if report.n == 0 {
@@ -52,7 +61,7 @@ pub fn run(args: EvalArgs) -> Result<u8> {
     Ok(crate::exit::PASS)
 }
 
-/// One JSON line per scored hunk, in data order; refuses to overwrite an existing file.
+/// One JSON line per scored hunk, in data order, into the file the caller created.
 fn write_scores(
     file: std::fs::File,
     path: &Path,

@@ -40,13 +40,18 @@ pub fn run(args: EvalSuggestArgs) -> Result<u8> {
         EvalFormat::Text => {
             print_text("all fix hunks", &all, &mut out)?;
             print_text("single-hunk fixes, at most 5 changed lines", &small, &mut out)?;
-            for e in all.examples.iter().chain(&small.examples) {
+            let tagged = all
+                .examples
+                .iter()
+                .map(|e| (e, ""))
+                .chain(small.examples.iter().map(|e| (e, ", small fix")));
+            for (e, tag) in tagged {
                 let mark = if e.matched { "MATCH" } else { "no match" };
                 writeln!(
                     out,
-                    "\n--- example ({mark}) {} {} {}",
+                    "\n--- example ({mark}{tag}) {} {} {}",
                     e.project,
-                    &e.commit[..e.commit.len().min(12)],
+                    e.commit.chars().take(12).collect::<String>(),
                     e.path
                 )?;
                 write!(out, "{}", crate::render::sanitize::clean_with(&e.patch, true))?;

@@ -48,20 +48,27 @@ fn train_generator(args: &TrainArgs) -> Result<bool> {
     Ok(true)
 }
 
+/// The base model's generator, checked as `review` will load it, before any training.
+fn base_generator(base: &Path) -> Result<bool> {
+    match EditModel::read_dir(base) {
+        None => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        Some(Err(e)) => Err(e).with_context(|| format!("the suggestion generator of --base {}", base.display())),
+    }
+}
+
 /// Keeps the base model's generator as it is (`--base` keeps what it does not refit).
 fn copy_generator(base: &Path, out: &Path) -> Result<()> {
     for name in [edit::CONFIG, edit::WEIGHTS, "generator_metrics.json"] {
-        let from = base.join(name);
+        let (from, to) = (base.join(name), out.join(name));
+        // A stale file from an earlier run in --out must not pair with the base's.
+        if to.is_file() {
+            std::fs::remove_file(&to).with_context(|| format!("cannot replace {}", to.display()))?;
+        }
         if from.is_file() {
-            std::fs::copy(&from, out.join(name))
+            std::fs::copy(&from, &to)
                 .with_context(|| format!("cannot copy {} into {}", from.display(), out.display()))?;
         }
-    }
-    // Loading it checks that the copy is a usable generator, as `review` will.
-    match EditModel::read_dir(out) {
-        Some(Ok(_)) => {}
-        Some(Err(e)) => return Err(e).with_context(|| format!("the generator of {}", base.display())),
-        None => anyhow::bail!("{} has no complete generator", base.display()),
     }
     eprintln!("deepspark: generator kept from {}", base.display());
     Ok(())
@@ -106,9 +113,13 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         boost: args.boost,
         base: args.base.clone(),
     };
+    let keep_generator = match &args.base {
+        Some(base) => base_generator(base)?,
+        None => false,
+    };
     let report = train(&opts, &dev)?;
     match &args.base {
-        Some(base) if base.join(edit::CONFIG).is_file() => copy_generator(base, &args.out)?,
+        Some(base) if keep_generator => copy_generator(base, &args.out)?,
         _ => {
             train_generator(&args)?;
         }

@@ -322,13 +322,15 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
             );
         }
     }
-    // A base model is read and validated whole before any work: its transformer's tensors
-    // (F32, F16 or BF16, checked as `review` checks them) seed the varmap below.
+    // A base model is read and validated whole before any work (config, tensors, tokenizer,
+    // checked as `review` checks them): its transformer's tensors (F32, F16 or BF16) seed the
+    // varmap below.
     let (base, base_cfg, base_tensors) = match &opts.base {
         Some(dir) => {
             let files = weights::ModelFiles::read_dir(dir)?;
             let cfg = files.parse_config()?;
             let tensors = files.tensors(&cfg, device)?;
+            files.encoder(&cfg)?;
             (Some(files), Some(cfg), Some(tensors))
         }
         None => (None, None, None),
@@ -461,7 +463,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     cfg.validate()?;
     let (mut varmap, net) = init_model(&cfg, &mut rng, device)?;
     if let Some(tensors) = &base_tensors {
-        for (name, var) in varmap.data().lock().unwrap().iter() {
+        for (name, var) in varmap.data().lock().expect("varmap lock: one thread").iter() {
             let t = tensors
                 .get(name)
                 .with_context(|| format!("the base model has no tensor {name:?}"))?;
@@ -1004,8 +1006,10 @@ mod tests {
         let enc = tiny_encoder();
         let mut cfg = tiny_cfg(&enc);
         let (_, net) = init_model(&cfg, &mut Rng::new(6), &Device::Cpu).unwrap();
-        // Finite weights whose combination overflows to -inf in the change combiner and
-        // +inf in the max: NaN, which would otherwise read as "needs work".
+        // Two failures. First, finite wide weights whose sum overflows: a +inf hunk logit.
+        // Second, a finite hunk logit that the change combiner turns into +inf - inf = NaN
+        // (a sigmoid never returns inf, so NaN is the way a change risk goes wrong), which
+        // would otherwise read as "needs work".
         cfg.change = crate::model::config::ChangeCombiner {
             w_max: 10.0,
             w_mean: -10.0,

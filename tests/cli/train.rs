@@ -117,6 +117,32 @@ fn train_writes_a_loadable_deterministic_model_and_eval_measures_it() {
         let x = v[k].as_f64().unwrap_or_else(|| panic!("{k} missing"));
         assert!((0.0..=1.0).contains(&x), "{k} = {x}");
     }
+    // --scores writes one line per measured hunk, and never over an existing file.
+    let scores = d.path().join("scores.jsonl");
+    let eval_scores = || {
+        cmd_in(d.path())
+            .arg("eval")
+            .arg("--data")
+            .args(&data)
+            .arg("--model")
+            .arg(&a)
+            .arg("--scores")
+            .arg(&scores)
+            .assert()
+    };
+    eval_scores().success();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&scores)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Every hunk of the split, the 3 unlabelled (-1) ones included; 13 labelled as above.
+    assert_eq!(lines.len(), 16);
+    assert_eq!(lines.iter().filter(|l| l["label"].as_i64().unwrap() >= 0).count(), 13);
+    assert!(lines.iter().all(|l| (0.0..=1.0).contains(&l["risk"].as_f64().unwrap())));
+    eval_scores()
+        .failure()
+        .stderr(predicates::str::contains("must not exist yet"));
     // The trained model reviews a real repository.
     let r = two_commits();
     r.cmd()
@@ -309,6 +335,12 @@ fn the_wide_path_fits_on_a_base_model_and_keeps_its_transformer() {
         std::fs::read(out.join("generator.json")).unwrap()
     );
     on_base(&half_base, &d.path().join("from_half"), &[]).success();
+    // A base whose generator is corrupt is refused before any training, and --out stays empty.
+    std::fs::write(half_base.join("generator.safetensors"), b"not safetensors").unwrap();
+    on_base(&half_base, &d.path().join("y"), &[])
+        .failure()
+        .stderr(predicates::str::contains("suggestion generator of --base"));
+    assert!(!d.path().join("y").exists());
     // What --base would ignore, or overwrite, is refused before any work.
     on_base(&base, &d.path().join("x"), &["--d-model", "32"])
         .failure()
