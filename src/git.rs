@@ -27,6 +27,8 @@ pub enum GitError {
         "this is a shallow clone and {what} is not in the local history; fetch more history (`git fetch --unshallow`, or `fetch-depth: 0` in CI)"
     )]
     Shallow { what: String },
+    #[error("unknown revision {0:?}: it goes back past the repository's first commit")]
+    PastFirstCommit(String),
     #[error("no common ancestor between {0} and {1}")]
     NoMergeBase(String, String),
     #[error("git: {0}")]
@@ -127,8 +129,13 @@ fn commit_id(repo: &Repository, rev: &str) -> Result<Oid, GitError> {
 }
 
 fn bad_rev(repo: &Repository, rev: &str, e: git2::Error) -> GitError {
-    if repo.is_shallow() && (rev.contains('~') || rev.contains('^')) {
+    let ancestry = rev.contains('~') || rev.contains('^');
+    if repo.is_shallow() && ancestry {
         return GitError::Shallow { what: rev.to_string() };
+    }
+    // libgit2's words for `REV~N` / `REV^` past a root commit.
+    if ancestry && e.message().contains("parent") && e.message().contains("does not exist") {
+        return GitError::PastFirstCommit(rev.to_string());
     }
     GitError::BadRevision {
         rev: rev.to_string(),

@@ -14,12 +14,9 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
     if let Some(g) = err.downcast_ref::<GitError>() {
         return Some(match g {
             GitError::NotARepo(_) => "run deepspark inside a git repository, or pass -C PATH".into(),
-            // libgit2's words for `REV~N` / `REV^` past the first commit.
-            GitError::BadRevision { msg, .. } if msg.contains("parent") && msg.contains("does not exist") => {
-                "that goes back past the repository's first commit; `deepspark review --commit REV` reviews a \
-                 commit against its parent, or against nothing for the first commit"
-                    .into()
-            }
+            GitError::PastFirstCommit(_) => "`deepspark review --commit REV` reviews a commit against its \
+                 parent, or against nothing for the first commit"
+                .into(),
             GitError::BadRevision { .. } => {
                 "check the revision with `git rev-parse --verify REV`; see `deepspark review --help` for the forms"
                     .into()

@@ -113,14 +113,15 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         boost: args.boost,
         base: args.base.clone(),
     };
-    let keep_generator = match &args.base {
-        Some(base) => base_generator(base)?,
-        None => false,
+    // The base's generator, if any, is checked before the training it would otherwise fail after.
+    let kept_from = match args.base.as_deref() {
+        Some(base) if base_generator(base)? => Some(base),
+        _ => None,
     };
     let report = train(&opts, &dev)?;
-    match &args.base {
-        Some(base) if keep_generator => copy_generator(base, &args.out)?,
-        _ => {
+    match kept_from {
+        Some(base) => copy_generator(base, &args.out)?,
+        None => {
             train_generator(&args)?;
         }
     }

@@ -95,8 +95,7 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
         if !riskiest.is_empty() {
             writeln!(
                 out,
-                "
-No single hunk reaches the {:.0}% risk shown in detail: the verdict weighs the change as a whole. \
+                "\nNo single hunk reaches the {:.0}% risk shown in detail: the verdict weighs the change as a whole. \
                  The riskiest hunks: {}.",
                 min_risk * 100.0,
                 riskiest.join(", ")

@@ -167,17 +167,22 @@ mod tests {
         (enc, y)
     }
 
+    /// Fits on the corpus, with the corpus itself as the calibration split.
+    fn fit_corpus(enc: &[Encoded], y: &[f32], opts: &WideOptions) -> (Wide, f64) {
+        let refs: Vec<&Encoded> = enc.iter().collect();
+        let yb: Vec<bool> = y.iter().map(|&v| v > 0.5).collect();
+        fit(&refs, y, &refs, &yb, 40, N_FEATURES, opts, &Device::Cpu).unwrap()
+    }
+
     #[test]
     fn learns_a_predictive_token_and_stacks() {
         let (enc, y) = corpus(400);
-        let refs: Vec<&Encoded> = enc.iter().collect();
-        let yb: Vec<bool> = y.iter().map(|&v| v > 0.5).collect();
         let opts = WideOptions {
             epochs: 5,
             batch: 16,
             ..Default::default()
         };
-        let (w, auc) = fit(&refs, &y, &refs, &yb, 40, N_FEATURES, &opts, &Device::Cpu).unwrap();
+        let (w, auc) = fit_corpus(&enc, &y, &opts);
         assert!(auc > 0.85, "AUC {auc}");
         assert!(
             w.tokens[10] > 0.5 && w.tokens[11] < -0.5,
@@ -187,6 +192,8 @@ mod tests {
         );
         // A useless transformer logit gets (almost) no weight in the stack.
         let deep: Vec<f32> = (0..enc.len()).map(|i| (i % 7) as f32 - 3.0).collect();
+        let refs: Vec<&Encoded> = enc.iter().collect();
+        let yb: Vec<bool> = y.iter().map(|&v| v > 0.5).collect();
         let s = stack(w, &deep, &refs, &yb);
         assert!(s.deep.abs() < 0.2, "deep weight {}", s.deep);
         let risky = s.combine(0.0, &enc[y.iter().position(|&v| v > 0.5).unwrap()]);
@@ -197,14 +204,10 @@ mod tests {
     #[test]
     fn same_seed_same_weights() {
         let (enc, y) = corpus(100);
-        let refs: Vec<&Encoded> = enc.iter().collect();
-        let yb: Vec<bool> = y.iter().map(|&v| v > 0.5).collect();
         let opts = WideOptions {
             epochs: 2,
             ..Default::default()
         };
-        let a = fit(&refs, &y, &refs, &yb, 40, N_FEATURES, &opts, &Device::Cpu).unwrap();
-        let b = fit(&refs, &y, &refs, &yb, 40, N_FEATURES, &opts, &Device::Cpu).unwrap();
-        assert_eq!(a.0, b.0);
+        assert_eq!(fit_corpus(&enc, &y, &opts).0, fit_corpus(&enc, &y, &opts).0);
     }
 }

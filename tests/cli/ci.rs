@@ -134,42 +134,29 @@ fn github_annotations_are_escaped() {
 #[test]
 fn markdown_comment_is_courteous_when_it_rejects() {
     let r = two_commits();
-    let text = output(
-        &r,
-        &[
-            "HEAD~1..HEAD",
-            "--format",
-            "markdown",
-            "--lgtm",
-            "1",
-            "--reject",
-            "1",
-            "--min-risk",
-            "0",
-        ],
-    );
+    let markdown = |lgtm: &str, reject: &str, min_risk: &str| {
+        output(
+            &r,
+            &[
+                "HEAD~1..HEAD",
+                "--format",
+                "markdown",
+                "--lgtm",
+                lgtm,
+                "--reject",
+                reject,
+                "--min-risk",
+                min_risk,
+            ],
+        )
+    };
+    let text = markdown("1", "1", "0");
     redact_scores().bind(|| insta::assert_snapshot!(text));
     assert!(text.contains("Thank you") && text.contains("sorry"));
-    let ok = output(
-        &r,
-        &["HEAD~1..HEAD", "--format", "markdown", "--lgtm", "0", "--reject", "0"],
-    );
+    let ok = markdown("0", "0", "0.3");
     assert!(!ok.contains("sorry"));
     // Not LGTM with no hunk at --min-risk: the comment still says which hunks weigh most.
-    let quiet = output(
-        &r,
-        &[
-            "HEAD~1..HEAD",
-            "--format",
-            "markdown",
-            "--lgtm",
-            "1",
-            "--reject",
-            "0",
-            "--min-risk",
-            "1",
-        ],
-    );
+    let quiet = markdown("1", "0", "1");
     assert!(quiet.contains("NEEDS WORK"), "{quiet}");
     assert!(quiet.contains("No single hunk reaches the 100% risk"), "{quiet}");
     assert!(quiet.contains("The riskiest hunks: `"), "{quiet}");
