@@ -32,6 +32,8 @@ pub enum Command {
     EvalSuggest(EvalSuggestArgs),
     /// Review each commit of a range (history triage), one line per commit.
     Scan(ScanArgs),
+    /// Score JSON records from stdin to stdout, one per line (a stream filter for Spark, GNU parallel, ...).
+    Score(ScoreArgs),
     /// Install, remove or run deepspark's git pre-push hook.
     #[command(subcommand)]
     Hook(HookCommand),
@@ -428,4 +430,51 @@ pub struct ScanArgs {
     pub repo: Option<PathBuf>,
     #[command(flatten)]
     pub gate: GateArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "INPUT: one JSON object per line, in the schema of the training data:
+  hunk records    {\"file\", \"hunk_header\", \"hunk\", \"commit_id\", \"project\", ...}
+  commit records  {\"diff\" (git show text), \"diff_truncated\", \"commit_id\", ...}
+OUTPUT: each record as it came, in input order, with fields added:
+  hunk records    risk, logit
+  commit records  risk, logit (of the change), p_clean, verdict, hunks, max_hunk_risk
+A line that cannot be scored becomes {\"line\": N, \"error\": \"...\"} and the stream goes on.
+Hunk records of one commit that follow each other share its change features (hunks, added
+lines, files), as in `eval`. Commit records follow `review`'s skip rules and thresholds.
+
+EXIT CODES:
+  0 every line was scored, 1 some lines became error records, 2 the run failed.")]
+pub struct ScoreArgs {
+    /// Read JSON lines on stdin, write JSON lines on stdout (the only mode, required so that
+    /// other modes can come later without changing what this one means).
+    #[arg(long, required = true)]
+    pub jsonl: bool,
+    /// Directory with config.json, model.safetensors and tokenizer.json (default: the embedded model).
+    #[arg(long, value_name = "DIR", env = "DEEPSPARK_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Commit records: LGTM when P(clean) is at least this [default: 0.95].
+    #[arg(long, value_parser = probability, env = "DEEPSPARK_LGTM")]
+    pub lgtm: Option<f64>,
+    /// Commit records: REJECT when P(clean) is below this [default: 0.60].
+    #[arg(long, value_parser = probability, env = "DEEPSPARK_REJECT")]
+    pub reject: Option<f64>,
+    /// Commit records: files with more changed lines than this are not reviewed [default: 5000].
+    #[arg(long, value_name = "LINES")]
+    pub max_file_lines: Option<usize>,
+    /// Commit records: past this many changed lines the remaining files are not reviewed [default: 20000].
+    #[arg(long, value_name = "LINES")]
+    pub max_change_lines: Option<usize>,
+    /// Commit records: extra path patterns to skip (as `review --skip`).
+    #[arg(long = "skip", value_name = "GLOB")]
+    pub skip: Vec<String>,
+    /// Commit records: score generated, vendored and lock files too.
+    #[arg(long)]
+    pub no_default_skips: bool,
+    /// Settings file (only when given: a stream filter reads no repository).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }

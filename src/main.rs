@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         cli::Command::Eval(a) => commands::eval::run(a),
         cli::Command::EvalSuggest(a) => commands::eval_suggest::run(a),
         cli::Command::Scan(a) => commands::scan::run(a),
+        cli::Command::Score(a) => commands::score::run(a),
         cli::Command::Hook(c) => commands::hook::run(c),
     };
     match result {

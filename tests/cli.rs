@@ -15,6 +15,8 @@ mod hostile;
 mod model;
 #[path = "cli/review.rs"]
 mod review;
+#[path = "cli/score.rs"]
+mod score;
 #[path = "cli/suggest.rs"]
 mod suggest;
 #[path = "cli/train.rs"]

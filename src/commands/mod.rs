@@ -4,6 +4,7 @@ pub mod eval_suggest;
 pub mod hook;
 pub mod review;
 pub mod scan;
+pub mod score;
 pub mod train;
 
 use crate::git::GitError;
