@@ -32,6 +32,8 @@ pub enum Command {
     EvalSuggest(EvalSuggestArgs),
     /// Review each commit of a range (history triage), one line per commit.
     Scan(ScanArgs),
+    /// Label this repository's history with SZZ: which commits a later bug fix implicates.
+    Mine(MineArgs),
     /// Score JSON records from stdin to stdout, one per line (a stream filter for Spark, GNU parallel, ...).
     Score(ScoreArgs),
     /// Install, remove or run deepspark's git pre-push hook.
@@ -475,6 +477,43 @@ pub struct ScoreArgs {
     #[arg(long)]
     pub no_default_skips: bool,
     /// Settings file (only when given: a stream filter reads no repository).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    group = clap::ArgGroup::new("dest").required(true).args(["out", "jsonl"]),
+    after_help = "SZZ: commits whose message marks a bug fix (keywords such as fix, bug, crash, regression; \
+not typo, docs, lint; `[mine] fix` and `not_fix` in .deepspark.toml replace the patterns) have the code \
+lines they remove blamed at their parent, ignoring whitespace and commits listed in .git-blame-ignore-revs; \
+blank, brace-only and comment lines are not blamed. A blamed commit is buggy, and its hunks that added a \
+blamed line get hunk_label 1 (its other hunks -1); other commits are clean (0), except those younger than \
+the grace period before REV, which are left out. Merges and fixes touching more than 50 files are not \
+blamed. Records (the schema of the training data): each commit record, then its hunk records (source \
+files only: no tests, documentation, vendored or generated files), oldest commit first. \
+`deepspark train --data FILE` reads the file as it is."
+)]
+pub struct MineArgs {
+    /// Mine as if today were REV: only REV and its ancestors, the grace period counted from its date.
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub at: String,
+    /// Write the records to FILE (gzip when it ends in .gz), replacing it atomically.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Write the records to stdout, one JSON object per line.
+    #[arg(long)]
+    pub jsonl: bool,
+    /// Repository to mine (default: the one containing the current directory; bare is fine).
+    #[arg(short = 'C', long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    /// The `project` field of the records (default: owner/name from the origin remote, else the folder name).
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
+    /// Clean-looking commits younger than this many days before REV are not labelled [default: 365].
+    #[arg(long, value_name = "DAYS")]
+    pub grace_days: Option<u32>,
+    /// Settings file (default: .deepspark.toml at the repository root, if present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }

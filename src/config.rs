@@ -34,6 +34,21 @@ pub struct Config {
     pub suggest_above: Option<f64>,
     /// A suggestion must lower its hunk's risk by at least this much.
     pub suggest_margin: Option<f64>,
+    /// How `deepspark mine` reads the history (`[mine]` table).
+    #[serde(default)]
+    pub mine: MineConfig,
+}
+
+/// The `[mine]` table: which messages mark bug fixes, and how long bugs take to be found.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MineConfig {
+    /// Regular expressions: a commit whose message matches one is a bug fix (replaces the defaults).
+    pub fix: Option<Vec<String>>,
+    /// Regular expressions: a subject that matches one is not a bug fix (replaces the defaults).
+    pub not_fix: Option<Vec<String>>,
+    /// Commits younger than this many days before the mined revision are not labelled clean.
+    pub grace_days: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,5 +108,11 @@ mod tests {
         assert!(e.contains("lgtn"), "{e}");
         assert!(Config::parse("reject = 2.0").unwrap_err().contains("probability"));
         assert!(Config::parse("fail_on = \"sometimes\"").is_err());
+        let m = Config::parse("[mine]\nfix = [\"(?i)oops\"]\ngrace_days = 30\n")
+            .unwrap()
+            .mine;
+        assert_eq!(m.fix.as_deref(), Some(&["(?i)oops".to_string()][..]));
+        assert_eq!(m.grace_days, Some(30));
+        assert!(Config::parse("[mine]\ngrace = 30\n").unwrap_err().contains("grace"));
     }
 }

@@ -501,3 +501,102 @@ fn file_diff(repo: &Repository, d: &git2::Diff, i: usize) -> Result<FileDiff, Gi
     }
     Ok(file)
 }
+
+/// A commit of the history, as `mine` reads it.
+#[derive(Debug, Clone)]
+pub struct HistoryCommit {
+    pub id: Oid,
+    pub parents: Vec<Oid>,
+    /// Author time, unix seconds.
+    pub author_date: i64,
+    pub message: String,
+}
+
+impl HistoryCommit {
+    /// The first line of the message.
+    pub fn subject(&self) -> &str {
+        self.message.lines().next().unwrap_or("").trim()
+    }
+}
+
+/// `at` and all its ancestors, oldest first (parents before children, then by time), and
+/// whether the walk stopped at a shallow clone's boundary.
+pub fn history(repo: &Repository, at: &str) -> Result<(Vec<HistoryCommit>, bool), GitError> {
+    let mut walk = repo.revwalk()?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME | git2::Sort::REVERSE)?;
+    walk.push(commit_id(repo, at)?)?;
+    let mut out = Vec::new();
+    let mut shallow = false;
+    for id in walk {
+        let c = repo.find_commit(id?)?;
+        if c.parent_count() == 0 && is_shallow_boundary(repo, c.id()) {
+            shallow = true;
+        }
+        out.push(HistoryCommit {
+            id: c.id(),
+            parents: c.parent_ids().collect(),
+            author_date: c.author().when().seconds(),
+            message: String::from_utf8_lossy(c.message_bytes()).into_owned(),
+        });
+    }
+    Ok((out, shallow))
+}
+
+/// Where one line of a file came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The line asked about, in the file at the blamed revision.
+    pub line: u32,
+    /// The commit that introduced it, the file's path there and the line's number there.
+    pub commit: Oid,
+    pub path: String,
+    pub orig_line: u32,
+}
+
+/// Blames `lines` (1-based) of `path` as of commit `at`, ignoring whitespace changes.
+/// libgit2 walks the history only for the line range asked about (first to last line),
+/// so callers ask once per file with just the lines they need. Renames are followed.
+pub fn blame(repo: &Repository, at: Oid, path: &str, lines: &[u32]) -> Result<Vec<Origin>, GitError> {
+    let (Some(&min), Some(&max)) = (lines.iter().min(), lines.iter().max()) else {
+        return Ok(Vec::new());
+    };
+    let mut opts = git2::BlameOptions::new();
+    opts.newest_commit(at)
+        .ignore_whitespace(true)
+        .min_line(min as usize)
+        .max_line(max as usize);
+    let blame = repo.blame_file(Path::new(path), Some(&mut opts))?;
+    let mut out = Vec::with_capacity(lines.len());
+    for &l in lines {
+        let Some(h) = blame.get_line(l as usize) else {
+            continue;
+        };
+        let offset = l as usize - h.final_start_line();
+        out.push(Origin {
+            line: l,
+            commit: h.final_commit_id(),
+            path: h
+                .path()
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_else(|| path.to_string()),
+            orig_line: (h.orig_start_line() + offset) as u32,
+        });
+    }
+    Ok(out)
+}
+
+/// The paths of `.git-blame-ignore-revs` at `at` (commits whose lines blame should see
+/// through); empty when the file is absent. Lines that are not full hex ids are ignored.
+pub fn blame_ignore_revs(repo: &Repository, at: Oid) -> Result<HashSet<Oid>, GitError> {
+    let tree = repo.find_commit(at)?.tree()?;
+    let Ok(entry) = tree.get_path(Path::new(".git-blame-ignore-revs")) else {
+        return Ok(HashSet::new());
+    };
+    let blob = repo.find_blob(entry.id())?;
+    Ok(String::from_utf8_lossy(blob.content())
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| l.len() == 40 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter_map(|l| Oid::from_str(l).ok())
+        .collect())
+}

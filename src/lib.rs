@@ -4,8 +4,8 @@
 //! `git` (revision -> [`diff::FileDiff`]s) -> `skip` (what the model does not see) ->
 //! `tokenize` (hunk -> token ids) -> `model` (ids -> risk) -> `review` (risks -> verdict)
 //! -> `suggest` (risky hunks -> verified, re-scored rewrites) -> `render` (terminal, JSON,
-//! SARIF, ...); `apply` writes suggestions (`--apply`, `--patch`). `train` fits and measures
-//! the models; `commands` wires each subcommand; `exit` holds the exit codes.
+//! SARIF, ...); `apply` writes suggestions (`--apply`, `--patch`). `mine` labels a
+//! repository's own history (SZZ) for training; `train` fits and measures the models; `commands` wires each subcommand; `exit` holds the exit codes.
 
 pub mod apply;
 pub mod cli;
@@ -15,6 +15,7 @@ pub mod diff;
 pub mod exit;
 pub mod git;
 pub mod hook;
+pub mod mine;
 pub mod model;
 pub mod render;
 pub mod review;

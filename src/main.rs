@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         cli::Command::EvalSuggest(a) => commands::eval_suggest::run(a),
         cli::Command::Scan(a) => commands::scan::run(a),
         cli::Command::Score(a) => commands::score::run(a),
+        cli::Command::Mine(a) => commands::mine::run(a),
         cli::Command::Hook(c) => commands::hook::run(c),
     };
     match result {

@@ -2,6 +2,7 @@
 pub mod eval;
 pub mod eval_suggest;
 pub mod hook;
+pub mod mine;
 pub mod review;
 pub mod scan;
 pub mod score;

@@ -82,30 +82,21 @@ pub(crate) fn open(path: &Path) -> Result<Box<dyn BufRead>> {
 enum Kind {
     Hunks,
     Commits,
+    /// Both kinds in one file (what `deepspark mine` writes): told apart record by record.
+    Mixed,
 }
 
-fn kind_of(path: &Path, first_line: &str) -> Result<Kind> {
+fn kind_of(path: &Path) -> Kind {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     if name.contains(".hunks.") {
-        return Ok(Kind::Hunks);
-    }
-    if name.contains(".commits.") {
-        return Ok(Kind::Commits);
-    }
-    let v: serde_json::Value =
-        serde_json::from_str(first_line).with_context(|| format!("{}: first line is not JSON", path.display()))?;
-    if v.get("hunk_label").is_some() {
-        Ok(Kind::Hunks)
-    } else if v.get("author_date").is_some() {
-        Ok(Kind::Commits)
+        Kind::Hunks
+    } else if name.contains(".commits.") {
+        Kind::Commits
     } else {
-        bail!(
-            "{}: neither hunk records (hunk_label) nor commit records (author_date)",
-            path.display()
-        )
+        Kind::Mixed
     }
 }
 
@@ -128,7 +119,7 @@ impl Dataset {
         for path in paths {
             let path = path.as_ref();
             let mut reader = open(path)?;
-            let mut kind = None;
+            let kind = kind_of(path);
             let mut line = String::new();
             let mut n = 0usize;
             loop {
@@ -143,14 +134,24 @@ impl Dataset {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let k = match &kind {
-                    Some(k) => k,
-                    None => kind.insert(kind_of(path, &line)?),
-                };
                 let ctx = || format!("{}: record {n} does not match the schema", path.display());
-                match k {
+                match kind {
                     Kind::Hunks => hunks.push(serde_json::from_str(&line).with_context(ctx)?),
                     Kind::Commits => commits.push(serde_json::from_str(&line).with_context(ctx)?),
+                    Kind::Mixed => {
+                        let v: serde_json::Value = serde_json::from_str(&line)
+                            .with_context(|| format!("{}: record {n} is not JSON", path.display()))?;
+                        if v.get("hunk_label").is_some() {
+                            hunks.push(serde_json::from_value(v).with_context(ctx)?);
+                        } else if v.get("author_date").is_some() {
+                            commits.push(serde_json::from_value(v).with_context(ctx)?);
+                        } else {
+                            bail!(
+                                "{}: record {n} is neither a hunk record (hunk_label) nor a commit record (author_date)",
+                                path.display()
+                            );
+                        }
+                    }
                 }
             }
         }

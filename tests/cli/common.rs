@@ -88,6 +88,11 @@ impl Repo {
         self.repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &refs).unwrap()
     }
 
+    /// Moves the clock of the next commits forward.
+    pub fn advance_days(&self, days: i64) {
+        self.tick.set(self.tick.get() + days * 86_400);
+    }
+
     pub fn cmd(&self) -> Command {
         cmd_in(self.path())
     }

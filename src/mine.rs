@@ -1,0 +1,551 @@
+//! SZZ over the repository's own history: labels each commit by whether a later bug fix
+//! removed or changed lines it introduced, in the records of the training data.
+//!
+//! 1. **Fixes** are found by message (`Patterns::is_fix`); merges, commits of a shallow
+//!    clone's boundary and fixes touching more than `MAX_FIX_FILES` files are left out.
+//! 2. **Blame**: the code lines each fix removes (changed lines show up as removed ones),
+//!    except cosmetic ones (blank, lone braces and punctuation, comments), are blamed at
+//!    the fix's parent, ignoring whitespace, through `git::blame`. Lines blamed on a commit
+//!    of `.git-blame-ignore-revs` (mass reformatting) are not counted. Fixes are blamed in
+//!    parallel, one repository handle per thread.
+//! 3. **Labels**: a commit a fix implicates is buggy; its hunks whose added lines were
+//!    blamed get `hunk_label` 1, its other hunks -1. Other commits are clean (label 0),
+//!    except those younger than the grace period before `at`, which are not written at all:
+//!    their bugs may not have been found yet.
+//!
+//! Output, oldest commit first, deterministic: each commit record followed by its hunk
+//! records (source files only: no tests, vendored or generated files, as in the shared
+//! data). It reads only commits that are `at` or its ancestors, so mining "as of" an old
+//! revision sees nothing after it. It does not train or score anything.
+
+use crate::diff::{FileDiff, Hunk, LineKind, is_test_path};
+use crate::git::{self, GitError, HistoryCommit};
+use crate::skip;
+use git2::{Oid, Repository};
+use rayon::prelude::*;
+use regex::Regex;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+
+/// A fix that touches more files than this is a sweep (a rename, a licence update), not a
+/// bug fix: its lines are not blamed.
+pub const MAX_FIX_FILES: usize = 50;
+/// A commit record's diff is cut at this many bytes (`diff_truncated`), as in the shared data.
+pub const MAX_DIFF_BYTES: usize = 200_000;
+/// Commits written per parallel step of the output phase.
+const CHUNK: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MineError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("git: {0}")]
+    Git2(#[from] git2::Error),
+    #[error("invalid fix pattern {pattern:?}: {msg}")]
+    Pattern { pattern: String, msg: String },
+    #[error("cannot write the records: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// Which commit messages mark bug fixes.
+pub struct Patterns {
+    fix: Vec<Regex>,
+    not_fix: Vec<Regex>,
+}
+
+/// Bug-fix keywords (B-SZZ's, with their inflections), case-insensitive, as whole words.
+pub const DEFAULT_FIX: &[&str] =
+    &[r"(?i)\b(fix|fixes|fixed|fixing|bugfix|bug|bugs|hotfix|defect|regression|crash|crashes|crashed)\b"];
+/// Subjects that name a fix of something that is not code behaviour.
+pub const DEFAULT_NOT_FIX: &[&str] =
+    &[r"(?i)\b(typos?|spelling|docs?|documentation|changelog|readme|whitespace|formatting|lint)\b"];
+
+impl Patterns {
+    pub fn new(fix: &[String], not_fix: &[String]) -> Result<Patterns, MineError> {
+        let compile = |ps: &[String]| {
+            ps.iter()
+                .map(|p| {
+                    Regex::new(p).map_err(|e| MineError::Pattern {
+                        pattern: p.clone(),
+                        msg: e.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Patterns {
+            fix: compile(fix)?,
+            not_fix: compile(not_fix)?,
+        })
+    }
+
+    pub fn default_patterns() -> Patterns {
+        let own = |ps: &[&str]| ps.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Patterns::new(&own(DEFAULT_FIX), &own(DEFAULT_NOT_FIX)).expect("the default patterns compile")
+    }
+
+    /// A fix: the message matches a fix pattern and the subject no exclusion.
+    pub fn is_fix(&self, message: &str) -> bool {
+        let subject = message.lines().next().unwrap_or("");
+        self.fix.iter().any(|r| r.is_match(message)) && !self.not_fix.iter().any(|r| r.is_match(subject))
+    }
+}
+
+pub struct Options {
+    /// Mine as if today were this revision: only it and its ancestors.
+    pub at: String,
+    /// The `project` field of every record.
+    pub project: String,
+    /// Clean-looking commits younger than this many seconds before `at` are not labelled.
+    pub grace_secs: i64,
+    pub patterns: Patterns,
+    /// What is not source code (the review's default skip patterns, plus the user's).
+    pub rules: skip::Rules,
+}
+
+/// What a run did, for the summary line.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Summary {
+    /// Commits reachable from `at`.
+    pub commits: usize,
+    pub merges: usize,
+    pub fixes: usize,
+    /// Fixes not blamed: too many files.
+    pub sweeps: usize,
+    /// Lines blamed to a commit that is mined.
+    pub blamed_lines: usize,
+    /// Commit records written, and how many of them are buggy.
+    pub written: usize,
+    pub buggy: usize,
+    pub hunks: usize,
+    /// Clean-looking commits inside the grace period, not written.
+    pub unlabelled: usize,
+    /// The walk stopped at a shallow clone's boundary.
+    pub shallow: bool,
+}
+
+#[derive(Serialize)]
+struct CommitRecord<'a> {
+    commit_id: String,
+    project: &'a str,
+    buggy: bool,
+    fix: bool,
+    fixed_by: Vec<String>,
+    author_date: i64,
+    subject: &'a str,
+    diff: String,
+    diff_truncated: bool,
+}
+
+#[derive(Serialize)]
+struct HunkRecord<'a> {
+    commit_id: String,
+    project: &'a str,
+    file: &'a str,
+    hunk_header: String,
+    hunk: String,
+    commit_buggy: bool,
+    hunk_label: i8,
+}
+
+/// Progress callbacks: the number of steps of a phase, then one call per step.
+pub trait Progress: Sync {
+    fn phase(&self, name: &str, steps: usize);
+    fn step(&self);
+}
+
+/// Mines the history of `repo` up to `opts.at` and writes the records to `out`.
+pub fn mine(
+    repo: &Repository,
+    opts: &Options,
+    out: &mut dyn Write,
+    progress: &dyn Progress,
+) -> Result<Summary, MineError> {
+    let (history, shallow) = git::history(repo, &opts.at)?;
+    let mut summary = Summary {
+        commits: history.len(),
+        shallow,
+        ..Summary::default()
+    };
+    let Some(at) = history.last() else {
+        return Ok(summary);
+    };
+    let now = at.author_date;
+    let boundary: HashSet<Oid> = if shallow {
+        history.iter().filter(|c| c.parents.is_empty()).map(|c| c.id).collect()
+    } else {
+        HashSet::new()
+    };
+    // Commits that get records: not merges, not the shallow boundary (whose parent is missing).
+    let mined: Vec<&HistoryCommit> = history
+        .iter()
+        .filter(|c| c.parents.len() <= 1 && !boundary.contains(&c.id))
+        .collect();
+    summary.merges = history.iter().filter(|c| c.parents.len() > 1).count();
+    let known: HashSet<Oid> = mined.iter().map(|c| c.id).collect();
+    let ignore = git::blame_ignore_revs(repo, at.id)?;
+    let fixes: Vec<&HistoryCommit> = mined
+        .iter()
+        .copied()
+        .filter(|c| !c.parents.is_empty() && opts.patterns.is_fix(&c.message))
+        .collect();
+    summary.fixes = fixes.len();
+
+    progress.phase("blaming fixes", fixes.len());
+    let path = repo.path().to_path_buf();
+    let blamed: Vec<Result<Option<Vec<git::Origin>>, MineError>> = fixes
+        .par_iter()
+        .map_init(
+            || Repository::open(&path),
+            |r, fix| {
+                let r = r
+                    .as_ref()
+                    .map_err(|e| MineError::Git2(git2::Error::from_str(e.message())))?;
+                let got = blame_fix(r, fix, &opts.rules);
+                progress.step();
+                got
+            },
+        )
+        .collect();
+    // Introducing commit -> path there -> lines there; and who fixed it.
+    let mut lines: HashMap<Oid, HashMap<String, HashSet<u32>>> = HashMap::new();
+    let mut fixed_by: HashMap<Oid, BTreeSet<String>> = HashMap::new();
+    for (fix, origins) in fixes.iter().zip(blamed) {
+        let Some(origins) = origins? else {
+            summary.sweeps += 1;
+            continue;
+        };
+        for o in origins {
+            if !known.contains(&o.commit) || ignore.contains(&o.commit) || o.commit == fix.id {
+                continue;
+            }
+            summary.blamed_lines += 1;
+            lines
+                .entry(o.commit)
+                .or_default()
+                .entry(o.path)
+                .or_default()
+                .insert(o.orig_line);
+            fixed_by.entry(o.commit).or_default().insert(fix.id.to_string());
+        }
+    }
+
+    let fix_ids: HashSet<Oid> = fixes.iter().map(|c| c.id).collect();
+    let written: Vec<&HistoryCommit> = mined
+        .iter()
+        .copied()
+        .filter(|c| fixed_by.contains_key(&c.id) || c.author_date <= now - opts.grace_secs)
+        .collect();
+    summary.unlabelled = mined.len() - written.len();
+    progress.phase("writing records", written.len());
+    for chunk in written.chunks(CHUNK) {
+        let texts: Vec<Result<(String, usize), MineError>> = chunk
+            .par_iter()
+            .map_init(
+                || Repository::open(&path),
+                |r, c| {
+                    let r = r
+                        .as_ref()
+                        .map_err(|e| MineError::Git2(git2::Error::from_str(e.message())))?;
+                    let empty = HashMap::new();
+                    let blamed = lines.get(&c.id).unwrap_or(&empty);
+                    let fixers = fixed_by
+                        .get(&c.id)
+                        .map(|s| s.iter().cloned().collect())
+                        .unwrap_or_default();
+                    records(
+                        r,
+                        c,
+                        &opts.project,
+                        fix_ids.contains(&c.id),
+                        fixers,
+                        blamed,
+                        &opts.rules,
+                    )
+                },
+            )
+            .collect();
+        for (c, t) in chunk.iter().zip(texts) {
+            let (text, hunks) = t?;
+            out.write_all(text.as_bytes())?;
+            summary.written += 1;
+            summary.hunks += hunks;
+            summary.buggy += usize::from(fixed_by.contains_key(&c.id));
+            progress.step();
+        }
+    }
+    out.flush()?;
+    Ok(summary)
+}
+
+/// The origins of the code lines `fix` removes, or `None` for a sweep (too many files).
+fn blame_fix(
+    repo: &Repository,
+    fix: &HistoryCommit,
+    rules: &skip::Rules,
+) -> Result<Option<Vec<git::Origin>>, MineError> {
+    let parent = fix.parents[0];
+    let mut files = git::diff_commits(repo, Some(parent), fix.id, 0)?;
+    skip::apply(&mut files, rules);
+    let files: Vec<&FileDiff> = files.iter().filter(|f| is_source(f)).collect();
+    if files.len() > MAX_FIX_FILES {
+        return Ok(None);
+    }
+    let mut origins = Vec::new();
+    for f in files {
+        let Some(old_path) = f.path.old.as_deref() else {
+            continue;
+        };
+        let language = f.language;
+        let wanted: Vec<u32> = f
+            .hunks
+            .iter()
+            .flat_map(|h| h.lines.iter())
+            .filter(|l| l.kind == LineKind::Removed && !is_cosmetic(&l.text, language))
+            .filter_map(|l| l.lineno.old)
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        origins.extend(git::blame(repo, parent, old_path, &wanted)?);
+    }
+    Ok(Some(origins))
+}
+
+/// Source code that the records describe: a programming language (not documentation or
+/// data), not a test, not skipped.
+fn is_source(f: &FileDiff) -> bool {
+    let code = f
+        .language
+        .is_some_and(|l| !matches!(l, "markdown" | "json" | "yaml" | "toml" | "xml" | "html" | "css"));
+    f.skip.is_none() && code && !is_test_path(f.display_path())
+}
+
+/// A line whose change cannot be a bug: blank, only braces and punctuation, or a comment.
+pub fn is_cosmetic(text: &str, language: Option<&str>) -> bool {
+    let t = text.trim();
+    if t.is_empty() || t.chars().all(|c| "{}()[];,".contains(c)) {
+        return true;
+    }
+    let hash_comments = matches!(
+        language,
+        Some("python" | "shell" | "ruby" | "perl" | "yaml" | "toml" | "r" | "make" | "cmake" | "elixir")
+    );
+    let dash_comments = matches!(language, Some("sql" | "lua" | "haskell"));
+    t.starts_with("//")
+        || t.starts_with("/*")
+        || t == "*"
+        || t.starts_with("* ")
+        || t.starts_with("*/")
+        || (hash_comments && t.starts_with('#'))
+        || (dash_comments && t.starts_with("--"))
+        || (language == Some("python") && (t.starts_with("\"\"\"") || t.starts_with("'''")))
+}
+
+/// The commit record and hunk records of one commit, as JSON lines, and the hunk count.
+fn records(
+    repo: &Repository,
+    c: &HistoryCommit,
+    project: &str,
+    fix: bool,
+    fixed_by: Vec<String>,
+    blamed: &HashMap<String, HashSet<u32>>,
+    rules: &skip::Rules,
+) -> Result<(String, usize), MineError> {
+    let mut files = git::diff_commits(repo, c.parents.first().copied(), c.id, 3)?;
+    let mut diff = diff_text(&files);
+    let diff_truncated = diff.len() > MAX_DIFF_BYTES;
+    if diff_truncated {
+        let mut end = MAX_DIFF_BYTES;
+        while !diff.is_char_boundary(end) {
+            end -= 1;
+        }
+        diff.truncate(end);
+    }
+    let buggy = !fixed_by.is_empty();
+    let id = c.id.to_string();
+    let record = CommitRecord {
+        commit_id: id.clone(),
+        project,
+        buggy,
+        fix,
+        fixed_by,
+        author_date: c.author_date,
+        subject: c.subject(),
+        diff,
+        diff_truncated,
+    };
+    let mut out = serde_json::to_string(&record).expect("records serialise");
+    out.push('\n');
+    skip::apply(&mut files, rules);
+    let mut n = 0;
+    for f in files.iter().filter(|f| is_source(f)) {
+        let path = f.display_path();
+        let lines = blamed.get(path);
+        for h in &f.hunks {
+            let hit = lines.is_some_and(|ls| {
+                h.lines
+                    .iter()
+                    .filter(|l| l.kind == LineKind::Added)
+                    .any(|l| l.lineno.new.is_some_and(|n| ls.contains(&n)))
+            });
+            let hunk_label = match (buggy, hit) {
+                (false, _) => 0,
+                (true, true) => 1,
+                (true, false) => -1,
+            };
+            let rec = HunkRecord {
+                commit_id: id.clone(),
+                project,
+                file: path,
+                hunk_header: h.header(),
+                hunk: body(h),
+                commit_buggy: buggy,
+                hunk_label,
+            };
+            out.push_str(&serde_json::to_string(&rec).expect("records serialise"));
+            out.push('\n');
+            n += 1;
+        }
+    }
+    Ok((out, n))
+}
+
+/// A hunk's body in the data's form: ` `/`+`/`-` lines (and `\` markers) joined by `\n`.
+fn body(h: &Hunk) -> String {
+    let mut s = String::new();
+    for (i, l) in h.lines.iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        s.push(l.kind.sigil());
+        s.push_str(&l.text);
+        if l.no_newline {
+            s.push_str("\n\\ No newline at end of file");
+        }
+    }
+    s
+}
+
+/// The files as `git diff` text, which `diff::parse_patch` (and `score --jsonl`) reads back.
+fn diff_text(files: &[FileDiff]) -> String {
+    let mut s = String::new();
+    for f in files.iter().filter(|f| !f.hunks.is_empty()) {
+        let name = |p: &Option<String>, prefix: &str| match p {
+            Some(p) => quote(&format!("{prefix}{p}")),
+            None => "/dev/null".to_string(),
+        };
+        let shown = f.display_path();
+        s.push_str(&format!(
+            "diff --git {} {}\n--- {}\n+++ {}\n",
+            quote(&format!("a/{}", f.path.old.as_deref().unwrap_or(shown))),
+            quote(&format!("b/{shown}")),
+            name(&f.path.old, "a/"),
+            name(&f.path.new, "b/")
+        ));
+        for h in &f.hunks {
+            s.push_str(&h.header());
+            s.push('\n');
+            s.push_str(&body(h));
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// Git's C-style quoting, for paths with characters a diff header cannot hold plainly.
+fn quote(p: &str) -> String {
+    if !p.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+        return p.to_string();
+    }
+    let mut s = String::from("\"");
+    for c in p.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\t' => s.push_str("\\t"),
+            '\n' => s.push_str("\\n"),
+            c if c.is_control() => {
+                let mut b = [0u8; 4];
+                for byte in c.encode_utf8(&mut b).bytes() {
+                    s.push_str(&format!("\\{byte:03o}"));
+                }
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// `owner/name` from the `origin` remote's URL, else the repository folder's name.
+pub fn project_name(repo: &Repository) -> String {
+    let from_url = repo
+        .find_remote("origin")
+        .ok()
+        .and_then(|r| r.url().ok().map(str::to_string))
+        .and_then(|u| {
+            let u = u.trim_end_matches('/').trim_end_matches(".git").to_string();
+            let mut parts = u.rsplit(['/', ':']);
+            let name = parts.next()?.to_string();
+            let owner = parts.next()?.to_string();
+            (!name.is_empty() && !owner.is_empty()).then(|| format!("{owner}/{name}"))
+        });
+    from_url.unwrap_or_else(|| {
+        let root = repo.workdir().unwrap_or_else(|| repo.path());
+        let root = if root.ends_with(".git") {
+            root.parent().unwrap_or(root)
+        } else {
+            root
+        };
+        root.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "repository".into())
+    })
+}
+
+/// Opens the repository for mining (a bare one is fine: only history is read).
+pub fn open(path: Option<&Path>) -> Result<Repository, GitError> {
+    git::open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fix_messages() {
+        let p = Patterns::default_patterns();
+        assert!(p.is_fix("Fix off-by-one in parser"));
+        assert!(p.is_fix("parser: handle empty input\n\nThis fixes a crash on empty files."));
+        assert!(!p.is_fix("Add a prefix option"), "prefix is not fix");
+        assert!(!p.is_fix("Fix typo in README"));
+        assert!(!p.is_fix("Add feature"));
+    }
+
+    #[test]
+    fn cosmetic_lines() {
+        assert!(is_cosmetic("   ", Some("rust")));
+        assert!(is_cosmetic("    });", Some("rust")));
+        assert!(is_cosmetic("  // note", Some("rust")));
+        assert!(is_cosmetic("# note", Some("python")));
+        assert!(!is_cosmetic("#include <x.h>", Some("c")), "a preprocessor line is code");
+        assert!(!is_cosmetic("x = a[i - 1];", Some("c")));
+        assert!(!is_cosmetic("*p = NULL;", Some("c")), "a dereference is code");
+        assert!(is_cosmetic(" * a doc comment line", Some("c")));
+    }
+
+    #[test]
+    fn quoting_round_trips_through_the_patch_reader() {
+        let text = format!(
+            "diff --git {} {}\n--- {}\n+++ {}\n@@ -1 +1 @@\n-a\n+b\n",
+            quote("a/we\"ird\tname.rs"),
+            quote("b/we\"ird\tname.rs"),
+            quote("a/we\"ird\tname.rs"),
+            quote("b/we\"ird\tname.rs")
+        );
+        let files = crate::diff::parse_patch(&text);
+        assert_eq!(files[0].path.new.as_deref(), Some("we\"ird\tname.rs"));
+    }
+}

@@ -1,0 +1,193 @@
+//! `deepspark mine`: SZZ labels on scripted histories whose answers are known, `--at`,
+//! determinism, and records that `train`/`eval` read as they are.
+
+use crate::common::Repo;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+const PARSE_V1: &str =
+    "int parse(int n) {\n    int i;\n    for (i = 1; i < n; i++) {\n        use(i);\n    }\n    return 0;\n}\n";
+const PARSE_V2: &str =
+    "int parse(int n) {\n    int i;\n    for (i = 0; i < n; i++) {\n        use(i);\n    }\n    return 0;\n}\n";
+const HELPER: &str = "int helper(int *p) {\n    return *p + 1;\n}\n";
+const HELPER_FIXED: &str = "int helper(int *p) {\n    return p ? *p + 1 : 0;\n}\n";
+
+/// What each commit of the scripted history is.
+struct History {
+    r: Repo,
+    bug: String,
+    helper: String,
+    comment: String,
+    old_clean: String,
+    fix: String,
+    cosmetic_fix: String,
+    rename: String,
+    helper_fix: String,
+    recent: String,
+}
+
+/// Day 0: a bug (`i = 1`), a helper with a missing null check, a comment, a clean change.
+/// Day 400: the bug fixed, a cosmetic "fix" of the comment, the helper renamed, then its
+/// null check fixed in the new place, and one recent clean commit.
+fn history() -> History {
+    let r = Repo::new();
+    r.write("src/parse.c", PARSE_V1);
+    let bug = r.commit("Add the parser").to_string();
+    r.write("src/util.c", HELPER);
+    let helper = r.commit("Add a helper").to_string();
+    r.write("src/notes.c", "// How the input is walked\nint notes = 1;\n");
+    let comment = r.commit("Add notes").to_string();
+    r.write("src/other.c", "int other(void) {\n    return 2;\n}\n");
+    let old_clean = r.commit("Add other").to_string();
+    r.advance_days(400);
+    r.write("src/parse.c", PARSE_V2);
+    let fix = r.commit("Fix off-by-one in the parse loop").to_string();
+    r.write("src/notes.c", "// How all of the input is walked\nint notes = 1;\n");
+    let cosmetic_fix = r.commit("Fix the wording of a note").to_string();
+    r.remove("src/util.c");
+    r.write("src/helpers.c", HELPER);
+    let rename = r.commit("Move the helper").to_string();
+    r.write("src/helpers.c", HELPER_FIXED);
+    let helper_fix = r.commit("Fix a crash on a null pointer in helper").to_string();
+    r.write("src/more.c", "int more(void) {\n    return 3;\n}\n");
+    let recent = r.commit("Add more").to_string();
+    History {
+        r,
+        bug,
+        helper,
+        comment,
+        old_clean,
+        fix,
+        cosmetic_fix,
+        rename,
+        helper_fix,
+        recent,
+    }
+}
+
+/// Commit id -> (commit record, its hunk records), from `deepspark mine --jsonl ARGS`.
+fn mine(r: &Repo, args: &[&str]) -> BTreeMap<String, (Value, Vec<Value>)> {
+    let out = r.cmd().args(["mine", "--jsonl"]).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut by: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
+    let mut last = None;
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let id = v["commit_id"].as_str().unwrap().to_string();
+        if v.get("hunk_label").is_some() {
+            assert_eq!(last.as_ref(), Some(&id), "hunk records follow their commit record");
+            by.get_mut(&id).unwrap().1.push(v);
+        } else {
+            assert!(by.insert(id.clone(), (v, vec![])).is_none(), "one record per commit");
+            last = Some(id);
+        }
+    }
+    by
+}
+
+#[test]
+fn szz_labels_the_commits_a_later_fix_implicates() {
+    let h = history();
+    let m = mine(&h.r, &["--project", "demo"]);
+    // The parser's bug: the fix's removed line is blamed on the commit that wrote it.
+    let (bug, hunks) = &m[&h.bug];
+    assert_eq!(bug["buggy"], true);
+    assert_eq!(bug["fixed_by"], serde_json::json!([h.fix]));
+    assert_eq!(bug["project"], "demo");
+    assert_eq!(hunks.len(), 1);
+    assert_eq!(hunks[0]["hunk_label"], 1);
+    assert_eq!(hunks[0]["file"], "src/parse.c");
+    assert_eq!(hunks[0]["commit_buggy"], true);
+    // Renamed before it was fixed: blame follows the line to the commit that wrote it.
+    let (helper, hunks) = &m[&h.helper];
+    assert_eq!(helper["fixed_by"], serde_json::json!([h.helper_fix]), "{helper}");
+    assert_eq!(hunks[0]["hunk_label"], 1);
+    assert_eq!(hunks[0]["file"], "src/util.c");
+    // A "fix" that only rewords a comment blames nothing.
+    assert_eq!(m[&h.comment].0["buggy"], false);
+    assert_eq!(m[&h.comment].1[0]["hunk_label"], 0);
+    assert_eq!(m[&h.old_clean].0["buggy"], false);
+    assert_eq!(m[&h.old_clean].0["fix"], false);
+    // Younger than a year before HEAD and not implicated: not labelled, so not written.
+    for young in [&h.fix, &h.cosmetic_fix, &h.rename, &h.helper_fix, &h.recent] {
+        assert!(!m.contains_key(young), "{young} is inside the grace period");
+    }
+    // Commit records carry the diff, which `score --jsonl` reads back.
+    assert!(bug["diff"].as_str().unwrap().contains("+    for (i = 1; i < n; i++) {"));
+    assert_eq!(bug["author_date"], 1_700_000_060);
+    assert_eq!(bug["subject"], "Add the parser");
+}
+
+#[test]
+fn at_rev_sees_nothing_after_it() {
+    let h = history();
+    let m = mine(&h.r, &["--at", &h.fix]);
+    assert_eq!(m[&h.bug].0["fixed_by"], serde_json::json!([h.fix]));
+    // The helper's fix comes after REV: as of REV the helper is clean.
+    assert_eq!(m[&h.helper].0["buggy"], false);
+    assert_eq!(m[&h.helper].1[0]["hunk_label"], 0);
+    for later in [&h.cosmetic_fix, &h.rename, &h.helper_fix, &h.recent] {
+        assert!(!m.contains_key(later));
+    }
+    // With no grace period every commit up to REV is labelled, the fix itself too.
+    let m = mine(&h.r, &["--at", &h.fix, "--grace-days", "0"]);
+    assert_eq!(m[&h.fix].0["fix"], true);
+    assert_eq!(m.len(), 5);
+}
+
+#[test]
+fn mining_is_deterministic_and_writes_files_train_and_eval_read() {
+    let h = history();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl.gz"));
+    for p in [&a, &b] {
+        let out =
+            h.r.cmd()
+                .args(["mine", "--grace-days", "0", "--out"])
+                .arg(p)
+                .output()
+                .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("commits/s"));
+        assert!(out.stdout.is_empty(), "--out writes nothing to stdout");
+    }
+    let plain = std::fs::read(&a).unwrap();
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&b).unwrap()),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(plain, unzipped, "same records, gzipped or not");
+    let again =
+        h.r.cmd()
+            .args(["mine", "--grace-days", "0", "--jsonl"])
+            .output()
+            .unwrap();
+    assert_eq!(again.stdout, plain, "two runs give the same bytes");
+    // eval reads the mixed file as it is (hunks dated by their commit records).
+    let out =
+        h.r.cmd()
+            .args(["eval", "--split", "all", "--format", "json", "--data"])
+            .arg(&a)
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["n"], 8, "{report}");
+    assert_eq!(report["positives"], 2);
+}
+
+#[test]
+fn mine_refuses_what_it_cannot_do() {
+    let h = history();
+    let out = h.r.cmd().args(["mine", "--jsonl", "--at", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    let out = h.r.cmd().args(["mine"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "one of --out and --jsonl is required");
+    h.r.write(".deepspark.toml", "[mine]\nfix = [\"(unclosed\"]\n");
+    let out = h.r.cmd().args(["mine", "--jsonl"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(unclosed"));
+}
