@@ -19,6 +19,8 @@ mod model;
 mod review;
 #[path = "cli/score.rs"]
 mod score;
+#[path = "cli/spark.rs"]
+mod spark;
 #[path = "cli/suggest.rs"]
 mod suggest;
 #[path = "cli/train.rs"]
