@@ -15,6 +15,8 @@ fn main() -> ExitCode {
         cli::Command::EvalSuggest(a) => commands::eval_suggest::run(a),
         cli::Command::Scan(a) => commands::scan::run(a),
         cli::Command::Hook(c) => commands::hook::run(c),
+        cli::Command::Completions(a) => commands::completions::run(a),
+        cli::Command::Man(a) => commands::man::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
