@@ -5,9 +5,11 @@
 //! `tokenize` (hunk -> token ids) -> `model` (ids -> risk) -> `review` (risks -> verdict)
 //! -> `suggest` (risky hunks -> verified, re-scored rewrites) -> `render` (terminal, JSON,
 //! SARIF, ...); `apply` writes suggestions (`--apply`, `--patch`). `train` fits and measures
-//! the models; `commands` wires each subcommand; `exit` holds the exit codes.
+//! the models; `commands` wires each subcommand; `exit` holds the exit codes; `chars` the
+//! character classes several stages test for.
 
 pub mod apply;
+pub mod chars;
 pub mod cli;
 pub mod commands;
 pub mod config;

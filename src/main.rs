@@ -1,7 +1,8 @@
 //! deepspark's entry point: parse the command line, run the subcommand, map the outcome
-//! to an exit code (see `exit.rs`), print an error once with a hint.
+//! to an exit code (see `exit.rs`), print an error once with a hint, sanitised.
 
 use clap::Parser;
+use deepspark::render::sanitize::clean;
 use deepspark::{cli, commands, exit};
 use std::process::ExitCode;
 
@@ -27,9 +28,11 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::from(exit::ERROR);
             }
-            eprintln!("deepspark: error: {err:#}");
+            // The one place errors reach the terminal, so the one place they are sanitised:
+            // the stages report paths, revisions and model text raw.
+            eprintln!("deepspark: error: {}", clean(&format!("{err:#}")));
             if let Some(hint) = commands::hint(&err) {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", clean(&hint));
             }
             ExitCode::from(exit::ERROR)
         }

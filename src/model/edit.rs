@@ -106,7 +106,8 @@ impl EditConfig {
             {
                 return Err(format!("rule {:?} -> {:?} is empty or too long", r.old, r.new));
             }
-            if r.new.chars().any(|c| c.is_control() || crate::review::is_bidi(c)) {
+            // Tab too: a rule writes a few tokens within a line, never its layout.
+            if r.new.chars().any(|c| c == '\t' || crate::chars::is_hidden(c)) {
                 return Err(format!(
                     "rule {:?} -> {:?} would write a line break or marker",
                     r.old, r.new
