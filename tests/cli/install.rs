@@ -19,16 +19,34 @@ const SUBCOMMANDS: [&str; 8] = [
     "man",
 ];
 
-fn stdout_of(args: &[&str]) -> String {
+/// `deepspark ARGS`, run in an empty temporary directory.
+fn deepspark(args: &[&str]) -> assert_cmd::assert::Assert {
     let dir = tempfile::tempdir().unwrap();
-    let out = cmd_in(dir.path())
+    cmd_in(dir.path()).args(args).assert()
+}
+
+fn stdout_of(args: &[&str]) -> String {
+    String::from_utf8(deepspark(args).success().stderr("").get_output().stdout.clone()).unwrap()
+}
+
+/// Runs `program ARGS FILE` on `text` written to FILE, asserts that it succeeds, and
+/// returns its stdout.
+fn check_with(program: &str, args: &[&str], env: &[(&str, &str)], text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("input");
+    std::fs::write(&file, text).unwrap();
+    let out = Process::new(program)
         .args(args)
-        .assert()
-        .success()
-        .stderr("")
-        .get_output()
-        .clone();
-    String::from_utf8(out.stdout).unwrap()
+        .arg(&file)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} rejects it: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Whether `program` can be started here (tests that need it skip with a message otherwise).
@@ -52,15 +70,7 @@ fn bash_completion_is_valid_bash_and_knows_every_subcommand() {
     if !have("bash", "--version") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("deepspark.bash");
-    std::fs::write(&file, &script).unwrap();
-    let check = Process::new("bash").arg("-n").arg(&file).output().unwrap();
-    assert!(
-        check.status.success(),
-        "bash -n rejects the script: {}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    check_with("bash", &["-n"], &[], &script);
 }
 
 #[test]
@@ -81,10 +91,7 @@ fn every_shell_gets_a_script_that_names_the_subcommands() {
 
 #[test]
 fn an_unknown_shell_is_a_usage_error() {
-    let dir = tempfile::tempdir().unwrap();
-    cmd_in(dir.path())
-        .args(["completions", "tcsh"])
-        .assert()
+    deepspark(&["completions", "tcsh"])
         .code(2)
         .stdout("")
         .stderr(contains("tcsh"));
@@ -107,23 +114,8 @@ fn render_with_man(page: &str) -> Option<String> {
     if !have("man", "--version") {
         return None;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("page.1");
-    std::fs::write(&file, page).unwrap();
-    let out = Process::new("man")
-        .arg("-l")
-        .arg(&file)
-        .env("MANPAGER", "cat")
-        .env("MANWIDTH", "80")
-        .env("LC_ALL", "C.UTF-8")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "man -l fails: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    let env = [("MANPAGER", "cat"), ("MANWIDTH", "80"), ("LC_ALL", "C.UTF-8")];
+    Some(check_with("man", &["-l"], &env, page))
 }
 
 #[test]
@@ -152,10 +144,7 @@ fn a_subcommand_has_its_own_man_page() {
             assert!(text.contains(flag), "review's page lacks {flag}:\n{text}");
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    cmd_in(dir.path())
-        .args(["man", "nope"])
-        .assert()
+    deepspark(&["man", "nope"])
         .code(2)
         .stdout("")
         .stderr(contains("no subcommand \"nope\"").and(contains("review")));
