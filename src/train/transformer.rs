@@ -101,7 +101,7 @@ pub(super) fn fit(
     while state.epoch < epochs {
         let epoch = state.epoch;
         let mut order_rng = Rng::new(opts.seed.wrapping_add(1000 + epoch as u64));
-        let plan = batches(&train_slots, &encoded, opts.batch, &mut order_rng);
+        let plan = batches(train_slots, encoded, opts.batch, &mut order_rng);
         let bar = progress(plan.len() as u64, &format!("epoch {}/{}", epoch + 1, opts.epochs));
         bar.set_position(state.step_in_epoch as u64);
         let (mut ema, mut seen, t_epoch) = (None::<f32>, 0usize, Instant::now());
@@ -155,7 +155,7 @@ pub(super) fn fit(
             }
         }
         bar.finish_and_clear();
-        let mut logits = logits_of(&net, cfg.n_features, &calib_enc, device)?;
+        let mut logits = logits_of(net, cfg.n_features, &calib_enc, device)?;
         for (l, o) in logits.iter_mut().zip(&calib_offsets) {
             *l += o;
         }
