@@ -8,7 +8,8 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(
     name = "deepspark",
-    version,
+    version = env!("DEEPSPARK_VERSION"),
+    long_version = include_str!(concat!(env!("OUT_DIR"), "/long_version.txt")),
     about = "A local, offline AI code reviewer for git.",
     long_about = "deepspark reads a change from git, scores every hunk's risk (the probability that it \
 introduces a bug or needs rework) with a small model (a transformer stacked with a token path) that \
@@ -39,6 +40,24 @@ pub enum Command {
     /// Install, remove or run deepspark's git pre-push hook.
     #[command(subcommand)]
     Hook(HookCommand),
+    /// Print a shell completion script to stdout (e.g. `deepspark completions bash > ~/.local/share/bash-completion/completions/deepspark`).
+    Completions(CompletionsArgs),
+    /// Print a man page (roff) to stdout (e.g. `deepspark man | man -l -`).
+    Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// A subcommand whose own page to print (e.g. `review`: deepspark-review(1)); default: deepspark(1).
+    #[arg(value_name = "SUBCOMMAND")]
+    pub subcommand: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,9 +5,12 @@
 //! `tokenize` (hunk -> token ids) -> `model` (ids -> risk) -> `review` (risks -> verdict)
 //! -> `suggest` (risky hunks -> verified, re-scored rewrites) -> `render` (terminal, JSON,
 //! SARIF, ...); `apply` writes suggestions (`--apply`, `--patch`). `mine` labels a
-//! repository's own history (SZZ) for training; `train` fits and measures the models; `commands` wires each subcommand; `exit` holds the exit codes.
+//! repository's own history (SZZ) for training; `train` fits and measures the models;
+//! `commands` wires each subcommand; `exit` holds the exit codes; `chars` the character
+//! classes several stages test for.
 
 pub mod apply;
+pub mod chars;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -1,7 +1,8 @@
 //! deepspark's entry point: parse the command line, run the subcommand, map the outcome
-//! to an exit code (see `exit.rs`), print an error once with a hint.
+//! to an exit code (see `exit.rs`), print an error once with a hint, sanitised.
 
 use clap::Parser;
+use deepspark::render::sanitize::clean;
 use deepspark::{cli, commands, exit};
 use std::process::ExitCode;
 
@@ -17,6 +18,8 @@ fn main() -> ExitCode {
         cli::Command::Score(a) => commands::score::run(a),
         cli::Command::Mine(a) => commands::mine::run(a),
         cli::Command::Hook(c) => commands::hook::run(c),
+        cli::Command::Completions(a) => commands::completions::run(a),
+        cli::Command::Man(a) => commands::man::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -27,9 +30,11 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::from(exit::ERROR);
             }
-            eprintln!("deepspark: error: {err:#}");
+            // The one place errors reach the terminal, so the one place they are sanitised:
+            // the stages report paths, revisions and model text raw.
+            eprintln!("deepspark: error: {}", clean(&format!("{err:#}")));
             if let Some(hint) = commands::hint(&err) {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", clean(&hint));
             }
             ExitCode::from(exit::ERROR)
         }

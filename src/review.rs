@@ -113,10 +113,6 @@ impl Review {
     }
 }
 
-pub fn is_bidi(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-}
-
 pub fn judge(
     files: Vec<FileDiff>,
     scores: Vec<Vec<HunkScore>>,
@@ -145,7 +141,7 @@ pub fn judge(
             for l in h
                 .lines
                 .iter()
-                .filter(|l| l.kind == LineKind::Added && l.text.chars().any(is_bidi))
+                .filter(|l| l.kind == LineKind::Added && l.text.chars().any(crate::chars::is_bidi))
             {
                 warnings.push(Warning {
                     path: f.display_path().to_string(),

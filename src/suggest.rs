@@ -85,10 +85,7 @@ pub fn verify(hunk: &Hunk, edits: &[LineEdit], content: &str) -> Result<(), Unve
         }
         if let Some(new) = &e.new {
             let body = new.strip_suffix('\r').unwrap_or(new);
-            if body
-                .chars()
-                .any(|c| (c.is_control() && c != '\t') || crate::review::is_bidi(c))
-            {
+            if body.chars().any(crate::chars::is_hidden) {
                 return Err(Unverified::BadText);
             }
         }

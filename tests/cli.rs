@@ -5,12 +5,16 @@
 mod ci;
 #[path = "cli/common.rs"]
 mod common;
+#[path = "cli/docs.rs"]
+mod docs;
 #[path = "cli/errors.rs"]
 mod errors;
 #[path = "cli/hook.rs"]
 mod hook;
 #[path = "cli/hostile.rs"]
 mod hostile;
+#[path = "cli/install.rs"]
+mod install;
 #[path = "cli/mine.rs"]
 mod mine;
 #[path = "cli/model.rs"]

@@ -6,7 +6,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     assert!(
         !once
             .chars()
-            .any(|c| (c.is_control() && c != '\t') || deepspark::review::is_bidi(c))
+            .any(|c| (c.is_control() && c != '\t') || deepspark::chars::is_bidi(c))
     );
     assert_eq!(deepspark::render::sanitize::clean(&once), once);
 });

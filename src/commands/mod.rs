@@ -1,7 +1,9 @@
 //! One file per subcommand; each has a `run` that returns the exit code.
+pub mod completions;
 pub mod eval;
 pub mod eval_suggest;
 pub mod hook;
+pub mod man;
 pub mod mine;
 pub mod review;
 pub mod scan;

@@ -249,7 +249,7 @@ impl Scorer for RiskModel {
             .zip(inputs)
             .map(|(((deep, tokens), enc), input)| {
                 let n = input.hunk.lines.len();
-                let what = format!("a hunk of {}", crate::render::sanitize::clean_with(input.path, false));
+                let what = format!("a hunk of {}", input.path);
                 let logit = self.combine(deep, enc, &what)?;
                 let mut weights = line_weights(enc, &tokens, n);
                 if let Some(w) = &self.wide {

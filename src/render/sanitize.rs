@@ -3,10 +3,11 @@
 //! (`\x1b`, `\u{202e}`), so what is hidden becomes visible. Tab is kept; newline is
 //! kept only where the caller allows it (never inside a path). Idempotent.
 
+use crate::chars::is_hidden;
 use std::borrow::Cow;
 
 fn needs_escape(c: char, keep_newline: bool) -> bool {
-    (c.is_control() && c != '\t' && !(keep_newline && c == '\n')) || crate::review::is_bidi(c)
+    is_hidden(c) && !(keep_newline && c == '\n')
 }
 
 pub fn clean(s: &str) -> Cow<'_, str> {
@@ -52,7 +53,7 @@ mod tests {
         #[test]
         fn no_control_survives_and_cleaning_is_idempotent(s in any::<String>()) {
             let once = clean(&s).into_owned();
-            prop_assert!(!once.chars().any(|c| (c.is_control() && c != '\t') || crate::review::is_bidi(c)));
+            prop_assert!(!once.chars().any(|c| (c.is_control() && c != '\t') || crate::chars::is_bidi(c)));
             prop_assert_eq!(clean(&once).into_owned(), once);
         }
     }

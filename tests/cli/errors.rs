@@ -159,3 +159,26 @@ fn shallow_clone_says_to_fetch_more_history() {
 }
 
 use predicates::prelude::*;
+
+#[test]
+fn errors_reach_the_terminal_sanitised_by_main() {
+    // The stages report paths raw; main escapes what it prints, so an escape sequence in a
+    // path (here a --model directory, reported by the model loader) cannot reach the terminal.
+    let r = two_commits();
+    let hostile = r.path().join("models\u{1b}[2J\u{202e}x");
+    let out = r
+        .cmd()
+        .args(["review", "HEAD~1", "--model"])
+        .arg(&hostile)
+        .assert()
+        .code(2)
+        .stdout("")
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("deepspark: error:") && stderr.contains("models\\x1b[2J\\u{202e}x"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}') && !stderr.contains('\u{202e}'), "{stderr:?}");
+}

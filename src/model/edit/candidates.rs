@@ -1,0 +1,433 @@
+//! Candidates: every rule of the index that applies to a hunk's added lines, plus similar
+//! identifiers from the hunk, off-by-one integers and line deletions, each with the features
+//! the ranker sees. Context and removed lines are never touched. It neither ranks (see
+//! `ranker`) nor checks a candidate against the file (see `suggest.rs`).
+
+use super::rules::{BEFORE_WORD, EOL, INSERT, MAX_RULE_TOKENS, RuleIndex, VALUES_PER_KEY, is_identifier, is_word, lex};
+use crate::diff::{Hunk, LineKind};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// The features of a candidate that the ranker sees (see `enumerate` for each one).
+pub const N_EDIT_FEATURES: usize = 20;
+/// Hunks adding at most this many lines may get "delete them" as a suggestion.
+const MAX_REVERT_LINES: usize = 2;
+/// Identifiers from the hunk tried in place of a word, per word.
+const COPIES_PER_WORD: usize = 6;
+/// Added lines edited per hunk at most; beyond that only deletions are proposed.
+const MAX_EDIT_LINES: usize = 30;
+/// Lines longer than this (characters or tokens) are only ever deleted, never edited: a
+/// minified or encoded line would otherwise give candidates by the thousand.
+const MAX_EDIT_CHARS: usize = 400;
+const MAX_EDIT_TOKENS: usize = 120;
+/// Names from the hunk compared with each word, at most (the first in sorted order).
+const MAX_NAMES: usize = 200;
+/// Candidates per hunk, at most.
+const MAX_PROPOSALS: usize = 4000;
+/// One line of a hunk rewritten (`Some`) or deleted (`None`); `line` indexes `Hunk::lines`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineEdit {
+    pub line: usize,
+    pub new: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    DeleteLine,
+    Replace,
+    ReplaceAll,
+    Insert,
+    /// A word replaced by a similar identifier found elsewhere in the hunk.
+    Copy,
+    /// An integer literal off by one.
+    Number,
+}
+
+/// A candidate before ranking: its edits and the features the ranker sees.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    pub op: Op,
+    pub edits: Vec<LineEdit>,
+    pub features: [f32; N_EDIT_FEATURES],
+}
+
+/// Character similarity of two names in [0, 1]: shared prefix and suffix over the longer length.
+fn name_similarity(a: &str, b: &str) -> f32 {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let p = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let s = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count()
+        .min(a.len().min(b.len()) - p);
+    (p + s) as f32 / a.len().max(b.len()).max(1) as f32
+}
+
+/// A line's text without its `\r` (CRLF files), and the terminator to put back.
+fn split_cr(text: &str) -> (&str, &str) {
+    match text.strip_suffix('\r') {
+        Some(t) => (t, "\r"),
+        None => (text, ""),
+    }
+}
+
+fn is_comment_or_blank(text: &str) -> bool {
+    let t = text.trim_start();
+    t.is_empty() || ["//", "#", "/*", "*", "--", ";"].iter().any(|p| t.starts_with(p))
+}
+
+/// Every candidate edit of the hunk's added lines, deduplicated by result.
+pub fn enumerate(hunk: &Hunk, rules: &RuleIndex) -> Vec<Proposal> {
+    let added: Vec<usize> = (0..hunk.lines.len())
+        .filter(|&i| hunk.lines[i].kind == LineKind::Added)
+        .collect();
+    if added.is_empty() {
+        return Vec::new();
+    }
+    let n_added = added.len() as f32;
+    let all_text: String = hunk
+        .lines
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out: Vec<Proposal> = Vec::new();
+    let base = |op: Op, lines_changed: usize| {
+        let mut f = [0f32; N_EDIT_FEATURES];
+        f[match op {
+            Op::DeleteLine => 1,
+            Op::Replace => 2,
+            Op::ReplaceAll => 3,
+            Op::Insert => 4,
+            Op::Copy => 16,
+            Op::Number => 17,
+        }] = 1.0;
+        f[12] = lines_changed as f32 / n_added;
+        f[13] = (1.0 + n_added).ln();
+        f
+    };
+    // Deleting every added line reverts the hunk rather than fixing it: proposed only for
+    // small hunks (a stray call, a debug line), where that is what fixes often do.
+    if added.len() <= MAX_REVERT_LINES {
+        let mut f = base(Op::DeleteLine, added.len());
+        f[0] = 1.0;
+        f[14] = added
+            .iter()
+            .filter(|&&i| is_comment_or_blank(&hunk.lines[i].text))
+            .count() as f32
+            / n_added;
+        out.push(Proposal {
+            op: Op::DeleteLine,
+            edits: added.iter().map(|&i| LineEdit { line: i, new: None }).collect(),
+            features: f,
+        });
+    }
+    if added.len() > 1 {
+        for &i in &added {
+            let mut f = base(Op::DeleteLine, 1);
+            f[14] = is_comment_or_blank(&hunk.lines[i].text) as u8 as f32;
+            f[15] = (1.0 + lex(&hunk.lines[i].text).len() as f32).ln();
+            out.push(Proposal {
+                op: Op::DeleteLine,
+                edits: vec![LineEdit { line: i, new: None }],
+                features: f,
+            });
+        }
+    }
+    let rule_features =
+        |f: &mut [f32; N_EDIT_FEATURES], key: &str, total: u32, rank: usize, value: &str, count: u32| {
+            f[5] = (1.0 + count as f32).ln();
+            f[6] = count as f32 / total.max(1) as f32;
+            f[7] = rank as f32 / VALUES_PER_KEY as f32;
+            f[8] = (1.0 + total as f32).ln();
+            f[9] = (!value.trim().is_empty() && all_text.contains(value.trim())) as u8 as f32;
+            let k = key.trim_start_matches(INSERT);
+            f[10] = !k.chars().any(|c| c.is_alphanumeric()) as u8 as f32;
+            f[11] = (!k.is_empty() && k.chars().all(|c| c.is_ascii_digit())) as u8 as f32;
+        };
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for l in &hunk.lines {
+        for t in lex(split_cr(&l.text).0) {
+            if is_identifier(t) {
+                *names.entry(t).or_default() += 1;
+            }
+        }
+    }
+    let mut names: Vec<(&str, usize)> = names.into_iter().collect();
+    names.sort();
+    names.truncate(MAX_NAMES);
+    let mut single_tokens: HashMap<&str, usize> = HashMap::new();
+    for &i in added.iter().take(MAX_EDIT_LINES) {
+        let (text, cr) = split_cr(&hunk.lines[i].text);
+        if text.len() > MAX_EDIT_CHARS || out.len() >= MAX_PROPOSALS {
+            continue;
+        }
+        let toks = lex(text);
+        if toks.len() > MAX_EDIT_TOKENS {
+            continue;
+        }
+        let line_len = (1.0 + toks.len() as f32).ln();
+        let offsets: Vec<usize> = toks
+            .iter()
+            .scan(0, |o, t| {
+                let at = *o;
+                *o += t.len();
+                Some(at)
+            })
+            .collect();
+        for j in 0..toks.len() {
+            if toks[j].chars().any(|c| c.is_alphanumeric() || c == '_') {
+                *single_tokens.entry(toks[j]).or_default() += 1;
+            }
+            for w in 1..=MAX_RULE_TOKENS.min(toks.len() - j) {
+                let key = toks[j..j + w].concat();
+                let Some((total, values)) = rules.get(&key) else {
+                    continue;
+                };
+                let (start, end) = (offsets[j], offsets[j] + key.len());
+                for (rank, (value, count)) in values.iter().enumerate() {
+                    if !rules.allowed(&key, value, &all_text) {
+                        continue;
+                    }
+                    let mut f = base(Op::Replace, 1);
+                    rule_features(&mut f, &key, *total, rank, value, *count);
+                    f[15] = line_len;
+                    out.push(Proposal {
+                        op: Op::Replace,
+                        edits: vec![LineEdit {
+                            line: i,
+                            new: Some(format!("{}{value}{}{cr}", &text[..start], &text[end..])),
+                        }],
+                        features: f,
+                    });
+                }
+            }
+        }
+        for j in 0..toks.len() {
+            let replace = |new: &str| {
+                format!(
+                    "{}{new}{}{cr}",
+                    &text[..offsets[j]],
+                    &text[offsets[j] + toks[j].len()..]
+                )
+            };
+            if is_identifier(toks[j]) {
+                let mut similar: Vec<(f32, &str, usize)> = names
+                    .iter()
+                    .filter(|(n, _)| *n != toks[j])
+                    .map(|&(n, c)| (name_similarity(toks[j], n), n, c))
+                    .collect();
+                similar.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.2.cmp(&a.2)).then(a.1.cmp(b.1)));
+                for (rank, (sim, name, count)) in similar.into_iter().take(COPIES_PER_WORD).enumerate() {
+                    let mut f = base(Op::Copy, 1);
+                    f[7] = rank as f32 / COPIES_PER_WORD as f32;
+                    f[15] = line_len;
+                    f[18] = sim;
+                    f[19] = (1.0 + count as f32).ln();
+                    out.push(Proposal {
+                        op: Op::Copy,
+                        edits: vec![LineEdit {
+                            line: i,
+                            new: Some(replace(name)),
+                        }],
+                        features: f,
+                    });
+                }
+            }
+            if let Ok(n) = toks[j].parse::<u32>() {
+                if toks[j].len() <= 6 {
+                    for m in [n.checked_add(1), n.checked_sub(1)].into_iter().flatten() {
+                        let mut f = base(Op::Number, 1);
+                        f[15] = line_len;
+                        f[18] = (n == 0 || m == 0) as u8 as f32;
+                        out.push(Proposal {
+                            op: Op::Number,
+                            edits: vec![LineEdit {
+                                line: i,
+                                new: Some(replace(&m.to_string())),
+                            }],
+                            features: f,
+                        });
+                    }
+                }
+            }
+        }
+        for j in 0..=toks.len() {
+            let mut keys = vec![match toks.get(j) {
+                Some(t) => format!("{INSERT}{t}"),
+                None => EOL.to_string(),
+            }];
+            if toks.get(j).is_some_and(|t| is_word(t)) {
+                keys.push(BEFORE_WORD.to_string());
+            }
+            let at = offsets.get(j).copied().unwrap_or(text.len());
+            for key in keys {
+                let Some((total, values)) = rules.get(&key) else {
+                    continue;
+                };
+                for (rank, (value, count)) in values.iter().enumerate() {
+                    if !rules.allowed(&key, value, &all_text) {
+                        continue;
+                    }
+                    let mut f = base(Op::Insert, 1);
+                    rule_features(&mut f, &key, *total, rank, value, *count);
+                    f[15] = line_len;
+                    f[18] = (key == BEFORE_WORD) as u8 as f32;
+                    out.push(Proposal {
+                        op: Op::Insert,
+                        edits: vec![LineEdit {
+                            line: i,
+                            new: Some(format!("{}{value}{}{cr}", &text[..at], &text[at..])),
+                        }],
+                        features: f,
+                    });
+                }
+            }
+        }
+    }
+    // A token renamed everywhere it occurs in the added lines (a wrong variable used twice).
+    let mut repeated: Vec<(&str, usize)> = single_tokens.into_iter().filter(|&(_, n)| n > 1).collect();
+    repeated.sort();
+    for (tok, n) in repeated {
+        if out.len() >= MAX_PROPOSALS {
+            break;
+        }
+        let Some((total, values)) = rules.get(tok) else {
+            continue;
+        };
+        for (rank, (value, count)) in values.iter().enumerate() {
+            if !rules.allowed(tok, value, &all_text) {
+                continue;
+            }
+            let edits: Vec<LineEdit> = added
+                .iter()
+                .take(MAX_EDIT_LINES)
+                .filter_map(|&i| {
+                    let (text, cr) = split_cr(&hunk.lines[i].text);
+                    if text.len() > MAX_EDIT_CHARS {
+                        return None;
+                    }
+                    let toks = lex(text);
+                    toks.contains(&tok).then(|| LineEdit {
+                        line: i,
+                        new: Some(
+                            toks.iter()
+                                .map(|t| if *t == tok { value.as_str() } else { t })
+                                .collect::<String>()
+                                + cr,
+                        ),
+                    })
+                })
+                .collect();
+            let mut f = base(Op::ReplaceAll, edits.len());
+            rule_features(&mut f, tok, *total, rank, value, *count);
+            f[15] = (1.0 + n as f32).ln();
+            out.push(Proposal {
+                op: Op::ReplaceAll,
+                edits,
+                features: f,
+            });
+        }
+    }
+    out.truncate(MAX_PROPOSALS);
+    dedup(hunk, out)
+}
+
+/// Drops no-ops and keeps the first proposal of each distinct result.
+fn dedup(hunk: &Hunk, proposals: Vec<Proposal>) -> Vec<Proposal> {
+    let mut seen = std::collections::HashSet::new();
+    proposals
+        .into_iter()
+        .filter(|p| {
+            let changes = p
+                .edits
+                .iter()
+                .any(|e| e.new.as_deref() != Some(hunk.lines[e.line].text.as_str()));
+            changes && seen.insert(format!("{:?}", p.edits))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::edit::Rule;
+
+    fn hunk(body: &str) -> Hunk {
+        let old = body.lines().filter(|l| !l.starts_with('+')).count();
+        let new = body.lines().filter(|l| !l.starts_with('-')).count();
+        Hunk::parse(&format!("@@ -1,{old} +1,{new} @@"), body).unwrap()
+    }
+
+    #[test]
+    fn enumerates_rules_deletions_and_keeps_crlf() {
+        let rules = RuleIndex::new(&[
+            Rule {
+                old: "<".into(),
+                new: "<=".into(),
+                count: 5,
+                projects: 2,
+            },
+            Rule {
+                old: "\u{1}x".into(),
+                new: "!".into(),
+                count: 3,
+                projects: 2,
+            },
+        ]);
+        let h = hunk(" ctx\n+if (a < n) {\r\n+  if (x) y();\r\n ctx");
+        let p = enumerate(&h, &rules);
+        let results: Vec<Vec<LineEdit>> = p.iter().map(|p| p.edits.clone()).collect();
+        assert!(results.contains(&vec![LineEdit {
+            line: 1,
+            new: Some("if (a <= n) {\r".into())
+        }]));
+        assert!(results.contains(&vec![LineEdit {
+            line: 2,
+            new: Some("  if (!x) y();\r".into())
+        }]));
+        let reverts = |p: &[Proposal], n: usize| {
+            p.iter()
+                .any(|p| p.edits.len() == n && p.edits.iter().all(|e| e.new.is_none()))
+        };
+        assert!(reverts(&p, 2), "a two-line hunk may be deleted");
+        let three = hunk(" ctx\n+a();\n+b();\n+c();");
+        assert!(
+            !reverts(&enumerate(&three, &rules), 3),
+            "a larger hunk is never reverted whole"
+        );
+        assert_eq!(
+            p.iter().filter(|p| p.op == Op::DeleteLine).count(),
+            3,
+            "two single lines and the pair"
+        );
+        // Context lines are never edited.
+        assert!(
+            p.iter()
+                .all(|p| p.edits.iter().all(|e| h.lines[e.line].kind == LineKind::Added))
+        );
+    }
+
+    #[test]
+    fn a_huge_line_is_only_ever_deleted() {
+        // Regression: one minified 200 KB line gave millions of candidates (out of memory).
+        let rules = RuleIndex::new(&[Rule {
+            old: "a".into(),
+            new: "b".into(),
+            count: 9,
+            projects: 2,
+        }]);
+        let line: String = (0..40_000).map(|i| format!("a{} ", i % 97)).collect();
+        let h = hunk(&format!(" ctx\n+{line}\n+x = a;"));
+        let p = enumerate(&h, &rules);
+        assert!(p.len() < 100, "{} candidates", p.len());
+        assert!(p.iter().all(|p| p.edits.iter().all(|e| e.line != 1 || e.new.is_none())));
+    }
+
+    #[test]
+    fn a_hunk_without_added_lines_gets_nothing() {
+        assert!(enumerate(&hunk(" a\n-b\n c"), &RuleIndex::new(&[])).is_empty());
+    }
+}
