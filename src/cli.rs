@@ -35,6 +35,8 @@ pub enum Command {
     Scan(ScanArgs),
     /// Label this repository's history with SZZ: which commits a later bug fix implicates.
     Mine(MineArgs),
+    /// Adapt the model to this repository's history (mine, refit, recalibrate) into .deepspark/model.
+    Learn(LearnArgs),
     /// Score JSON records from stdin to stdout, one per line (a stream filter for Spark, GNU parallel, ...).
     Score(ScoreArgs),
     /// Install, remove or run deepspark's git pre-push hook.
@@ -347,6 +349,14 @@ pub struct TrainArgs {
         "checkpoint_every", "generator_only", "generator_epochs",
     ])]
     pub base: Option<PathBuf>,
+    /// With --base: start the wide path from the base's weights and penalise the distance to
+    /// them (--wide-l2) instead of to zero, so a small dataset adapts the base rather than replacing it.
+    #[arg(long, requires = "base")]
+    pub wide_prior: bool,
+    /// With --base: keep the base's wide path too, and refit only how it is stacked with the
+    /// transformer, the calibration and the change combiner (the base's ranking, this data's probabilities).
+    #[arg(long, requires = "base", conflicts_with = "wide_prior")]
+    pub recalibrate: bool,
     /// Train only the suggestion generator (from the fix commits in --data) into --out.
     #[arg(long)]
     pub generator_only: bool,
@@ -532,6 +542,49 @@ pub struct MineArgs {
     /// Clean-looking commits younger than this many days before REV are not labelled [default: 365].
     #[arg(long, value_name = "DAYS")]
     pub grace_days: Option<u32>,
+    /// Settings file (default: .deepspark.toml at the repository root, if present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Mines the history as `deepspark mine` does, then fits two adaptations of the \
+default model on its oldest 70% and calibrates them on the next 10%: `recalibrated` (only how the \
+default's parts are weighed and calibrated) and `refit` (its wide token path refit, held near the \
+default's weights). The one with the better calibration Brier score is written only if, on the \
+newest 20%, its Brier score is lower than the default's and its hunk AUC at most 0.01 lower; both \
+evaluations are printed either way. review, scan and the pre-push hook then use .deepspark/model \
+(small: commit it to share it with the team and CI); `--model default` bypasses it.
+
+EXIT CODES:
+  0 a learned model was written, 1 it was refused (not better), 2 error (e.g. too little history)."
+)]
+pub struct LearnArgs {
+    /// Learn as if today were REV: mine only REV and its ancestors (to measure on what follows).
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub at: String,
+    /// Where to write the model [default: .deepspark/model in the work tree].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Repository to learn from (default: the one containing the current directory).
+    #[arg(short = 'C', long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    /// The model to adapt (default: the embedded model).
+    #[arg(long, value_name = "DIR")]
+    pub base: Option<PathBuf>,
+    /// The `project` name in the mined records (default: from the origin remote, else the folder).
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
+    /// As `mine --grace-days` [default: 365].
+    #[arg(long, value_name = "DAYS")]
+    pub grace_days: Option<u32>,
+    /// How strongly the refit wide path is held to the default's weights (L2 per squared difference).
+    #[arg(long, default_value_t = 1e-3, value_name = "L2")]
+    pub prior_l2: f64,
+    /// Where fitting runs.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
     /// Settings file (default: .deepspark.toml at the repository root, if present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

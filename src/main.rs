@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         cli::Command::Scan(a) => commands::scan::run(a),
         cli::Command::Score(a) => commands::score::run(a),
         cli::Command::Mine(a) => commands::mine::run(a),
+        cli::Command::Learn(a) => commands::learn::run(a),
         cli::Command::Hook(c) => commands::hook::run(c),
         cli::Command::Completions(a) => commands::completions::run(a),
         cli::Command::Man(a) => commands::man::run(a),

@@ -11,6 +11,10 @@ use crate::diff::{FileDiff, Hunk, LineKind};
 use crate::model::HunkScore;
 use serde::Serialize;
 
+/// The verdict thresholds when nothing sets them: LGTM at P(clean) >= 0.95, REJECT below 0.60.
+pub const DEFAULT_LGTM: f64 = 0.95;
+pub const DEFAULT_REJECT: f64 = 0.60;
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Thresholds {
     pub lgtm: f64,

@@ -15,6 +15,8 @@ mod hook;
 mod hostile;
 #[path = "cli/install.rs"]
 mod install;
+#[path = "cli/learn.rs"]
+mod learn;
 #[path = "cli/mine.rs"]
 mod mine;
 #[path = "cli/model.rs"]

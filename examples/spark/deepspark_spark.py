@@ -86,12 +86,22 @@ def find_binary(explicit):
     return found
 
 
-def mine_one(binary, repo, at, grace_days):
+def task_env(threads):
+    """deepspark's environment in a task: as many threads as Spark gives the task cores
+    (spark.task.cpus), not one per core of the machine, so tasks do not fight for cores."""
+    return dict(os.environ, RAYON_NUM_THREADS=str(threads))
+
+
+def task_cpus(spark):
+    return int(spark.conf.get("spark.task.cpus", "1"))
+
+
+def mine_one(binary, repo, at, grace_days, threads=1):
     """One task: `deepspark mine --jsonl` over one repository, its records as JSON strings."""
     cmd = [find_binary(binary), "mine", "--jsonl", "-C", repo, "--at", at]
     if grace_days is not None:
         cmd += ["--grace-days", str(grace_days)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False, env=task_env(threads))
     if proc.returncode != 0:
         raise RuntimeError(f"deepspark mine failed on {repo}: {proc.stderr.decode(errors='replace')}")
     return proc.stdout.decode("utf-8").splitlines()
@@ -100,10 +110,10 @@ def mine_one(binary, repo, at, grace_days):
 def cmd_mine(spark, args):
     with open(args.repos) as f:
         repos = [line.strip() for line in f if line.strip() and not line.startswith("#")]
-    binary, at, grace = args.deepspark, args.at, args.grace_days
+    binary, at, grace, threads = args.deepspark, args.at, args.grace_days, task_cpus(spark)
     # One partition per repository: one task each, as many in parallel as there are cores.
     lines = spark.sparkContext.parallelize(repos, max(1, len(repos))).flatMap(
-        lambda repo: mine_one(binary, repo, at, grace)
+        lambda repo: mine_one(binary, repo, at, grace, threads)
     )
     lines.cache()
     hunks = lines.filter(lambda l: "hunk_label" in json.loads(l))
@@ -130,7 +140,8 @@ def cmd_score(spark, args):
     # partition, and number every record (`seq`) so the serial order can be restored.
     keyed = records.zipWithIndex().map(lambda p: ((_bucket(p[0], n), p[1]), _with_seq(p[0], p[1])))
     ordered = keyed.repartitionAndSortWithinPartitions(n, partitionFunc=lambda k: k[0]).values()
-    piped = ordered.mapPartitions(lambda it: pipe_score(binary, it))
+    threads = task_cpus(spark)
+    piped = ordered.mapPartitions(lambda it: pipe_score(binary, it, threads))
     fields = list(schema.fields) + [f for f in SCORE_FIELDS if f.name not in schema.fieldNames()]
     if "seq" not in schema.fieldNames():
         fields.append(T.StructField("seq", T.LongType()))
@@ -164,12 +175,14 @@ def _with_seq(line, seq):
     return json.dumps(rec)
 
 
-def pipe_score(binary, lines):
+def pipe_score(binary, lines, threads=1):
     """One partition through `deepspark score --jsonl`, in order: what `RDD.pipe` does, but
     with the binary found on the executor and deepspark's exit codes read (1: some lines
     became error records, which are in the output; anything else: the task fails, where
     `RDD.pipe(checkCode=False)` would lose the partition's records silently)."""
-    proc = subprocess.Popen([find_binary(binary), "score", "--jsonl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [find_binary(binary), "score", "--jsonl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=task_env(threads)
+    )
 
     def feed():
         try:

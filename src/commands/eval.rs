@@ -121,6 +121,13 @@ pub fn print_text(r: &EvalReport, out: &mut impl Write) -> std::io::Result<()> {
             f(r.commit_baseline_auc),
             f(r.commit_ece)
         )?;
+        let pct = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.1}%", v * 100.0));
+        writeln!(
+            out,
+            "gate (REJECT below P(clean) 0.60): blocks {} of clean changes, catches {} of buggy ones",
+            pct(r.gate_blocked_clean),
+            pct(r.gate_caught_buggy)
+        )?;
     }
     for p in &r.projects {
         writeln!(

@@ -12,7 +12,8 @@ use std::time::Instant;
 
 const DAY: i64 = 86_400;
 
-struct Bar(ProgressBar);
+/// `mine::Progress` on an indicatif bar.
+pub struct Bar(pub ProgressBar);
 
 impl Progress for Bar {
     fn phase(&self, name: &str, steps: usize) {
@@ -25,10 +26,14 @@ impl Progress for Bar {
     }
 }
 
-pub fn run(args: MineArgs) -> Result<u8> {
-    let t0 = Instant::now();
-    let repo = mine::open(args.repo.as_deref())?;
-    let (cfg, _) = Config::load(args.config.as_deref(), repo.workdir())?;
+/// How to mine `repo`: the settings file's `[mine]` table and skip rules, under the flags.
+pub fn options(
+    repo: &git2::Repository,
+    cfg: &Config,
+    at: &str,
+    project: Option<&str>,
+    grace_days: Option<u32>,
+) -> Result<Options> {
     let own = |ps: &[&str]| ps.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let patterns = Patterns::new(
         cfg.mine.fix.as_deref().unwrap_or(&own(DEFAULT_FIX)),
@@ -40,18 +45,22 @@ pub fn run(args: MineArgs) -> Result<u8> {
         Vec::new()
     };
     skips.extend(cfg.skip.iter().cloned());
-    let opts = Options {
-        at: args.at.clone(),
-        project: args.project.clone().unwrap_or_else(|| mine::project_name(&repo)),
-        grace_secs: args.grace_days.or(cfg.mine.grace_days).unwrap_or(365) as i64 * DAY,
+    Ok(Options {
+        at: at.to_string(),
+        project: project.map_or_else(|| mine::project_name(repo), str::to_string),
+        grace_secs: grace_days.or(cfg.mine.grace_days).unwrap_or(365) as i64 * DAY,
         patterns,
         rules: skip::Rules {
             patterns: skips,
             max_file_lines: cfg.max_file_lines.unwrap_or(5000),
             max_change_lines: cfg.max_change_lines.unwrap_or(20000),
         },
-    };
-    let bar = if std::io::stderr().is_terminal() {
+    })
+}
+
+/// A progress bar on stderr when it is a terminal, hidden otherwise.
+pub fn bar() -> ProgressBar {
+    if std::io::stderr().is_terminal() {
         ProgressBar::new(0).with_style(
             ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta})")
                 .expect("static template")
@@ -59,7 +68,15 @@ pub fn run(args: MineArgs) -> Result<u8> {
         )
     } else {
         ProgressBar::hidden()
-    };
+    }
+}
+
+pub fn run(args: MineArgs) -> Result<u8> {
+    let t0 = Instant::now();
+    let repo = mine::open(args.repo.as_deref())?;
+    let (cfg, _) = Config::load(args.config.as_deref(), repo.workdir())?;
+    let opts = options(&repo, &cfg, &args.at, args.project.as_deref(), args.grace_days)?;
+    let bar = bar();
     let summary = match &args.out {
         Some(path) => {
             // Written beside the target, then renamed over it: a failed run leaves the old file.
@@ -85,7 +102,12 @@ pub fn run(args: MineArgs) -> Result<u8> {
         }
     };
     bar.finish_and_clear();
-    let secs = t0.elapsed().as_secs_f64();
+    report(&summary, t0.elapsed().as_secs_f64());
+    Ok(exit::PASS)
+}
+
+/// The summary line on stderr.
+pub fn report(summary: &mine::Summary, secs: f64) {
     if summary.shallow {
         eprintln!(
             "deepspark: shallow clone: mined only the history that is here (`git fetch --unshallow` for all of it)"
@@ -106,7 +128,6 @@ pub fn run(args: MineArgs) -> Result<u8> {
         summary.unlabelled,
         summary.merges,
     );
-    Ok(exit::PASS)
 }
 
 fn write_file(

@@ -3,6 +3,7 @@ pub mod completions;
 pub mod eval;
 pub mod eval_suggest;
 pub mod hook;
+pub mod learn;
 pub mod man;
 pub mod mine;
 pub mod review;

@@ -18,10 +18,21 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Where `deepspark learn` writes the repository's own model, relative to its work tree;
+/// `review`, `scan` and the hook use it when no model is named.
+pub const LEARNED_DIR: &str = ".deepspark/model";
+/// What `learn` writes beside the model: where and when it learned (see `commands::learn`).
+pub const LEARNED_FILE: &str = "learned.json";
+/// A learned model this many commits behind HEAD is called stale.
+const STALE_COMMITS: usize = 1000;
+
+/// `--model default` names the embedded model, bypassing `.deepspark/model`.
+pub const DEFAULT_MODEL: &str = "default";
+
 pub fn model_files(dir: Option<&Path>) -> Result<ModelFiles> {
     match dir {
-        Some(d) => Ok(ModelFiles::read_dir(d)?),
-        None => ModelFiles::embedded().ok_or_else(|| {
+        Some(d) if d != Path::new(DEFAULT_MODEL) => Ok(ModelFiles::read_dir(d)?),
+        _ => ModelFiles::embedded().ok_or_else(|| {
             anyhow::anyhow!("this build has no embedded model (weights/ was empty when it was built); pass --model DIR")
         }),
     }
@@ -80,8 +91,8 @@ pub struct Settings {
 impl Settings {
     /// Flags (and DEEPSPARK_* variables) over the config file over the defaults.
     pub fn resolve(args: &GateArgs, cfg: &Config) -> Result<Settings> {
-        let lgtm = args.lgtm.or(cfg.lgtm).unwrap_or(0.95);
-        let reject = args.reject.or(cfg.reject).unwrap_or(0.60);
+        let lgtm = args.lgtm.or(cfg.lgtm).unwrap_or(crate::review::DEFAULT_LGTM);
+        let reject = args.reject.or(cfg.reject).unwrap_or(crate::review::DEFAULT_REJECT);
         if reject > lgtm {
             bail!("--reject ({reject}) must not be above --lgtm ({lgtm})");
         }
@@ -111,9 +122,59 @@ impl Settings {
     }
 }
 
-/// The repository's settings file, if any (see `config.rs`).
+/// The repository's settings file, if any (see `config.rs`); when neither it nor the
+/// command line names a model, the repository's learned model (`.deepspark/model`), with a
+/// warning on stderr when it is stale.
 pub fn load_config(args: &GateArgs, repo: &git2::Repository) -> Result<Config> {
-    Ok(Config::load(args.config.as_deref(), repo.workdir())?.0)
+    let mut cfg = Config::load(args.config.as_deref(), repo.workdir())?.0;
+    if args.model.is_none() && cfg.model.is_none() {
+        if let Some(dir) = repo.workdir().map(|w| w.join(LEARNED_DIR)) {
+            if dir.join(crate::model::weights::CONFIG).is_file() {
+                if let Some(msg) = staleness(repo, &dir) {
+                    eprintln!("deepspark: {msg}");
+                }
+                cfg.model = Some(dir);
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+/// The `at` commit a learned model records, if it has a readable `learned.json`.
+fn learned_at(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(LEARNED_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["at"].as_str().map(str::to_string)
+}
+
+/// For reports: `, learned for this repository at <short id>` when the model was learned.
+pub fn learned_note(dir: Option<&Path>) -> String {
+    match dir.and_then(learned_at) {
+        Some(at) => format!(", learned for this repository at {}", &at[..at.len().min(10)]),
+        None => String::new(),
+    }
+}
+
+/// A warning when the learned model in `dir` is far behind HEAD or was learned elsewhere.
+fn staleness(repo: &git2::Repository, dir: &Path) -> Option<String> {
+    let at = git2::Oid::from_str(&learned_at(dir)?).ok()?;
+    let head = repo.head().ok()?.peel_to_commit().ok()?.id();
+    if repo.find_commit(at).is_err() || !(at == head || repo.graph_descendant_of(head, at).unwrap_or(false)) {
+        return Some(format!(
+            "the learned model in {LEARNED_DIR} was learned at {at}, which is not in HEAD's history; \
+             run `deepspark learn` again (`--model default` uses the embedded model)"
+        ));
+    }
+    let mut walk = repo.revwalk().ok()?;
+    walk.push(head).ok()?;
+    walk.hide(at).ok()?;
+    let behind = walk.take(STALE_COMMITS + 1).count();
+    (behind > STALE_COMMITS).then(|| {
+        format!(
+            "the learned model in {LEARNED_DIR} is more than {STALE_COMMITS} commits behind HEAD: \
+             run `deepspark learn` again (`--model default` uses the embedded model)"
+        )
+    })
 }
 
 /// skip -> tokens -> model -> verdict, for files read from git.
@@ -166,7 +227,8 @@ fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Review,
     }
     let all: Vec<HunkScore> = scores.iter().flatten().cloned().collect();
     let risk = model.change_risk(&all)? as f64;
-    let review = judge(files, scores, risk, settings.thresholds, Some(model.describe()));
+    let describe = model.describe() + &learned_note(settings.model.as_deref());
+    let review = judge(files, scores, risk, settings.thresholds, Some(describe));
     Ok((review, Some(model)))
 }
 

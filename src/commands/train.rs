@@ -112,6 +112,8 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         }),
         boost: args.boost,
         base: args.base.clone(),
+        wide_prior: args.wide_prior,
+        recalibrate_only: args.recalibrate,
     };
     // The base's generator, if any, is checked before the training it would otherwise fail after.
     let kept_from = match args.base.as_deref() {

@@ -49,9 +49,9 @@ pub(super) fn calibrate(
     cfg: &mut RiskConfig,
     net: &RiskNet,
     first: Option<(Wide, f64)>,
+    wide_opts: Option<&wide::WideOptions>,
 ) -> Result<Option<Wide>> {
     let Run {
-        opts,
         device,
         data,
         encoded,
@@ -62,7 +62,7 @@ pub(super) fn calibrate(
     let calib_enc = run.calib_enc();
     let calib_y = run.calib_y();
     let mut calib_logits = logits_of(net, cfg.n_features, &calib_enc, device)?;
-    let wide = match &opts.wide {
+    let wide = match wide_opts {
         None => None,
         Some(wo) => {
             let (w, auc) = match first {
@@ -73,11 +73,18 @@ pub(super) fn calibrate(
             for (l, e) in calib_logits.iter_mut().zip(&calib_enc) {
                 *l = w.combine(*l, e);
             }
-            eprintln!(
-                "deepspark: wide path calibration AUC {auc:.4}; stacked with the transformer {:.4} (weight {:.3})",
-                metrics::roc_auc(&calib_logits, &calib_y).unwrap_or(0.5),
-                w.deep
-            );
+            let stacked = metrics::roc_auc(&calib_logits, &calib_y).unwrap_or(0.5);
+            if auc.is_nan() {
+                eprintln!(
+                    "deepspark: the base's wide path restacked: calibration AUC {stacked:.4} (transformer weight {:.3})",
+                    w.deep
+                );
+            } else {
+                eprintln!(
+                    "deepspark: wide path calibration AUC {auc:.4}; stacked with the transformer {stacked:.4} (weight {:.3})",
+                    w.deep
+                );
+            }
             cfg.wide = true;
             Some(w)
         }

@@ -29,6 +29,10 @@ pub struct EvalReport {
     pub commit_auc: Option<f64>,
     pub commit_baseline_auc: Option<f64>,
     pub commit_ece: Option<f64>,
+    /// The gate at the default thresholds (REJECT below P(clean) 0.60, which `--fail-on
+    /// reject` blocks): the share of clean changes it blocks and of buggy ones it catches.
+    pub gate_blocked_clean: Option<f64>,
+    pub gate_caught_buggy: Option<f64>,
     /// Hunk-level AUC per project (model, baseline).
     pub projects: Vec<ProjectAuc>,
 }
@@ -163,5 +167,20 @@ fn report(
     r.commit_auc = metrics::roc_auc(&cp, &cy);
     r.commit_baseline_auc = metrics::roc_auc(&cb, &cy);
     r.commit_ece = metrics::ece(&cp, &cy, 10);
+    let share = |buggy: bool| {
+        let risks: Vec<f32> = cp
+            .iter()
+            .zip(&cy)
+            .filter(|(_, b)| **b == buggy)
+            .map(|(p, _)| *p)
+            .collect();
+        let rejected = risks
+            .iter()
+            .filter(|&&r| 1.0 - (r as f64) < crate::review::DEFAULT_REJECT)
+            .count();
+        (!risks.is_empty()).then(|| rejected as f64 / risks.len() as f64)
+    };
+    r.gate_blocked_clean = share(false);
+    r.gate_caught_buggy = share(true);
     r
 }

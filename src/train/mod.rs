@@ -68,6 +68,11 @@ pub struct TrainOptions {
     /// Start from the trained model in this directory: keep its tokenizer and transformer,
     /// fit only the wide path and the calibration.
     pub base: Option<PathBuf>,
+    /// With `base`: start the wide path from the base's and penalise the distance to it.
+    pub wide_prior: bool,
+    /// With `base`: keep the base's wide path too, and refit only the stacking, the
+    /// calibration and the change combiner.
+    pub recalibrate_only: bool,
 }
 
 /// What the fitting steps of one run share: its options, and every hunk it needs, encoded
@@ -292,9 +297,22 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         calib_all,
         slot,
     };
+    let base_wide = match &base_tensors {
+        Some(t) if base_cfg.as_ref().is_some_and(|c| c.wide) => Some(wide_of(t)?),
+        _ => None,
+    };
+    if (opts.wide_prior || opts.recalibrate_only) && base_wide.is_none() {
+        bail!("--wide-prior and --recalibrate need a --base model with a wide path");
+    }
+    let wide_opts = opts.wide.clone().map(|w| wide::WideOptions {
+        prior: base_wide.clone().filter(|_| opts.wide_prior),
+        ..w
+    });
     let mut state = transformer::start(opts, &mut varmap, rng)?;
     // Boosting: the wide path first, then the transformer learns on top of its logit.
-    let first = match (&opts.wide, opts.boost && opts.base.is_none()) {
+    // Recalibrating: the base's wide path as it is.
+    let first = match (&wide_opts, opts.boost && opts.base.is_none()) {
+        _ if opts.recalibrate_only => base_wide.map(|w| (w, f64::NAN)),
         (Some(wo), true) => Some(calibrate::fit_wide(&run, &cfg, wo)?),
         _ => None,
     };
@@ -304,7 +322,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     };
     let epochs = if opts.base.is_some() { 0 } else { opts.epochs };
     transformer::fit(&run, &cfg, &net, &mut varmap, &mut state, &offsets, epochs)?;
-    let wide = calibrate::calibrate(&run, &mut cfg, &net, first)?;
+    let wide = calibrate::calibrate(&run, &mut cfg, &net, first, wide_opts.as_ref())?;
     cfg.validate()?;
 
     let extra = match &wide {
@@ -323,6 +341,8 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         "holdout": opts.holdout,
         "base": opts.base,
         "boost": opts.boost,
+        "wide_prior": opts.wide_prior,
+        "recalibrate_only": opts.recalibrate_only,
         "wide": opts.wide.as_ref().map(|w| serde_json::json!({"epochs": w.epochs, "l2": w.l2, "lr": w.lr, "batch": w.batch})),
         "train_hunks": run.train.len(),
         "parameters": cfg.param_count(),
@@ -335,4 +355,26 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         serde_json::to_string_pretty(&metrics)? + "\n",
     )?;
     Ok(test)
+}
+
+/// The wide path stored in a model's tensors (as `RiskModel::load` reads it).
+fn wide_of(tensors: &std::collections::HashMap<String, candle_core::Tensor>) -> Result<crate::model::wide::Wide> {
+    let get = |name: &str| -> Result<Vec<f32>> {
+        let t = tensors
+            .get(name)
+            .with_context(|| format!("the base model has no tensor {name:?}"))?;
+        Ok(t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+    };
+    let one = |name: &str| -> Result<f32> {
+        get(name)?
+            .first()
+            .copied()
+            .with_context(|| format!("the base model's {name:?} is empty"))
+    };
+    Ok(crate::model::wide::Wide {
+        tokens: get(crate::model::wide::TOKENS)?,
+        features: get(crate::model::wide::FEATURES)?,
+        bias: one(crate::model::wide::BIAS)?,
+        deep: one(crate::model::wide::DEEP)?,
+    })
 }

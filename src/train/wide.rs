@@ -22,6 +22,9 @@ pub struct WideOptions {
     pub lr: f64,
     pub batch: usize,
     pub seed: u64,
+    /// Start from these weights and penalise the distance to them instead of to zero (a
+    /// project's own history, often small, adapts the default model rather than replacing it).
+    pub prior: Option<Wide>,
 }
 
 impl Default for WideOptions {
@@ -32,6 +35,7 @@ impl Default for WideOptions {
             lr: 0.02,
             batch: 256,
             seed: 17,
+            prior: None,
         }
     }
 }
@@ -53,10 +57,31 @@ pub fn fit(
         .iter()
         .map(|e| wide::active(e, vocab_size).into_iter().map(|(f, _)| f as u32).collect())
         .collect();
-    let varmap = VarMap::new();
+    let mut varmap = VarMap::new();
     let tokens = varmap.get(pad + 1, wide::TOKENS, Init::Const(0.0), DType::F32, device)?;
     let features = varmap.get(n_features, wide::FEATURES, Init::Const(0.0), DType::F32, device)?;
     let bias = varmap.get(1, wide::BIAS, Init::Const(0.0), DType::F32, device)?;
+    // The centre of the penalty: zero, or the prior's weights (which also start the fit).
+    let (centre_tokens, centre_features) = match &opts.prior {
+        Some(p) => {
+            if p.tokens.len() != pad || p.features.len() != n_features {
+                anyhow::bail!(
+                    "the prior wide path has {} token and {} feature weights, this model needs {pad} and {n_features}",
+                    p.tokens.len(),
+                    p.features.len()
+                );
+            }
+            let mut t = p.tokens.clone();
+            t.push(0.0);
+            let t = Tensor::from_vec(t, pad + 1, device)?;
+            let f = Tensor::new(p.features.as_slice(), device)?;
+            varmap.set_one(wide::TOKENS, &t)?;
+            varmap.set_one(wide::FEATURES, &f)?;
+            varmap.set_one(wide::BIAS, Tensor::new(&[p.bias], device)?)?;
+            (t, f)
+        }
+        None => (tokens.zeros_like()?, features.zeros_like()?),
+    };
     let params = ParamsAdamW {
         lr: opts.lr,
         weight_decay: 0.0,
@@ -97,7 +122,9 @@ pub fn fit(
             let feature_part = feats.matmul(&features.unsqueeze(1)?)?.squeeze(1)?;
             let logit = (token_part + feature_part)?.broadcast_add(&bias)?;
             let data_loss = candle_nn::loss::binary_cross_entropy_with_logit(&logit, &y)?;
-            let penalty = ((tokens.sqr()?.sum_all()? + features.sqr()?.sum_all()?)? * opts.l2)?;
+            let penalty = (((&tokens - &centre_tokens)?.sqr()?.sum_all()?
+                + (&features - &centre_features)?.sqr()?.sum_all()?)?
+                * opts.l2)?;
             opt.backward_step(&(data_loss + penalty)?)?;
         }
         let mut w = Wide {
@@ -209,5 +236,57 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(fit_corpus(&enc, &y, &opts).0, fit_corpus(&enc, &y, &opts).0);
+    }
+
+    #[test]
+    fn a_prior_holds_the_weights_where_the_data_is_silent() {
+        // The last feature (token 39 on the last side) never occurs in the corpus: with a prior it keeps the prior's weight,
+        // without one the penalty leaves it at zero; the data still moves token 10.
+        let (enc, y) = corpus(200);
+        let mut prior = Wide {
+            tokens: vec![0.0; SIDES * 40],
+            features: vec![0.0; N_FEATURES],
+            bias: 0.0,
+            deep: 0.0,
+        };
+        let unseen = SIDES * 40 - 1;
+        prior.tokens[unseen] = 1.5;
+        prior.tokens[10] = -1.0;
+        let opts = WideOptions {
+            epochs: 4,
+            batch: 16,
+            l2: 1e-3,
+            prior: Some(prior.clone()),
+            ..Default::default()
+        };
+        let (with, _) = fit_corpus(&enc, &y, &opts);
+        assert!(
+            (with.tokens[unseen] - 1.5).abs() < 1e-3,
+            "unseen token moved: {}",
+            with.tokens[unseen]
+        );
+        assert!(
+            with.tokens[10] > -0.8,
+            "the data did not move token 10 up from -1: {}",
+            with.tokens[10]
+        );
+        let (without, _) = fit_corpus(
+            &enc,
+            &y,
+            &WideOptions {
+                prior: None,
+                ..opts.clone()
+            },
+        );
+        assert_eq!(without.tokens[unseen], 0.0);
+        // A prior of the wrong shape is refused.
+        prior.tokens.pop();
+        let refs: Vec<&Encoded> = enc.iter().collect();
+        let yb: Vec<bool> = y.iter().map(|&v| v > 0.5).collect();
+        let bad = WideOptions {
+            prior: Some(prior),
+            ..opts
+        };
+        assert!(fit(&refs, &y, &refs, &yb, 40, N_FEATURES, &bad, &Device::Cpu).is_err());
     }
 }

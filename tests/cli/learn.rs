@@ -1,0 +1,149 @@
+//! `deepspark learn`: a scripted history whose risky commits the default model cannot know
+//! (a project-specific call that is always fixed later), learned into `.deepspark/model`,
+//! picked up by `review`, identical when learned twice, bypassed by `--model default`.
+
+use crate::common::Repo;
+
+/// 150 days of history: every third day a commit adds a `legacy_write` call that a "Fix"
+/// commit two days later replaces; on the other days commits add `checked_write` calls.
+fn project() -> Repo {
+    let r = Repo::new();
+    for day in 0..150 {
+        r.advance_days(1);
+        let f = format!("src/m{day}.c");
+        if day % 3 == 0 {
+            r.write(
+                &f,
+                format!("int m{day}(int *p) {{\n    legacy_write(p, {day});\n    return 0;\n}}\n"),
+            );
+            r.commit(&format!("Add m{day}"));
+        } else {
+            r.write(
+                &f,
+                format!("int m{day}(int *p) {{\n    checked_write(p, {day});\n    return 0;\n}}\n"),
+            );
+            r.commit(&format!("Add m{day}"));
+        }
+        if day % 3 == 2 {
+            let old = day - 2;
+            r.write(
+                &format!("src/m{old}.c"),
+                format!("int m{old}(int *p) {{\n    checked_write(p, {old});\n    return 0;\n}}\n"),
+            );
+            r.commit(&format!("Fix a crash in m{old}"));
+        }
+    }
+    r
+}
+
+fn learn(r: &Repo, out: &std::path::Path) -> std::process::Output {
+    r.cmd()
+        .env_remove("DEEPSPARK_MODEL")
+        .args(["learn", "--grace-days", "0", "--out"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn learn_writes_a_better_model_that_review_uses() {
+    let r = project();
+    let dir = r.path().join(".deepspark/model");
+    let out = learn(&r, &dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in ["default", "recalibrated", "refit"] {
+        assert!(stdout.lines().any(|l| l.starts_with(row)), "no {row} row in:\n{stdout}");
+    }
+    assert!(stdout.contains("learned: the "), "{stdout}");
+    let learned: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("learned.json")).unwrap()).unwrap();
+    let head = r.repo.head().unwrap().peel_to_commit().unwrap().id().to_string();
+    assert_eq!(learned["at"], head);
+    // The written model measured better than the default on the newest 20%.
+    let models = learned["models"].as_array().unwrap();
+    let brier = |name: &str| {
+        models.iter().find(|m| m["name"] == name).unwrap()["test"]["brier"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(brier(learned["chosen"].as_str().unwrap()) < brier("default"));
+
+    // review picks it up (no --model, no DEEPSPARK_MODEL) and says so; --model default does not.
+    r.write(
+        "src/new.c",
+        "int n(int *p) {\n    legacy_write(p, 1);\n    return 0;\n}\n",
+    );
+    r.stage_all();
+    let review = |extra: &[&str]| {
+        let out = r
+            .cmd()
+            .env_remove("DEEPSPARK_MODEL")
+            .args(["review", "--format", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        crate::common::json_of(&out)
+    };
+    let with = review(&[]);
+    assert!(
+        with["model"]
+            .as_str()
+            .unwrap()
+            .contains("learned for this repository at"),
+        "{}",
+        with["model"]
+    );
+    let without = review(&["--model", "default"]);
+    assert!(
+        without["model"].as_str().unwrap().contains("embedded"),
+        "{}",
+        without["model"]
+    );
+    assert_ne!(with["p_clean"], without["p_clean"]);
+}
+
+#[test]
+fn learning_twice_writes_the_same_files() {
+    let r = project();
+    let (a, b) = (r.path().join("a"), r.path().join("b"));
+    for dir in [&a, &b] {
+        let out = learn(&r, dir);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "learned.json"] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+}
+
+#[test]
+fn a_history_without_bugs_is_refused_clearly() {
+    let r = Repo::new();
+    for day in 0..20 {
+        r.advance_days(1);
+        r.write(
+            &format!("src/f{day}.c"),
+            format!("int f{day}(void) {{\n    return {day};\n}}\n"),
+        );
+        r.commit(&format!("Add f{day}"));
+    }
+    let out = learn(&r, &r.path().join(".deepspark/model"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nothing to learn from"), "{err}");
+    assert!(!r.path().join(".deepspark").exists(), "nothing written");
+}
