@@ -37,6 +37,8 @@ pub enum Command {
     Mine(MineArgs),
     /// Adapt the model to this repository's history (mine, refit, recalibrate) into .deepspark/model.
     Learn(LearnArgs),
+    /// Record a finding as not a problem (by its fingerprint), so it is not raised again.
+    Dismiss(DismissArgs),
     /// Score JSON records from stdin to stdout, one per line (a stream filter for Spark, GNU parallel, ...).
     Score(ScoreArgs),
     /// Install, remove or run deepspark's git pre-push hook.
@@ -588,4 +590,20 @@ pub struct LearnArgs {
     /// Settings file (default: .deepspark.toml at the repository root, if present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DismissArgs {
+    /// The finding's fingerprint: `fingerprint` of a hunk in `review --format json`, or its
+    /// `partialFingerprints` value in SARIF (16 hex digits).
+    pub fingerprint: String,
+    /// Why it is not a problem (kept beside it in .deepspark/dismissed).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Take the dismissal back.
+    #[arg(long, conflicts_with = "reason")]
+    pub undo: bool,
+    /// Repository (default: the one containing the current directory).
+    #[arg(short = 'C', long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
 }

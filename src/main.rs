@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         cli::Command::Score(a) => commands::score::run(a),
         cli::Command::Mine(a) => commands::mine::run(a),
         cli::Command::Learn(a) => commands::learn::run(a),
+        cli::Command::Dismiss(a) => commands::dismiss::run(a),
         cli::Command::Hook(c) => commands::hook::run(c),
         cli::Command::Completions(a) => commands::completions::run(a),
         cli::Command::Man(a) => commands::man::run(a),

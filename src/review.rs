@@ -62,6 +62,8 @@ pub struct Review {
     pub suggestions: Vec<crate::suggest::Suggestion>,
     /// The generator that made them.
     pub generator: Option<String>,
+    /// `(file, hunk)` of the hunks dismissed with `deepspark dismiss` (scored as no risk).
+    pub dismissed: Vec<(usize, usize)>,
 }
 
 /// A hunk worth pointing at in CI output (risk at or above the reporting threshold).
@@ -110,7 +112,7 @@ impl Review {
                     score: sc,
                 })
             })
-            .filter(|f| f.score.risk >= min_risk)
+            .filter(|f| f.score.risk >= min_risk && !self.dismissed.contains(&f.index))
             .collect();
         out.sort_by(|a, b| b.score.risk.total_cmp(&a.score.risk));
         out
@@ -166,6 +168,7 @@ pub fn judge(
         model,
         suggestions: Vec::new(),
         generator: None,
+        dismissed: Vec::new(),
     }
 }
 
@@ -233,3 +236,42 @@ mod tests {
         assert!(!gate_tripped(Verdict::Reject, FailOn::Never));
     }
 }
+
+/// FNV-1a, 64 bits: stable across versions and platforms (unlike std's hasher).
+pub fn fingerprint(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// A hunk's identity across reviews and history: its path and added lines (not its line
+/// numbers, which move). SARIF's `partialFingerprints`, JSON's `fingerprint`, and what
+/// `deepspark dismiss` records.
+pub fn hunk_fingerprint(path: &str, hunk: &Hunk) -> String {
+    let mut parts: Vec<&str> = vec![path];
+    parts.extend(
+        hunk.lines
+            .iter()
+            .filter(|l| l.kind == LineKind::Added)
+            .map(|l| l.text.as_str()),
+    );
+    fingerprint(&parts)
+}
+
+/// The score of a hunk someone dismissed (`deepspark dismiss`): no risk, no finding, and no
+/// weight in the change's verdict.
+pub fn dismissed_score(n_lines: usize) -> HunkScore {
+    HunkScore {
+        risk: 0.0,
+        logit: DISMISSED_LOGIT,
+        line_weights: vec![0.0; n_lines],
+    }
+}
+
+/// A logit whose risk rounds to zero yet stays finite (non-finite logits are errors).
+pub const DISMISSED_LOGIT: f32 = -30.0;

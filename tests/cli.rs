@@ -5,6 +5,8 @@
 mod ci;
 #[path = "cli/common.rs"]
 mod common;
+#[path = "cli/dismiss.rs"]
+mod dismiss;
 #[path = "cli/docs.rs"]
 mod docs;
 #[path = "cli/errors.rs"]

@@ -70,6 +70,7 @@ fn run_pre_push(args: HookRunArgs) -> Result<u8> {
     let repo = git::open(None)?;
     let cfg = super::review::load_config(&args.gate, &repo)?;
     let mut settings = Settings::resolve(&args.gate, &cfg)?;
+    settings.dismissed = super::dismiss::load(repo.workdir())?;
     settings.budget = Some(Duration::from_secs(args.budget.or(cfg.hook_budget).unwrap_or(60)));
     let style = render::terminal::Style {
         color: use_color(args.color, std::io::stderr().is_terminal()),

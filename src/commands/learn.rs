@@ -99,6 +99,11 @@ pub fn run(args: LearnArgs) -> Result<u8> {
     };
     bar.finish_and_clear();
     super::mine::report(&summary, t0.elapsed().as_secs_f64());
+    let dismissed = super::dismiss::load(repo.workdir())?;
+    if !dismissed.is_empty() {
+        let n = relabel_dismissed(&history, &dismissed)?;
+        eprintln!("deepspark: {n} mined hunks match dismissed findings: counted as clean");
+    }
     if summary.buggy == 0 {
         bail!(
             "no commit of this history is implicated by a bug fix ({} fixes found): nothing to learn from; \
@@ -241,6 +246,33 @@ pub fn keep(default: &EvalReport, chosen: &EvalReport) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Dismissed findings are clean examples: their hunk records get `hunk_label` 0. Returns
+/// how many were relabelled.
+fn relabel_dismissed(history: &Path, dismissed: &std::collections::HashSet<String>) -> Result<usize> {
+    let text = std::fs::read_to_string(history)?;
+    let mut out = String::with_capacity(text.len());
+    let mut n = 0;
+    for line in text.lines() {
+        let mut v: serde_json::Value = serde_json::from_str(line)?;
+        let hunk = match (v["file"].as_str(), v["hunk_header"].as_str(), v["hunk"].as_str()) {
+            (Some(file), Some(header), Some(body)) => crate::diff::Hunk::parse(header, body)
+                .ok()
+                .map(|h| crate::review::hunk_fingerprint(file, &h)),
+            _ => None,
+        };
+        if hunk.is_some_and(|fp| dismissed.contains(&fp)) && v["hunk_label"] != 0 {
+            v["hunk_label"] = 0.into();
+            n += 1;
+            out.push_str(&v.to_string());
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    std::fs::write(history, out)?;
+    Ok(n)
 }
 
 fn print_table(models: &[Evaluated]) {

@@ -1,5 +1,6 @@
 //! One file per subcommand; each has a `run` that returns the exit code.
 pub mod completions;
+pub mod dismiss;
 pub mod eval;
 pub mod eval_suggest;
 pub mod hook;

@@ -86,6 +86,8 @@ pub struct Settings {
     /// Reporting threshold for SARIF, GitHub and Markdown findings.
     pub min_risk: f32,
     pub suggest: suggest::Settings,
+    /// Fingerprints of dismissed findings (`.deepspark/dismissed`), scored as no risk.
+    pub dismissed: std::collections::HashSet<String>,
 }
 
 impl Settings {
@@ -118,6 +120,7 @@ impl Settings {
             context: args.context.or(cfg.context).unwrap_or(3),
             min_risk: cfg.min_risk.unwrap_or(0.3) as f32,
             suggest: suggest_settings(&SuggestArgs::default(), cfg),
+            dismissed: Default::default(),
         })
     }
 }
@@ -220,6 +223,7 @@ fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Review,
         bar.inc(inputs.len() as u64);
     }
     bar.finish_and_clear();
+    let dismissed = dismiss(&files, &mut scores, &settings.dismissed);
     for i in out_of_time {
         let seconds = settings.budget.map_or(0, |b| b.as_secs());
         files[i].skip = Some(Skip::TimeBudget { seconds });
@@ -228,8 +232,30 @@ fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Review,
     let all: Vec<HunkScore> = scores.iter().flatten().cloned().collect();
     let risk = model.change_risk(&all)? as f64;
     let describe = model.describe() + &learned_note(settings.model.as_deref());
-    let review = judge(files, scores, risk, settings.thresholds, Some(describe));
+    let mut review = judge(files, scores, risk, settings.thresholds, Some(describe));
+    review.dismissed = dismissed;
     Ok((review, Some(model)))
+}
+
+/// Replaces the scores of dismissed hunks (see `commands::dismiss`) and says which they are.
+pub fn dismiss(
+    files: &[FileDiff],
+    scores: &mut [Vec<HunkScore>],
+    dismissed: &std::collections::HashSet<String>,
+) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    if dismissed.is_empty() {
+        return out;
+    }
+    for (fi, (f, s)) in files.iter().zip(scores.iter_mut()).enumerate() {
+        for (hi, (h, score)) in f.hunks.iter().zip(s.iter_mut()).enumerate() {
+            if dismissed.contains(&crate::review::hunk_fingerprint(f.display_path(), h)) {
+                *score = crate::review::dismissed_score(h.lines.len());
+                out.push((fi, hi));
+            }
+        }
+    }
+    out
 }
 
 /// Adds verified suggestions to the review for hunks at or above the threshold, and returns
@@ -323,6 +349,7 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
     let repo = git::open(args.repo.as_deref())?;
     let cfg = load_config(&args.gate, &repo)?;
     let mut settings = Settings::resolve(&args.gate, &cfg)?;
+    settings.dismissed = super::dismiss::load(repo.workdir())?;
     if let Some(m) = args.min_risk {
         settings.min_risk = m as f32;
     }

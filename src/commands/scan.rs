@@ -24,7 +24,8 @@ pub fn run(args: ScanArgs) -> Result<u8> {
     let t0 = Instant::now();
     let repo = git::open(args.repo.as_deref())?;
     let cfg = load_config(&args.gate, &repo)?;
-    let settings = Settings::resolve(&args.gate, &cfg)?;
+    let mut settings = Settings::resolve(&args.gate, &cfg)?;
+    settings.dismissed = super::dismiss::load(repo.workdir())?;
     // Each commit with the parent it is reviewed against. In a shallow clone the walk reaches
     // commits whose parents are missing: scan up to them.
     let mut ids: Vec<(git2::Oid, Option<git2::Oid>)> = Vec::new();
@@ -84,13 +85,14 @@ pub fn run(args: ScanArgs) -> Result<u8> {
         .into_iter();
         drop(inputs);
         for (id, files) in changes {
-            let per_file: Vec<Vec<HunkScore>> = files
+            let mut per_file: Vec<Vec<HunkScore>> = files
                 .iter()
                 .map(|f| match f.skip {
                     None => scores.by_ref().take(f.hunks.len()).collect(),
                     Some(_) => Vec::new(),
                 })
                 .collect();
+            super::review::dismiss(&files, &mut per_file, &settings.dismissed);
             let all: Vec<HunkScore> = per_file.iter().flatten().cloned().collect();
             let risk = match &model {
                 Some(m) if !all.is_empty() => m.change_risk(&all)? as f64,

@@ -58,6 +58,10 @@ struct HunkOut<'a> {
     new_start: u32,
     new_lines: u32,
     risk: f32,
+    /// The hunk's identity across reviews (SARIF's `partialFingerprints`): what `deepspark dismiss` takes.
+    fingerprint: String,
+    /// Dismissed with `deepspark dismiss`: scored as no risk.
+    dismissed: bool,
     /// New-side line numbers of the added lines that drive the score most (up to 3).
     hot_lines: Vec<u32>,
     lines: Vec<LineOut<'a>>,
@@ -135,6 +139,8 @@ pub fn write(
                     new_start: h.start.new,
                     new_lines: h.count.new,
                     risk: s.risk,
+                    fingerprint: crate::review::hunk_fingerprint(f.display_path(), h),
+                    dismissed: r.dismissed.contains(&(fi, hi)),
                     hot_lines: hot_lines(&h.lines, &s.line_weights, 3)
                         .into_iter()
                         .filter_map(|i| h.lines[i].lineno.new)

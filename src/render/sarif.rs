@@ -29,17 +29,7 @@ const RULES: [(&str, &str, &str, &str); 3] = [
     ),
 ];
 
-/// FNV-1a, 64 bits: stable across versions and platforms (unlike std's hasher).
-pub fn fingerprint(parts: &[&str]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0)) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
-}
+pub use crate::review::fingerprint;
 
 /// Percent-encodes a repository path as a relative URI reference.
 pub fn uri(path: &str) -> String {
@@ -107,13 +97,6 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl std::io::Write) -> std::i
     for f in r.findings(min_risk) {
         let (start, end) = f.lines();
         let path = f.file.display_path();
-        let added: Vec<&str> = f
-            .hunk
-            .lines
-            .iter()
-            .filter(|l| l.kind == crate::diff::LineKind::Added)
-            .map(|l| l.text.as_str())
-            .collect();
         let level = if f.score.risk >= 0.6 {
             "error"
         } else if f.score.risk >= 0.3 {
@@ -126,7 +109,7 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl std::io::Write) -> std::i
             "message": { "text": format!("{:.0}% risk that this hunk will need a fix (deepspark verdict for the change: {}).",
                 f.score.risk * 100.0, r.verdict.label()) },
             "locations": location(path, start, end),
-            "partialFingerprints": { "deepsparkHunk/v1": fingerprint(&[&[path].as_slice(), added.as_slice()].concat()) },
+            "partialFingerprints": { "deepsparkHunk/v1": crate::review::hunk_fingerprint(path, f.hunk) },
             "properties": { "risk": f.score.risk },
             "fixes": fixes(r, &f),
         }));

@@ -79,6 +79,9 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
     if skipped > 0 {
         write!(out, "; {skipped} skipped")?;
     }
+    if !r.dismissed.is_empty() {
+        write!(out, "; {} dismissed (.deepspark/dismissed)", r.dismissed.len())?;
+    }
     writeln!(out)?;
     if r.unreviewed > 0 {
         writeln!(
