@@ -200,7 +200,9 @@ pub struct GateArgs {
     /// Review generated, vendored and lock files too (skipped by default).
     #[arg(long)]
     pub no_default_skips: bool,
-    /// Directory with config.json, model.safetensors and tokenizer.json (default: the embedded model).
+    /// Directory with config.json, model.safetensors and tokenizer.json (default: the
+    /// repository's .deepspark/model if `deepspark learn` wrote one, else the embedded model;
+    /// `default` names the embedded model).
     #[arg(long, value_name = "DIR", env = "DEEPSPARK_MODEL")]
     pub model: Option<PathBuf>,
     /// Where the model runs.

@@ -113,6 +113,8 @@ pub struct Summary {
     pub fixes: usize,
     /// Fixes not blamed: too many files.
     pub sweeps: usize,
+    /// Commits left out because git could not read them (objects missing from the clone).
+    pub unreadable: usize,
     /// Lines blamed to a commit that is mined.
     pub blamed_lines: usize,
     /// Commit records written, and how many of them are buggy.
@@ -212,9 +214,17 @@ pub fn mine(
     let mut lines: HashMap<Oid, HashMap<String, HashSet<u32>>> = HashMap::new();
     let mut fixed_by: HashMap<Oid, BTreeSet<String>> = HashMap::new();
     for (fix, origins) in fixes.iter().zip(blamed) {
-        let Some(origins) = origins? else {
-            summary.sweeps += 1;
-            continue;
+        let origins = match origins {
+            Ok(Some(o)) => o,
+            Ok(None) => {
+                summary.sweeps += 1;
+                continue;
+            }
+            Err(MineError::Git(GitError::Git(e))) if missing(&e) => {
+                summary.unreadable += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         for o in origins {
             if !known.contains(&o.commit) || ignore.contains(&o.commit) || o.commit == fix.id {
@@ -267,7 +277,14 @@ pub fn mine(
             )
             .collect();
         for (c, t) in chunk.iter().zip(texts) {
-            let (text, hunks) = t?;
+            let (text, hunks) = match t {
+                Ok(t) => t,
+                Err(MineError::Git(GitError::Git(e))) if missing(&e) => {
+                    summary.unreadable += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             out.write_all(text.as_bytes())?;
             summary.written += 1;
             summary.hunks += hunks;
@@ -277,6 +294,12 @@ pub fn mine(
     }
     out.flush()?;
     Ok(summary)
+}
+
+/// An object the clone does not have (a partial or pruned snapshot): that commit is left
+/// out and counted, instead of ending the run.
+fn missing(e: &git2::Error) -> bool {
+    e.code() == git2::ErrorCode::NotFound && e.class() == git2::ErrorClass::Odb
 }
 
 /// The origins of the code lines `fix` removes, or `None` for a sweep (too many files).

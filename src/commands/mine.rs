@@ -108,6 +108,12 @@ pub fn run(args: MineArgs) -> Result<u8> {
 
 /// The summary line on stderr.
 pub fn report(summary: &mine::Summary, secs: f64) {
+    if summary.unreadable > 0 {
+        eprintln!(
+            "deepspark: {} commits left out: objects they need are missing from this clone (`git fsck` lists them)",
+            summary.unreadable
+        );
+    }
     if summary.shallow {
         eprintln!(
             "deepspark: shallow clone: mined only the history that is here (`git fetch --unshallow` for all of it)"

@@ -147,3 +147,29 @@ fn a_history_without_bugs_is_refused_clearly() {
     assert!(err.contains("nothing to learn from"), "{err}");
     assert!(!r.path().join(".deepspark").exists(), "nothing written");
 }
+
+#[test]
+fn a_learned_model_from_another_history_is_named_stale() {
+    let r = crate::common::two_commits();
+    let dir = r.path().join(".deepspark/model");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(crate::common::tiny_model().join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("learned.json"), format!("{{\"at\": \"{}\"}}", "ab".repeat(20))).unwrap();
+    let out = r
+        .cmd()
+        .env_remove("DEEPSPARK_MODEL")
+        .args(["review", "HEAD~1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not in HEAD's history") && err.contains("deepspark learn"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("learned for this repository"));
+    // A model named on the command line is used as it is, without the learned one's warning.
+    let out = r.cmd().args(["review", "HEAD~1"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("learned"));
+}

@@ -191,3 +191,31 @@ fn mine_refuses_what_it_cannot_do() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("(unclosed"));
 }
+
+#[test]
+fn a_commit_whose_objects_are_missing_is_left_out_not_fatal() {
+    // A pruned or partial snapshot: one blob gone from the object store.
+    let h = history();
+    let commit =
+        h.r.repo
+            .find_commit(git2::Oid::from_str(&h.old_clean).unwrap())
+            .unwrap();
+    let blob = commit
+        .tree()
+        .unwrap()
+        .get_path(std::path::Path::new("src/other.c"))
+        .unwrap()
+        .id()
+        .to_string();
+    std::fs::remove_file(h.r.path().join(".git/objects").join(&blob[..2]).join(&blob[2..])).unwrap();
+    let out =
+        h.r.cmd()
+            .args(["mine", "--jsonl", "--grace-days", "0"])
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("objects they need are missing"));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains(&h.old_clean), "the unreadable commit is left out");
+    assert!(text.contains(&h.bug), "the others are mined");
+}
