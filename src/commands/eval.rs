@@ -129,8 +129,9 @@ pub fn print_text(r: &EvalReport, out: &mut impl Write) -> std::io::Result<()> {
             pct(r.gate_caught_buggy)
         )?;
     }
+    let pct = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.1}%", v * 100.0));
     for p in &r.projects {
-        writeln!(
+        write!(
             out,
             "  {:<28} {:>6} hunks  AUC {}  baseline {}",
             p.project,
@@ -138,6 +139,16 @@ pub fn print_text(r: &EvalReport, out: &mut impl Write) -> std::io::Result<()> {
             f(p.auc),
             f(p.baseline_auc)
         )?;
+        if p.commit_n > 0 {
+            write!(
+                out,
+                "  gate: blocks {} of clean, catches {} of buggy ({} changes)",
+                pct(p.gate_blocked_clean),
+                pct(p.gate_caught_buggy),
+                p.commit_n
+            )?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }

@@ -8,10 +8,10 @@
 //!   is its own 95%;
 //! - **refit**: the wide path refit on the project's older history, starting from the
 //!   default's and penalised toward it, then stacked and calibrated the same way.
-//! Both fit on the oldest 70% of the labelled history and calibrate on the next 10%; the
-//! one with the lower calibration Brier score is the candidate. It is written only when,
-//! on the newest 20% (never fitted on), its Brier score is lower than the default's and its
-//! hunk AUC not lower by more than `AUC_SLACK`; both evaluations are printed either way.
+//! Both fit on the oldest 70% of the labelled history and calibrate on the next 10%. Taken
+//! in order of their calibration Brier score, the first whose Brier score on the newest 20%
+//! (never fitted on) is lower than the default's, with a hunk AUC not lower by more than
+//! `AUC_SLACK`, is written; if neither is, nothing is. Every evaluation is printed.
 //! Writes `--out` (default `.deepspark/model/`) and nothing else.
 
 use super::review::{LEARNED_DIR, LEARNED_FILE, model_files};
@@ -185,18 +185,30 @@ pub fn run(args: LearnArgs) -> Result<u8> {
     }
     print_table(&models);
     let brier = |r: &EvalReport| r.brier.unwrap_or(f64::INFINITY);
-    let best = (1..models.len())
-        .min_by(|&a, &b| brier(&models[a].calibration).total_cmp(&brier(&models[b].calibration)))
-        .expect("two candidates");
-    let (default, chosen) = (&models[0].test, &models[best].test);
-    if let Err(why) = keep(default, chosen) {
+    // Candidates in order of calibration Brier score; the first that beats the default on
+    // the newest 20% is written.
+    let mut order: Vec<usize> = (1..models.len()).collect();
+    order.sort_by(|&a, &b| brier(&models[a].calibration).total_cmp(&brier(&models[b].calibration)));
+    let default = &models[0].test;
+    let mut refusals = Vec::new();
+    let mut best = None;
+    for &i in &order {
+        match keep(default, &models[i].test) {
+            Ok(()) => {
+                best = Some(i);
+                break;
+            }
+            Err(why) => refusals.push(format!("the {} model {why}", models[i].name)),
+        }
+    }
+    let Some(best) = best else {
         println!(
-            "refused: the {} model {why}; nothing written, the default model stays",
-            models[best].name
+            "refused: {}; nothing written, the default model stays",
+            refusals.join("; ")
         );
         return Ok(exit::GATE);
-    }
-
+    };
+    let chosen = &models[best].test;
     // 4. Write: the chosen model and learned.json, replacing `out` whole.
     let learned = Learned {
         format: "deepspark-learned/1",

@@ -43,6 +43,11 @@ pub struct ProjectAuc {
     pub n: usize,
     pub auc: Option<f64>,
     pub baseline_auc: Option<f64>,
+    /// The project's changes, and the gate on them (as `EvalReport::gate_blocked_clean`).
+    #[serde(default)]
+    pub commit_n: usize,
+    pub gate_blocked_clean: Option<f64>,
+    pub gate_caught_buggy: Option<f64>,
 }
 
 /// Scores `split` of `data` with `model` and computes every metric.
@@ -148,6 +153,7 @@ fn report(
             n: p.len(),
             auc: metrics::roc_auc(&p, &y),
             baseline_auc: metrics::roc_auc(&b, &y),
+            ..Default::default()
         })
         .collect();
     let buggy: HashMap<(&str, &str), bool> = data
@@ -156,31 +162,61 @@ fn report(
         .map(|c| ((c.project.as_str(), c.id.as_str()), c.buggy))
         .collect();
     let (mut cp, mut cy, mut cb) = (vec![], vec![], vec![]);
+    let mut by_project: HashMap<&str, (Vec<f32>, Vec<bool>)> = HashMap::new();
     for (key, (logits, added)) in &per_commit {
         if let Some(&b) = buggy.get(key) {
-            cp.push(change.apply(logits));
+            let risk = change.apply(logits);
+            cp.push(risk);
             cy.push(b);
             cb.push(*added as f32);
+            let e = by_project.entry(key.0).or_default();
+            e.0.push(risk);
+            e.1.push(b);
+        }
+    }
+    for p in &mut r.projects {
+        if let Some((risks, ys)) = by_project.get(p.project.as_str()) {
+            p.commit_n = risks.len();
+            p.gate_blocked_clean = gate_share(risks, ys, false);
+            p.gate_caught_buggy = gate_share(risks, ys, true);
         }
     }
     r.commit_n = cp.len();
     r.commit_auc = metrics::roc_auc(&cp, &cy);
     r.commit_baseline_auc = metrics::roc_auc(&cb, &cy);
     r.commit_ece = metrics::ece(&cp, &cy, 10);
-    let share = |buggy: bool| {
-        let risks: Vec<f32> = cp
-            .iter()
-            .zip(&cy)
-            .filter(|(_, b)| **b == buggy)
-            .map(|(p, _)| *p)
-            .collect();
-        let rejected = risks
-            .iter()
-            .filter(|&&r| 1.0 - (r as f64) < crate::review::DEFAULT_REJECT)
-            .count();
-        (!risks.is_empty()).then(|| rejected as f64 / risks.len() as f64)
-    };
-    r.gate_blocked_clean = share(false);
-    r.gate_caught_buggy = share(true);
+    r.gate_blocked_clean = gate_share(&cp, &cy, false);
+    r.gate_caught_buggy = gate_share(&cp, &cy, true);
     r
+}
+
+/// The share of changes labelled `buggy` (or clean) whose verdict is REJECT at the default
+/// threshold: what `--fail-on reject` blocks.
+fn gate_share(risks: &[f32], buggy: &[bool], which: bool) -> Option<f64> {
+    let chosen: Vec<f32> = risks
+        .iter()
+        .zip(buggy)
+        .filter(|(_, b)| **b == which)
+        .map(|(r, _)| *r)
+        .collect();
+    let rejected = chosen
+        .iter()
+        .filter(|&&r| 1.0 - (r as f64) < crate::review::DEFAULT_REJECT)
+        .count();
+    (!chosen.is_empty()).then(|| rejected as f64 / chosen.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gate_share;
+
+    #[test]
+    fn the_gate_blocks_changes_below_the_reject_threshold() {
+        // Risk 0.5 and 0.7 (P(clean) 0.5 and 0.3) are REJECT, below 0.60; 0.1 and 0.2 are not.
+        let risks = [0.5, 0.1, 0.7, 0.2];
+        let buggy = [false, false, true, true];
+        assert_eq!(gate_share(&risks, &buggy, false), Some(0.5));
+        assert_eq!(gate_share(&risks, &buggy, true), Some(0.5));
+        assert_eq!(gate_share(&[0.1], &[false], true), None, "no buggy change: no share");
+    }
 }
