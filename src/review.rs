@@ -64,6 +64,37 @@ pub struct Review {
     pub generator: Option<String>,
     /// `(file, hunk)` of the hunks dismissed with `deepspark dismiss` (scored as no risk).
     pub dismissed: Vec<(usize, usize)>,
+    /// Where the change's risk stands among the repository's recent commits, when the
+    /// learned model scored them (`deepspark learn`).
+    pub history: Option<HistoryRank>,
+}
+
+/// "Riskier than `percentile`% of this repository's last `commits` commits."
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HistoryRank {
+    pub percentile: f64,
+    pub commits: usize,
+}
+
+impl HistoryRank {
+    /// The share of `history` (change risks of past commits) strictly below `risk`.
+    pub fn of(risk: f64, history: &[f32]) -> Option<HistoryRank> {
+        if history.is_empty() {
+            return None;
+        }
+        let below = history.iter().filter(|&&h| (h as f64) < risk).count();
+        Some(HistoryRank {
+            percentile: 100.0 * below as f64 / history.len() as f64,
+            commits: history.len(),
+        })
+    }
+
+    pub fn sentence(&self) -> String {
+        format!(
+            "riskier than {:.0}% of this repository's last {} commits",
+            self.percentile, self.commits
+        )
+    }
 }
 
 /// A hunk worth pointing at in CI output (risk at or above the reporting threshold).
@@ -169,6 +200,7 @@ pub fn judge(
         suggestions: Vec::new(),
         generator: None,
         dismissed: Vec::new(),
+        history: None,
     }
 }
 

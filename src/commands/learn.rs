@@ -51,7 +51,19 @@ struct Learned<'a> {
     buggy: usize,
     chosen: &'static str,
     models: &'a [Evaluated],
+    /// The learned model's change risk for each of the last `HISTORY` commits up to `at`,
+    /// sorted: `review` says where a change stands among them.
+    history: History,
 }
+
+#[derive(Serialize)]
+struct History {
+    commits: usize,
+    risks: Vec<f32>,
+}
+
+/// How many recent commits the history rank compares a change with.
+pub const HISTORY: usize = 1000;
 
 /// A folder removed when dropped (the run's scratch space).
 struct Scratch(PathBuf);
@@ -209,7 +221,11 @@ pub fn run(args: LearnArgs) -> Result<u8> {
         return Ok(exit::GATE);
     };
     let chosen = &models[best].test;
-    // 4. Write: the chosen model and learned.json, replacing `out` whole.
+    // 4. Where changes stand: the chosen model's risk for the last commits up to `at`.
+    let (_, chosen_dir) = &dirs[best - 1];
+    let history = score_history(&repo, &at.id().to_string(), chosen_dir, &cfg, args.device)?;
+
+    // 5. Write: the chosen model and learned.json, replacing `out` whole.
     let learned = Learned {
         format: "deepspark-learned/1",
         project: &opts.project,
@@ -220,8 +236,8 @@ pub fn run(args: LearnArgs) -> Result<u8> {
         buggy: summary.buggy,
         chosen: models[best].name,
         models: &models,
+        history,
     };
-    let (_, chosen_dir) = &dirs[best - 1];
     write_model(chosen_dir, &out, &(serde_json::to_string_pretty(&learned)? + "\n"))?;
     println!(
         "learned: the {} model, written to {} (Brier {:.4} vs the default's {:.4} on the newest 20%); \
@@ -258,6 +274,45 @@ pub fn keep(default: &EvalReport, chosen: &EvalReport) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The change risks of the last `HISTORY` commits up to `at` under the model in `dir`
+/// (as `scan` scores them), sorted and rounded so that the file is the same every time.
+fn score_history(
+    repo: &git2::Repository,
+    at: &str,
+    dir: &Path,
+    cfg: &Config,
+    device: crate::model::device::DeviceChoice,
+) -> Result<History> {
+    let gate = crate::cli::GateArgs {
+        lgtm: None,
+        reject: None,
+        fail_on: None,
+        context: None,
+        max_file_lines: None,
+        max_change_lines: None,
+        skip: vec![],
+        no_default_skips: false,
+        model: Some(dir.to_path_buf()),
+        device,
+        config: None,
+    };
+    let mut settings = super::review::Settings::resolve(&gate, cfg)?;
+    settings.model = Some(dir.to_path_buf());
+    let ids = super::scan::with_parents(repo, at, HISTORY)?;
+    let mut model = None;
+    let mut risks = Vec::with_capacity(ids.len());
+    for group in ids.chunks(64) {
+        for (_, review) in super::scan::review_group(repo, group, &settings, &mut model)? {
+            risks.push(((1.0 - review.p_clean) * 1e4).round() as f32 / 1e4);
+        }
+    }
+    risks.sort_by(f32::total_cmp);
+    Ok(History {
+        commits: risks.len(),
+        risks,
+    })
 }
 
 /// Dismissed findings are clean examples: their hunk records get `hunk_label` 0. Returns

@@ -150,6 +150,18 @@ fn learned_at(dir: &Path) -> Option<String> {
     v["at"].as_str().map(str::to_string)
 }
 
+/// The change risks of the repository's recent commits that `learn` stored with the model.
+pub fn learned_history(dir: Option<&Path>) -> Vec<f32> {
+    let Some(text) = dir.and_then(|d| std::fs::read_to_string(d.join(LEARNED_FILE)).ok()) else {
+        return Vec::new();
+    };
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["history"]["risks"].as_array().cloned())
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect())
+        .unwrap_or_default()
+}
+
 /// For reports: `, learned for this repository at <short id>` when the model was learned.
 pub fn learned_note(dir: Option<&Path>) -> String {
     match dir.and_then(learned_at) {
@@ -234,6 +246,7 @@ fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Review,
     let describe = model.describe() + &learned_note(settings.model.as_deref());
     let mut review = judge(files, scores, risk, settings.thresholds, Some(describe));
     review.dismissed = dismissed;
+    review.history = crate::review::HistoryRank::of(risk, &learned_history(settings.model.as_deref()));
     Ok((review, Some(model)))
 }
 

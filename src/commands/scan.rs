@@ -26,22 +26,7 @@ pub fn run(args: ScanArgs) -> Result<u8> {
     let cfg = load_config(&args.gate, &repo)?;
     let mut settings = Settings::resolve(&args.gate, &cfg)?;
     settings.dismissed = super::dismiss::load(repo.workdir())?;
-    // Each commit with the parent it is reviewed against. In a shallow clone the walk reaches
-    // commits whose parents are missing: scan up to them.
-    let mut ids: Vec<(git2::Oid, Option<git2::Oid>)> = Vec::new();
-    for id in git::commits(&repo, &args.range, args.max)? {
-        match git::first_parent(&repo, id) {
-            Ok(parent) => ids.push((id, parent)),
-            Err(git::GitError::Shallow { .. }) => {
-                eprintln!(
-                    "deepspark: shallow clone: stopping after {} commits, at {id} whose parent is not here (`git fetch --unshallow` to scan further)",
-                    ids.len()
-                );
-                break;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let ids = with_parents(&repo, &args.range, args.max)?;
     let mut model: Option<RiskModel> = None;
     let bar = if ids.len() >= 50 && std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(ids.len() as u64).with_style(
@@ -55,64 +40,22 @@ pub fn run(args: ScanArgs) -> Result<u8> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut tripped = false;
     for group in ids.chunks(GROUP) {
-        let mut changes: Vec<(git2::Oid, Vec<FileDiff>)> = Vec::with_capacity(group.len());
-        for &(id, parent) in group {
-            let mut files = git::diff_commits(&repo, parent, id, settings.context)?;
-            skip::apply(&mut files, &settings.rules);
-            changes.push((id, files));
-        }
-        let mut inputs: Vec<ScoreInput> = Vec::new();
-        for (_, files) in &changes {
-            let stats = ChangeStats::of(files);
-            for f in files.iter().filter(|f| f.skip.is_none()) {
-                inputs.extend(f.hunks.iter().map(|h| ScoreInput {
-                    path: f.display_path(),
-                    hunk: h,
-                    change: stats,
-                }));
-            }
-        }
-        if model.is_none() && !inputs.is_empty() {
-            model = Some(RiskModel::load(
-                &model_files(settings.model.as_deref())?,
-                &device(settings.device)?,
-            )?);
-        }
-        let mut scores = match &model {
-            Some(m) if !inputs.is_empty() => m.score(&inputs)?,
-            _ => Vec::new(),
-        }
-        .into_iter();
-        drop(inputs);
-        for (id, files) in changes {
-            let mut per_file: Vec<Vec<HunkScore>> = files
-                .iter()
-                .map(|f| match f.skip {
-                    None => scores.by_ref().take(f.hunks.len()).collect(),
-                    Some(_) => Vec::new(),
-                })
-                .collect();
-            super::review::dismiss(&files, &mut per_file, &settings.dismissed);
-            let all: Vec<HunkScore> = per_file.iter().flatten().cloned().collect();
-            let risk = match &model {
-                Some(m) if !all.is_empty() => m.change_risk(&all)? as f64,
-                _ => 0.0,
-            };
-            let review = judge(files, per_file, risk, settings.thresholds, None);
+        for (id, review) in review_group(&repo, group, &settings, &mut model)? {
             tripped |= gate_tripped(review.verdict, settings.fail_on);
             let subject = repo
                 .find_commit(id)?
                 .summary_bytes()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default();
-            let max_risk = all.iter().map(|s| s.risk).fold(0f32, f32::max);
+            let hunks: usize = review.scores.iter().map(Vec::len).sum();
+            let max_risk = review.scores.iter().flatten().map(|s| s.risk).fold(0f32, f32::max);
             let written = match args.format {
                 ScanFormat::Json => writeln!(
                     out,
                     "{}",
                     serde_json::json!({
                         "commit": id.to_string(), "verdict": review.verdict, "p_clean": review.p_clean,
-                        "hunks": all.len(), "max_hunk_risk": max_risk,
+                        "hunks": hunks, "max_hunk_risk": max_risk,
                         "not_reviewed_files": review.unreviewed, "subject": subject,
                     })
                 ),
@@ -122,7 +65,7 @@ pub fn run(args: ScanArgs) -> Result<u8> {
                     id.to_string(),
                     review.verdict.label(),
                     review.p_clean * 100.0,
-                    all.len(),
+                    hunks,
                     clean(&subject)
                 ),
             };
@@ -146,4 +89,85 @@ pub fn run(args: ScanArgs) -> Result<u8> {
         ids.len() as f64 / secs.max(1e-9)
     );
     Ok(if tripped { exit::GATE } else { exit::PASS })
+}
+
+/// The commits of `ids` (each with the parent it is compared with), read from git and
+/// scored together in length-sorted batches: each one's review, in order. The model is
+/// loaded into `model` the first time there is something to score.
+pub fn review_group(
+    repo: &git2::Repository,
+    ids: &[(git2::Oid, Option<git2::Oid>)],
+    settings: &Settings,
+    model: &mut Option<RiskModel>,
+) -> Result<Vec<(git2::Oid, crate::review::Review)>> {
+    let mut changes: Vec<(git2::Oid, Vec<FileDiff>)> = Vec::with_capacity(ids.len());
+    for &(id, parent) in ids {
+        let mut files = git::diff_commits(repo, parent, id, settings.context)?;
+        skip::apply(&mut files, &settings.rules);
+        changes.push((id, files));
+    }
+    let mut inputs: Vec<ScoreInput> = Vec::new();
+    for (_, files) in &changes {
+        let stats = ChangeStats::of(files);
+        for f in files.iter().filter(|f| f.skip.is_none()) {
+            inputs.extend(f.hunks.iter().map(|h| ScoreInput {
+                path: f.display_path(),
+                hunk: h,
+                change: stats,
+            }));
+        }
+    }
+    if model.is_none() && !inputs.is_empty() {
+        *model = Some(RiskModel::load(
+            &model_files(settings.model.as_deref())?,
+            &device(settings.device)?,
+        )?);
+    }
+    let mut scores = match &*model {
+        Some(m) if !inputs.is_empty() => m.score(&inputs)?,
+        _ => Vec::new(),
+    }
+    .into_iter();
+    drop(inputs);
+    let mut out = Vec::with_capacity(changes.len());
+    for (id, files) in changes {
+        let mut per_file: Vec<Vec<HunkScore>> = files
+            .iter()
+            .map(|f| match f.skip {
+                None => scores.by_ref().take(f.hunks.len()).collect(),
+                Some(_) => Vec::new(),
+            })
+            .collect();
+        let dismissed = super::review::dismiss(&files, &mut per_file, &settings.dismissed);
+        let all: Vec<HunkScore> = per_file.iter().flatten().cloned().collect();
+        let risk = match &*model {
+            Some(m) if !all.is_empty() => m.change_risk(&all)? as f64,
+            _ => 0.0,
+        };
+        let mut review = judge(files, per_file, risk, settings.thresholds, None);
+        review.dismissed = dismissed;
+        out.push((id, review));
+    }
+    Ok(out)
+}
+
+/// The commits of `range` (newest first, at most `max`), each with the parent it is
+/// reviewed against. In a shallow clone the walk reaches commits whose parents are
+/// missing: it stops there, saying so.
+pub fn with_parents(repo: &git2::Repository, range: &str, max: usize) -> Result<Vec<(git2::Oid, Option<git2::Oid>)>> {
+    let mut ids = Vec::new();
+    for id in git::commits(repo, range, max)? {
+        match git::first_parent(repo, id) {
+            Ok(parent) => ids.push((id, parent)),
+            Err(git::GitError::Shallow { .. }) => {
+                eprintln!(
+                    "deepspark: shallow clone: stopping after {} commits, at {id} whose parent is not here (`git fetch --unshallow` to scan further)",
+                    ids.len()
+                );
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(ids)
 }

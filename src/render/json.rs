@@ -17,6 +17,8 @@ struct Doc<'a> {
     sides: &'a crate::diff::OldNew<String>,
     verdict: &'static str,
     p_clean: f64,
+    /// Where the change's risk stands among the repository's recent commits (learned models only).
+    history: Option<crate::review::HistoryRank>,
     thresholds: Thresholds,
     fail_on: FailOn,
     gate_tripped: bool,
@@ -191,6 +193,7 @@ pub fn write(
             crate::review::Verdict::Reject => "reject",
         },
         p_clean: r.p_clean,
+        history: r.history,
         thresholds: r.thresholds,
         fail_on,
         gate_tripped: gate_tripped(r.verdict, fail_on),

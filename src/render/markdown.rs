@@ -45,6 +45,10 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
         r.p_clean * 100.0
     )?;
     writeln!(out)?;
+    if let Some(h) = &r.history {
+        writeln!(out, "This change is {}.", h.sentence())?;
+        writeln!(out)?;
+    }
     let reviewed = r.files.iter().filter(|f| f.skip.is_none()).count();
     let hunks: usize = r.scores.iter().map(Vec::len).sum();
     writeln!(

@@ -67,6 +67,9 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
         r.thresholds.lgtm * 100.0,
         r.thresholds.reject * 100.0
     )?;
+    if let Some(h) = &r.history {
+        writeln!(out, "  {}", h.sentence())?;
+    }
     let reviewed = r.files.iter().filter(|f| f.skip.is_none()).count();
     let hunks: usize = r.scores.iter().map(Vec::len).sum();
     let skipped = r.files.len() - reviewed;
