@@ -310,8 +310,17 @@ impl<'s, W: Write> Filter<'s, W> {
                 &device(self.settings.device)?,
             )?);
         }
-        let scores = match &self.model {
-            Some(m) if !inputs.is_empty() => m.score(&inputs)?,
+        // Logits only, as `eval` computes them: a stream has no use for per-line attribution.
+        let scores: Vec<HunkScore> = match &self.model {
+            Some(m) if !inputs.is_empty() => m
+                .logits(&m.encode(&inputs)?)?
+                .into_iter()
+                .map(|logit| HunkScore {
+                    risk: m.config.calibration.apply(logit),
+                    logit,
+                    line_weights: Vec::new(),
+                })
+                .collect(),
             _ => Vec::new(),
         };
         drop(inputs);
