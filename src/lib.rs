@@ -15,6 +15,7 @@ pub mod diff;
 pub mod exit;
 pub mod git;
 pub mod hook;
+pub mod lm;
 pub mod model;
 pub mod render;
 pub mod review;
