@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         cli::Command::EvalSuggest(a) => commands::eval_suggest::run(a),
         cli::Command::Scan(a) => commands::scan::run(a),
         cli::Command::Hook(c) => commands::hook::run(c),
+        cli::Command::Model(c) => commands::model::run(c),
     };
     match result {
         Ok(code) => ExitCode::from(code),

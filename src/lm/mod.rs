@@ -67,7 +67,7 @@ pub enum StopReason {
 }
 
 /// A model's answer: model output, to be sanitised before any terminal.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Completion {
     pub text: String,
     pub stop: StopReason,
@@ -75,6 +75,16 @@ pub struct Completion {
     pub prompt_tokens: usize,
     /// Tokens generated (the end-of-turn token included).
     pub tokens: usize,
+    /// Time spent reading the prompt (prefill) and generating (decode).
+    pub prefill: std::time::Duration,
+    pub decode: std::time::Duration,
+}
+
+impl Completion {
+    /// Everything but the timings: what two identical requests must agree on.
+    pub fn outcome(&self) -> (&str, &StopReason, usize, usize) {
+        (&self.text, &self.stop, self.prompt_tokens, self.tokens)
+    }
 }
 
 /// One token of a scored text with its log-probability (natural log) given all before it.
