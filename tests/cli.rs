@@ -11,6 +11,8 @@ mod errors;
 mod hook;
 #[path = "cli/hostile.rs"]
 mod hostile;
+#[path = "cli/lm.rs"]
+mod lm;
 #[path = "cli/model.rs"]
 mod model;
 #[path = "cli/review.rs"]
