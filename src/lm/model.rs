@@ -136,7 +136,7 @@ impl Hyper {
         sane("attention.head_count", heads, 1024)?;
         sane("attention.head_count_kv", kv_heads, heads)?;
         sane("block_count", layers, 1024)?;
-        sane("context_length", declared_context, 1 << 20)?;
+        sane("context_length", declared_context, 1 << 18)?;
         if embedding % heads != 0 || heads % kv_heads != 0 {
             return Err(invalid(format!(
                 "{heads} heads ({kv_heads} for keys and values) do not divide the embedding of {embedding}"
@@ -233,6 +233,8 @@ pub struct GgufModel {
     pub hyper: Hyper,
     /// Tokens that end an answer: EOS and the template's end-of-turn tokens.
     end_ids: Vec<u32>,
+    /// What an empty `logprobs` context stands for: BOS, else EOS.
+    start_id: Option<u32>,
     device: Device,
     description: String,
     /// The tokens whose keys and values the network's cache holds.
@@ -284,6 +286,13 @@ impl GgufModel {
         {
             end_ids.push(eos);
         }
+        let bos = content
+            .metadata
+            .get("tokenizer.ggml.bos_token_id")
+            .and_then(|v| v.to_u32().ok());
+        let start_id = bos
+            .or(end_ids.last().copied())
+            .filter(|&id| (id as usize) < hyper.vocab);
         let description = describe(&content, &header, &hyper, options.weights, path, &template);
         let net = match options.weights {
             WeightFormat::AsStored => build(&hyper, content, &mut reader, &options.device)?,
@@ -300,6 +309,7 @@ impl GgufModel {
             template,
             hyper,
             end_ids,
+            start_id,
             device: options.device.clone(),
             description,
             cached: Vec::new(),
@@ -401,12 +411,17 @@ impl LanguageModel for GgufModel {
             });
         }
         // The first text token is predicted from the context's last logits; with no
-        // context there is nothing to predict it from, so it is scored after EOS.
+        // context there is nothing to predict it from, so it is scored after BOS (or EOS).
         let context_ids = if context_ids.is_empty() {
-            self.end_ids.last().map(|&e| vec![e]).unwrap_or_default()
+            self.start_id.map(|id| vec![id]).unwrap_or_default()
         } else {
             context_ids
         };
+        if context_ids.is_empty() {
+            return Err(invalid(
+                "an empty context needs a BOS or EOS token, and the model has neither",
+            ));
+        }
         let mut logits = match &self.context {
             Some((ids, net, logits)) if *ids == context_ids => {
                 if let Some(copy) = net.snapshot() {
@@ -711,6 +726,21 @@ mod tests {
         assert!(err.contains("mamba") && err.contains("not supported"), "{err}");
         let err = load_err(|_, t| t.retain(|(n, _)| n != "blk.1.ffn_up.weight"));
         assert!(err.contains("blk.1.ffn_up.weight"), "{err}");
+    }
+
+    #[test]
+    fn the_model_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<GgufModel>();
+    }
+
+    #[test]
+    fn an_empty_context_scores_after_bos() {
+        let (_dir, mut model) = load(&Tiny::default(), WeightFormat::AsStored);
+        let lp = model.logprobs("", "the cat").unwrap();
+        assert_eq!(lp.len(), model.tokenizer.encode("the cat").unwrap().len());
+        assert!(lp.iter().all(|t| t.logprob < 0.0));
+        assert!(model.logprobs("the", "").unwrap().is_empty());
     }
 
     #[test]
