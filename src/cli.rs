@@ -440,7 +440,7 @@ pub struct ScanArgs {
 pub struct LmArgs {
     /// A language model: a .gguf path, `ollama:NAME[:TAG]` (Ollama's store, read in place) or a
     /// Hugging Face repository `ORG/NAME[@REVISION][:FILE.gguf]` (its cache, else a download).
-    /// Llama-architecture (SmolLM2, Llama 3.x, CodeLlama) and Qwen2 models. Default: none.
+    /// Llama-architecture (SmolLM2, Llama 3.x) and Qwen2 models. Default: none.
     #[arg(long, value_name = "SPEC")]
     pub lm: Option<String>,
     /// Never use the network to find a model (also HF_HUB_OFFLINE=1); a missing one is named

@@ -3,7 +3,7 @@
 //! and the tokens that end an answer.
 //!
 //! The family is read from the GGUF file's `tokenizer.chat_template` (its markers, not by
-//! running the Jinja), else from the architecture. Message text is data: anything in it that
+//! running the Jinja); ChatML without one. Message text is data: anything in it that
 //! looks like a special token (`<|im_end|>`, `<|eot_id|>`, ...) is broken up, so a diff cannot
 //! close its message and speak as another role. This module does not tokenize or generate.
 
@@ -65,12 +65,13 @@ pub enum Template {
 
 impl Template {
     /// The family of a model, from its own template text when it has one.
-    pub fn detect(chat_template: Option<&str>, architecture: &str) -> Template {
+    pub fn detect(chat_template: Option<&str>) -> Template {
         match chat_template {
             Some(t) if t.contains("<|im_start|>") => Template::ChatMl,
             Some(t) if t.contains("<|start_header_id|>") => Template::Llama3,
             Some(t) if t.contains("[INST]") => Template::Inst,
-            _ if architecture.starts_with("qwen") => Template::ChatMl,
+            // Without a template: Qwen2 models are ChatML, and so are most small llama-architecture
+            // instruct models (SmolLM, TinyLlama's chat tunes); Llama 3 files always carry theirs.
             _ => Template::ChatMl,
         }
     }
@@ -197,13 +198,10 @@ mod tests {
 
     #[test]
     fn family_from_the_template_text() {
-        assert_eq!(
-            Template::detect(Some("{{'<|im_start|>' + role}}"), "llama"),
-            Template::ChatMl
-        );
-        assert_eq!(Template::detect(Some("<|start_header_id|>"), "llama"), Template::Llama3);
-        assert_eq!(Template::detect(Some("[INST]"), "llama"), Template::Inst);
-        assert_eq!(Template::detect(None, "qwen2"), Template::ChatMl);
+        assert_eq!(Template::detect(Some("{{'<|im_start|>' + role}}")), Template::ChatMl);
+        assert_eq!(Template::detect(Some("<|start_header_id|>")), Template::Llama3);
+        assert_eq!(Template::detect(Some("[INST]")), Template::Inst);
+        assert_eq!(Template::detect(None), Template::ChatMl);
     }
 
     // Regression guard: a diff line holding a chat marker must not end the user's message.

@@ -1,7 +1,7 @@
 //! A GGUF language model loaded in the process: the header checked (`gguf.rs`), the
 //! hyperparameters and every tensor's shape checked against them, then the network built by
 //! candle-transformers (`quantized_llama` for llama-architecture models such as SmolLM2,
-//! Llama 3.x and CodeLlama; `quantized_qwen2` for Qwen2 and Qwen2.5), with its tokenizer and
+//! Llama 3.x; `quantized_qwen2` for Qwen2 and Qwen2.5), with its tokenizer and
 //! chat template. [`GgufModel`] implements [`LanguageModel`].
 //!
 //! Weights are kept as the file stores them, or converted at load (`WeightFormat`): candle
@@ -273,7 +273,7 @@ impl GgufModel {
             .metadata
             .get("tokenizer.chat_template")
             .and_then(|v| v.to_string().ok());
-        let template = Template::detect(chat_template.map(String::as_str), &hyper.architecture);
+        let template = Template::detect(chat_template.map(String::as_str));
         let mut end_ids: Vec<u32> = template
             .stop_tokens()
             .iter()

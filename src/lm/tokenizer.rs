@@ -7,7 +7,9 @@
 //! of every segment, so "<|im_start|>user" would become "<|im_start|>" " user". Here those
 //! get the model's own rules (for `smollm`, as its tokenizer.json: single digits, then
 //! GPT-2's byte-level split without a prefix space). Special tokens (`<|im_start|>`, ...) in
-//! a prompt are read as one token each; they are how chat templates are written. This
+//! a prompt are read as one token each; they are how chat templates are written. Only
+//! byte-level BPE vocabularies (`tokenizer.ggml.model = gpt2`) are built from a GGUF file;
+//! SentencePiece ones (`llama`: Llama 2, CodeLlama, Mistral) need a `tokenizer.json`. This
 //! module does not build prompts (`chat.rs`) or run the model.
 
 use candle_core::quantized::gguf_file;
@@ -39,6 +41,15 @@ pub struct LmTokenizer {
 impl LmTokenizer {
     /// The tokenizer of a GGUF file's metadata.
     pub fn from_gguf(content: &gguf_file::Content) -> Result<Self, TokenizerError> {
+        let kind = content
+            .metadata
+            .get("tokenizer.ggml.model")
+            .and_then(|v| v.to_string().ok());
+        if let Some(kind) = kind.filter(|k| k.as_str() != "gpt2") {
+            return Err(TokenizerError::Gguf(format!(
+                "its vocabulary is `{kind}`, not byte-level BPE (`gpt2`); put the model's tokenizer.json beside the file"
+            )));
+        }
         let mut inner = Tokenizer::from_gguf(content).map_err(|e| TokenizerError::Gguf(e.to_string()))?;
         let pre = content
             .metadata
@@ -194,6 +205,10 @@ mod tests {
         assert!(matches!(LmTokenizer::from_gguf(&c), Err(TokenizerError::Gguf(_))));
         c.metadata
             .insert("tokenizer.ggml.model".into(), Value::String("llama".into()));
-        assert!(LmTokenizer::from_gguf(&c).is_err());
+        let err = LmTokenizer::from_gguf(&c)
+            .err()
+            .expect("a SentencePiece vocabulary is refused")
+            .to_string();
+        assert!(err.contains("`llama`") && err.contains("tokenizer.json"), "{err}");
     }
 }
