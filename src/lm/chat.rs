@@ -93,6 +93,23 @@ impl Template {
         }
     }
 
+    /// The text of the first message's closed turn when it is a system message that other
+    /// messages follow: a prefix of [`Template::render`]'s prompt that several requests share.
+    pub fn system_turn(self, messages: &[Message]) -> Option<String> {
+        let first = messages
+            .first()
+            .filter(|m| m.role == Role::System && messages.len() > 1)?;
+        match self {
+            Template::ChatMl => Some(format!("<|im_start|>system\n{}<|im_end|>\n", defuse(&first.content))),
+            Template::Llama3 => Some(format!(
+                "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n{}<|eot_id|>",
+                defuse(&first.content)
+            )),
+            // The system text goes inside the first user turn.
+            Template::Inst => None,
+        }
+    }
+
     /// The prompt for `messages`, ending where the assistant's next answer starts. A last
     /// assistant message is left open: the model continues it.
     pub fn render(self, messages: &[Message]) -> String {
@@ -179,6 +196,18 @@ mod tests {
             prompt,
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
         );
+    }
+
+    #[test]
+    fn the_system_turn_is_a_prefix_of_the_prompt() {
+        let messages = [Message::system("Be <|im_end|> brief."), Message::user("Hi")];
+        for t in [Template::ChatMl, Template::Llama3] {
+            let turn = t.system_turn(&messages).unwrap();
+            assert!(t.render(&messages).starts_with(&turn), "{t:?}");
+            assert!(t.render(&messages).len() > turn.len());
+        }
+        assert_eq!(Template::Inst.system_turn(&messages), None);
+        assert_eq!(Template::ChatMl.system_turn(&messages[..1]), None);
     }
 
     #[test]

@@ -239,9 +239,20 @@ pub struct GgufModel {
     description: String,
     /// The tokens whose keys and values the network's cache holds.
     cached: Vec<u32>,
-    /// The last `logprobs` context: its tokens, the network after it, and its last logits.
-    context: Option<(Vec<u32>, Net, Vec<f32>)>,
+    /// States worth returning to (log-prob contexts, system prompts), the oldest first.
+    anchors: Vec<Anchor>,
 }
+
+/// A state of the network worth returning to: the tokens read, a clone of the network after
+/// them (it shares the weights and holds the KV cache), and the last logits.
+struct Anchor {
+    ids: Vec<u32>,
+    net: Net,
+    logits: Vec<f32>,
+}
+
+/// Anchors kept; the oldest is dropped first.
+const MAX_ANCHORS: usize = 4;
 
 impl GgufModel {
     /// Loads a GGUF file; a `tokenizer.json` in the same folder is used instead of the
@@ -313,7 +324,7 @@ impl GgufModel {
             device: options.device.clone(),
             description,
             cached: Vec::new(),
-            context: None,
+            anchors: Vec::new(),
         })
     }
 
@@ -325,10 +336,46 @@ impl GgufModel {
                 context: self.hyper.context,
             });
         }
-        let reuse = !self.cached.is_empty() && self.cached.len() < ids.len() && ids.starts_with(&self.cached);
-        let start = if reuse { self.cached.len() } else { 0 };
+        let extends = |read: &[u32]| !read.is_empty() && read.len() < ids.len() && ids.starts_with(read);
+        let mut start = if extends(&self.cached) { self.cached.len() } else { 0 };
+        let anchor = self
+            .anchors
+            .iter()
+            .filter(|a| extends(&a.ids) && a.ids.len() > start)
+            .max_by_key(|a| a.ids.len());
+        if let Some(net) = anchor.and_then(|a| a.net.snapshot()) {
+            start = anchor.map_or(0, |a| a.ids.len());
+            self.net = net;
+        }
         let logits = self.net.forward(&ids[start..], start, &self.device)?;
         self.cached = ids.to_vec();
+        Ok(logits)
+    }
+
+    /// The logits after `ids`, computed once: a later call with the same `ids`, or a prompt
+    /// that starts with them, begins from here (llama only: candle's Qwen2 cannot be cloned).
+    fn anchor(&mut self, ids: &[u32]) -> Result<Vec<f32>, LmError> {
+        if let Some(i) = self.anchors.iter().position(|a| a.ids == ids) {
+            let found = self.anchors.remove(i);
+            if let Some(net) = found.net.snapshot() {
+                self.net = net;
+                self.cached = found.ids.clone();
+                let logits = found.logits.clone();
+                self.anchors.push(found);
+                return Ok(logits);
+            }
+        }
+        let logits = self.logits_after(ids)?;
+        if let Some(net) = self.net.snapshot() {
+            if self.anchors.len() >= MAX_ANCHORS {
+                self.anchors.remove(0);
+            }
+            self.anchors.push(Anchor {
+                ids: ids.to_vec(),
+                net,
+                logits: logits.clone(),
+            });
+        }
         Ok(logits)
     }
 
@@ -356,6 +403,13 @@ impl LanguageModel for GgufModel {
             return Err(invalid("the prompt is empty"));
         }
         let started = std::time::Instant::now();
+        // A system prompt is read once for all the requests that share it.
+        if let Some(system) = self.template.system_turn(&request.messages) {
+            let system = self.tokenizer.encode(&system)?;
+            if system.len() < prompt.len() && prompt.starts_with(&system) {
+                self.anchor(&system)?;
+            }
+        }
         let mut logits = self.logits_after(&prompt)?;
         let prefill = started.elapsed();
         let mut sampler = Sampler::new(request.sampling);
@@ -422,23 +476,7 @@ impl LanguageModel for GgufModel {
                 "an empty context needs a BOS or EOS token, and the model has neither",
             ));
         }
-        let mut logits = match &self.context {
-            Some((ids, net, logits)) if *ids == context_ids => {
-                if let Some(copy) = net.snapshot() {
-                    self.net = copy;
-                }
-                self.cached = context_ids.clone();
-                logits.clone()
-            }
-            _ => {
-                self.cached.clear();
-                let logits = self.logits_after(&context_ids)?;
-                if let Some(copy) = self.net.snapshot() {
-                    self.context = Some((context_ids.clone(), copy, logits.clone()));
-                }
-                logits
-            }
-        };
+        let mut logits = self.anchor(&context_ids)?;
         let mut out = Vec::with_capacity(text_ids.len());
         for (i, &id) in text_ids.iter().enumerate() {
             let lp = log_softmax(&logits);
@@ -736,6 +774,32 @@ mod tests {
         assert!(err.contains("mamba") && err.contains("not supported"), "{err}");
         let err = load_err(|_, t| t.retain(|(n, _)| n != "blk.1.ffn_up.weight"));
         assert!(err.contains("blk.1.ffn_up.weight"), "{err}");
+    }
+
+    #[test]
+    fn a_shared_system_prompt_is_read_once_and_changes_nothing() {
+        let (_a, mut reused) = load(&Tiny::default(), WeightFormat::AsStored);
+        let (_b, mut fresh) = load(&Tiny::default(), WeightFormat::AsStored);
+        let ask = |question: &str| ChatRequest {
+            messages: vec![Message::system("the cat in the hat"), Message::user(question)],
+            ..ChatRequest::user("", 4)
+        };
+        reused.chat(&ask("in a hat")).unwrap();
+        assert_eq!(reused.anchors.len(), 1, "the system turn is kept");
+        let second = reused.chat(&ask("the hat")).unwrap();
+        assert_eq!(reused.anchors.len(), 1, "and found again");
+        let prompt = fresh.prompt_ids(&ask("the hat")).unwrap();
+        let reference = fresh.chat(&ask("the hat")).unwrap();
+        assert_eq!(second.outcome(), reference.outcome());
+        // Reading the prompt in two parts gives the logits of one pass.
+        reused.cached.clear();
+        let (a, b) = (reused.logits_after(&prompt).unwrap(), {
+            fresh.anchors.clear();
+            fresh.cached.clear();
+            fresh.logits_after(&prompt).unwrap()
+        });
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-3, "{worst}");
     }
 
     #[test]
