@@ -478,6 +478,31 @@ pub enum ModelCommand {
     /// Load a model and answer one prompt (greedy unless --temperature): the answer on stdout,
     /// prefill and decode speed on stderr.
     Run(ModelRunArgs),
+    /// Score a text after a context: each token's log-probability (natural log) on stdout, then
+    /// the mean surprisal (negative log-likelihood per token); timing on stderr.
+    Score(ModelScoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ModelScoreArgs {
+    /// The model (see `deepspark model --help`).
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+    /// The text to score, or @FILE to read it from a file.
+    #[arg(long)]
+    pub text: String,
+    /// What comes before it (not scored), or @FILE [default: none].
+    #[arg(long, default_value = "")]
+    pub context: String,
+    /// Never use the network to find the model (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+    /// How the weights are held in memory: q8_0, f32 or as-stored.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "q8_0")]
+    pub lm_weights: WeightFormat,
+    /// Where to run the model.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
 }
 
 #[derive(Args, Debug)]

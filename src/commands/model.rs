@@ -1,8 +1,8 @@
-//! `deepspark model list|path|pull|run`: language models found, fetched and tried (see
+//! `deepspark model list|path|pull|run|score`: language models found, fetched and tried (see
 //! `lm/`), and [`open`], which every command given `--lm` uses to load one. Model output is
 //! sanitised before it reaches the terminal.
 
-use crate::cli::{LmArgs, ModelCommand, ModelRunArgs};
+use crate::cli::{LmArgs, ModelCommand, ModelRunArgs, ModelScoreArgs};
 use crate::lm::source::{self, Stores};
 use crate::lm::{ChatRequest, GgufModel, LanguageModel, LoadOptions, Message, Sampling};
 use crate::model::device::device;
@@ -52,7 +52,43 @@ pub fn run(cmd: ModelCommand) -> Result<u8> {
             Ok(exit::PASS)
         }
         ModelCommand::Run(args) => run_prompt(args),
+        ModelCommand::Score(args) => score(args),
     }
+}
+
+/// TEXT, or the contents of FILE for `@FILE`.
+fn text_arg(arg: &str) -> Result<String> {
+    match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}")),
+        None => Ok(arg.to_string()),
+    }
+}
+
+fn score(args: ModelScoreArgs) -> Result<u8> {
+    let device = device(args.device)?;
+    let lm = LmArgs {
+        lm: Some(args.spec.clone()),
+        offline: args.offline,
+        lm_weights: args.lm_weights,
+    };
+    let (context, text) = (text_arg(&args.context)?, text_arg(&args.text)?);
+    let mut model = open(&lm, &device)?.context("no model named")?;
+    let started = std::time::Instant::now();
+    let tokens = model.logprobs(&context, &text)?;
+    let elapsed = started.elapsed();
+    for t in &tokens {
+        println!("{:.4}\t{}", t.logprob, sanitize::clean(&t.token));
+    }
+    let surprisal = -tokens.iter().map(|t| f64::from(t.logprob)).sum::<f64>() / tokens.len().max(1) as f64;
+    println!("mean surprisal {surprisal:.4} nats/token over {} tokens", tokens.len());
+    eprintln!(
+        "scored {} tokens in {:.2}s ({:.1} tokens/s) with {}",
+        tokens.len(),
+        elapsed.as_secs_f64(),
+        tokens.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        sanitize::clean(&model.describe())
+    );
+    Ok(exit::PASS)
 }
 
 /// The language model `--lm` names, loaded; `None` when no `--lm` was given.

@@ -1,4 +1,4 @@
-//! `deepspark model list|path|pull|run`: specs resolved in temporary Hugging Face and Ollama
+//! `deepspark model list|path|pull|run|score`: specs resolved in temporary Hugging Face and Ollama
 //! stores (never the network), tiny random GGUF models run end to end, hostile files refused
 //! with exit 2, and the real SmolLM2 when `.ci/run` has fetched it.
 
@@ -255,4 +255,41 @@ fn smollm2_answers_a_question() {
         .success()
         .stdout(contains("Paris"))
         .stderr(contains("SmolLM2").or(contains("Smollm2")).and(contains("generated")));
+}
+
+#[test]
+fn score_prints_each_token_and_the_mean_surprisal() {
+    let s = Stores::new();
+    let model = s.hub_model();
+    std::fs::write(s.dir.path().join("ctx.txt"), "the cat ").unwrap();
+    let out = s
+        .cmd()
+        .args(["model", "score", "--context", "@ctx.txt", "--text", "in the hat"])
+        .arg(&model)
+        .assert()
+        .success()
+        .stderr(contains("scored"))
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    let logprobs: Vec<f64> = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(!logprobs.is_empty() && logprobs.iter().all(|&l| l < 0.0), "{out}");
+    let mean = -logprobs.iter().sum::<f64>() / logprobs.len() as f64;
+    let last = lines[lines.len() - 1];
+    let printed: f64 = last.split(' ').nth(2).unwrap().parse().unwrap();
+    assert!(
+        (printed - mean).abs() < 1e-3 && last.ends_with(&format!("over {} tokens", logprobs.len())),
+        "{last} vs {mean}"
+    );
+    s.cmd()
+        .args(["model", "score", "--text", "@missing.txt"])
+        .arg(&model)
+        .assert()
+        .code(2)
+        .stderr(contains("missing.txt"));
 }
