@@ -1,5 +1,6 @@
 //! The command line, as clap structs only: what the user typed, nothing built from it.
 
+use crate::lm::WeightFormat;
 use crate::model::device::DeviceChoice;
 use crate::train::data::Split;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -44,6 +45,9 @@ pub enum Command {
     /// Install, remove or run deepspark's git pre-push hook.
     #[command(subcommand)]
     Hook(HookCommand),
+    /// Find, fetch and try pretrained language models (GGUF; see `deepspark model --help`).
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Print a shell completion script to stdout (e.g. `deepspark completions bash > ~/.local/share/bash-completion/completions/deepspark`).
     Completions(CompletionsArgs),
     /// Print a man page (roff) to stdout (e.g. `deepspark man | man -l -`).
@@ -608,4 +612,109 @@ pub struct DismissArgs {
     /// Repository (default: the one containing the current directory).
     #[arg(short = 'C', long, value_name = "PATH")]
     pub repo: Option<PathBuf>,
+}
+
+/// Which language model to use: what `--lm` takes, for every command that runs one.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Language model")]
+pub struct LmArgs {
+    /// A language model: a .gguf path, `ollama:NAME[:TAG]` (Ollama's store, read in place) or a
+    /// Hugging Face repository `ORG/NAME[@REVISION][:FILE.gguf]` (its cache, else a download).
+    /// Llama-architecture (SmolLM2, Llama 3.x) and Qwen2 models. Default: none.
+    #[arg(long, value_name = "SPEC")]
+    pub lm: Option<String>,
+    /// Never use the network to find a model (also HF_HUB_OFFLINE=1); a missing one is named
+    /// with the command that fetches it.
+    #[arg(long)]
+    pub offline: bool,
+    /// How the model's weights are held in memory: `q8_0` (requantised at load; fastest decode
+    /// on a CPU), `f32` (fastest prefill, 4 bytes a weight) or `as-stored`.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "q8_0")]
+    pub lm_weights: WeightFormat,
+}
+
+#[derive(Subcommand, Debug)]
+#[command(after_long_help = "MODEL SPECS:
+  path/to/model.gguf                 a GGUF file
+  ollama:qwen2.5-coder:1.5b          Ollama's store ($OLLAMA_MODELS or ~/.ollama/models), read in place
+  ORG/NAME[@REVISION][:FILE.gguf]    a Hugging Face repository: the hub cache ($HF_HUB_CACHE, $HF_HOME/hub
+                                     or ~/.cache/huggingface/hub), else downloaded (builds with --features hub)")]
+pub enum ModelCommand {
+    /// List the GGUF models in the Hugging Face cache and Ollama's store: spec, size, revision, path.
+    List,
+    /// Print the path of the GGUF file a spec names (never downloads).
+    Path {
+        /// The model (see MODEL SPECS below).
+        #[arg(value_name = "SPEC")]
+        spec: String,
+    },
+    /// Download a Hugging Face model's GGUF file into the hub cache (builds with --features hub),
+    /// then print its path.
+    Pull {
+        /// `ORG/NAME[@REVISION][:FILE.gguf]`.
+        #[arg(value_name = "SPEC")]
+        spec: String,
+    },
+    /// Load a model and answer one prompt (greedy unless --temperature): the answer on stdout,
+    /// prefill and decode speed on stderr.
+    Run(ModelRunArgs),
+    /// Score a text after a context: each token's log-probability (natural log) on stdout, then
+    /// the mean surprisal (negative log-likelihood per token); timing on stderr.
+    Score(ModelScoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ModelScoreArgs {
+    /// The model (see `deepspark model --help`).
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+    /// The text to score, or @FILE to read it from a file.
+    #[arg(long)]
+    pub text: String,
+    /// What comes before it (not scored), or @FILE [default: none].
+    #[arg(long, default_value = "")]
+    pub context: String,
+    /// Never use the network to find the model (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+    /// How the weights are held in memory: q8_0, f32 or as-stored.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "q8_0")]
+    pub lm_weights: WeightFormat,
+    /// Where to run the model.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+#[derive(Args, Debug)]
+pub struct ModelRunArgs {
+    /// The model (see `deepspark model --help`).
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+    /// The user's message.
+    #[arg(long)]
+    pub prompt: String,
+    /// A system message before it (default: none; the model's template may add its own).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// At most this many generated tokens.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Sample at this temperature instead of taking the most probable token (0: greedy).
+    #[arg(long, value_name = "T", default_value_t = 0.0)]
+    pub temperature: f32,
+    /// With --temperature, sample only from the most probable tokens holding this much of the probability.
+    #[arg(long, value_name = "P", default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Seed of the sampler: the same seed, model and prompt give the same text.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Never use the network to find the model (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+    /// How the weights are held in memory: q8_0, f32 or as-stored.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "q8_0")]
+    pub lm_weights: WeightFormat,
+    /// Where to run the model.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
 }

@@ -18,6 +18,7 @@ pub mod diff;
 pub mod exit;
 pub mod git;
 pub mod hook;
+pub mod lm;
 pub mod mine;
 pub mod model;
 pub mod render;

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         cli::Command::Hook(c) => commands::hook::run(c),
         cli::Command::Completions(a) => commands::completions::run(a),
         cli::Command::Man(a) => commands::man::run(a),
+        cli::Command::Model(c) => commands::model::run(c),
     };
     match result {
         Ok(code) => ExitCode::from(code),

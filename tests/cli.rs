@@ -21,6 +21,8 @@ mod install;
 mod learn;
 #[path = "cli/mine.rs"]
 mod mine;
+#[path = "cli/lm.rs"]
+mod lm;
 #[path = "cli/model.rs"]
 mod model;
 #[path = "cli/review.rs"]

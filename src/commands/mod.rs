@@ -7,6 +7,7 @@ pub mod hook;
 pub mod learn;
 pub mod man;
 pub mod mine;
+pub mod model;
 pub mod review;
 pub mod scan;
 pub mod score;
@@ -37,6 +38,17 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
     }
     if err.downcast_ref::<crate::config::ConfigError>().is_some() {
         return Some("see README.md, section \"Configuration\", for the keys .deepspark.toml accepts".into());
+    }
+    if let Some(fetch) = err
+        .downcast_ref::<crate::lm::source::SourceError>()
+        .and_then(|e| e.fetch_command())
+    {
+        return Some(format!("fetch it with `{fetch}`"));
+    }
+    if let Some(crate::lm::source::SourceError::BadSpec(_)) = err.downcast_ref() {
+        return Some(
+            "see `deepspark model --help` for the forms of SPEC; `deepspark model list` shows what is cached".into(),
+        );
     }
     if err.downcast_ref::<LoadError>().is_some() {
         return Some("pass --model DIR with config.json, model.safetensors and tokenizer.json, or omit it to use the embedded model".into());
