@@ -156,17 +156,8 @@ fn wide_path(b: Bencher, hunks: usize) {
 fn review_end_to_end(b: Bencher, lines: usize) {
     let fx = fixture(lines);
     let gate = deepspark::cli::GateArgs {
-        lgtm: None,
-        reject: None,
-        fail_on: None,
-        context: None,
-        max_file_lines: None,
-        max_change_lines: None,
-        skip: vec![],
-        no_default_skips: false,
-        model: None,
         device: deepspark::model::device::DeviceChoice::Cpu,
-        config: None,
+        ..Default::default()
     };
     let settings = review::Settings::resolve(&gate, &Default::default()).unwrap();
     b.bench(|| black_box(review::review_files(change(&fx).files, &settings).unwrap().p_clean));

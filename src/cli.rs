@@ -177,33 +177,19 @@ pub struct SuggestArgs {
 }
 
 /// What decides a verdict: thresholds, the gate, what is skipped, and the model.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Verdict, limits and model")]
 pub struct GateArgs {
-    /// LGTM when P(clean) is at least this [default: 0.95].
-    #[arg(long, value_parser = probability, env = "DEEPSPARK_LGTM")]
-    pub lgtm: Option<f64>,
-    /// REJECT when P(clean) is below this [default: 0.60].
-    #[arg(long, value_parser = probability, env = "DEEPSPARK_REJECT")]
-    pub reject: Option<f64>,
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
     /// Which verdict makes deepspark exit 1 [default: reject].
     #[arg(long, value_enum, env = "DEEPSPARK_FAIL_ON")]
     pub fail_on: Option<FailOn>,
     /// Lines of context around each change, like `git diff -U` [default: 3].
     #[arg(short = 'U', long, value_name = "N")]
     pub context: Option<u32>,
-    /// Files whose diff has more changed lines than this are listed as not reviewed [default: 5000].
-    #[arg(long, value_name = "LINES")]
-    pub max_file_lines: Option<usize>,
-    /// Once the change has this many changed lines, the remaining files are not reviewed [default: 20000].
-    #[arg(long, value_name = "LINES")]
-    pub max_change_lines: Option<usize>,
-    /// Extra path patterns to skip (`*` within a segment, `**/` any directories, trailing `/` a folder).
-    #[arg(long = "skip", value_name = "GLOB")]
-    pub skip: Vec<String>,
-    /// Review generated, vendored and lock files too (skipped by default).
-    #[arg(long)]
-    pub no_default_skips: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Directory with config.json, model.safetensors and tokenizer.json (default: the
     /// repository's .deepspark/model if `deepspark learn` wrote one, else the embedded model;
     /// `default` names the embedded model).
@@ -216,6 +202,34 @@ pub struct GateArgs {
     /// Command-line flags and DEEPSPARK_* variables override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// The verdict's thresholds (review, scan, the hook, and `score`'s commit records).
+#[derive(Args, Debug, Clone, Default)]
+pub struct VerdictArgs {
+    /// LGTM when P(clean) is at least this [default: 0.95].
+    #[arg(long, value_parser = probability, env = "DEEPSPARK_LGTM")]
+    pub lgtm: Option<f64>,
+    /// REJECT when P(clean) is below this [default: 0.60].
+    #[arg(long, value_parser = probability, env = "DEEPSPARK_REJECT")]
+    pub reject: Option<f64>,
+}
+
+/// What is not sent to the model: size limits and skipped paths.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LimitArgs {
+    /// Files whose diff has more changed lines than this are listed as not reviewed [default: 5000].
+    #[arg(long, value_name = "LINES")]
+    pub max_file_lines: Option<usize>,
+    /// Once the change has this many changed lines, the remaining files are not reviewed [default: 20000].
+    #[arg(long, value_name = "LINES")]
+    pub max_change_lines: Option<usize>,
+    /// Extra path patterns to skip (`*` within a segment, `**/` any directories, trailing `/` a folder).
+    #[arg(long = "skip", value_name = "GLOB")]
+    pub skip: Vec<String>,
+    /// Review generated, vendored and lock files too (skipped by default).
+    #[arg(long)]
+    pub no_default_skips: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -495,24 +509,12 @@ pub struct ScoreArgs {
     /// Where the model runs.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
-    /// Commit records: LGTM when P(clean) is at least this [default: 0.95].
-    #[arg(long, value_parser = probability, env = "DEEPSPARK_LGTM")]
-    pub lgtm: Option<f64>,
-    /// Commit records: REJECT when P(clean) is below this [default: 0.60].
-    #[arg(long, value_parser = probability, env = "DEEPSPARK_REJECT")]
-    pub reject: Option<f64>,
-    /// Commit records: files with more changed lines than this are not reviewed [default: 5000].
-    #[arg(long, value_name = "LINES")]
-    pub max_file_lines: Option<usize>,
-    /// Commit records: past this many changed lines the remaining files are not reviewed [default: 20000].
-    #[arg(long, value_name = "LINES")]
-    pub max_change_lines: Option<usize>,
-    /// Commit records: extra path patterns to skip (as `review --skip`).
-    #[arg(long = "skip", value_name = "GLOB")]
-    pub skip: Vec<String>,
-    /// Commit records: score generated, vendored and lock files too.
-    #[arg(long)]
-    pub no_default_skips: bool,
+    /// Commit records: the verdict's thresholds, as for `review`.
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
+    /// Commit records: what is skipped, as for `review`.
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Settings file (only when given: a stream filter reads no repository).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -19,10 +19,10 @@ mod hostile;
 mod install;
 #[path = "cli/learn.rs"]
 mod learn;
-#[path = "cli/mine.rs"]
-mod mine;
 #[path = "cli/lm.rs"]
 mod lm;
+#[path = "cli/mine.rs"]
+mod mine;
 #[path = "cli/model.rs"]
 mod model;
 #[path = "cli/review.rs"]

@@ -286,17 +286,9 @@ fn score_history(
     device: crate::model::device::DeviceChoice,
 ) -> Result<History> {
     let gate = crate::cli::GateArgs {
-        lgtm: None,
-        reject: None,
-        fail_on: None,
-        context: None,
-        max_file_lines: None,
-        max_change_lines: None,
-        skip: vec![],
-        no_default_skips: false,
         model: Some(dir.to_path_buf()),
         device,
-        config: None,
+        ..Default::default()
     };
     let mut settings = super::review::Settings::resolve(&gate, cfg)?;
     settings.model = Some(dir.to_path_buf());

@@ -93,26 +93,30 @@ pub struct Settings {
 impl Settings {
     /// Flags (and DEEPSPARK_* variables) over the config file over the defaults.
     pub fn resolve(args: &GateArgs, cfg: &Config) -> Result<Settings> {
-        let lgtm = args.lgtm.or(cfg.lgtm).unwrap_or(crate::review::DEFAULT_LGTM);
-        let reject = args.reject.or(cfg.reject).unwrap_or(crate::review::DEFAULT_REJECT);
+        let lgtm = args.verdict.lgtm.or(cfg.lgtm).unwrap_or(crate::review::DEFAULT_LGTM);
+        let reject = args
+            .verdict
+            .reject
+            .or(cfg.reject)
+            .unwrap_or(crate::review::DEFAULT_REJECT);
         if reject > lgtm {
             bail!("--reject ({reject}) must not be above --lgtm ({lgtm})");
         }
-        let default_skips = !args.no_default_skips && cfg.default_skips.unwrap_or(true);
+        let default_skips = !args.limits.no_default_skips && cfg.default_skips.unwrap_or(true);
         let mut patterns: Vec<String> = if default_skips {
             skip::DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect()
         } else {
             vec![]
         };
         patterns.extend(cfg.skip.iter().cloned());
-        patterns.extend(args.skip.iter().cloned());
+        patterns.extend(args.limits.skip.iter().cloned());
         Ok(Settings {
             thresholds: Thresholds { lgtm, reject },
             fail_on: args.fail_on.or(cfg.fail_on).unwrap_or(FailOn::Reject),
             rules: skip::Rules {
                 patterns,
-                max_file_lines: args.max_file_lines.or(cfg.max_file_lines).unwrap_or(5000),
-                max_change_lines: args.max_change_lines.or(cfg.max_change_lines).unwrap_or(20000),
+                max_file_lines: args.limits.max_file_lines.or(cfg.max_file_lines).unwrap_or(5000),
+                max_change_lines: args.limits.max_change_lines.or(cfg.max_change_lines).unwrap_or(20000),
             },
             model: args.model.clone().or(cfg.model.clone()),
             device: args.device,

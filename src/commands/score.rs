@@ -43,17 +43,12 @@ const ADDED_KEYS: &[&str] = &["risk", "logit", "p_clean", "verdict", "hunks", "m
 pub fn run(args: ScoreArgs) -> Result<u8> {
     let (cfg, _) = Config::load(args.config.as_deref(), None)?;
     let gate = GateArgs {
-        lgtm: args.lgtm,
-        reject: args.reject,
-        fail_on: None,
-        context: None,
-        max_file_lines: args.max_file_lines,
-        max_change_lines: args.max_change_lines,
-        skip: args.skip.clone(),
-        no_default_skips: args.no_default_skips,
+        verdict: args.verdict.clone(),
+        limits: args.limits.clone(),
         model: args.model.clone(),
         device: args.device,
         config: args.config.clone(),
+        ..GateArgs::default()
     };
     let settings = Settings::resolve(&gate, &cfg)?;
     let stdin = std::io::stdin().lock();
