@@ -19,6 +19,8 @@ mod install;
 mod mine;
 #[path = "cli/model.rs"]
 mod model;
+#[path = "cli/pairs.rs"]
+mod pairs;
 #[path = "cli/review.rs"]
 mod review;
 #[path = "cli/score.rs"]

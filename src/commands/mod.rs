@@ -1,6 +1,7 @@
 //! One file per subcommand; each has a `run` that returns the exit code.
 pub mod completions;
 pub mod eval;
+pub mod eval_pairs;
 pub mod eval_suggest;
 pub mod hook;
 pub mod man;

@@ -14,6 +14,7 @@ pub mod data;
 pub mod edits;
 mod evaluate;
 pub mod metrics;
+pub mod pairs;
 pub mod rng;
 mod transformer;
 pub mod wide;
