@@ -335,6 +335,14 @@ pub struct TrainArgs {
     /// L2 penalty per squared wide-path weight, added to the mean log-loss.
     #[arg(long, default_value_t = 1e-3)]
     pub wide_l2: f64,
+    /// Weight of a pairwise term in the wide path's loss: from the training split's bug fixes
+    /// (commit records with `fix` and `diff`), each hunk's buggy version should score above
+    /// its fix by --pairs-margin (the pairs `eval-pairs` measures); 0 leaves it out.
+    #[arg(long, default_value_t = 0.0, value_name = "W")]
+    pub pairs_weight: f64,
+    /// The margin of the pairwise term (in logits).
+    #[arg(long, default_value_t = 1.0, value_name = "M")]
+    pub pairs_margin: f64,
     /// Fit the wide path first and train the transformer on top of its logit (boosting),
     /// instead of fitting the wide path after the transformer.
     #[arg(long, conflicts_with_all = ["no_wide", "base"])]

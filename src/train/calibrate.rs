@@ -33,11 +33,17 @@ pub(super) fn fit_wide(run: &Run, cfg: &RiskConfig, wo: &wide::WideOptions) -> R
         &train_y,
         &calib_enc,
         &calib_y,
+        &pair_refs(&run.train_pairs),
+        &pair_refs(&run.calib_pairs),
         cfg.vocab_size,
         cfg.n_features,
         wo,
         device,
     )
+}
+
+fn pair_refs(pairs: &[(Encoded, Encoded)]) -> Vec<(&Encoded, &Encoded)> {
+    pairs.iter().map(|(b, f)| (b, f)).collect()
 }
 
 /// Calibrates the trained `net`: unless `--no-wide`, the wide path (`first` when boosting

@@ -88,6 +88,10 @@ struct Run<'a> {
     /// and `slot[sample]`, its position in `encoded`.
     calib_all: Vec<usize>,
     slot: Vec<usize>,
+    /// The bug/fix pairs of the train and calibration splits, encoded (buggy, fixed), when
+    /// the wide path has a pairwise term (see `wide::fit`); empty otherwise.
+    train_pairs: Vec<(Encoded, Encoded)>,
+    calib_pairs: Vec<(Encoded, Encoded)>,
 }
 
 impl Run<'_> {
@@ -242,6 +246,31 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         t0.elapsed().as_secs_f64()
     );
 
+    let wants_pairs = opts.wide.as_ref().is_some_and(|w| w.pairs_weight > 0.0);
+    let (train_pairs, calib_pairs) = if wants_pairs {
+        let mut all = pairs::load_pairs(&opts.data)?;
+        all.retain(|p| !opts.holdout.contains(&p.project));
+        let encode = |split: Split| -> Result<Vec<(Encoded, Encoded)>> {
+            pairs::in_split(&all, split)
+                .into_iter()
+                .map(|p| {
+                    let enc = |h| encoder.encode(&p.path, h, pairs::FixPair::change(h));
+                    Ok((enc(&p.buggy)?, enc(&p.fixed)?))
+                })
+                .collect()
+        };
+        let (t, c) = (encode(Split::Train)?, encode(Split::Calib)?);
+        eprintln!(
+            "deepspark: {} train / {} calibration bug/fix pairs encoded [{:.1}s]",
+            t.len(),
+            c.len(),
+            t0.elapsed().as_secs_f64()
+        );
+        (t, c)
+    } else {
+        (vec![], vec![])
+    };
+
     let mut cfg = if let Some(c) = &base_cfg {
         RiskConfig {
             wide: false,
@@ -292,6 +321,8 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         calib: calib_slots,
         calib_all,
         slot,
+        train_pairs,
+        calib_pairs,
     };
     let mut state = transformer::start(opts, &mut varmap, rng)?;
     // Boosting: the wide path first, then the transformer learns on top of its logit.
@@ -324,7 +355,8 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         "holdout": opts.holdout,
         "base": opts.base,
         "boost": opts.boost,
-        "wide": opts.wide.as_ref().map(|w| serde_json::json!({"epochs": w.epochs, "l2": w.l2, "lr": w.lr, "batch": w.batch})),
+        "wide": opts.wide.as_ref().map(|w| serde_json::json!({"epochs": w.epochs, "l2": w.l2, "lr": w.lr, "batch": w.batch,
+            "pairs_weight": w.pairs_weight, "pairs_margin": w.pairs_margin, "train_pairs": run.train_pairs.len()})),
         "train_hunks": run.train.len(),
         "parameters": cfg.param_count(),
         "train_seconds": t0.elapsed().as_secs_f64(),
