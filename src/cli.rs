@@ -337,7 +337,9 @@ pub struct TrainArgs {
     pub wide_l2: f64,
     /// Weight of a pairwise term in the wide path's loss: from the training split's bug fixes
     /// (commit records with `fix` and `diff`), each hunk's buggy version should score above
-    /// its fix by --pairs-margin (the pairs `eval-pairs` measures); 0 leaves it out.
+    /// its fix by --pairs-margin (the pairs `eval-pairs` measures); the stacking with the
+    /// transformer on the calibration split then holds the same term over that split's pairs.
+    /// 0 leaves both out.
     #[arg(long, default_value_t = 0.0, value_name = "W")]
     pub pairs_weight: f64,
     /// The margin of the pairwise term (in logits).

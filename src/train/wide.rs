@@ -217,12 +217,34 @@ fn pair_gap(
 /// Stacks the wide path with the transformer on the calibration split: fits
 /// `a * deep + b * wide + c` by logistic regression and folds it into the path.
 pub fn stack(wide: Wide, deep_logits: &[f32], calib: &[&Encoded], calib_y: &[bool]) -> Wide {
+    stack_with_pairs(wide, deep_logits, calib, calib_y, &[], 0.0)
+}
+
+/// One bug/fix pair as stacking sees it: the transformer's logit of each version and
+/// their encodings (buggy first).
+pub type StackPair<'a> = (f32, f32, &'a Encoded, &'a Encoded);
+
+/// [`stack`], with the pairwise term of [`fit`] on `pairs` weighted `pairs_weight`: the
+/// transformer, trained on SZZ labels alone, may rank fixes above bugs, and the stack then
+/// weighs it by both what it adds to the risk and what it costs the ranking.
+pub fn stack_with_pairs(
+    wide: Wide,
+    deep_logits: &[f32],
+    calib: &[&Encoded],
+    calib_y: &[bool],
+    pairs: &[StackPair],
+    pairs_weight: f64,
+) -> Wide {
     let xs: Vec<Vec<f64>> = deep_logits
         .iter()
         .zip(calib)
         .map(|(&d, e)| vec![d as f64, wide.logit(e) as f64])
         .collect();
-    let (w, c) = metrics::fit_logistic(&xs, calib_y, 1e-3);
+    let gaps: Vec<Vec<f64>> = pairs
+        .iter()
+        .map(|&(db, df, b, f)| vec![(db - df) as f64, (wide.logit(b) - wide.logit(f)) as f64])
+        .collect();
+    let (w, c) = metrics::fit_logistic_with_pairs(&xs, calib_y, &gaps, pairs_weight, 1e-3);
     wide.stacked(w[0] as f32, w[1] as f32, c as f32)
 }
 
