@@ -345,6 +345,11 @@ pub struct TrainArgs {
     /// The margin of the pairwise term (in logits).
     #[arg(long, default_value_t = 1.0, value_name = "M")]
     pub pairs_margin: f64,
+    /// Let the pairwise term move the size-feature weights too (by default it shapes only the
+    /// token weights: fixes are longer than their bugs more often than not, so through the
+    /// size weights it would fight the SZZ labels).
+    #[arg(long)]
+    pub pairs_size: bool,
     /// Fit the wide path first and train the transformer on top of its logit (boosting),
     /// instead of fitting the wide path after the transformer.
     #[arg(long, conflicts_with_all = ["no_wide", "base"])]

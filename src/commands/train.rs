@@ -110,6 +110,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             seed: args.seed,
             pairs_weight: args.pairs_weight,
             pairs_margin: args.pairs_margin,
+            pairs_size: args.pairs_size,
             ..Default::default()
         }),
         boost: args.boost,

@@ -356,7 +356,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         "base": opts.base,
         "boost": opts.boost,
         "wide": opts.wide.as_ref().map(|w| serde_json::json!({"epochs": w.epochs, "l2": w.l2, "lr": w.lr, "batch": w.batch,
-            "pairs_weight": w.pairs_weight, "pairs_margin": w.pairs_margin, "train_pairs": run.train_pairs.len()})),
+            "pairs_weight": w.pairs_weight, "pairs_margin": w.pairs_margin, "pairs_size": w.pairs_size, "train_pairs": run.train_pairs.len()})),
         "train_hunks": run.train.len(),
         "parameters": cfg.param_count(),
         "train_seconds": t0.elapsed().as_secs_f64(),

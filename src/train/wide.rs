@@ -26,6 +26,10 @@ pub struct WideOptions {
     pub pairs_weight: f64,
     /// How far above its fix the pairwise term wants a buggy version's logit.
     pub pairs_margin: f64,
+    /// Let the pairwise term move the size-feature weights too. Off, it shapes only the
+    /// token weights: fixes are longer than their bugs more often than not, so through the
+    /// size weights the pairs would fight the SZZ labels' "more lines, more risk".
+    pub pairs_size: bool,
 }
 
 impl Default for WideOptions {
@@ -38,6 +42,7 @@ impl Default for WideOptions {
             seed: 17,
             pairs_weight: 0.0,
             pairs_margin: 1.0,
+            pairs_size: false,
         }
     }
 }
@@ -142,6 +147,11 @@ pub fn fit(
                 }
                 let chunk = &pair_order[pair_pos..(pair_pos + pair_batch).min(signed.len())];
                 pair_pos += chunk.len();
+                let features = if opts.pairs_size {
+                    features.clone()
+                } else {
+                    features.detach()
+                };
                 let gap = pair_gap(&signed, pairs, chunk, &tokens, &features, pad, n_features, device)?;
                 // softplus(m − gap) = ln(1 + e^(m − gap)), written with candle's differentiable ops.
                 let z = (gap.neg()? + opts.pairs_margin)?;
