@@ -206,6 +206,14 @@ pub fn evaluate_pairs(pairs: &[&FixPair], scorer: &dyn Scorer, split: Split) -> 
             })
             .collect();
         let scores = scorer.score(&inputs)?;
+        if scores.len() != inputs.len() {
+            anyhow::bail!(
+                "{} returned {} scores for {} hunks",
+                scorer.describe(),
+                scores.len(),
+                inputs.len()
+            );
+        }
         risks.extend(scores.chunks(2).map(|s| (s[0].risk, s[1].risk)));
         bar.inc(chunk.len() as u64);
     }
