@@ -218,18 +218,21 @@ pub fn evaluate_pairs(pairs: &[&FixPair], scorer: &dyn Scorer, split: Split) -> 
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    let mut by_project: BTreeMap<String, (Vec<&FixPair>, Vec<(f32, f32)>)> = BTreeMap::new();
-    for (&p, &r) in pairs.iter().zip(&risks) {
-        let e = by_project.entry(p.project.clone()).or_default();
-        e.0.push(p);
-        e.1.push(r);
+    // Each project's pairs, by their positions in `pairs`.
+    let mut by_project: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, p) in pairs.iter().enumerate() {
+        by_project.entry(&p.project).or_default().push(i);
     }
     Ok(PairReport {
         split: format!("{split:?}").to_lowercase(),
         all: accuracy(pairs, &risks),
         projects: by_project
             .into_iter()
-            .map(|(name, (ps, rs))| (name, accuracy(&ps, &rs)))
+            .map(|(name, at)| {
+                let ps: Vec<&FixPair> = at.iter().map(|&i| pairs[i]).collect();
+                let rs: Vec<(f32, f32)> = at.iter().map(|&i| risks[i]).collect();
+                (name.to_string(), accuracy(&ps, &rs))
+            })
             .collect(),
     })
 }
