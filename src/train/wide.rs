@@ -177,11 +177,18 @@ pub fn fit(
                 _ => 0.0,
             })
             .sum();
+        let pair_note = if calib_pairs.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", calibration pair accuracy {:.4} ({} pairs)",
+                right / calib_pairs.len() as f64,
+                calib_pairs.len()
+            )
+        };
         eprintln!(
-            "deepspark: wide path epoch {} done, calibration AUC {auc:.4}, calibration pair accuracy {:.4} ({} pairs)",
-            epoch + 1,
-            right / calib_pairs.len().max(1) as f64,
-            calib_pairs.len()
+            "deepspark: wide path epoch {} done, calibration AUC {auc:.4}{pair_note}",
+            epoch + 1
         );
         if best.as_ref().is_none_or(|(_, b)| auc > *b) {
             best = Some((w, auc));
