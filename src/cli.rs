@@ -32,6 +32,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Measure patch suggestions on held-out bug fixes: exact match of the human fix.
     EvalSuggest(EvalSuggestArgs),
+    /// Measure whether a risk model rates real bugs riskier than their fixes (pair accuracy).
+    EvalPairs(EvalPairsArgs),
     /// Review each commit of a range (history triage), one line per commit.
     Scan(ScanArgs),
     /// Label this repository's history with SZZ: which commits a later bug fix implicates.
@@ -357,6 +359,21 @@ pub struct TrainArgs {
     /// L2 penalty per squared wide-path weight, added to the mean log-loss.
     #[arg(long, default_value_t = 1e-3)]
     pub wide_l2: f64,
+    /// Weight of a pairwise term in the wide path's loss: from the training split's bug fixes
+    /// (commit records with `fix` and `diff`), each hunk's buggy version should score above
+    /// its fix by --pairs-margin (the pairs `eval-pairs` measures); the stacking with the
+    /// transformer on the calibration split then holds the same term over that split's pairs.
+    /// 0 leaves both out.
+    #[arg(long, default_value_t = 0.0, value_name = "W")]
+    pub pairs_weight: f64,
+    /// The margin of the pairwise term (in logits).
+    #[arg(long, default_value_t = 1.0, value_name = "M")]
+    pub pairs_margin: f64,
+    /// Let the pairwise term move the size-feature weights too (by default it shapes only the
+    /// token weights: fixes are longer than their bugs more often than not, so through the
+    /// size weights it would fight the SZZ labels).
+    #[arg(long)]
+    pub pairs_size: bool,
     /// Fit the wide path first and train the transformer on top of its logit (boosting),
     /// instead of fitting the wide path after the transformer.
     #[arg(long, conflicts_with_all = ["no_wide", "base"])]
@@ -449,6 +466,36 @@ pub struct EvalSuggestArgs {
     pub examples: usize,
     #[command(flatten)]
     pub suggest: SuggestArgs,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Each hunk of a bug fix (commits with `fix: true`) that removes code lines and adds code \
+lines gives a pair with the same context: the buggy version (the removed lines shown as added lines) and \
+the fixed version (the added lines); each is scored as `review` scores a change made of that one hunk. \
+Hunks whose changed lines on either side are only blank lines, punctuation, comments or licence headers \
+give no pair, nor do whitespace-only changes, test files and documentation or data files. Reported (JSON \
+keys): n, n_same_length, pair_accuracy (share of pairs where the buggy version scores riskier; ties count \
+half), pair_accuracy_same_length (pairs whose versions have as many added lines), the same for the \
+added-lines baseline (baseline_pair_accuracy, baseline_pair_accuracy_same_length), and each project's \
+figures under `projects`."
+)]
+pub struct EvalPairsArgs {
+    /// Commit records (*.commits.jsonl[.gz]) with `fix` and `diff` fields.
+    #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+    pub data: Vec<PathBuf>,
+    /// Model directory (default: the embedded model).
+    #[arg(long, value_name = "DIR", env = "DEEPSPARK_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Which split of the fixes to measure (by commit date within each project).
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: Split,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: EvalFormat,
     /// Where the model runs.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,

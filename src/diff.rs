@@ -418,9 +418,69 @@ pub fn is_test_path(path: &str) -> bool {
         }
 }
 
+/// A programming language, as opposed to documentation or data (markdown, JSON, YAML, ...).
+pub fn is_code_language(language: &str) -> bool {
+    !matches!(language, "markdown" | "json" | "yaml" | "toml" | "xml" | "html" | "css")
+}
+
+/// A line whose change cannot be a bug: blank, only braces and punctuation, or a comment.
+/// Shared by `mine` (which removed lines to blame) and the fix pairs of `train::pairs`.
+pub fn is_cosmetic(text: &str, language: Option<&str>) -> bool {
+    let t = text.trim();
+    if t.is_empty() || t.chars().all(|c| "{}()[];,".contains(c)) {
+        return true;
+    }
+    let hash_comments = matches!(
+        language,
+        Some("python" | "shell" | "ruby" | "perl" | "yaml" | "toml" | "r" | "make" | "cmake" | "elixir")
+    );
+    let dash_comments = matches!(language, Some("sql" | "lua" | "haskell"));
+    t.starts_with("//")
+        || t.starts_with("/*")
+        || t == "*"
+        || t.starts_with("* ")
+        || t.starts_with("*/")
+        || (hash_comments && t.starts_with('#'))
+        || (dash_comments && t.starts_with("--"))
+        || (language == Some("python") && (t.starts_with("\"\"\"") || t.starts_with("'''")))
+}
+
+/// A line of a licence or copyright header, whatever comment syntax wraps it: fix commits
+/// often bump the year in these, which would teach "the newer year is the fix".
+pub fn is_licence(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "copyright",
+        "spdx-license-identifier",
+        "all rights reserved",
+        "licensed under",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cosmetic_lines() {
+        assert!(is_cosmetic("   ", Some("rust")));
+        assert!(is_cosmetic("    });", Some("rust")));
+        assert!(is_cosmetic("  // note", Some("rust")));
+        assert!(is_cosmetic("# note", Some("python")));
+        assert!(!is_cosmetic("#include <x.h>", Some("c")), "a preprocessor line is code");
+        assert!(!is_cosmetic("x = a[i - 1];", Some("c")));
+        assert!(!is_cosmetic("*p = NULL;", Some("c")), "a dereference is code");
+        assert!(is_cosmetic(" * a doc comment line", Some("c")));
+    }
+
+    #[test]
+    fn licence_lines() {
+        assert!(is_licence(" * Copyright (c) 2019-2024 The Authors"));
+        assert!(is_licence("# SPDX-License-Identifier: MIT"));
+        assert!(!is_licence("let right = copy(left);"));
+    }
 
     #[test]
     fn line_numbers_that_would_overflow_are_an_error() {

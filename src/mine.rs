@@ -18,7 +18,7 @@
 //! data). It reads only commits that are `at` or its ancestors, so mining "as of" an old
 //! revision sees nothing after it. It does not train or score anything.
 
-use crate::diff::{FileDiff, Hunk, LineKind, is_test_path};
+use crate::diff::{FileDiff, Hunk, LineKind, is_code_language, is_cosmetic, is_test_path};
 use crate::git::{self, GitError, HistoryCommit};
 use crate::skip;
 use git2::{Oid, Repository};
@@ -339,31 +339,8 @@ fn blame_fix(
 /// Source code that the records describe: a programming language (not documentation or
 /// data), not a test, not skipped.
 fn is_source(f: &FileDiff) -> bool {
-    let code = f
-        .language
-        .is_some_and(|l| !matches!(l, "markdown" | "json" | "yaml" | "toml" | "xml" | "html" | "css"));
+    let code = f.language.is_some_and(is_code_language);
     f.skip.is_none() && code && !is_test_path(f.display_path())
-}
-
-/// A line whose change cannot be a bug: blank, only braces and punctuation, or a comment.
-pub fn is_cosmetic(text: &str, language: Option<&str>) -> bool {
-    let t = text.trim();
-    if t.is_empty() || t.chars().all(|c| "{}()[];,".contains(c)) {
-        return true;
-    }
-    let hash_comments = matches!(
-        language,
-        Some("python" | "shell" | "ruby" | "perl" | "yaml" | "toml" | "r" | "make" | "cmake" | "elixir")
-    );
-    let dash_comments = matches!(language, Some("sql" | "lua" | "haskell"));
-    t.starts_with("//")
-        || t.starts_with("/*")
-        || t == "*"
-        || t.starts_with("* ")
-        || t.starts_with("*/")
-        || (hash_comments && t.starts_with('#'))
-        || (dash_comments && t.starts_with("--"))
-        || (language == Some("python") && (t.starts_with("\"\"\"") || t.starts_with("'''")))
 }
 
 /// The commit record and hunk records of one commit, as JSON lines, and the hunk count.
@@ -545,18 +522,6 @@ mod tests {
         assert!(!p.is_fix("Add a prefix option"), "prefix is not fix");
         assert!(!p.is_fix("Fix typo in README"));
         assert!(!p.is_fix("Add feature"));
-    }
-
-    #[test]
-    fn cosmetic_lines() {
-        assert!(is_cosmetic("   ", Some("rust")));
-        assert!(is_cosmetic("    });", Some("rust")));
-        assert!(is_cosmetic("  // note", Some("rust")));
-        assert!(is_cosmetic("# note", Some("python")));
-        assert!(!is_cosmetic("#include <x.h>", Some("c")), "a preprocessor line is code");
-        assert!(!is_cosmetic("x = a[i - 1];", Some("c")));
-        assert!(!is_cosmetic("*p = NULL;", Some("c")), "a dereference is code");
-        assert!(is_cosmetic(" * a doc comment line", Some("c")));
     }
 
     #[test]

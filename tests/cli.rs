@@ -25,6 +25,8 @@ mod lm;
 mod mine;
 #[path = "cli/model.rs"]
 mod model;
+#[path = "cli/pairs.rs"]
+mod pairs;
 #[path = "cli/review.rs"]
 mod review;
 #[path = "cli/score.rs"]

@@ -2,6 +2,7 @@
 pub mod completions;
 pub mod dismiss;
 pub mod eval;
+pub mod eval_pairs;
 pub mod eval_suggest;
 pub mod hook;
 pub mod learn;

@@ -108,6 +108,9 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             epochs: args.wide_epochs.max(1),
             l2: args.wide_l2,
             seed: args.seed,
+            pairs_weight: args.pairs_weight,
+            pairs_margin: args.pairs_margin,
+            pairs_size: args.pairs_size,
             ..Default::default()
         }),
         boost: args.boost,

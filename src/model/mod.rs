@@ -14,7 +14,7 @@ pub mod net;
 pub mod weights;
 pub mod wide;
 
-use crate::diff::Hunk;
+use crate::diff::{Hunk, is_cosmetic, language_of};
 use crate::tokenize::{ChangeStats, Encoded, Encoder, NO_LINE};
 use candle_core::Device;
 use config::RiskConfig;
@@ -38,7 +38,9 @@ pub struct HunkScore {
     /// The raw network logit (before calibration), used to combine hunks into a change score.
     pub logit: f32,
     /// For each line of the hunk, how much it pushed the score up (positive) or down,
-    /// relative to the hunk's average token; 0 for lines the model did not see.
+    /// relative to the hunk's average token; 0 for lines the model did not see and for
+    /// lines that cannot hold a bug (blank, lone braces and punctuation, comment-only: see
+    /// `diff::is_cosmetic`), so that a report never says such a line drives the score.
     pub line_weights: Vec<f32>,
 }
 
@@ -255,6 +257,14 @@ impl Scorer for RiskModel {
                 if let Some(w) = &self.wide {
                     for (lw, c) in weights.iter_mut().zip(w.line_contributions(enc, n)) {
                         *lw = w.deep * *lw + c;
+                    }
+                }
+                // Their tokens still count in the score; only the attribution leaves them out
+                // (a blank line's marker token or a brace would otherwise be "the reason").
+                let language = language_of(input.path);
+                for (lw, line) in weights.iter_mut().zip(&input.hunk.lines) {
+                    if is_cosmetic(&line.text, language) {
+                        *lw = 0.0;
                     }
                 }
                 Ok(HunkScore {

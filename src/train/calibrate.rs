@@ -33,11 +33,17 @@ pub(super) fn fit_wide(run: &Run, cfg: &RiskConfig, wo: &wide::WideOptions) -> R
         &train_y,
         &calib_enc,
         &calib_y,
+        &pair_refs(&run.train_pairs),
+        &pair_refs(&run.calib_pairs),
         cfg.vocab_size,
         cfg.n_features,
         wo,
         device,
     )
+}
+
+fn pair_refs(pairs: &[(Encoded, Encoded)]) -> Vec<(&Encoded, &Encoded)> {
+    pairs.iter().map(|(b, f)| (b, f)).collect()
 }
 
 /// Calibrates the trained `net`: unless `--no-wide`, the wide path (`first` when boosting
@@ -69,7 +75,19 @@ pub(super) fn calibrate(
                 Some(f) => f,
                 None => fit_wide(run, cfg, wo)?,
             };
-            let w = wide::stack(w, &calib_logits, &calib_enc, &calib_y);
+            let w = if wo.pairs_weight > 0.0 && !run.calib_pairs.is_empty() {
+                let refs = pair_refs(&run.calib_pairs);
+                let versions: Vec<&Encoded> = refs.iter().flat_map(|&(b, f)| [b, f]).collect();
+                let deep = logits_of(net, cfg.n_features, &versions, device)?;
+                let pairs: Vec<wide::StackPair> = refs
+                    .iter()
+                    .zip(deep.chunks(2))
+                    .map(|(&(b, f), d)| (d[0], d[1], b, f))
+                    .collect();
+                wide::stack_with_pairs(w, &calib_logits, &calib_enc, &calib_y, &pairs, wo.pairs_weight)
+            } else {
+                wide::stack(w, &calib_logits, &calib_enc, &calib_y)
+            };
             for (l, e) in calib_logits.iter_mut().zip(&calib_enc) {
                 *l = w.combine(*l, e);
             }

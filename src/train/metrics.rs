@@ -94,18 +94,51 @@ pub fn brier(probs: &[f32], labels: &[bool]) -> Option<f64> {
 /// Fits logistic regression y ~ sigmoid(w.x + b) by Newton's method with a small L2
 /// penalty on w. Returns (w, b). Used for Platt scaling and the change combiner.
 pub fn fit_logistic(xs: &[Vec<f64>], ys: &[bool], l2: f64) -> (Vec<f64>, f64) {
+    fit_logistic_with_pairs(xs, ys, &[], 0.0, l2)
+}
+
+/// [`fit_logistic`] with a pairwise term: for each `gaps` row (the features of a pair's
+/// first member minus its second's), a log-loss on sigmoid(w.gap) towards 1 (the bias
+/// cancels in a gap), the pairs' mean weighted `pair_weight` against the rows' mean.
+pub fn fit_logistic_with_pairs(
+    xs: &[Vec<f64>],
+    ys: &[bool],
+    gaps: &[Vec<f64>],
+    pair_weight: f64,
+    l2: f64,
+) -> (Vec<f64>, f64) {
     let k = xs.first().map_or(0, |x| x.len());
     let dim = k + 1;
     let mut theta = vec![0f64; dim];
+    // Rows as (features with the bias column, target, weight): a pair has no bias column.
+    let scale = if gaps.is_empty() {
+        0.0
+    } else {
+        pair_weight * xs.len() as f64 / gaps.len() as f64
+    };
+    let rows: Vec<(Vec<f64>, f64, f64)> = xs
+        .iter()
+        .zip(ys)
+        .map(|(x, &y)| {
+            (
+                x.iter().copied().chain(std::iter::once(1.0)).collect(),
+                y as u8 as f64,
+                1.0,
+            )
+        })
+        .chain(
+            gaps.iter()
+                .map(|g| (g.iter().copied().chain(std::iter::once(0.0)).collect(), 1.0, scale)),
+        )
+        .collect();
     for _ in 0..50 {
         let mut grad = vec![0f64; dim];
         let mut hess = vec![vec![0f64; dim]; dim];
-        for (x, &y) in xs.iter().zip(ys) {
-            let xb: Vec<f64> = x.iter().copied().chain(std::iter::once(1.0)).collect();
+        for (xb, y, weight) in &rows {
             let z: f64 = xb.iter().zip(&theta).map(|(a, b)| a * b).sum();
             let p = 1.0 / (1.0 + (-z).exp());
-            let r = p - y as u8 as f64;
-            let w = (p * (1.0 - p)).max(1e-9);
+            let r = (p - y) * weight;
+            let w = (p * (1.0 - p)).max(1e-9) * weight;
             for i in 0..dim {
                 grad[i] += r * xb[i];
                 for j in 0..dim {
@@ -202,5 +235,25 @@ mod tests {
         let (w, b) = fit_logistic(&xs, &ys, 0.0);
         assert!((w[0] - 1.5).abs() < 0.1, "{w:?}");
         assert!((b + 0.5).abs() < 0.1, "{b}");
+    }
+
+    #[test]
+    fn pairs_pull_a_weight_their_way() {
+        // Labels follow feature 0; feature 1 is noise the labels do not see, and the pairs
+        // say the first member of each pair has more of feature 1.
+        let mut rng = super::super::rng::Rng::new(2);
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for _ in 0..4000 {
+            let x = rng.normal() as f64;
+            xs.push(vec![x, rng.normal() as f64]);
+            ys.push((rng.uniform() as f64) < 1.0 / (1.0 + (-2.0 * x).exp()));
+        }
+        let gaps: Vec<Vec<f64>> = (0..400).map(|_| vec![0.0, 0.5 + rng.uniform() as f64]).collect();
+        let (plain, _) = fit_logistic_with_pairs(&xs, &ys, &gaps, 0.0, 1e-3);
+        assert_eq!(plain, fit_logistic(&xs, &ys, 1e-3).0, "weight 0 is the plain fit");
+        assert!(plain[1].abs() < 0.15, "{plain:?}");
+        let (with, _) = fit_logistic_with_pairs(&xs, &ys, &gaps, 1.0, 1e-3);
+        assert!(with[1] > 0.5, "{with:?}");
+        assert!(with[0] > 1.5, "the labels' signal stays: {with:?}");
     }
 }

@@ -14,6 +14,7 @@ pub mod data;
 pub mod edits;
 mod evaluate;
 pub mod metrics;
+pub mod pairs;
 pub mod rng;
 mod transformer;
 pub mod wide;
@@ -92,6 +93,10 @@ struct Run<'a> {
     /// and `slot[sample]`, its position in `encoded`.
     calib_all: Vec<usize>,
     slot: Vec<usize>,
+    /// The bug/fix pairs of the train and calibration splits, encoded (buggy, fixed), when
+    /// the wide path has a pairwise term (see `wide::fit`); empty otherwise.
+    train_pairs: Vec<(Encoded, Encoded)>,
+    calib_pairs: Vec<(Encoded, Encoded)>,
 }
 
 impl Run<'_> {
@@ -246,6 +251,31 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         t0.elapsed().as_secs_f64()
     );
 
+    let wants_pairs = opts.wide.as_ref().is_some_and(|w| w.pairs_weight > 0.0);
+    let (train_pairs, calib_pairs) = if wants_pairs {
+        let mut all = pairs::load_pairs(&opts.data)?;
+        all.retain(|p| !opts.holdout.contains(&p.project));
+        let encode = |split: Split| -> Result<Vec<(Encoded, Encoded)>> {
+            pairs::in_split(&all, split)
+                .into_iter()
+                .map(|p| {
+                    let enc = |h| encoder.encode(&p.path, h, pairs::FixPair::change(h));
+                    Ok((enc(&p.buggy)?, enc(&p.fixed)?))
+                })
+                .collect()
+        };
+        let (t, c) = (encode(Split::Train)?, encode(Split::Calib)?);
+        eprintln!(
+            "deepspark: {} train / {} calibration bug/fix pairs encoded [{:.1}s]",
+            t.len(),
+            c.len(),
+            t0.elapsed().as_secs_f64()
+        );
+        (t, c)
+    } else {
+        (vec![], vec![])
+    };
+
     let mut cfg = if let Some(c) = &base_cfg {
         RiskConfig {
             wide: false,
@@ -296,6 +326,8 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         calib: calib_slots,
         calib_all,
         slot,
+        train_pairs,
+        calib_pairs,
     };
     let base_wide = match &base_tensors {
         Some(t) if base_cfg.as_ref().is_some_and(|c| c.wide) => Some(wide_of(t)?),
@@ -343,7 +375,8 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         "boost": opts.boost,
         "wide_prior": opts.wide_prior,
         "recalibrate_only": opts.recalibrate_only,
-        "wide": opts.wide.as_ref().map(|w| serde_json::json!({"epochs": w.epochs, "l2": w.l2, "lr": w.lr, "batch": w.batch})),
+        "wide": opts.wide.as_ref().map(|w| serde_json::json!({"epochs": w.epochs, "l2": w.l2, "lr": w.lr, "batch": w.batch,
+            "pairs_weight": w.pairs_weight, "pairs_margin": w.pairs_margin, "pairs_size": w.pairs_size, "train_pairs": run.train_pairs.len()})),
         "train_hunks": run.train.len(),
         "parameters": cfg.param_count(),
         "train_seconds": t0.elapsed().as_secs_f64(),

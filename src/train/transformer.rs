@@ -523,6 +523,46 @@ mod tests {
     }
 
     #[test]
+    fn blank_lines_braces_and_comments_never_drive_the_score() {
+        // Regression: the report marked blank lines and lone braces as driving the score.
+        let enc = tiny_encoder();
+        let mut cfg = tiny_cfg(&enc);
+        cfg.wide = true;
+        let (_, net) = init_model(&cfg, &mut Rng::new(6), &Device::Cpu).unwrap();
+        // Every token pushes the wide logit up, so every line the model sees weighs > 0.
+        let w = model::wide::Wide {
+            tokens: vec![1.0; model::wide::SIDES * cfg.vocab_size],
+            features: vec![0.0; cfg.n_features],
+            bias: 0.0,
+            deep: 0.0,
+        };
+        let model = RiskModel::from_parts(cfg, net, enc, Device::Cpu, "mem").with_wide(Some(w));
+        let body = "+    let a = ptr.read();
++
++    }
++    // a note
++    });
++    a.unwrap()
+";
+        let hunk = Hunk::parse("@@ -0,0 +1,6 @@", body).unwrap();
+        let s = &model
+            .score(&[ScoreInput {
+                path: "src/a.rs",
+                hunk: &hunk,
+                change: Default::default(),
+            }])
+            .unwrap()[0];
+        assert!(
+            s.line_weights[0] > 0.0 && s.line_weights[5] > 0.0,
+            "{:?}",
+            s.line_weights
+        );
+        assert_eq!(&s.line_weights[1..5], &[0.0; 4], "{:?}", s.line_weights);
+        let hot = crate::render::json::hot_lines(&hunk.lines, &s.line_weights, 3);
+        assert_eq!(hot, vec![0, 5]);
+    }
+
+    #[test]
     fn a_model_that_computes_nan_gives_an_error_not_a_verdict() {
         // Finite weights whose sums overflow both ways: +inf from the tokens, -inf from the
         // size features, NaN in the logit.

@@ -25,6 +25,14 @@ pub struct WideOptions {
     /// Start from these weights and penalise the distance to them instead of to zero (a
     /// project's own history, often small, adapts the default model rather than replacing it).
     pub prior: Option<Wide>,
+    /// Weight of the pairwise term (see [`fit`]); 0 leaves it out.
+    pub pairs_weight: f64,
+    /// How far above its fix the pairwise term wants a buggy version's logit.
+    pub pairs_margin: f64,
+    /// Let the pairwise term move the size-feature weights too. Off, it shapes only the
+    /// token weights: fixes are longer than their bugs more often than not, so through the
+    /// size weights the pairs would fight the SZZ labels' "more lines, more risk".
+    pub pairs_size: bool,
 }
 
 impl Default for WideOptions {
@@ -36,27 +44,60 @@ impl Default for WideOptions {
             batch: 256,
             seed: 17,
             prior: None,
+            pairs_weight: 0.0,
+            pairs_margin: 1.0,
+            pairs_size: false,
         }
     }
 }
 
+/// Bug/fix pairs for the pairwise term: each pair's (buggy, fixed) encodings.
+pub type Pairs<'a> = [(&'a Encoded, &'a Encoded)];
+
 /// Fits the wide path on `train` (labels 0/1) and returns it unstacked (`deep` = 0) with
 /// its best calibration AUC.
+///
+/// With `opts.pairs_weight` > 0 the loss also holds a pairwise term over `pairs` (the
+/// training split's bug/fix pairs, see `train::pairs`): the mean of
+/// softplus(margin − (buggy logit − fixed logit)), weighted, so that the path learns to put
+/// a buggy version above its fix beside the SZZ log-loss. Each step takes as many pairs as
+/// spread them evenly over the epoch's steps. `calib_pairs` only report the calibration
+/// split's pair accuracy per epoch; the epoch is still chosen by calibration AUC.
+#[allow(clippy::too_many_arguments)]
 pub fn fit(
     train: &[&Encoded],
     labels: &[f32],
     calib: &[&Encoded],
     calib_y: &[bool],
+    pairs: &Pairs,
+    calib_pairs: &Pairs,
     vocab_size: usize,
     n_features: usize,
     opts: &WideOptions,
     device: &Device,
 ) -> Result<(Wide, f64)> {
     let pad = SIDES * vocab_size;
-    let active: Vec<Vec<u32>> = train
-        .iter()
-        .map(|e| wide::active(e, vocab_size).into_iter().map(|(f, _)| f as u32).collect())
-        .collect();
+    let active_of =
+        |e: &Encoded| -> Vec<u32> { wide::active(e, vocab_size).into_iter().map(|(f, _)| f as u32).collect() };
+    let active: Vec<Vec<u32>> = train.iter().map(|e| active_of(e)).collect();
+    let use_pairs = opts.pairs_weight > 0.0 && !pairs.is_empty();
+    // A pair's features with their signs: the buggy version's +1, the fixed version's −1.
+    let signed: Vec<Vec<(u32, f32)>> = if use_pairs {
+        pairs
+            .iter()
+            .map(|(b, f)| {
+                let mut v: Vec<(u32, f32)> = active_of(b).into_iter().map(|i| (i, 1.0)).collect();
+                v.extend(active_of(f).into_iter().map(|i| (i, -1.0)));
+                v
+            })
+            .collect()
+    } else {
+        vec![]
+    };
+    let steps_per_epoch = train.len().div_ceil(opts.batch).max(1);
+    let pair_batch = signed.len().div_ceil(steps_per_epoch).max(1);
+    let mut pair_order: Vec<usize> = (0..signed.len()).collect();
+    let mut pair_pos = signed.len();
     let mut varmap = VarMap::new();
     let tokens = varmap.get(pad + 1, wide::TOKENS, Init::Const(0.0), DType::F32, device)?;
     let features = varmap.get(n_features, wide::FEATURES, Init::Const(0.0), DType::F32, device)?;
@@ -125,7 +166,26 @@ pub fn fit(
             let penalty = (((&tokens - &centre_tokens)?.sqr()?.sum_all()?
                 + (&features - &centre_features)?.sqr()?.sum_all()?)?
                 * opts.l2)?;
-            opt.backward_step(&(data_loss + penalty)?)?;
+            let mut loss = (data_loss + penalty)?;
+            if use_pairs {
+                if pair_pos + pair_batch > signed.len() {
+                    rng.shuffle(&mut pair_order);
+                    pair_pos = 0;
+                }
+                let chunk = &pair_order[pair_pos..(pair_pos + pair_batch).min(signed.len())];
+                pair_pos += chunk.len();
+                let features = if opts.pairs_size {
+                    features.clone()
+                } else {
+                    features.detach()
+                };
+                let gap = pair_gap(&signed, pairs, chunk, &tokens, &features, pad, n_features, device)?;
+                // softplus(m − gap) = ln(1 + e^(m − gap)), written with candle's differentiable ops.
+                let z = (gap.neg()? + opts.pairs_margin)?;
+                let softplus = (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+                loss = (loss + (softplus.mean_all()? * opts.pairs_weight)?)?;
+            }
+            opt.backward_step(&loss)?;
         }
         let mut w = Wide {
             tokens: tokens.to_vec1::<f32>()?,
@@ -136,8 +196,25 @@ pub fn fit(
         w.tokens.truncate(pad);
         let scores: Vec<f32> = calib.iter().map(|e| w.logit(e)).collect();
         let auc = metrics::roc_auc(&scores, calib_y).unwrap_or(0.5);
+        let right: f64 = calib_pairs
+            .iter()
+            .map(|(b, f)| match w.logit(b).partial_cmp(&w.logit(f)) {
+                Some(std::cmp::Ordering::Greater) => 1.0,
+                Some(std::cmp::Ordering::Equal) => 0.5,
+                _ => 0.0,
+            })
+            .sum();
+        let pair_note = if calib_pairs.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", calibration pair accuracy {:.4} ({} pairs)",
+                right / calib_pairs.len() as f64,
+                calib_pairs.len()
+            )
+        };
         eprintln!(
-            "deepspark: wide path epoch {} done, calibration AUC {auc:.4}",
+            "deepspark: wide path epoch {} done, calibration AUC {auc:.4}{pair_note}",
             epoch + 1
         );
         if best.as_ref().is_none_or(|(_, b)| auc > *b) {
@@ -147,15 +224,71 @@ pub fn fit(
     best.ok_or_else(|| anyhow::anyhow!("the wide path needs at least one epoch"))
 }
 
+/// The wide logit of each chosen pair's buggy version minus its fixed version's (the bias
+/// cancels), as a tensor the loss can differentiate.
+#[allow(clippy::too_many_arguments)]
+fn pair_gap(
+    signed: &[Vec<(u32, f32)>],
+    pairs: &Pairs,
+    chunk: &[usize],
+    tokens: &Tensor,
+    features: &Tensor,
+    pad: usize,
+    n_features: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let width = chunk.iter().map(|&i| signed[i].len()).max().unwrap_or(0).max(1);
+    let b = chunk.len();
+    let mut idx = vec![pad as u32; b * width];
+    let mut sign = vec![0f32; b * width];
+    let mut feats = Vec::with_capacity(b * n_features);
+    for (r, &i) in chunk.iter().enumerate() {
+        for (c, &(f, s)) in signed[i].iter().enumerate() {
+            idx[r * width + c] = f;
+            sign[r * width + c] = s;
+        }
+        let (buggy, fixed) = pairs[i];
+        feats.extend((0..n_features).map(|k| buggy.features[k] - fixed.features[k]));
+    }
+    let idx = Tensor::from_vec(idx, b * width, device)?;
+    let sign = Tensor::from_vec(sign, (b, width), device)?;
+    let feats = Tensor::from_vec(feats, (b, n_features), device)?;
+    let token_part = (tokens.index_select(&idx, 0)?.reshape((b, width))? * sign)?.sum(1)?;
+    let feature_part = feats.matmul(&features.unsqueeze(1)?)?.squeeze(1)?;
+    Ok((token_part + feature_part)?)
+}
+
 /// Stacks the wide path with the transformer on the calibration split: fits
 /// `a * deep + b * wide + c` by logistic regression and folds it into the path.
 pub fn stack(wide: Wide, deep_logits: &[f32], calib: &[&Encoded], calib_y: &[bool]) -> Wide {
+    stack_with_pairs(wide, deep_logits, calib, calib_y, &[], 0.0)
+}
+
+/// One bug/fix pair as stacking sees it: the transformer's logit of each version and
+/// their encodings (buggy first).
+pub type StackPair<'a> = (f32, f32, &'a Encoded, &'a Encoded);
+
+/// [`stack`], with the pairwise term of [`fit`] on `pairs` weighted `pairs_weight`: the
+/// transformer, trained on SZZ labels alone, may rank fixes above bugs, and the stack then
+/// weighs it by both what it adds to the risk and what it costs the ranking.
+pub fn stack_with_pairs(
+    wide: Wide,
+    deep_logits: &[f32],
+    calib: &[&Encoded],
+    calib_y: &[bool],
+    pairs: &[StackPair],
+    pairs_weight: f64,
+) -> Wide {
     let xs: Vec<Vec<f64>> = deep_logits
         .iter()
         .zip(calib)
         .map(|(&d, e)| vec![d as f64, wide.logit(e) as f64])
         .collect();
-    let (w, c) = metrics::fit_logistic(&xs, calib_y, 1e-3);
+    let gaps: Vec<Vec<f64>> = pairs
+        .iter()
+        .map(|&(db, df, b, f)| vec![(db - df) as f64, (wide.logit(b) - wide.logit(f)) as f64])
+        .collect();
+    let (w, c) = metrics::fit_logistic_with_pairs(&xs, calib_y, &gaps, pairs_weight, 1e-3);
     wide.stacked(w[0] as f32, w[1] as f32, c as f32)
 }
 
@@ -198,7 +331,7 @@ mod tests {
     fn fit_corpus(enc: &[Encoded], y: &[f32], opts: &WideOptions) -> (Wide, f64) {
         let refs: Vec<&Encoded> = enc.iter().collect();
         let yb: Vec<bool> = y.iter().map(|&v| v > 0.5).collect();
-        fit(&refs, y, &refs, &yb, 40, N_FEATURES, opts, &Device::Cpu).unwrap()
+        fit(&refs, y, &refs, &yb, &[], &[], 40, N_FEATURES, opts, &Device::Cpu).unwrap()
     }
 
     #[test]
@@ -226,6 +359,54 @@ mod tests {
         let risky = s.combine(0.0, &enc[y.iter().position(|&v| v > 0.5).unwrap()]);
         let clean = s.combine(0.0, &enc[y.iter().position(|&v| v < 0.5).unwrap()]);
         assert!(risky > clean);
+    }
+
+    #[test]
+    fn the_pairwise_term_puts_a_buggy_version_above_its_fix() {
+        // No training hunk holds tokens 33 and 34; the pairs say 33 is the bug.
+        let (enc, y) = corpus(200);
+        let version = |id: u32| Encoded {
+            ids: vec![FILE, 7, LANG, 8, ADD, id],
+            line: vec![NO_LINE, NO_LINE, NO_LINE, NO_LINE, 0, 0],
+            features: [0.0; N_FEATURES],
+        };
+        let (buggy, fixed) = (version(33), version(34));
+        let pairs: Vec<(&Encoded, &Encoded)> = vec![(&buggy, &fixed); 50];
+        let refs: Vec<&Encoded> = enc.iter().collect();
+        let yb: Vec<bool> = y.iter().map(|&v| v > 0.5).collect();
+        let fit_with = |weight: f64| {
+            let opts = WideOptions {
+                epochs: 3,
+                batch: 16,
+                pairs_weight: weight,
+                ..Default::default()
+            };
+            fit(
+                &refs,
+                &y,
+                &refs,
+                &yb,
+                &pairs,
+                &pairs,
+                40,
+                N_FEATURES,
+                &opts,
+                &Device::Cpu,
+            )
+            .unwrap()
+            .0
+        };
+        let without = fit_with(0.0);
+        assert_eq!(without.logit(&buggy), without.logit(&fixed), "no pairs, no preference");
+        let with = fit_with(1.0);
+        assert!(
+            with.logit(&buggy) > with.logit(&fixed) + 0.5,
+            "{} {}",
+            with.logit(&buggy),
+            with.logit(&fixed)
+        );
+        // The SZZ signal is still learnt beside it.
+        assert!(with.tokens[10] > with.tokens[11]);
     }
 
     #[test]
@@ -287,6 +468,6 @@ mod tests {
             prior: Some(prior),
             ..opts
         };
-        assert!(fit(&refs, &y, &refs, &yb, 40, N_FEATURES, &bad, &Device::Cpu).is_err());
+        assert!(fit(&refs, &y, &refs, &yb, &[], &[], 40, N_FEATURES, &bad, &Device::Cpu).is_err());
     }
 }

@@ -8,11 +8,12 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Command as Process;
 
-const SUBCOMMANDS: [&str; 8] = [
+const SUBCOMMANDS: [&str; 9] = [
     "review",
     "train",
     "eval",
     "eval-suggest",
+    "eval-pairs",
     "scan",
     "hook",
     "completions",

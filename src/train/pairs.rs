@@ -1,0 +1,363 @@
+//! Bug/fix pairs: can the risk model tell a buggy hunk from the fix that replaced it?
+//!
+//! Every hunk of a fix commit (`fix: true`) that removes code lines and adds code lines
+//! gives a pair of hunks with the same context: the *buggy* version (the fix's old side,
+//! its removed lines shown as added lines) and the *fixed* version (the fix's new side, its
+//! added lines as added lines). Each is scored as `review` would score a change made of
+//! that one hunk, through the same [`Scorer`]; the model is right on a pair when the buggy
+//! version scores riskier (a tie counts half). Hunks whose changed lines on either side are
+//! only blank lines, lone punctuation, comments or licence headers give no pair, nor do
+//! changes of whitespace only, test files and documentation or data files: none of them is
+//! a bug and its fix (many fixes also bump a copyright year, which would teach "the newer
+//! year is the fix"). Pairs are split like their commits (by date within each project, see
+//! `data::split_of`). `eval-pairs` reports them; `train --pairs-weight` learns from the
+//! training split's. Does not read git.
+
+use super::data::{Dataset, Split};
+use super::edits::{FixHunk, load_fixes, view_of};
+use crate::diff::{Hunk, LineKind, is_code_language, is_cosmetic, is_licence, is_test_path, language_of};
+use crate::model::{ScoreInput, Scorer};
+use crate::tokenize::ChangeStats;
+use anyhow::Result;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One hunk of a bug fix as two versions that share their context lines.
+#[derive(Debug, Clone)]
+pub struct FixPair {
+    pub project: String,
+    pub commit: String,
+    pub split: Split,
+    pub path: String,
+    /// The fix's old side, the lines the fix removed shown as added lines.
+    pub buggy: Hunk,
+    /// The fix's new side, the lines the fix added as added lines.
+    pub fixed: Hunk,
+}
+
+impl FixPair {
+    /// The change each version is scored as: that one hunk, in one file (what `review`
+    /// would compute for a commit made of it).
+    pub fn change(hunk: &Hunk) -> ChangeStats {
+        ChangeStats {
+            hunks: 1,
+            added: hunk.added(),
+            files: 1,
+        }
+    }
+
+    /// Both versions have as many added lines.
+    pub fn same_length(&self) -> bool {
+        self.buggy.added() == self.fixed.added()
+    }
+}
+
+/// The fix's new side: its context lines, and its added lines as added lines.
+fn fixed_of(fix: &Hunk) -> Hunk {
+    let mut body = String::new();
+    for l in fix.lines.iter().filter(|l| l.kind != LineKind::Removed) {
+        body.push(if l.kind == LineKind::Added { '+' } else { ' ' });
+        body.push_str(&l.text);
+        body.push('\n');
+    }
+    let context = fix.lines.iter().filter(|l| l.kind == LineKind::Context).count();
+    let header = format!(
+        "@@ -{},{context} +{},{} @@",
+        fix.start.new, fix.start.new, fix.count.new
+    );
+    Hunk::parse(&header, &body).expect("a new side rebuilt from a parsed hunk parses")
+}
+
+/// A line that could be (part of) a bug: not blank, punctuation, a comment or a licence line.
+fn is_code(text: &str, language: Option<&str>) -> bool {
+    !is_cosmetic(text, language) && !is_licence(text)
+}
+
+/// The pair a fix hunk of the file at `path` gives, or `None` when it is no bug and its fix
+/// (see the module's comment).
+pub fn pair_of(fix: &Hunk, path: &str) -> Option<(Hunk, Hunk)> {
+    let language = language_of(path);
+    if !language.is_some_and(is_code_language) || is_test_path(path) {
+        return None;
+    }
+    let side = |kind: LineKind| -> Vec<&str> {
+        fix.lines
+            .iter()
+            .filter(|l| l.kind == kind)
+            .map(|l| l.text.as_str())
+            .collect()
+    };
+    let (old, new) = (side(LineKind::Removed), side(LineKind::Added));
+    let code = |lines: &[&str]| lines.iter().any(|t| is_code(t, language));
+    if !code(&old) || !code(&new) {
+        return None;
+    }
+    let squeeze = |lines: &[&str]| -> String {
+        lines
+            .iter()
+            .flat_map(|t| t.chars())
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    };
+    if squeeze(&old) == squeeze(&new) {
+        return None;
+    }
+    Some((view_of(fix).0, fixed_of(fix)))
+}
+
+/// The pairs of fix hunks (see [`pair_of`]).
+pub fn pairs_of(fixes: &[FixHunk]) -> Vec<FixPair> {
+    fixes
+        .iter()
+        .filter_map(|f| {
+            let (buggy, fixed) = pair_of(&f.fix, &f.path)?;
+            Some(FixPair {
+                project: f.project.clone(),
+                commit: f.commit.clone(),
+                split: f.split,
+                path: f.path.clone(),
+                buggy,
+                fixed,
+            })
+        })
+        .collect()
+}
+
+/// Reads the fix pairs of commit files (plain or .gz), split by date within each project.
+pub fn load_pairs(paths: &[impl AsRef<Path>]) -> Result<Vec<FixPair>> {
+    Ok(pairs_of(&load_fixes(paths)?))
+}
+
+/// The pairs of one split (`All`: every pair).
+pub fn in_split(pairs: &[FixPair], split: Split) -> Vec<&FixPair> {
+    pairs.iter().filter(|p| Dataset::in_split(p.split, split)).collect()
+}
+
+/// Pair accuracy on some pairs, the model's and the added-lines baseline's.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PairAccuracy {
+    pub n: usize,
+    pub n_same_length: usize,
+    /// Share of pairs where the buggy version scores riskier (ties count half).
+    pub pair_accuracy: f64,
+    /// The same on the pairs whose versions have as many added lines.
+    pub pair_accuracy_same_length: f64,
+    /// The baseline that scores a hunk by its number of added lines.
+    pub baseline_pair_accuracy: f64,
+    /// Always 0.5: on pairs of the same length the baseline ties every pair.
+    pub baseline_pair_accuracy_same_length: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PairReport {
+    pub split: String,
+    #[serde(flatten)]
+    pub all: PairAccuracy,
+    /// The same per project, by name.
+    pub projects: BTreeMap<String, PairAccuracy>,
+}
+
+/// 1 when `buggy` is above `fixed`, 0.5 on a tie, 0 below.
+fn credit(buggy: f64, fixed: f64) -> f64 {
+    match buggy.partial_cmp(&fixed) {
+        Some(std::cmp::Ordering::Greater) => 1.0,
+        Some(std::cmp::Ordering::Equal) => 0.5,
+        _ => 0.0,
+    }
+}
+
+/// Accuracy over pairs given each pair's (buggy, fixed) risks, beside `pairs`.
+fn accuracy(pairs: &[&FixPair], risks: &[(f32, f32)]) -> PairAccuracy {
+    let (mut model, mut model_same, mut base, mut n_same) = (0.0, 0.0, 0.0, 0usize);
+    for (p, &(b, f)) in pairs.iter().zip(risks) {
+        let c = credit(b as f64, f as f64);
+        model += c;
+        base += credit(p.buggy.added() as f64, p.fixed.added() as f64);
+        if p.same_length() {
+            n_same += 1;
+            model_same += c;
+        }
+    }
+    let share = |x: f64, n: usize| if n == 0 { 0.0 } else { x / n as f64 };
+    PairAccuracy {
+        n: pairs.len(),
+        n_same_length: n_same,
+        pair_accuracy: share(model, pairs.len()),
+        pair_accuracy_same_length: share(model_same, n_same),
+        baseline_pair_accuracy: share(base, pairs.len()),
+        baseline_pair_accuracy_same_length: if n_same == 0 { 0.0 } else { 0.5 },
+    }
+}
+
+/// Scores both versions of every pair with `scorer` and reports pair accuracy, overall and
+/// per project.
+pub fn evaluate_pairs(pairs: &[&FixPair], scorer: &dyn Scorer, split: Split) -> Result<PairReport> {
+    let bar = super::progress(pairs.len() as u64, "eval-pairs");
+    let mut risks = Vec::with_capacity(pairs.len());
+    for chunk in pairs.chunks(512) {
+        let inputs: Vec<ScoreInput> = chunk
+            .iter()
+            .flat_map(|p| [&p.buggy, &p.fixed].map(|h| (p, h)))
+            .map(|(p, h)| ScoreInput {
+                path: &p.path,
+                hunk: h,
+                change: FixPair::change(h),
+            })
+            .collect();
+        let scores = scorer.score(&inputs)?;
+        if scores.len() != inputs.len() {
+            anyhow::bail!(
+                "{} returned {} scores for {} hunks",
+                scorer.describe(),
+                scores.len(),
+                inputs.len()
+            );
+        }
+        risks.extend(scores.chunks(2).map(|s| (s[0].risk, s[1].risk)));
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    // Each project's pairs, by their positions in `pairs`.
+    let mut by_project: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, p) in pairs.iter().enumerate() {
+        by_project.entry(&p.project).or_default().push(i);
+    }
+    Ok(PairReport {
+        split: format!("{split:?}").to_lowercase(),
+        all: accuracy(pairs, &risks),
+        projects: by_project
+            .into_iter()
+            .map(|(name, at)| {
+                let ps: Vec<&FixPair> = at.iter().map(|&i| pairs[i]).collect();
+                let rs: Vec<(f32, f32)> = at.iter().map(|&i| risks[i]).collect();
+                (name.to_string(), accuracy(&ps, &rs))
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::HunkScore;
+
+    fn hunk(header: &str, body: &str) -> Hunk {
+        Hunk::parse(header, body).unwrap()
+    }
+
+    fn texts(h: &Hunk, kind: LineKind) -> Vec<&str> {
+        h.lines
+            .iter()
+            .filter(|l| l.kind == kind)
+            .map(|l| l.text.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_fix_gives_two_versions_with_the_same_context() {
+        let fix = hunk(
+            "@@ -10,3 +10,4 @@",
+            " fn f(a: &[u8]) -> u8 {\n-    a[a.len()]\n+    let n = a.len();\n+    a[n - 1]\n }\n",
+        );
+        let (buggy, fixed) = pair_of(&fix, "src/lib.rs").expect("a code fix gives a pair");
+        assert_eq!(texts(&buggy, LineKind::Added), vec!["    a[a.len()]"]);
+        assert_eq!(
+            texts(&fixed, LineKind::Added),
+            vec!["    let n = a.len();", "    a[n - 1]"]
+        );
+        assert_eq!(texts(&buggy, LineKind::Context), texts(&fixed, LineKind::Context));
+        assert_eq!(texts(&buggy, LineKind::Context), vec!["fn f(a: &[u8]) -> u8 {", "}"]);
+        assert_eq!(
+            buggy.removed() + fixed.removed(),
+            0,
+            "both versions are shown as added lines"
+        );
+        assert_eq!((buggy.count.new, fixed.count.new), (3, 4));
+    }
+
+    #[test]
+    fn cosmetic_licence_and_whitespace_changes_give_no_pair() {
+        let no_pair = |body: &str, path: &str| pair_of(&hunk("@@ -1,3 +1,3 @@", body), path).is_none();
+        // A copyright year bumped in a header comment, and one outside any comment syntax.
+        assert!(no_pair(" /*\n- * Copyright 2019 A\n+ * Copyright 2020 A\n */\n", "a.c"));
+        assert!(no_pair(
+            " \"\"\"\n-Copyright 2019 A\n+Copyright 2020 A\n \"\"\"\n",
+            "a.py"
+        ));
+        assert!(no_pair(" x = 1\n-# old note\n+# new note\n y = 2\n", "a.py"));
+        assert!(no_pair(" x();\n-}\n+};\n", "a.js"));
+        assert!(no_pair(" a\n-x=1;\n+x = 1;\n", "a.c"), "whitespace only");
+        // Code on one side only: a comment replaced by code is no buggy/fixed pair.
+        assert!(no_pair(" a\n-// todo\n+check(x);\n", "a.c"));
+        // Not code under review: tests and documentation.
+        assert!(no_pair(" a\n-x = 1\n+x = 2\n", "tests/test_a.py"));
+        assert!(no_pair(" a\n-x = 1\n+x = 2\n", "README.md"));
+        // A header change beside a code change still gives a pair.
+        assert!(!no_pair(
+            "-# Copyright 2019\n+# Copyright 2020\n-x = 1\n+x = 2\n",
+            "a.py"
+        ));
+    }
+
+    /// Scores a hunk by how many of its added lines contain `bad`.
+    struct Counter;
+    impl Scorer for Counter {
+        fn describe(&self) -> String {
+            "counter".into()
+        }
+        fn score(&self, inputs: &[ScoreInput]) -> anyhow::Result<Vec<HunkScore>> {
+            Ok(inputs
+                .iter()
+                .map(|i| {
+                    let n = i
+                        .hunk
+                        .lines
+                        .iter()
+                        .filter(|l| l.kind == LineKind::Added && l.text.contains("bad"))
+                        .count();
+                    HunkScore {
+                        risk: n as f32,
+                        logit: n as f32,
+                        line_weights: vec![0.0; i.hunk.lines.len()],
+                    }
+                })
+                .collect())
+        }
+        fn change_risk(&self, _: &[HunkScore]) -> anyhow::Result<f32> {
+            Ok(0.0)
+        }
+    }
+
+    #[test]
+    fn accuracy_counts_ties_half_and_the_baseline_counts_lines() {
+        let fix = |body: &str| FixHunk {
+            project: "p".into(),
+            commit: "c".into(),
+            split: Split::Test,
+            path: "a.c".into(),
+            fix: hunk("@@ -1,3 +1,3 @@", body),
+            view: hunk("@@ -1 +1 @@", "+x"),
+            target: vec![],
+            small: true,
+        };
+        let fixes = vec![
+            // Right, same length.
+            fix(" a\n-bad();\n+good();\n"),
+            // A tie, the fixed version longer.
+            fix(" a\n-f();\n+g();\n+h();\n"),
+            // Wrong, the buggy version longer.
+            fix(" a\n-f();\n-g();\n+bad();\n"),
+        ];
+        let pairs = pairs_of(&fixes);
+        assert_eq!(pairs.len(), 3);
+        let refs: Vec<&FixPair> = pairs.iter().collect();
+        let r = evaluate_pairs(&refs, &Counter, Split::Test).unwrap();
+        assert_eq!((r.all.n, r.all.n_same_length), (3, 1));
+        assert!((r.all.pair_accuracy - 1.5 / 3.0).abs() < 1e-12, "{:?}", r.all);
+        assert_eq!(r.all.pair_accuracy_same_length, 1.0);
+        // Added lines: a tie, fixed longer (wrong), buggy longer (right).
+        assert!((r.all.baseline_pair_accuracy - 1.5 / 3.0).abs() < 1e-12);
+        assert_eq!(r.projects["p"].n, 3);
+    }
+}
