@@ -327,12 +327,20 @@ fn hub(stores: &Stores, repo: &str, revision: Option<&str>, file: Option<&str>) 
         Some(f) => format!("{repo}{at}:{f}"),
         None => format!("{repo}{at}"),
     };
-    let fetch = match file {
-        Some(f) => format!(
-            "deepspark model pull {what}   (or: huggingface-cli download {repo} {f}{})",
-            revision.map(|r| format!(" --revision {r}")).unwrap_or_default()
-        ),
+    let rev = revision.map(|r| format!(" --revision {r}")).unwrap_or_default();
+    let python = match file {
+        Some(f) => format!("huggingface-cli download {repo} {f}{rev}"),
+        None => format!("huggingface-cli download {repo} --include '*.gguf'{rev}"),
+    };
+    let ours = match file {
+        Some(_) => format!("deepspark model pull {what}"),
         None => format!("deepspark model pull {what}:FILE.gguf"),
+    };
+    // A build without the downloader points at Python's client first.
+    let fetch = if cfg!(feature = "hub") {
+        format!("{ours}` (or `{python}")
+    } else {
+        format!("{python}` (or, in a build with `--features hub`, `{ours}")
     };
     let not_cached = |offline| SourceError::NotCached {
         what: what.clone(),
