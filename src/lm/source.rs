@@ -104,8 +104,8 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    /// The command that would fetch what is missing, when there is one.
-    pub fn fetch_command(&self) -> Option<&str> {
+    /// What to run to fetch what is missing, when something is.
+    pub fn fetch_hint(&self) -> Option<&str> {
         match self {
             SourceError::NotCached { fetch, .. } => Some(fetch),
             _ => None,
@@ -338,9 +338,9 @@ fn hub(stores: &Stores, repo: &str, revision: Option<&str>, file: Option<&str>) 
     };
     // A build without the downloader points at Python's client first.
     let fetch = if cfg!(feature = "hub") {
-        format!("{ours}` (or `{python}")
+        format!("fetch it with `{ours}` (or `{python}`)")
     } else {
-        format!("{python}` (or, in a build with `--features hub`, `{ours}")
+        format!("fetch it with `{python}` (or, in a build with `--features hub`, `{ours}`)")
     };
     let not_cached = |offline| SourceError::NotCached {
         what: what.clone(),
@@ -631,7 +631,7 @@ mod tests {
             text.contains("org/m@abc:w.Q4_K_M.gguf") && text.contains("offline"),
             "{text}"
         );
-        let fetch = err.fetch_command().unwrap();
+        let fetch = err.fetch_hint().unwrap();
         assert!(
             fetch.contains("deepspark model pull org/m@abc:w.Q4_K_M.gguf"),
             "{fetch}"
