@@ -100,6 +100,8 @@ def main():
         sys.exit(f"no {args.binary}: run `cargo build --release` first")
     print(f"model {args.gguf.name}, {args.threads} threads, {args.tokens} tokens generated, best of {args.runs}")
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other work on the machine slows candle's spinning threads)")
+    if args.threads > 1:
+        print("note: deepspark runs its quantised matmuls on 1 thread unless CANDLE_NUM_THREADS is set; this script sets it")
     best_decode = 0.0
     for w in args.weights.split(","):
         runs = [candle(args.binary, args.gguf, w, args.threads, args.tokens) for _ in range(args.runs)]

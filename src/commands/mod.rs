@@ -42,9 +42,9 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
     }
     if let Some(fetch) = err
         .downcast_ref::<crate::lm::source::SourceError>()
-        .and_then(|e| e.fetch_command())
+        .and_then(|e| e.fetch_hint())
     {
-        return Some(format!("fetch it with `{fetch}`"));
+        return Some(fetch.to_string());
     }
     if let Some(crate::lm::source::SourceError::BadSpec(_)) = err.downcast_ref() {
         return Some(

@@ -311,6 +311,11 @@ impl<R: Read + Seek> Walker<R> {
         let mut buf = vec![0u8; len as usize];
         self.reader.read_exact(&mut buf)?;
         self.pos += len;
+        // Trailing NULs are dropped, as candle's reader drops them: "general.alignment\0" must
+        // be the key candle will see, or the two readers would disagree about the file.
+        while buf.last() == Some(&0) {
+            buf.pop();
+        }
         String::from_utf8(buf).map_err(|_| self.invalid(format!("{what} is not UTF-8")))
     }
 
@@ -338,18 +343,23 @@ impl<R: Read + Seek> Walker<R> {
             &format!("{metadata_count} metadata entries and {tensor_count} tensors"),
         )?;
 
+        let mut keys = std::collections::HashSet::new();
         let mut architecture = None;
         let mut alignment = DEFAULT_ALIGNMENT;
         for _ in 0..metadata_count {
             let key = self.string(MAX_NAME, "metadata key")?;
-            let kind = self.u32("metadata value type")?;
+            if !keys.insert(key.clone()) {
+                return Err(self.invalid(format!("metadata key `{key}` appears twice")));
+            }
+            let kind_id = self.u32("metadata value type")?;
             let kind =
-                value_type(kind).ok_or_else(|| self.invalid(format!("`{key}` has unknown value type {kind}")))?;
+                value_type(kind_id).ok_or_else(|| self.invalid(format!("`{key}` has unknown value type {kind_id}")))?;
             match (key.as_str(), kind) {
                 ("general.architecture", ValueType::String) => {
                     architecture = Some(self.string(MAX_NAME, "general.architecture")?);
                 }
-                ("general.alignment", ValueType::Fixed(4)) => {
+                // Only a u32 (type 4): an i32 or f32 would be read one way here, another by candle.
+                ("general.alignment", ValueType::Fixed(4)) if kind_id == 4 => {
                     let value = self.u32("general.alignment")?;
                     if value == 0 || !value.is_power_of_two() {
                         return Err(self.invalid(format!("general.alignment {value} is not a power of two")));
@@ -588,6 +598,33 @@ mod tests {
         bytes[24..32].copy_from_slice(&u64::MAX.to_le_bytes());
         let err = inspect_bytes(&bytes).unwrap_err().to_string();
         assert!(err.contains("metadata key"), "{err}");
+    }
+
+    // Regression (found by the gguf_header fuzz target): a key "general.alignment\0\0\0" of
+    // value 0 passed as some other key, while candle's reader, which drops trailing NULs, took
+    // it for the alignment and divided by zero.
+    #[test]
+    fn keys_are_read_as_candle_reads_them() {
+        let crash = "474755460300000000000000000000000100000000000000140000000000000067656e6572616c2e616c69676e6d656e74000000000000000000000000000000000000000000000000000000000100000000000000000000000000000000000000000000000000000000000000000000000000000003000000000000000000000000000000000000000000000000000000000000000874";
+        let bytes: Vec<u8> = (0..crash.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&crash[i..i + 2], 16).unwrap())
+            .collect();
+        let err = inspect_bytes(&bytes).unwrap_err().to_string();
+        assert!(err.contains("general.alignment"), "{err}");
+
+        let mut out = std::io::Cursor::new(Vec::new());
+        let one = gguf_file::Value::U32(1);
+        gguf_file::write(&mut out, &[("k", &one), ("k\0", &one)], &[]).unwrap();
+        let err = inspect_bytes(&out.into_inner()).unwrap_err().to_string();
+        assert!(err.contains("`k` appears twice"), "{err}");
+
+        // An f32 alignment whose bits are a power of two is still not an alignment.
+        let mut out = std::io::Cursor::new(Vec::new());
+        let two = gguf_file::Value::F32(2.0);
+        gguf_file::write(&mut out, &[("general.alignment", &two)], &[]).unwrap();
+        let err = inspect_bytes(&out.into_inner()).unwrap_err().to_string();
+        assert!(err.contains("not a u32"), "{err}");
     }
 
     #[test]

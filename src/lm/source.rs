@@ -104,8 +104,8 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    /// The command that would fetch what is missing, when there is one.
-    pub fn fetch_command(&self) -> Option<&str> {
+    /// What to run to fetch what is missing, when something is.
+    pub fn fetch_hint(&self) -> Option<&str> {
         match self {
             SourceError::NotCached { fetch, .. } => Some(fetch),
             _ => None,
@@ -327,12 +327,20 @@ fn hub(stores: &Stores, repo: &str, revision: Option<&str>, file: Option<&str>) 
         Some(f) => format!("{repo}{at}:{f}"),
         None => format!("{repo}{at}"),
     };
-    let fetch = match file {
-        Some(f) => format!(
-            "deepspark model pull {what}   (or: huggingface-cli download {repo} {f}{})",
-            revision.map(|r| format!(" --revision {r}")).unwrap_or_default()
-        ),
+    let rev = revision.map(|r| format!(" --revision {r}")).unwrap_or_default();
+    let python = match file {
+        Some(f) => format!("huggingface-cli download {repo} {f}{rev}"),
+        None => format!("huggingface-cli download {repo} --include '*.gguf'{rev}"),
+    };
+    let ours = match file {
+        Some(_) => format!("deepspark model pull {what}"),
         None => format!("deepspark model pull {what}:FILE.gguf"),
+    };
+    // A build without the downloader points at Python's client first.
+    let fetch = if cfg!(feature = "hub") {
+        format!("fetch it with `{ours}` (or `{python}`)")
+    } else {
+        format!("fetch it with `{python}` (or, in a build with `--features hub`, `{ours}`)")
     };
     let not_cached = |offline| SourceError::NotCached {
         what: what.clone(),
@@ -623,7 +631,7 @@ mod tests {
             text.contains("org/m@abc:w.Q4_K_M.gguf") && text.contains("offline"),
             "{text}"
         );
-        let fetch = err.fetch_command().unwrap();
+        let fetch = err.fetch_hint().unwrap();
         assert!(
             fetch.contains("deepspark model pull org/m@abc:w.Q4_K_M.gguf"),
             "{fetch}"

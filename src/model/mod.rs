@@ -2,9 +2,9 @@
 //!
 //! [`Scorer`] turns hunks into calibrated risks (with per-line attribution) and
 //! combines them into the change's risk; [`Generator`] turns a hunk into candidate
-//! rewrites. The pipeline only ever sees these traits, so pretrained models (fetched
-//! with hf-hub behind the `hub` feature) plug in beside the embedded model. This module
-//! does not read git or decide verdicts (see `review.rs`).
+//! rewrites. The pipeline only ever sees these traits, so other models plug in beside the
+//! embedded one; pretrained language models live in `lm/` behind their own trait
+//! (`lm::LanguageModel`). This module does not read git or decide verdicts (see `review.rs`).
 
 pub mod config;
 pub mod device;

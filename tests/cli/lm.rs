@@ -188,9 +188,11 @@ fn offline_names_what_is_missing_and_how_to_fetch_it() {
         .stderr(
             contains("org/absent@v1:absent.Q8_0.gguf")
                 .and(contains("offline"))
+                .and(contains("hint: fetch it with `"))
                 .and(contains(
-                    "hint: fetch it with `deepspark model pull org/absent@v1:absent.Q8_0.gguf",
-                )),
+                    "`huggingface-cli download org/absent absent.Q8_0.gguf --revision v1`",
+                ))
+                .and(contains("`deepspark model pull org/absent@v1:absent.Q8_0.gguf`")),
         );
     s.cmd()
         .args(["model", "run", "--offline", "org/absent", "--prompt", "x"])
