@@ -169,7 +169,11 @@ pub fn learned_history(dir: Option<&Path>) -> Vec<f32> {
 /// For reports: `, learned for this repository at <short id>` when the model was learned.
 pub fn learned_note(dir: Option<&Path>) -> String {
     match dir.and_then(learned_at) {
-        Some(at) => format!(", learned for this repository at {}", &at[..at.len().min(10)]),
+        // learned.json can be edited by hand: take characters, never slice bytes.
+        Some(at) => format!(
+            ", learned for this repository at {}",
+            crate::render::sanitize::clean(&at.chars().take(10).collect::<String>())
+        ),
         None => String::new(),
     }
 }

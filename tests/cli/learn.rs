@@ -169,6 +169,20 @@ fn a_learned_model_from_another_history_is_named_stale() {
         "{err}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("learned for this repository"));
+    // learned.json is a file anyone can edit: a hand-written `at` is never a panic.
+    std::fs::write(dir.join("learned.json"), "{\"at\": \"é\\u001b[31méééééééé\"}").unwrap();
+    let out = r
+        .cmd()
+        .env_remove("DEEPSPARK_MODEL")
+        .args(["review", "HEAD~1"])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
     // A model named on the command line is used as it is, without the learned one's warning.
     let out = r.cmd().args(["review", "HEAD~1"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("learned"));
