@@ -50,13 +50,22 @@ pub fn run(args: EvalArgs) -> Result<u8> {
     if report.n == 0 {
         anyhow::bail!("no labelled hunks (label 0 or 1) in the {split:?} split of the given files");
     }
+    write_report(args.format, &report, |r, out| print_text(r, out))
+}
+
+/// A measurement's report on stdout: pretty JSON, or `text` for people.
+pub fn write_report<R: serde::Serialize>(
+    format: EvalFormat,
+    report: &R,
+    text: impl FnOnce(&R, &mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
+) -> Result<u8> {
     let mut out = std::io::stdout().lock();
-    match args.format {
+    match format {
         EvalFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
+            serde_json::to_writer_pretty(&mut out, report)?;
             writeln!(out)?;
         }
-        EvalFormat::Text => print_text(&report, &mut out)?,
+        EvalFormat::Text => text(report, &mut out)?,
     }
     Ok(crate::exit::PASS)
 }

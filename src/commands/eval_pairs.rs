@@ -1,6 +1,6 @@
 //! `deepspark eval-pairs`: does a risk model rate real bugs riskier than their fixes?
 
-use crate::cli::{EvalFormat, EvalPairsArgs};
+use crate::cli::EvalPairsArgs;
 use crate::model::RiskModel;
 use crate::model::device::device;
 use crate::train::pairs::{PairAccuracy, PairReport, evaluate_pairs, in_split, load_pairs};
@@ -20,15 +20,7 @@ pub fn run(args: EvalPairsArgs) -> Result<u8> {
         );
     }
     let report = evaluate_pairs(&chosen, &model, args.split)?;
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        EvalFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        }
-        EvalFormat::Text => print_text(&report, &mut out)?,
-    }
-    Ok(crate::exit::PASS)
+    super::eval::write_report(args.format, &report, |r, out| print_text(r, out))
 }
 
 fn print_text(r: &PairReport, out: &mut impl Write) -> std::io::Result<()> {
