@@ -10,6 +10,7 @@
 //! classes several stages test for.
 
 pub mod apply;
+pub mod assist;
 pub mod chars;
 pub mod cli;
 pub mod commands;

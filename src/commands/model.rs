@@ -92,7 +92,7 @@ fn score(args: ModelScoreArgs) -> Result<u8> {
 }
 
 /// The language model `--lm` names, loaded; `None` when no `--lm` was given.
-pub fn open(args: &LmArgs, device: &Device) -> Result<Option<GgufModel>> {
+pub fn open(args: &LmArgs, device: &Device) -> Result<Option<Box<dyn LanguageModel>>> {
     let Some(spec) = &args.lm else { return Ok(None) };
     let found = source::resolve(spec, &Stores::from_env(args.offline))?;
     let options = LoadOptions {
@@ -101,7 +101,7 @@ pub fn open(args: &LmArgs, device: &Device) -> Result<Option<GgufModel>> {
     };
     let model = GgufModel::load(&found.path, &options)
         .with_context(|| format!("cannot load the language model {}", found.path.display()))?;
-    Ok(Some(model))
+    Ok(Some(Box::new(model)))
 }
 
 fn run_prompt(args: ModelRunArgs) -> Result<u8> {
