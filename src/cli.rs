@@ -34,6 +34,8 @@ pub enum Command {
     EvalSuggest(EvalSuggestArgs),
     /// Measure whether a risk model rates real bugs riskier than their fixes (pair accuracy).
     EvalPairs(EvalPairsArgs),
+    /// Fix a reported problem with the language model: a verified patch over the named files.
+    Fix(FixArgs),
     /// Review each commit of a range (history triage), one line per commit.
     Scan(ScanArgs),
     /// Label this repository's history with SZZ: which commits a later bug fix implicates.
@@ -160,7 +162,85 @@ pub struct ReviewArgs {
     #[arg(long, value_name = "FILE", help_heading = "Suggestions")]
     pub patch: Option<PathBuf>,
     #[command(flatten)]
+    pub lm: LmArgs,
+    #[command(flatten)]
+    pub assist: AssistArgs,
+    #[command(flatten)]
     pub gate: GateArgs,
+}
+
+/// `deepspark fix`: a reported problem in words -> a verified patch.
+#[derive(Args, Debug)]
+#[command(after_long_help = "The patch is shown as a unified diff and written only with --apply (the work tree, checked \
+first and written atomically, as `review --apply`) or --patch FILE. Exit 0 also when no verified patch was found \
+(it says so); 2 on errors.")]
+pub struct FixArgs {
+    /// The problem, as a user reported it; `@FILE` reads it from a file (`@-`: stdin).
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub issue: String,
+    /// Files the fix may change (default: the repository's files the issue text names).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Output format: the patch for people, or JSON with the patch and what was verified.
+    #[arg(long, value_enum, default_value = "terminal")]
+    pub format: FixFormat,
+    /// Write the patch to the work tree (every file checked first, then written atomically).
+    #[arg(long)]
+    pub apply: bool,
+    /// With --apply, also update the index (refused when the index differs from the work tree).
+    #[arg(long, requires = "apply")]
+    pub index: bool,
+    /// Write the patch to FILE, for `git apply` (the file must not exist).
+    #[arg(long, value_name = "FILE")]
+    pub patch: Option<PathBuf>,
+    /// Seconds the language model may take [default: 300].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub lm_budget: Option<f64>,
+    /// When to colour the terminal output.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+    /// Repository (default: the one containing the current directory).
+    #[arg(short = 'C', long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    /// CPU or GPU for the language model.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: crate::model::device::DeviceChoice,
+    #[command(flatten)]
+    pub lm: LmArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FixFormat {
+    Terminal,
+    Json,
+}
+
+/// What the language model does in a review (with `--lm`, or `lm` in .deepspark.toml).
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Language model")]
+pub struct AssistArgs {
+    /// With a language model: explain what the change does, per file and as a whole (terminal,
+    /// JSON `explanation`, the opening of the Markdown comment).
+    #[arg(long)]
+    pub explain: bool,
+    /// Seconds the language model may spend in this review (comments first, then suggestions,
+    /// the explanation, the REJECT note, and reading the rest); what it did not reach is said
+    /// [default: 120].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub lm_budget: Option<f64>,
+    /// Hunks the language model comments on, riskiest first, among those at or above --min-risk
+    /// [default: 8].
+    #[arg(long, value_name = "N")]
+    pub lm_comments: Option<usize>,
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s:?} must be zero or more seconds"))
+    }
 }
 
 /// How suggestions are made and shown.

@@ -34,6 +34,11 @@ pub struct Config {
     pub suggest_above: Option<f64>,
     /// A suggestion must lower its hunk's risk by at least this much.
     pub suggest_margin: Option<f64>,
+    /// The language model `review` uses when no `--lm` is given (a spec as `--lm` takes; a
+    /// relative `.gguf` path is relative to the repository root).
+    pub lm: Option<String>,
+    /// Seconds the language model may spend per review.
+    pub lm_budget: Option<f64>,
     /// How `deepspark mine` reads the history (`[mine]` table).
     #[serde(default)]
     pub mine: MineConfig,
@@ -76,6 +81,12 @@ impl Config {
         let base = path.parent().map(Path::to_path_buf);
         let cfg = Config {
             model: cfg.model.map(|m| base.as_deref().map_or(m.clone(), |b| b.join(&m))),
+            lm: cfg.lm.map(|spec| match base.as_deref() {
+                Some(b) if spec.ends_with(".gguf") && Path::new(&spec).is_relative() && !spec.contains(':') => {
+                    b.join(&spec).display().to_string()
+                }
+                _ => spec,
+            }),
             ..cfg
         };
         Ok((cfg, Some(path)))
@@ -88,6 +99,11 @@ impl Config {
                 if !(0.0..=1.0).contains(&v) {
                     return Err(format!("{name} = {v} is not a probability in [0, 1]"));
                 }
+            }
+        }
+        if let Some(b) = cfg.lm_budget {
+            if !(b.is_finite() && b >= 0.0) {
+                return Err(format!("lm_budget = {b} must be zero or more seconds"));
             }
         }
         Ok(cfg)

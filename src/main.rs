@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         cli::Command::Eval(a) => commands::eval::run(a),
         cli::Command::EvalSuggest(a) => commands::eval_suggest::run(a),
         cli::Command::EvalPairs(a) => commands::eval_pairs::run(a),
+        cli::Command::Fix(a) => commands::fix::run(a),
         cli::Command::Scan(a) => commands::scan::run(a),
         cli::Command::Score(a) => commands::score::run(a),
         cli::Command::Mine(a) => commands::mine::run(a),

@@ -67,6 +67,46 @@ pub struct Review {
     /// Where the change's risk stands among the repository's recent commits, when the
     /// learned model scored them (`deepspark learn`).
     pub history: Option<HistoryRank>,
+    /// What a language model added (`--lm`): model output, already sanitised, never part of
+    /// the verdict.
+    pub assist: Assisted,
+}
+
+/// The language model's part of a review (see `assist/`); empty without `--lm`.
+#[derive(Debug, Clone, Default)]
+pub struct Assisted {
+    pub comments: Vec<crate::assist::HunkComment>,
+    pub explanation: Option<crate::assist::Explanation>,
+    /// The REJECT note the model wrote for this change (the template is used otherwise).
+    pub reject_note: Option<String>,
+    /// `(file, hunk, surprisal)` of the hunks the model read.
+    pub surprisal: Vec<(usize, usize, crate::assist::read::Surprisal)>,
+    pub report: Option<crate::assist::LmReport>,
+}
+
+impl Assisted {
+    pub fn comment_for(&self, file: usize, hunk: usize) -> Option<&crate::assist::HunkComment> {
+        self.comments.iter().find(|c| c.file == file && c.hunk == hunk)
+    }
+
+    pub fn explanation_for(&self, file: usize) -> Option<&str> {
+        let e = self.explanation.as_ref()?;
+        e.files.iter().find(|f| f.file == file).map(|f| f.text.as_str())
+    }
+
+    /// ` Language model on line N: text` for a finding's message, or nothing.
+    pub fn comment_suffix(&self, (file, hunk): (usize, usize)) -> String {
+        self.comment_for(file, hunk)
+            .map(|c| format!(" Language model on line {}: {}", c.line, c.text))
+            .unwrap_or_default()
+    }
+
+    pub fn surprisal_for(&self, file: usize, hunk: usize) -> Option<crate::assist::read::Surprisal> {
+        self.surprisal
+            .iter()
+            .find(|(f, h, _)| *f == file && *h == hunk)
+            .map(|(_, _, s)| *s)
+    }
 }
 
 /// "Riskier than `percentile`% of this repository's last `commits` commits."
@@ -201,6 +241,7 @@ pub fn judge(
         generator: None,
         dismissed: Vec::new(),
         history: None,
+        assist: Assisted::default(),
     }
 }
 

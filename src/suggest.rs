@@ -56,6 +56,15 @@ pub struct Suggestion {
     pub risk: OldNew<f32>,
     /// The edit as a patch of the file, in `git diff` format.
     pub diff: String,
+    /// Who wrote it: the embedded generator or the language model (model output).
+    pub by: Author,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Author {
+    Embedded,
+    LanguageModel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -84,9 +93,13 @@ pub fn verify(hunk: &Hunk, edits: &[LineEdit], content: &str) -> Result<(), Unve
             return Err(Unverified::Twice);
         }
         if let Some(new) = &e.new {
-            let body = new.strip_suffix('\r').unwrap_or(new);
-            if body.chars().any(crate::chars::is_hidden) {
-                return Err(Unverified::BadText);
+            // A language model's rewrite may put several lines in place of one (`\n` between
+            // them); each line is checked on its own.
+            for part in new.split('\n') {
+                let body = part.strip_suffix('\r').unwrap_or(part);
+                if body.chars().any(crate::chars::is_hidden) {
+                    return Err(Unverified::BadText);
+                }
             }
         }
     }
@@ -123,13 +136,14 @@ pub fn rewrite(hunk: &Hunk, edits: &[LineEdit]) -> Hunk {
             Some(LineEdit { new: Some(t), .. }) => t.as_str(),
             None => l.text.as_str(),
         };
-        body.push(l.kind.sigil());
-        body.push_str(text);
-        body.push('\n');
+        for part in text.split('\n') {
+            body.push(l.kind.sigil());
+            body.push_str(part);
+            body.push('\n');
+        }
     }
     let old = hunk.lines.iter().filter(|l| l.kind != LineKind::Added).count();
-    let deleted = edits.iter().filter(|e| e.new.is_none()).count();
-    let new = hunk.lines.iter().filter(|l| l.kind != LineKind::Removed).count() - deleted;
+    let new = body.lines().filter(|l| !l.starts_with('-')).count();
     let header = format!("@@ -{},{old} +{},{new} @@", hunk.start.old, hunk.start.new);
     Hunk::parse(&header, &body).expect("a hunk rebuilt from a parsed hunk parses")
 }
@@ -210,32 +224,57 @@ pub struct Target<'a> {
 
 /// Generate, verify, re-score and rank (see the module doc). Returns the suggestions of
 /// every target, best first within each hunk.
-pub fn suggest(
-    targets: &[Target],
-    change: ChangeStats,
-    scorer: &dyn Scorer,
-    generator: &dyn Generator,
-    s: &Settings,
-) -> anyhow::Result<Vec<Suggestion>> {
-    let mut pending: Vec<(usize, crate::model::Candidate, Hunk)> = Vec::new();
+/// The targets that get suggestions: at or above `Settings::above`, with content and added
+/// lines, the [`MAX_HUNKS`] riskiest.
+pub fn chosen(targets: &[Target], s: &Settings) -> Vec<usize> {
     let mut chosen: Vec<usize> = (0..targets.len())
         .filter(|&t| targets[t].risk >= s.above && targets[t].content.is_some() && targets[t].hunk_ref.added() > 0)
         .collect();
     chosen.sort_by(|&a, &b| targets[b].risk.total_cmp(&targets[a].risk));
     chosen.truncate(MAX_HUNKS);
-    for t in chosen {
+    chosen
+}
+
+/// Generate, verify, re-score and rank (see the module doc). `written` holds a language
+/// model's rewrites as `(target index, edits)`: verified and re-scored like the generator's
+/// candidates, kept when they do not raise the hunk's risk by more than the margin, and ranked
+/// before them (a model that read the code proposed them; re-scoring by risk alone would
+/// prefer deletions). Returns the suggestions of every target, best first within each hunk.
+pub fn suggest(
+    targets: &[Target],
+    change: ChangeStats,
+    scorer: &dyn Scorer,
+    generator: &dyn Generator,
+    written: &[(usize, Vec<LineEdit>)],
+    s: &Settings,
+) -> anyhow::Result<Vec<Suggestion>> {
+    let mut pending: Vec<(usize, crate::model::Candidate, Hunk, Author)> = Vec::new();
+    for t in chosen(targets, s) {
         let target = &targets[t];
         let Some(content) = target.content else { continue };
-        for c in generator.propose(target.hunk_ref, s.plausible)? {
+        let by_model = written.iter().filter(|(i, _)| *i == t).map(|(_, edits)| {
+            (
+                crate::model::Candidate {
+                    edits: edits.clone(),
+                    probability: 1.0,
+                },
+                Author::LanguageModel,
+            )
+        });
+        let by_generator = generator
+            .propose(target.hunk_ref, s.plausible)?
+            .into_iter()
+            .map(|c| (c, Author::Embedded));
+        for (c, by) in by_model.collect::<Vec<_>>().into_iter().chain(by_generator) {
             if verify(target.hunk_ref, &c.edits, content).is_ok() {
                 let h = rewrite(target.hunk_ref, &c.edits);
-                pending.push((t, c, h));
+                pending.push((t, c, h, by));
             }
         }
     }
     let inputs: Vec<ScoreInput> = pending
         .iter()
-        .map(|(t, _, h)| ScoreInput {
+        .map(|(t, _, h, _)| ScoreInput {
             path: targets[*t].path,
             hunk: h,
             change,
@@ -251,8 +290,14 @@ pub fn suggest(
         let mut mine: Vec<Suggestion> = pending
             .iter()
             .zip(&scores)
-            .filter(|((i, _, _), sc)| *i == t && target.risk - sc.risk >= s.margin)
-            .filter_map(|((_, c, _), sc)| {
+            .filter(|((i, _, _, by), sc)| {
+                *i == t
+                    && match by {
+                        Author::Embedded => target.risk - sc.risk >= s.margin,
+                        Author::LanguageModel => sc.risk - target.risk <= s.margin,
+                    }
+            })
+            .filter_map(|((_, c, _, by), sc)| {
                 let content = target.content?;
                 let new = apply_to(content, &line_edits(target.hunk_ref, &c.edits));
                 // A path that is not a safe repository-relative path gets no suggestion.
@@ -272,13 +317,14 @@ pub fn suggest(
                         new: sc.risk,
                     },
                     diff,
+                    by: *by,
                 })
             })
             .collect();
         mine.sort_by(|a, b| {
-            a.risk
-                .new
-                .total_cmp(&b.risk.new)
+            (a.by == Author::Embedded)
+                .cmp(&(b.by == Author::Embedded))
+                .then(a.risk.new.total_cmp(&b.risk.new))
                 .then(b.probability.total_cmp(&a.probability))
         });
         mine.truncate(s.per_hunk);
@@ -432,7 +478,7 @@ mod tests {
                 risk: 0.2,
                 content: Some(content),
             };
-            suggest(&[t], ChangeStats::default(), &stub, &stub, &s).unwrap()
+            suggest(&[t], ChangeStats::default(), &stub, &stub, &[], &s).unwrap()
         };
         let out = run("src/a.c");
         assert_eq!(out.len(), 1, "{out:?}");
@@ -458,7 +504,7 @@ mod tests {
         };
         let high = Settings { above: 0.5, ..s };
         assert!(
-            suggest(&[t], ChangeStats::default(), &stub, &stub, &high)
+            suggest(&[t], ChangeStats::default(), &stub, &stub, &[], &high)
                 .unwrap()
                 .is_empty()
         );

@@ -4,6 +4,7 @@ pub mod dismiss;
 pub mod eval;
 pub mod eval_pairs;
 pub mod eval_suggest;
+pub mod fix;
 pub mod hook;
 pub mod learn;
 pub mod man;

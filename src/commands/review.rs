@@ -5,7 +5,8 @@
 //! loaded only when there is something to score, and the generator only when a hunk is
 //! risky enough for suggestions, so an empty change is fast.
 
-use crate::cli::{ColorChoice, FailOn, Format, GateArgs, ReviewArgs, SuggestArgs};
+use crate::assist::Assistant;
+use crate::cli::{ColorChoice, FailOn, Format, GateArgs, LmArgs, ReviewArgs, SuggestArgs};
 use crate::config::Config;
 use crate::diff::{FileDiff, Skip};
 use crate::model::device::{DeviceChoice, device};
@@ -280,13 +281,15 @@ pub fn dismiss(
 }
 
 /// Adds verified suggestions to the review for hunks at or above the threshold, and returns
-/// the reviewed contents of the files (for --apply and --patch).
+/// the reviewed contents of the files (for --apply and --patch). With an assistant, the
+/// language model first rewrites the riskiest of those hunks (see `suggest::suggest`).
 fn add_suggestions(
     review: &mut Review,
     model: &RiskModel,
     repo: &git2::Repository,
     new_side: git::Side,
     settings: &Settings,
+    mut assistant: Option<&mut Assistant>,
 ) -> Result<Vec<Option<String>>> {
     let s = &settings.suggest;
     let mut contents: Vec<Option<String>> = vec![None; review.files.len()];
@@ -305,8 +308,21 @@ fn add_suggestions(
         }
     }
     let targets = suggest::targets(&review.files, &review.scores, &contents);
+    let mut written = Vec::new();
+    if let Some(a) = assistant.as_deref_mut() {
+        for (k, t) in suggest::chosen(&targets, s).into_iter().enumerate() {
+            let target = &targets[t];
+            if k >= MAX_LM_SUGGESTIONS {
+                a.skip(format!("suggestion for {} {}", target.path, target.hunk_ref.header()));
+                continue;
+            }
+            if let Some(edits) = a.rewrite(target.path, target.hunk_ref) {
+                written.push((t, edits));
+            }
+        }
+    }
     let stats = crate::tokenize::ChangeStats::of(&review.files);
-    review.suggestions = suggest::suggest(&targets, stats, model, &generator, s)?;
+    review.suggestions = suggest::suggest(&targets, stats, model, &generator, &written, s)?;
     review.generator = Some(crate::model::Generator::describe(&generator));
     Ok(contents)
 }
@@ -340,7 +356,7 @@ fn file_edits(review: &Review, contents: &[Option<String>], min_risk: f32) -> Ve
 }
 
 /// `--patch FILE`: the suggestions as one patch; never overwrites an existing file.
-fn write_patch(path: &Path, edits: &[crate::apply::FileEdit]) -> Result<()> {
+pub fn write_patch(path: &Path, edits: &[crate::apply::FileEdit]) -> Result<()> {
     let text = crate::apply::patch(edits)?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -351,6 +367,67 @@ fn write_patch(path: &Path, edits: &[crate::apply::FileEdit]) -> Result<()> {
         .and_then(|_| f.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// Seconds the language model may spend in one review when neither `--lm-budget` nor the
+/// config file says.
+const DEFAULT_LM_BUDGET: f64 = 120.0;
+/// Hunks per review the language model writes suggestions for (each is a generation of up to
+/// the hunk's length again).
+const MAX_LM_SUGGESTIONS: usize = 4;
+
+/// The language model's comments on the riskiest `max` findings at or above `min_risk`.
+fn comment(review: &mut Review, a: &mut Assistant, min_risk: f32, max: usize) {
+    let findings: Vec<(usize, usize)> = review.findings(min_risk).iter().map(|f| f.index).collect();
+    for (k, (fi, hi)) in findings.into_iter().enumerate() {
+        let (path, hunk) = (review.files[fi].display_path(), &review.files[fi].hunks[hi]);
+        if k >= max {
+            a.skip(format!("comment on {path} {} (--lm-comments {max})", hunk.header()));
+            continue;
+        }
+        if let Some(c) = a.comment(path, hunk) {
+            review.assist.comments.push(crate::assist::HunkComment {
+                file: fi,
+                hunk: hi,
+                line: c.line,
+                text: c.text,
+            });
+        }
+    }
+}
+
+/// The riskiest hunks as the REJECT note's prompt lists them: `path:line (risk): comment`.
+fn concerns(review: &Review) -> Vec<String> {
+    review
+        .findings(f32::NEG_INFINITY)
+        .iter()
+        .take(3)
+        .map(|f| {
+            let (line, _) = f.lines();
+            let said = review
+                .assist
+                .comment_for(f.index.0, f.index.1)
+                .map(|c| format!(": {}", c.text))
+                .unwrap_or_default();
+            format!("{}:{line} ({:.0}% risk){said}", f.file.display_path(), f.score.risk * 100.0)
+        })
+        .collect()
+}
+
+/// The surprisal of every scored hunk, riskiest first, while the budget lasts.
+fn read(review: &mut Review, a: &mut Assistant) {
+    let findings = review.findings(f32::NEG_INFINITY);
+    let mut read = Vec::new();
+    for (k, f) in findings.iter().enumerate() {
+        if a.exhausted() {
+            a.skip(format!("reading {} more hunk(s)", findings.len() - k));
+            break;
+        }
+        if let Some(s) = a.read(f.file.display_path(), f.hunk) {
+            read.push((f.index.0, f.index.1, s));
+        }
+    }
+    review.assist.surprisal = read;
 }
 
 fn progress_bar(total: usize) -> indicatif::ProgressBar {
@@ -389,11 +466,43 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
         );
     }
     let (mut review, model) = score_files(change.files, &settings)?;
+    let lm_args = LmArgs {
+        lm: args.lm.lm.clone().or(cfg.lm.clone()),
+        ..args.lm.clone()
+    };
+    if args.assist.explain && lm_args.lm.is_none() {
+        bail!("--explain needs a language model: pass --lm SPEC (see `deepspark model list`) or set `lm` in .deepspark.toml");
+    }
+    let has_work = review.scores.iter().any(|s| !s.is_empty());
+    let mut lm = match (&lm_args.lm, has_work) {
+        (Some(_), true) => {
+            eprintln!("deepspark: loading the language model...");
+            super::model::open(&lm_args, &device(settings.device)?)?
+        }
+        _ => None,
+    };
+    let budget = args.assist.lm_budget.or(cfg.lm_budget).unwrap_or(DEFAULT_LM_BUDGET);
+    let mut assistant = lm
+        .as_deref_mut()
+        .map(|m| Assistant::new(m, crate::assist::Budget::new(Some(Duration::from_secs_f64(budget)))));
+    if let Some(a) = assistant.as_mut() {
+        comment(&mut review, a, settings.min_risk, args.assist.lm_comments.unwrap_or(8));
+    }
     let contents = match &model {
-        Some(m) => add_suggestions(&mut review, m, &repo, change.new_side, &settings)?,
+        Some(m) => add_suggestions(&mut review, m, &repo, change.new_side, &settings, assistant.as_mut())?,
         None => vec![None; review.files.len()],
     };
     drop(model);
+    if let Some(mut a) = assistant {
+        if args.assist.explain {
+            review.assist.explanation = Some(a.explain(&review.files));
+        }
+        if review.verdict == crate::review::Verdict::Reject {
+            review.assist.reject_note = a.apologise(review.p_clean, &concerns(&review));
+        }
+        read(&mut review, &mut a);
+        review.assist.report = Some(a.finish());
+    }
     // SARIF, GitHub and Markdown reports show only hunks at or above --min-risk: --apply and
     // --patch never write a suggestion the chosen report did not point at.
     let shown = match args.format {

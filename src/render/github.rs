@@ -26,8 +26,9 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl std::io::Write) -> std::i
             property(f.file.display_path()),
             property(&format!("deepspark: {:.0}% risk", f.score.risk * 100.0)),
             data(&format!(
-                "deepspark estimates a {:.0}% chance that this hunk will need a fix.",
-                f.score.risk * 100.0
+                "deepspark estimates a {:.0}% chance that this hunk will need a fix.{}",
+                f.score.risk * 100.0,
+                r.assist.comment_suffix(f.index)
             ))
         )?;
     }

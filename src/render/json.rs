@@ -24,7 +24,19 @@ struct Doc<'a> {
     gate_tripped: bool,
     summary: Summary,
     warnings: &'a [Warning],
+    /// What the change does, as the language model reads it (`--explain`); model output.
+    explanation: Option<&'a crate::assist::Explanation>,
+    /// The REJECT note the language model wrote; model output.
+    reject_note: Option<&'a str>,
+    /// What the language model did and did not reach (`--lm`).
+    lm: Option<&'a crate::assist::LmReport>,
     files: Vec<File<'a>>,
+}
+
+#[derive(Serialize)]
+struct CommentOut<'a> {
+    line: u32,
+    text: &'a str,
 }
 
 #[derive(Serialize)]
@@ -49,6 +61,8 @@ struct File<'a> {
     status: FileStatus,
     language: Option<&'static str>,
     skipped: Option<&'a Skip>,
+    /// What the change to this file does (language model, `--explain`).
+    explanation: Option<&'a str>,
     hunks: Vec<HunkOut<'a>>,
 }
 
@@ -66,6 +80,10 @@ struct HunkOut<'a> {
     dismissed: bool,
     /// New-side line numbers of the added lines that drive the score most (up to 3).
     hot_lines: Vec<u32>,
+    /// The language model's comment on what may be wrong (`--lm`); model output.
+    comment: Option<CommentOut<'a>>,
+    /// Mean negative log-likelihood per token of the added lines under the language model.
+    surprisal: Option<crate::assist::read::Surprisal>,
     lines: Vec<LineOut<'a>>,
     /// Verified suggestions for this hunk, best first.
     suggestions: Vec<SuggestionOut<'a>>,
@@ -75,8 +93,10 @@ struct HunkOut<'a> {
 struct SuggestionOut<'a> {
     risk_before: f32,
     risk_after: f32,
-    /// The generator's probability that this is the fix.
+    /// The generator's probability that this is the fix (1 for the language model's).
     probability: f32,
+    /// `embedded` (the generator) or `language-model` (model output).
+    by: crate::suggest::Author,
     /// The suggestion as a patch in `git diff` format (`git apply` accepts it).
     diff: &'a str,
     /// The new-side line numbers it rewrites (`text`) or deletes (`text: null`).
@@ -129,6 +149,7 @@ pub fn write(
             status: f.status,
             language: f.language,
             skipped: f.skip.as_ref(),
+            explanation: r.assist.explanation_for(fi),
             hunks: f
                 .hunks
                 .iter()
@@ -147,6 +168,11 @@ pub fn write(
                         .into_iter()
                         .filter_map(|i| h.lines[i].lineno.new)
                         .collect(),
+                    comment: r.assist.comment_for(fi, hi).map(|c| CommentOut {
+                        line: c.line,
+                        text: &c.text,
+                    }),
+                    surprisal: r.assist.surprisal_for(fi, hi),
                     lines: h
                         .lines
                         .iter()
@@ -163,6 +189,7 @@ pub fn write(
                             risk_before: sg.risk.old,
                             risk_after: sg.risk.new,
                             probability: sg.probability,
+                            by: sg.by,
                             diff: &sg.diff,
                             edits: sg
                                 .edits
@@ -205,6 +232,9 @@ pub fn write(
             hunks: r.scores.iter().map(Vec::len).sum(),
         },
         warnings: &r.warnings,
+        explanation: r.assist.explanation.as_ref(),
+        reject_note: r.assist.reject_note.as_deref(),
+        lm: r.assist.report.as_ref(),
         files,
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;

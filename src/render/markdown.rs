@@ -23,6 +23,24 @@ fn html(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Model output as inert Markdown text: HTML escaped, Markdown punctuation backslashed, and
+/// `@` broken so that a model cannot mention people or write links, images or HTML.
+fn model_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in html(s).chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '!' | '|' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '@' => out.push_str("&#64;"),
+            '\n' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 fn longest_run(s: &str, c: char) -> usize {
     let (mut best, mut cur) = (0, 0);
     for ch in s.chars() {
@@ -45,6 +63,18 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
         r.p_clean * 100.0
     )?;
     writeln!(out)?;
+    if let Some(e) = &r.assist.explanation {
+        if let Some(whole) = &e.whole {
+            writeln!(out, "**What this change does** (language model): {}", model_text(whole))?;
+            writeln!(out)?;
+        }
+        if e.files.len() > 1 {
+            for f in &e.files {
+                writeln!(out, "- {}: {}", code_span(&f.path), model_text(&f.text))?;
+            }
+            writeln!(out)?;
+        }
+    }
     if let Some(h) = &r.history {
         writeln!(out, "This change is {}.", h.sentence())?;
         writeln!(out)?;
@@ -141,12 +171,16 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
             if !hot.is_empty() {
                 writeln!(out, "\nLines that drive the score: {}.", hot.join(", "))?;
             }
+            if let Some(c) = r.assist.comment_for(f.index.0, f.index.1) {
+                writeln!(out, "\n**Language model** on line {}: {}", c.line, model_text(&c.text))?;
+            }
             for sg in r.suggestions_for(f.index.0, f.index.1) {
                 let diff = clean_with(&sg.diff, true);
                 let fence = "`".repeat(3.max(longest_run(&diff, '`') + 1));
                 writeln!(
                     out,
-                    "\nA possible change (risk {:.0}% → {:.0}% if applied; `deepspark review --apply` applies it):\n\n{fence}diff\n{}{fence}",
+                    "\nA possible change{} (risk {:.0}% → {:.0}% if applied; `deepspark review --apply` applies it):\n\n{fence}diff\n{}{fence}",
+                    if sg.by == crate::suggest::Author::LanguageModel { ", written by the language model" } else { "" },
                     sg.risk.old * 100.0,
                     sg.risk.new * 100.0,
                     diff
@@ -155,7 +189,14 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
             writeln!(out, "\n</details>")?;
         }
     }
-    if r.verdict == Verdict::Reject {
+    if let (Verdict::Reject, Some(note)) = (r.verdict, &r.assist.reject_note) {
+        writeln!(
+            out,
+            "\n---\n{}\n\n<sub>This note was written by a language model; the verdict is deepspark's ({:.0}% confident the change is clean). A human reviewer has the last word.</sub>",
+            model_text(note),
+            r.p_clean * 100.0
+        )?;
+    } else if r.verdict == Verdict::Reject {
         writeln!(
             out,
             "\n---\nThank you for this contribution, and I'm sorry to be the bearer of a REJECT. \

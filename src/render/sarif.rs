@@ -106,8 +106,8 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl std::io::Write) -> std::i
         };
         results.push(json!({
             "ruleId": "DS001", "ruleIndex": 0, "level": level,
-            "message": { "text": format!("{:.0}% risk that this hunk will need a fix (deepspark verdict for the change: {}).",
-                f.score.risk * 100.0, r.verdict.label()) },
+            "message": { "text": format!("{:.0}% risk that this hunk will need a fix (deepspark verdict for the change: {}).{}",
+                f.score.risk * 100.0, r.verdict.label(), r.assist.comment_suffix(f.index)) },
             "locations": location(path, start, end),
             "partialFingerprints": { "deepsparkHunk/v1": crate::review::hunk_fingerprint(path, f.hunk) },
             "properties": { "risk": f.score.risk },

@@ -99,6 +99,9 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
     if hunks == 0 && r.files.is_empty() {
         writeln!(out, "  nothing to review: no changes")?;
     }
+    if let Some(whole) = r.assist.explanation.as_ref().and_then(|e| e.whole.as_deref()) {
+        writeln!(out, "  {} {}", style.paint("1;35", "what it does (language model):"), clean(whole))?;
+    }
     for w in &r.warnings {
         let at = w.line.map(|l| format!(":{l}")).unwrap_or_default();
         writeln!(
@@ -116,6 +119,9 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
         }
         writeln!(out)?;
         writeln!(out, "{}", style.paint("1", &file_title(f)))?;
+        if let Some(e) = r.assist.explanation_for(fi) {
+            writeln!(out, "  {} {}", style.paint("35", "what it does (language model):"), clean(e))?;
+        }
         for (hi, (h, s)) in f.hunks.iter().zip(scores).enumerate() {
             writeln!(
                 out,
@@ -125,6 +131,15 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
                 style.paint("36", &h.header())
             )?;
             write_hunk(h, &s.line_weights, style, out)?;
+            if let Some(c) = r.assist.comment_for(fi, hi) {
+                writeln!(
+                    out,
+                    "  {} line {}: {}",
+                    style.paint("1;35", "language model:"),
+                    c.line,
+                    clean(&c.text)
+                )?;
+            }
             for sg in r.suggestions_for(fi, hi) {
                 write_suggestion(sg, style, out)?;
             }
@@ -144,7 +159,34 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
             writeln!(out, "  {}: {}", clean(f.display_path()), why)?;
         }
     }
+    if let Some(note) = &r.assist.reject_note {
+        writeln!(out)?;
+        writeln!(out, "{} {}", style.paint("1;35", "note (language model):"), clean(note))?;
+    }
+    if let Some(lm) = &r.assist.report {
+        writeln!(out)?;
+        writeln!(out, "{}", style.paint("2", &lm_line(lm)))?;
+        for task in &lm.not_reached {
+            writeln!(out, "  {}", style.paint("33", &format!("not reached (budget): {}", clean(task))))?;
+        }
+    }
     Ok(())
+}
+
+/// One line on what the language model did: model, calls, time, budget.
+pub fn lm_line(lm: &crate::assist::LmReport) -> String {
+    let budget = lm.budget_seconds.map(|b| format!(" of a {b:.0}s budget")).unwrap_or_default();
+    let refused = if lm.refused.is_empty() {
+        String::new()
+    } else {
+        format!("; {} answer(s) not used", lm.refused.len())
+    };
+    format!(
+        "language model: {}; {} call(s) in {:.1}s{budget}{refused}; its text is model output and does not change the verdict",
+        clean(&lm.model),
+        lm.calls,
+        lm.seconds
+    )
 }
 
 fn plural(n: usize) -> &'static str {
@@ -164,11 +206,14 @@ fn file_title(f: &FileDiff) -> String {
 fn write_suggestion(s: &Suggestion, style: &Style, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "  {} risk {:.0}% -> {:.0}% if applied (generator confidence {:.0}%)",
+        "  {} risk {:.0}% -> {:.0}% if applied ({})",
         style.paint("1;36", "suggestion:"),
         s.risk.old * 100.0,
         s.risk.new * 100.0,
-        s.probability * 100.0
+        match s.by {
+            crate::suggest::Author::Embedded => format!("generator confidence {:.0}%", s.probability * 100.0),
+            crate::suggest::Author::LanguageModel => "written by the language model".to_string(),
+        }
     )?;
     for file in parse_patch(&s.diff) {
         for h in &file.hunks {

@@ -545,7 +545,7 @@ pub fn evaluate_suggestions(
                 per_hunk: 5,
                 ..*settings
             };
-            let sugg = suggest::suggest(&[target], inputs[k].change, scorer, generator, &s)?;
+            let sugg = suggest::suggest(&[target], inputs[k].change, scorer, generator, &[], &s)?;
             let Some(first) = sugg.first() else { continue };
             covered += 1;
             top1 += matches(hunk, &first.edits, &f.target) as usize;
