@@ -171,9 +171,11 @@ pub struct ReviewArgs {
 
 /// `deepspark fix`: a reported problem in words -> a verified patch.
 #[derive(Args, Debug)]
-#[command(after_long_help = "The patch is shown as a unified diff and written only with --apply (the work tree, checked \
+#[command(
+    after_long_help = "The patch is shown as a unified diff and written only with --apply (the work tree, checked \
 first and written atomically, as `review --apply`) or --patch FILE. Exit 0 also when no verified patch was found \
-(it says so); 2 on errors.")]
+(it says so); 2 on errors."
+)]
 pub struct FixArgs {
     /// The problem, as a user reported it; `@FILE` reads it from a file (`@-`: stdin).
     #[arg(long, value_name = "TEXT|@FILE")]

@@ -1,6 +1,8 @@
 //! One integration test binary (linked once): end-to-end behaviour of the `deepspark`
 //! command on temporary git repositories built by the tests themselves.
 
+#[path = "cli/assist.rs"]
+mod assist;
 #[path = "cli/ci.rs"]
 mod ci;
 #[path = "cli/common.rs"]

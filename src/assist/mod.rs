@@ -6,12 +6,13 @@
 //! or when it reaches outside the hunk it was asked about, sanitised before any report, and it
 //! never changes a verdict. Prompts (`prompt.rs`) present the diff as data inside a fence the
 //! diff cannot close. All of it runs under a time budget (`Budget`); what was not reached is
-//! said in the report. This module never loads a model (see `commands::model::open`) and never
+//! said in the report. `DEEPSPARK_LM_TRACE=1` prints every prompt and answer (sanitised) to
+//! stderr, for tuning prompts to a model. This module never loads a model (see `commands::model::open`) and never
 //! writes a file.
 
-pub mod read;
 pub mod parse;
 pub mod prompt;
+pub mod read;
 
 use crate::diff::{FileDiff, Hunk};
 use crate::lm::{ChatRequest, LanguageModel};
@@ -125,12 +126,16 @@ impl<'m> Assistant<'m> {
 
     /// Records a task left undone for a limit other than time.
     pub fn skip(&mut self, task: String) {
-        self.report.not_reached.push(crate::render::sanitize::clean(&task).into_owned());
+        self.report
+            .not_reached
+            .push(crate::render::sanitize::clean(&task).into_owned());
     }
 
     fn refuse(&mut self, task: &str, why: impl std::fmt::Display) {
         let line = format!("{task}: {why}");
-        self.report.refused.push(crate::render::sanitize::clean(&line).into_owned());
+        self.report
+            .refused
+            .push(crate::render::sanitize::clean(&line).into_owned());
     }
 
     /// One chat call, unless the budget is spent (then `None`, recorded as not reached). A
@@ -140,8 +145,26 @@ impl<'m> Assistant<'m> {
             return None;
         }
         self.report.calls += 1;
+        let trace = std::env::var_os("DEEPSPARK_LM_TRACE").is_some_and(|v| !v.is_empty());
+        if trace {
+            for m in &request.messages {
+                eprintln!(
+                    "--- {task}: {:?}\n{}",
+                    m.role,
+                    crate::render::sanitize::clean_with(&m.content, true)
+                );
+            }
+        }
         match self.lm.chat(request) {
-            Ok(c) => Some(c.text),
+            Ok(c) => {
+                if trace {
+                    eprintln!(
+                        "--- {task}: answer\n{}",
+                        crate::render::sanitize::clean_with(&c.text, true)
+                    );
+                }
+                Some(c.text)
+            }
             Err(e) => {
                 self.refuse(task, e);
                 None
@@ -236,14 +259,32 @@ impl<'m> Assistant<'m> {
         }
     }
 
-    /// SEARCH/REPLACE edits for a reported problem over `files` (path, content).
+    /// Edits for a reported problem over `files` (path, content): SEARCH/REPLACE blocks, or
+    /// for one short file the whole corrected file, as one block that replaces all of it.
     pub fn fix(&mut self, issue: &str, files: &[(&str, &str)]) -> Result<Vec<parse::SearchReplace>, String> {
         let task = "fix";
-        let answer = self
-            .ask(task, &prompt::fix(issue, files))
-            .ok_or_else(|| self.report.refused.last().cloned().unwrap_or_else(|| "out of time".into()))?;
+        let whole = match files {
+            [(path, content)] if content.lines().count() <= prompt::WHOLE_FILE_LINES => Some((*path, *content)),
+            _ => None,
+        };
+        let request = match whole {
+            Some((path, content)) => prompt::fix_whole(issue, path, content),
+            None => prompt::fix(issue, files),
+        };
+        let answer = self.ask(task, &request).ok_or_else(|| {
+            self.report
+                .refused
+                .last()
+                .cloned()
+                .unwrap_or_else(|| "out of time".into())
+        })?;
         let paths: Vec<&str> = files.iter().map(|(p, _)| *p).collect();
-        parse::search_replace(&answer, &paths).map_err(|e| {
+        let parsed = match (parse::search_replace(&answer, &paths), whole) {
+            (Ok(blocks), _) => Ok(blocks),
+            (Err(_), Some((path, content))) => parse::whole_file(&answer, path, content).map(|b| vec![b]),
+            (Err(e), None) => Err(e),
+        };
+        parsed.map_err(|e| {
             self.refuse(task, &e);
             e.to_string()
         })
@@ -290,7 +331,8 @@ mod tests {
         }
         fn chat(&mut self, request: &ChatRequest) -> Result<Completion, LmError> {
             std::thread::sleep(self.delay);
-            self.prompts.push(request.messages.iter().map(|m| m.content.clone()).collect());
+            self.prompts
+                .push(request.messages.iter().map(|m| m.content.clone()).collect());
             let text = if self.answers.is_empty() {
                 String::new()
             } else {
@@ -340,7 +382,13 @@ mod tests {
         let mut a = Assistant::new(&mut lm, Budget::new(None));
         let c = a.comment("x.py", &h).unwrap();
         assert_eq!((c.line, c.text.as_str()), (2, "`b` is never defined."));
-        assert_eq!(a.rewrite("x.py", &h), Some(vec![LineEdit { line: 1, new: Some("B".into()) }]));
+        assert_eq!(
+            a.rewrite("x.py", &h),
+            Some(vec![LineEdit {
+                line: 1,
+                new: Some("B".into())
+            }])
+        );
         assert_eq!(a.rewrite("x.py", &h), None);
         assert_eq!(a.rewrite("x.py", &h), None);
         let r = a.finish();
@@ -381,7 +429,10 @@ mod tests {
             skip: None,
         };
         let mut files = vec![file("a.py", "-x\n+y"), file("b.py", "-p\n+q")];
-        let mut lm = scripted(&["Renames x. Renames x.", "Renames p.", "Two renames.\n\nIgnore this."], 0);
+        let mut lm = scripted(
+            &["Renames x. Renames x.", "Renames p.", "Two renames.\n\nIgnore this."],
+            0,
+        );
         let mut a = Assistant::new(&mut lm, Budget::new(None));
         let e = a.explain(&files);
         assert_eq!(e.files.len(), 2);
@@ -390,6 +441,10 @@ mod tests {
         files.truncate(1);
         let mut lm = scripted(&["Renames x."], 0);
         let e = Assistant::new(&mut lm, Budget::new(None)).explain(&files);
-        assert_eq!(e.whole.as_deref(), Some("Renames x."), "one file: its explanation is the whole");
+        assert_eq!(
+            e.whole.as_deref(),
+            Some("Renames x."),
+            "one file: its explanation is the whole"
+        );
     }
 }

@@ -23,6 +23,8 @@ pub enum Refused {
     Empty,
     #[error("the answer says there is nothing to report")]
     Nothing,
+    #[error("the answer repeats itself")]
+    Repetitive,
     #[error("the answer has no complete fenced code block")]
     NoBlock,
     #[error("the answer changes a line the change did not add")]
@@ -31,6 +33,8 @@ pub enum Refused {
     NoOp,
     #[error("the answer writes a control or bidirectional-override character")]
     BadText,
+    #[error("the answer rewrites most of the file instead of fixing it")]
+    Rewritten,
     #[error("the answer has no complete SEARCH/REPLACE block")]
     NoEdit,
     #[error("a SEARCH block is not found exactly once in {0}")]
@@ -63,7 +67,9 @@ pub fn sentences(answer: &str, max_sentences: usize, max_chars: usize) -> Result
     while !rest.is_empty() && out.len() < max_sentences {
         let end = rest
             .char_indices()
-            .find(|&(i, c)| matches!(c, '.' | '!' | '?') && rest[i + 1..].starts_with(' ') || i + c.len_utf8() == rest.len())
+            .find(|&(i, c)| {
+                matches!(c, '.' | '!' | '?') && rest[i + 1..].starts_with(' ') || i + c.len_utf8() == rest.len()
+            })
             .map_or(rest.len(), |(i, c)| i + c.len_utf8());
         let s = rest[..end].trim();
         rest = rest[end..].trim_start();
@@ -72,6 +78,9 @@ pub fn sentences(answer: &str, max_sentences: usize, max_chars: usize) -> Result
         }
     }
     let mut joined = String::new();
+    if out.iter().any(|s| repetitive(s)) {
+        return Err(Refused::Repetitive);
+    }
     for s in out {
         let sep = usize::from(!joined.is_empty());
         if joined.chars().count() + sep + s.chars().count() > max_chars {
@@ -89,6 +98,15 @@ pub fn sentences(answer: &str, max_sentences: usize, max_chars: usize) -> Result
         return Err(Refused::Empty);
     }
     Ok(joined)
+}
+
+/// A sentence where one word comes back four times in a row, or one with more than twelve
+/// words of which under a third are distinct: what a small model writes when it loops.
+fn repetitive(s: &str) -> bool {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let run = words.windows(4).any(|w| w.iter().all(|x| *x == w[0]));
+    let distinct: std::collections::HashSet<&&str> = words.iter().collect();
+    run || (words.len() > 12 && distinct.len() * 3 < words.len())
 }
 
 /// A comment answer (`LINE <n>: <text>`, see `prompt::comment`) tied to a line of `hunk`.
@@ -162,7 +180,10 @@ pub fn fenced_block(answer: &str) -> Option<Vec<String>> {
 /// A rewrite of the hunk's new side (context and added lines, in order, without markers) ->
 /// edits of its added lines. Lines the rewrite inserts join the added line before them (or
 /// after them, at the start of a run); a context line changed, dropped or moved refuses the
-/// whole answer. A CRLF hunk's line endings are kept.
+/// whole answer. When the hunk adds one run of lines, an answer that rewrites only that run
+/// (with or without the context around it) is taken too, if it replaces or deletes lines of
+/// the run without adding any: models often answer that way. A
+/// CRLF hunk's line endings are kept.
 pub fn rewrite_edits(hunk: &Hunk, rewrite: &[String]) -> Result<Vec<LineEdit>, Refused> {
     // (index in hunk.lines, text) of the new side.
     let new_side: Vec<(usize, &str)> = hunk
@@ -178,17 +199,72 @@ pub fn rewrite_edits(hunk: &Hunk, rewrite: &[String]) -> Result<Vec<LineEdit>, R
         return Err(Refused::BadText);
     }
     let old: Vec<&str> = new_side.iter().map(|(_, t)| *t).collect();
-    // Per new-side line: what it becomes (itself, nothing, or several lines).
+    let added: Vec<bool> = new_side
+        .iter()
+        .map(|(i, _)| hunk.lines[*i].kind == LineKind::Added)
+        .collect();
+    let (lines, becomes) = match align(&old, &added, &wanted) {
+        Ok(b) => (new_side.iter().map(|(i, _)| *i).collect::<Vec<_>>(), b),
+        Err(Refused::OutsideHunk) => {
+            let run: Vec<usize> = (0..old.len()).filter(|&k| added[k]).collect();
+            let (first, last) = match (run.first(), run.last()) {
+                (Some(&f), Some(&l)) if l - f + 1 == run.len() => (f, l),
+                _ => return Err(Refused::OutsideHunk),
+            };
+            // Context the answer repeated around the run is not part of the rewrite.
+            let mut w = &wanted[..];
+            let mut before = first;
+            while before > 0 && w.first() == Some(&old[before - 1]) && !w.is_empty() {
+                before -= 1;
+                w = &w[1..];
+            }
+            let mut after = last + 1;
+            while after < old.len() && w.last() == Some(&old[after]) {
+                after += 1;
+                w = &w[..w.len() - 1];
+            }
+            // Without the context to align on, an extra line could be a changed context line:
+            // such answers may only replace or delete lines of the run.
+            if w.len() > run.len() {
+                return Err(Refused::OutsideHunk);
+            }
+            let b = align(&old[first..=last], &vec![true; run.len()], w)?;
+            (run.iter().map(|&k| new_side[k].0).collect(), b)
+        }
+        Err(e) => return Err(e),
+    };
+    let eol = if cr { "\r" } else { "" };
+    let mut edits = Vec::new();
+    for (k, now) in becomes.iter().enumerate() {
+        let line = lines[k];
+        let was = hunk.lines[line]
+            .text
+            .strip_suffix('\r')
+            .unwrap_or(&hunk.lines[line].text);
+        if now.len() == 1 && now[0] == was {
+            continue;
+        }
+        let new = (!now.is_empty()).then(|| now.iter().map(|t| format!("{t}{eol}")).collect::<Vec<_>>().join("\n"));
+        edits.push(LineEdit { line, new });
+    }
+    if edits.is_empty() {
+        return Err(Refused::NoOp);
+    }
+    Ok(edits)
+}
+
+/// What each of `old` becomes (itself, nothing, or several lines) so that the lines read
+/// `wanted`, changing only lines marked `added`; inserted lines join a neighbouring added line.
+fn align<'a>(old: &[&'a str], added: &[bool], wanted: &[&'a str]) -> Result<Vec<Vec<&'a str>>, Refused> {
     let mut becomes: Vec<Vec<&str>> = old.iter().map(|t| vec![*t]).collect();
-    let is_added = |k: usize| hunk.lines[new_side[k].0].kind == LineKind::Added;
-    let ops = similar::capture_diff_slices(similar::Algorithm::Myers, &old, &wanted);
+    let ops = similar::capture_diff_slices(similar::Algorithm::Myers, old, wanted);
     for op in ops {
         use similar::DiffOp::*;
         match op {
             Equal { .. } => {}
             Delete { old_index, old_len, .. } => {
                 for k in old_index..old_index + old_len {
-                    if !is_added(k) {
+                    if !added[k] {
                         return Err(Refused::OutsideHunk);
                     }
                     becomes[k].clear();
@@ -200,11 +276,11 @@ pub fn rewrite_edits(hunk: &Hunk, rewrite: &[String]) -> Result<Vec<LineEdit>, R
                 new_len,
             } => {
                 let text = &wanted[new_index..new_index + new_len];
-                if old_index > 0 && is_added(old_index - 1) {
+                if old_index > 0 && added[old_index - 1] {
                     becomes[old_index - 1].extend_from_slice(text);
-                } else if old_index < old.len() && is_added(old_index) {
+                } else if old_index < old.len() && added[old_index] {
                     let mut v = text.to_vec();
-                    v.extend(becomes[old_index].drain(..));
+                    v.append(&mut becomes[old_index]);
                     becomes[old_index] = v;
                 } else {
                     return Err(Refused::OutsideHunk);
@@ -216,31 +292,23 @@ pub fn rewrite_edits(hunk: &Hunk, rewrite: &[String]) -> Result<Vec<LineEdit>, R
                 new_index,
                 new_len,
             } => {
-                if (old_index..old_index + old_len).any(|k| !is_added(k)) {
+                if (old_index..old_index + old_len).any(|k| !added[k]) {
                     return Err(Refused::OutsideHunk);
                 }
-                let text = &wanted[new_index..new_index + new_len];
-                for k in old_index..old_index + old_len {
-                    becomes[k].clear();
+                // Line for line where both sides have one; extra new lines join the last.
+                let paired = old_len.min(new_len);
+                for j in 0..old_len {
+                    becomes[old_index + j] = if j < paired {
+                        vec![wanted[new_index + j]]
+                    } else {
+                        Vec::new()
+                    };
                 }
-                becomes[old_index] = text.to_vec();
+                becomes[old_index + paired - 1].extend_from_slice(&wanted[new_index + paired..new_index + new_len]);
             }
         }
     }
-    let eol = if cr { "\r" } else { "" };
-    let mut edits = Vec::new();
-    for (k, now) in becomes.iter().enumerate() {
-        if now.len() == 1 && now[0] == old[k] {
-            continue;
-        }
-        let line = new_side[k].0;
-        let new = (!now.is_empty()).then(|| now.iter().map(|t| format!("{t}{eol}")).collect::<Vec<_>>().join("\n"));
-        edits.push(LineEdit { line, new });
-    }
-    if edits.is_empty() {
-        return Err(Refused::NoOp);
-    }
-    Ok(edits)
+    Ok(becomes)
 }
 
 /// One edit of a fix: replace the only occurrence of `search` in `path` by `replace`.
@@ -284,13 +352,21 @@ pub fn search_replace(answer: &str, paths: &[&str]) -> Result<Vec<SearchReplace>
                 return Err(Refused::OtherFile("(no file named)".into()));
             };
             let (search, replace) = (search.join("\n"), replace.join("\n"));
-            if search.chars().chain(replace.chars()).any(|c| c != '\n' && crate::chars::is_hidden(c)) {
+            if search
+                .chars()
+                .chain(replace.chars())
+                .any(|c| c != '\n' && crate::chars::is_hidden(c))
+            {
                 return Err(Refused::BadText);
             }
             if search.trim().is_empty() || search == replace {
                 continue;
             }
-            out.push(SearchReplace { path: p, search, replace });
+            out.push(SearchReplace {
+                path: p,
+                search,
+                replace,
+            });
         } else if !t.is_empty() && !t.starts_with("```") {
             let name = t.trim_matches(|c: char| c == '`' || c == '*' || c == ':' || c.is_whitespace());
             if let Some(p) = paths.iter().find(|p| **p == name || name.ends_with(&format!("/{p}"))) {
@@ -304,6 +380,36 @@ pub fn search_replace(answer: &str, paths: &[&str]) -> Result<Vec<SearchReplace>
         return Err(Refused::NoEdit);
     }
     Ok(out)
+}
+
+/// A whole corrected file (the answer's first fenced block) as one block replacing all of
+/// `content`; refused when it keeps fewer than half of the file's lines (not a fix but a
+/// different file) or changes nothing.
+pub fn whole_file(answer: &str, path: &str, content: &str) -> Result<SearchReplace, Refused> {
+    let lines = fenced_block(answer).ok_or(Refused::NoBlock)?;
+    let old: Vec<&str> = content.lines().collect();
+    let new: Vec<&str> = lines.iter().map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    if new.iter().any(|l| l.chars().any(crate::chars::is_hidden)) {
+        return Err(Refused::BadText);
+    }
+    if new == old {
+        return Err(Refused::NoOp);
+    }
+    let kept: usize = similar::capture_diff_slices(similar::Algorithm::Myers, &old, &new)
+        .iter()
+        .map(|op| match op {
+            similar::DiffOp::Equal { len, .. } => *len,
+            _ => 0,
+        })
+        .sum();
+    if kept * 2 < old.len() {
+        return Err(Refused::Rewritten);
+    }
+    Ok(SearchReplace {
+        path: path.to_string(),
+        search: old.join("\n"),
+        replace: new.join("\n"),
+    })
 }
 
 fn looks_like_path(s: &str) -> bool {
@@ -321,7 +427,10 @@ pub fn apply_search_replace(content: &str, path: &str, blocks: &[&SearchReplace]
         let found: Vec<usize> = text.match_indices(&search).map(|(i, _)| i).collect();
         let whole_lines = |i: usize| {
             (i == 0 || text[..i].ends_with('\n'))
-                && text[i + search.len()..].chars().next().is_none_or(|c| c == '\n' || c == '\r')
+                && text[i + search.len()..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| c == '\n' || c == '\r')
         };
         let found: Vec<usize> = found.into_iter().filter(|&i| whole_lines(i)).collect();
         if found.len() != 1 {
@@ -358,7 +467,10 @@ mod tests {
         // Repetition is dropped and escapes are made visible.
         let c = comment("LINE 10: Bad. Bad. \x1b[2J\u{202e}x", &h).unwrap();
         assert_eq!(c.text, "Bad. \\x1b[2J\\u{202e}x");
-        assert!(comment(&"word ".repeat(500), &h).unwrap().text.chars().count() <= MAX_COMMENT_CHARS);
+        assert_eq!(comment(&"word ".repeat(500), &h), Err(Refused::Repetitive));
+        assert_eq!(comment("LINE 11: the line `+ + + + + +", &h), Err(Refused::Repetitive));
+        let long: String = (0..200).map(|i| format!("w{i} ")).collect();
+        assert!(comment(&long, &h).unwrap().text.chars().count() <= MAX_COMMENT_CHARS);
     }
 
     #[test]
@@ -367,7 +479,10 @@ mod tests {
             fenced_block("Here:\n```python\nx = 1\n  y\n```\nmore"),
             Some(vec!["x = 1".into(), "  y".into()])
         );
-        assert_eq!(fenced_block("````\na\n```\nb\n````"), Some(vec!["a".into(), "```".into(), "b".into()]));
+        assert_eq!(
+            fenced_block("````\na\n```\nb\n````"),
+            Some(vec!["a".into(), "```".into(), "b".into()])
+        );
         assert_eq!(fenced_block("```\nx = 1\n"), None, "ran out of tokens");
         assert_eq!(fenced_block("no code"), None);
     }
@@ -377,19 +492,54 @@ mod tests {
         let h = hunk("@@ -1,2 +1,4 @@", " a\n+b\n+c\n d");
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let e = rewrite_edits(&h, &s(&["a", "B", "c", "d"])).unwrap();
-        assert_eq!(e, vec![LineEdit { line: 1, new: Some("B".into()) }]);
+        assert_eq!(
+            e,
+            vec![LineEdit {
+                line: 1,
+                new: Some("B".into())
+            }]
+        );
         let e = rewrite_edits(&h, &s(&["a", "c", "d"])).unwrap();
         assert_eq!(e, vec![LineEdit { line: 1, new: None }]);
         // An inserted line joins the added line before it.
         let e = rewrite_edits(&h, &s(&["a", "b", "c", "x", "d"])).unwrap();
-        assert_eq!(e, vec![LineEdit { line: 2, new: Some("c\nx".into()) }]);
+        assert_eq!(
+            e,
+            vec![LineEdit {
+                line: 2,
+                new: Some("c\nx".into())
+            }]
+        );
         assert_eq!(rewrite_edits(&h, &s(&["A", "b", "c", "d"])), Err(Refused::OutsideHunk));
-        assert_eq!(rewrite_edits(&h, &s(&["a", "b", "c"])), Err(Refused::OutsideHunk));
+        assert!(
+            rewrite_edits(&h, &s(&["a", "b", "c"])).is_err(),
+            "a context line dropped"
+        );
         assert_eq!(rewrite_edits(&h, &s(&["a", "b", "c", "d"])), Err(Refused::NoOp));
         assert_eq!(rewrite_edits(&h, &s(&["a", "b\x1b", "c", "d"])), Err(Refused::BadText));
+        // An answer that rewrites only the added run, with or without its context.
+        let e = rewrite_edits(&h, &s(&["B", "C"])).unwrap();
+        assert_eq!(e.len(), 2);
+        let e = rewrite_edits(&h, &s(&["a", "B", "C"])).unwrap();
+        assert_eq!(
+            e,
+            vec![
+                LineEdit {
+                    line: 1,
+                    new: Some("B".into())
+                },
+                LineEdit {
+                    line: 2,
+                    new: Some("C".into())
+                }
+            ]
+        );
         // Between two context lines there is no added line to attach to.
         let only_ctx = hunk("@@ -1,3 +1,4 @@", " a\n b\n+c\n d");
-        assert_eq!(rewrite_edits(&only_ctx, &s(&["a", "x", "b", "c", "d"])), Err(Refused::OutsideHunk));
+        assert_eq!(
+            rewrite_edits(&only_ctx, &s(&["a", "x", "b", "c", "d"])),
+            Err(Refused::OutsideHunk)
+        );
         // CRLF is kept on every written line.
         let crlf = hunk("@@ -1,1 +1,2 @@", " a\r\n+b\r");
         let e = rewrite_edits(&crlf, &s(&["a", "B", "C"])).unwrap();
@@ -420,11 +570,28 @@ mod tests {
             "x = v[0:]\r\nreturn x\r\n"
         );
         assert_eq!(search_replace("no blocks", &["a"]), Err(Refused::NoEdit));
-        assert_eq!(search_replace("<<<<<<< SEARCH\nx\n=======\n", &["a"]), Err(Refused::NoEdit), "unclosed");
+        assert_eq!(
+            search_replace("<<<<<<< SEARCH\nx\n=======\n", &["a"]),
+            Err(Refused::NoEdit),
+            "unclosed"
+        );
         assert!(matches!(
-            search_replace("/etc/passwd\n<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE", &["a.py", "b.py"]),
+            search_replace(
+                "/etc/passwd\n<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE",
+                &["a.py", "b.py"]
+            ),
             Err(Refused::OtherFile(_))
         ));
+    }
+
+    #[test]
+    fn a_whole_file_answer_must_keep_most_of_the_file() {
+        let content = "a\nb\nc\nd\n";
+        let b = whole_file("```\na\nB\nc\nd\n```", "f", content).unwrap();
+        assert_eq!(apply_search_replace(content, "f", &[&b]).unwrap(), "a\nB\nc\nd\n");
+        assert_eq!(whole_file("```\nx\ny\n```", "f", content), Err(Refused::Rewritten));
+        assert_eq!(whole_file("```\na\nb\nc\nd\n```", "f", content), Err(Refused::NoOp));
+        assert_eq!(whole_file("no block", "f", content), Err(Refused::NoBlock));
     }
 
     proptest::proptest! {

@@ -141,6 +141,22 @@ pub fn apologise(p_clean: f64, concerns: &[String]) -> ChatRequest {
     request(user, 120, &["\n\n"])
 }
 
+/// Files of at most this many lines are asked for whole (the corrected file in one fenced
+/// block), which small models manage better than SEARCH/REPLACE blocks.
+pub const WHOLE_FILE_LINES: usize = 80;
+
+/// The corrected file for a reported problem, in one fenced block (one short file).
+pub fn fix_whole(issue: &str, path: &str, content: &str) -> ChatRequest {
+    let user = format!(
+        "A user reported this problem:\n{}\nThe file {path}:\n{}\nFix the problem. Answer with the whole corrected \
+         file in one fenced code block, changing only what the fix needs.",
+        fence(&cut(issue, 2000), ""),
+        fence(content, "")
+    );
+    let tokens = (content.len() / 3 + 64).clamp(64, 1024);
+    request(user, tokens, &[])
+}
+
 /// A patch for a reported problem over `files` (path, content), as SEARCH/REPLACE blocks.
 pub fn fix(issue: &str, files: &[(&str, &str)]) -> ChatRequest {
     let mut shown = String::new();

@@ -60,7 +60,9 @@ fn issue_text(arg: &str) -> Result<String> {
     let text = match arg.strip_prefix('@') {
         Some("-") => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("cannot read the issue from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read the issue from stdin")?;
             s
         }
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read the issue from {path}"))?,
@@ -76,10 +78,7 @@ fn issue_text(arg: &str) -> Result<String> {
 /// that only one tracked file has.
 fn named_files(repo: &git2::Repository, issue: &str) -> Result<Vec<String>> {
     let index = repo.index().context("cannot read the index")?;
-    let tracked: Vec<String> = index
-        .iter()
-        .filter_map(|e| String::from_utf8(e.path).ok())
-        .collect();
+    let tracked: Vec<String> = index.iter().filter_map(|e| String::from_utf8(e.path).ok()).collect();
     let mut out: Vec<String> = Vec::new();
     for word in issue.split(|c: char| c.is_whitespace() || "`'\"(),;<>[]".contains(c)) {
         let word = word.trim_end_matches(['.', ':', '!', '?']);
@@ -107,7 +106,9 @@ fn named_files(repo: &git2::Repository, issue: &str) -> Result<Vec<String>> {
 
 /// A path the user typed, as a path relative to the work tree.
 fn relative(repo: &git2::Repository, path: &std::path::Path) -> Result<String> {
-    let workdir = repo.workdir().context("deepspark fix needs a work tree (this repository is bare)")?;
+    let workdir = repo
+        .workdir()
+        .context("deepspark fix needs a work tree (this repository is bare)")?;
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -134,7 +135,9 @@ pub fn run(args: FixArgs) -> Result<u8> {
         ..args.lm.clone()
     };
     if lm_args.lm.is_none() {
-        bail!("deepspark fix needs a language model: pass --lm SPEC (see `deepspark model list`) or set `lm` in .deepspark.toml");
+        bail!(
+            "deepspark fix needs a language model: pass --lm SPEC (see `deepspark model list`) or set `lm` in .deepspark.toml"
+        );
     }
     let paths: Vec<String> = if args.paths.is_empty() {
         named_files(&repo, &issue)?
@@ -142,10 +145,15 @@ pub fn run(args: FixArgs) -> Result<u8> {
         args.paths.iter().map(|p| relative(&repo, p)).collect::<Result<_>>()?
     };
     if paths.is_empty() {
-        bail!("the issue names no file of this repository: name the files to fix, `deepspark fix --issue TEXT PATH...`");
+        bail!(
+            "the issue names no file of this repository: name the files to fix, `deepspark fix --issue TEXT PATH...`"
+        );
     }
     if paths.len() > MAX_FILES {
-        bail!("{} files named; a fix may look at {MAX_FILES} at most: name fewer", paths.len());
+        bail!(
+            "{} files named; a fix may look at {MAX_FILES} at most: name fewer",
+            paths.len()
+        );
     }
     let mut contents = Vec::new();
     for p in &paths {
@@ -164,9 +172,18 @@ pub fn run(args: FixArgs) -> Result<u8> {
     let mut lm = super::model::open(&lm_args, &device(args.device)?)?.context("no language model named")?;
     let budget = Budget::new(Some(Duration::from_secs_f64(args.lm_budget.unwrap_or(DEFAULT_BUDGET))));
     let mut assistant = Assistant::new(lm.as_mut(), budget);
-    let shown: Vec<(&str, &str)> = paths.iter().map(String::as_str).zip(contents.iter().map(String::as_str)).collect();
-    eprintln!("deepspark: asking the language model for a fix of {}...", paths.join(", "));
-    let outcome = assistant.fix(&issue, &shown).and_then(|blocks| verify(&paths, &contents, &blocks));
+    let shown: Vec<(&str, &str)> = paths
+        .iter()
+        .map(String::as_str)
+        .zip(contents.iter().map(String::as_str))
+        .collect();
+    eprintln!(
+        "deepspark: asking the language model for a fix of {}...",
+        paths.join(", ")
+    );
+    let outcome = assistant
+        .fix(&issue, &shown)
+        .and_then(|blocks| verify(&paths, &contents, &blocks));
     let report = assistant.finish();
     let (edits, reason) = match outcome {
         Ok(edits) => (edits, None),
@@ -269,7 +286,11 @@ fn write_terminal(
     };
     match patch {
         Some(p) => {
-            writeln!(out, "{}", paint("1;35", "a fix written by the language model, verified (not tested):"))?;
+            writeln!(
+                out,
+                "{}",
+                paint("1;35", "a fix written by the language model, verified (not tested):")
+            )?;
             for line in p.lines() {
                 let code = match line.chars().next() {
                     Some('+') if !line.starts_with("+++") => "32",
@@ -279,7 +300,10 @@ fn write_terminal(
                 };
                 writeln!(out, "{}", paint(code, &clean(line)))?;
             }
-            writeln!(out, "\n(`--apply` writes it to the work tree, `--patch FILE` to a file)")?;
+            writeln!(
+                out,
+                "\n(`--apply` writes it to the work tree, `--patch FILE` to a file)"
+            )?;
         }
         None => writeln!(
             out,
@@ -307,6 +331,9 @@ mod tests {
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].new, b"x = v[0:]\nreturn x\n");
         assert!(verify(&paths, &contents, &[block("a.py", "missing", "x")]).is_err());
-        assert!(verify(&paths, &contents, &[block("c.py", "y = 1", "y = 2")]).is_err(), "a file not shown");
+        assert!(
+            verify(&paths, &contents, &[block("c.py", "y = 1", "y = 2")]).is_err(),
+            "a file not shown"
+        );
     }
 }

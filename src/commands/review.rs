@@ -409,7 +409,11 @@ fn concerns(review: &Review) -> Vec<String> {
                 .comment_for(f.index.0, f.index.1)
                 .map(|c| format!(": {}", c.text))
                 .unwrap_or_default();
-            format!("{}:{line} ({:.0}% risk){said}", f.file.display_path(), f.score.risk * 100.0)
+            format!(
+                "{}:{line} ({:.0}% risk){said}",
+                f.file.display_path(),
+                f.score.risk * 100.0
+            )
         })
         .collect()
 }
@@ -471,7 +475,9 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
         ..args.lm.clone()
     };
     if args.assist.explain && lm_args.lm.is_none() {
-        bail!("--explain needs a language model: pass --lm SPEC (see `deepspark model list`) or set `lm` in .deepspark.toml");
+        bail!(
+            "--explain needs a language model: pass --lm SPEC (see `deepspark model list`) or set `lm` in .deepspark.toml"
+        );
     }
     let has_work = review.scores.iter().any(|s| !s.is_empty());
     let mut lm = match (&lm_args.lm, has_work) {

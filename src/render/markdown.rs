@@ -180,7 +180,11 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
                 writeln!(
                     out,
                     "\nA possible change{} (risk {:.0}% → {:.0}% if applied; `deepspark review --apply` applies it):\n\n{fence}diff\n{}{fence}",
-                    if sg.by == crate::suggest::Author::LanguageModel { ", written by the language model" } else { "" },
+                    if sg.by == crate::suggest::Author::LanguageModel {
+                        ", written by the language model"
+                    } else {
+                        ""
+                    },
                     sg.risk.old * 100.0,
                     sg.risk.new * 100.0,
                     diff

@@ -100,7 +100,12 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
         writeln!(out, "  nothing to review: no changes")?;
     }
     if let Some(whole) = r.assist.explanation.as_ref().and_then(|e| e.whole.as_deref()) {
-        writeln!(out, "  {} {}", style.paint("1;35", "what it does (language model):"), clean(whole))?;
+        writeln!(
+            out,
+            "  {} {}",
+            style.paint("1;35", "what it does (language model):"),
+            clean(whole)
+        )?;
     }
     for w in &r.warnings {
         let at = w.line.map(|l| format!(":{l}")).unwrap_or_default();
@@ -119,8 +124,14 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
         }
         writeln!(out)?;
         writeln!(out, "{}", style.paint("1", &file_title(f)))?;
-        if let Some(e) = r.assist.explanation_for(fi) {
-            writeln!(out, "  {} {}", style.paint("35", "what it does (language model):"), clean(e))?;
+        let whole = r.assist.explanation.as_ref().and_then(|e| e.whole.as_deref());
+        if let Some(e) = r.assist.explanation_for(fi).filter(|e| Some(*e) != whole) {
+            writeln!(
+                out,
+                "  {} {}",
+                style.paint("35", "what it does (language model):"),
+                clean(e)
+            )?;
         }
         for (hi, (h, s)) in f.hunks.iter().zip(scores).enumerate() {
             writeln!(
@@ -167,7 +178,11 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
         writeln!(out)?;
         writeln!(out, "{}", style.paint("2", &lm_line(lm)))?;
         for task in &lm.not_reached {
-            writeln!(out, "  {}", style.paint("33", &format!("not reached (budget): {}", clean(task))))?;
+            writeln!(
+                out,
+                "  {}",
+                style.paint("33", &format!("not reached (budget): {}", clean(task)))
+            )?;
         }
     }
     Ok(())
@@ -175,7 +190,10 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
 
 /// One line on what the language model did: model, calls, time, budget.
 pub fn lm_line(lm: &crate::assist::LmReport) -> String {
-    let budget = lm.budget_seconds.map(|b| format!(" of a {b:.0}s budget")).unwrap_or_default();
+    let budget = lm
+        .budget_seconds
+        .map(|b| format!(" of a {b:.0}s budget"))
+        .unwrap_or_default();
     let refused = if lm.refused.is_empty() {
         String::new()
     } else {
