@@ -599,8 +599,12 @@ mod tests {
         #[test]
         fn parsers_never_panic(answer in "(?s).{0,400}") {
             let h = hunk("@@ -1,2 +1,3 @@", " a\n+b\n c");
-            let _ = comment(&answer, &h);
-            let _ = sentences(&answer, 3, 50);
+            if let Ok(c) = comment(&answer, &h) {
+                proptest::prop_assert!(!c.text.chars().any(crate::chars::is_hidden));
+            }
+            if let Ok(t) = sentences(&answer, 3, 50) {
+                proptest::prop_assert!(!t.chars().any(crate::chars::is_hidden) && t.chars().count() <= 50);
+            }
             if let Some(b) = fenced_block(&answer) {
                 let _ = rewrite_edits(&h, &b);
             }
