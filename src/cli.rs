@@ -551,6 +551,13 @@ pub struct EvalSuggestArgs {
     /// Where the model runs.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Also let a language model rewrite each fix hunk, ranked with the generator's candidates
+    /// as in `review --lm`; only the small-fix set is measured then.
+    #[command(flatten)]
+    pub lm: LmArgs,
+    /// Measure at most N fix hunks (the first N in the data's order).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
 }
 
 #[derive(Args, Debug)]

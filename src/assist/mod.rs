@@ -119,6 +119,16 @@ impl<'m> Assistant<'m> {
         false
     }
 
+    /// The model, as the report names it.
+    pub fn describe_model(&self) -> String {
+        self.report.model.clone()
+    }
+
+    /// Seconds since the assistant started.
+    pub fn spent(&self) -> f64 {
+        self.budget.spent().as_secs_f64()
+    }
+
     /// Whether the budget is spent (no call would start).
     pub fn exhausted(&self) -> bool {
         self.budget.exhausted()

@@ -26,9 +26,29 @@ pub fn run(args: EvalSuggestArgs) -> Result<u8> {
             args.split
         );
     }
-    let small: Vec<_> = chosen.iter().copied().filter(|f| f.small).collect();
-    let all = evaluate_suggestions(&chosen, &model, &generator, &settings, args.split, args.examples)?;
-    let small = evaluate_suggestions(&small, &model, &generator, &settings, args.split, args.examples)?;
+    let limit = args.limit.unwrap_or(usize::MAX);
+    let mut small: Vec<_> = chosen.iter().copied().filter(|f| f.small).collect();
+    small.truncate(limit);
+    let mut lm = super::model::open(&args.lm, &dev)?;
+    let mut assistant = lm
+        .as_deref_mut()
+        .map(|m| crate::assist::Assistant::new(m, crate::assist::Budget::new(None)));
+    let small = evaluate_suggestions(
+        &small,
+        &model,
+        &generator,
+        &settings,
+        args.split,
+        args.examples,
+        assistant.as_mut(),
+    )?;
+    let all = if assistant.is_some() {
+        small.clone()
+    } else {
+        let mut chosen = chosen;
+        chosen.truncate(limit);
+        evaluate_suggestions(&chosen, &model, &generator, &settings, args.split, args.examples, None)?
+    };
     let mut out = std::io::stdout().lock();
     match args.format {
         EvalFormat::Json => {
@@ -88,5 +108,17 @@ fn print_text(what: &str, r: &SuggestReport, out: &mut impl Write) -> std::io::R
         "  fix among candidates and lowering the risk by the margin (the bound on top-1): {}   first suggestions that only delete lines: {}",
         pct(r.eligible),
         pct(r.first_deletes)
-    )
+    )?;
+    if let Some(lm) = &r.lm {
+        writeln!(
+            out,
+            "  language model ({}): verified rewrites {}   first suggestion by the model {}   its rewrite is the fix {}   ({:.0}s)",
+            crate::render::sanitize::clean(&lm.model),
+            pct(lm.rewrites),
+            pct(lm.first_by_model),
+            pct(lm.model_top1),
+            lm.seconds
+        )?;
+    }
+    Ok(())
 }

@@ -443,9 +443,22 @@ pub struct SuggestReport {
     pub eligible: f64,
     /// Share of the first shown suggestions that only delete lines (revert what was added).
     pub first_deletes: f64,
+    /// With a language model (`--lm`): share of hunks whose model rewrite verified, share whose
+    /// first shown suggestion is the model's, and share whose model rewrite is the human fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lm: Option<LmSuggestReport>,
     /// Examples: (path, shown first suggestion as a patch, matched).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<Example>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LmSuggestReport {
+    pub model: String,
+    pub rewrites: f64,
+    pub first_by_model: f64,
+    pub model_top1: f64,
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -488,7 +501,9 @@ pub fn evaluate_suggestions(
     settings: &Settings,
     split: Split,
     n_examples: usize,
+    mut assistant: Option<&mut crate::assist::Assistant>,
 ) -> Result<SuggestReport> {
+    let (mut rewrites, mut first_by_model, mut model_top1) = (0usize, 0usize, 0usize);
     let mut r = SuggestReport {
         split: format!("{split:?}").to_lowercase(),
         n: fixes.len(),
@@ -545,8 +560,19 @@ pub fn evaluate_suggestions(
                 per_hunk: 5,
                 ..*settings
             };
-            let sugg = suggest::suggest(&[target], inputs[k].change, scorer, generator, &[], &s)?;
+            let mut written = Vec::new();
+            if let Some(a) = assistant.as_deref_mut() {
+                if let Some(edits) = a.rewrite(&f.path, hunk) {
+                    if suggest::verify(hunk, &edits, text).is_ok() {
+                        rewrites += 1;
+                        model_top1 += matches(hunk, &edits, &f.target) as usize;
+                    }
+                    written.push((0, edits));
+                }
+            }
+            let sugg = suggest::suggest(&[target], inputs[k].change, scorer, generator, &written, &s)?;
             let Some(first) = sugg.first() else { continue };
+            first_by_model += (first.by == suggest::Author::LanguageModel) as usize;
             covered += 1;
             top1 += matches(hunk, &first.edits, &f.target) as usize;
             top5 += sugg.iter().any(|s| matches(hunk, &s.edits, &f.target)) as usize;
@@ -583,6 +609,15 @@ pub fn evaluate_suggestions(
     r.coverage = covered as f64 / n;
     r.applies = if shown == 0 { 0.0 } else { applied as f64 / shown as f64 };
     r.risk_drop = if covered == 0 { 0.0 } else { drop / covered as f64 };
+    if let Some(a) = assistant {
+        r.lm = Some(LmSuggestReport {
+            model: a.describe_model(),
+            rewrites: rewrites as f64 / n,
+            first_by_model: first_by_model as f64 / n,
+            model_top1: model_top1 as f64 / n,
+            seconds: a.spent(),
+        });
+    }
     r.top1_generator = g1 as f64 / n;
     r.top5_generator = g5 as f64 / n;
     r.reachable = reach as f64 / n;

