@@ -17,7 +17,7 @@
 
 use super::data::{Dataset, Split};
 use super::edits::{FixHunk, load_fixes, view_of};
-use crate::assist::read::{Surprisal, surprisal};
+use crate::assist::read::{MAX_ADDED_LINES, Surprisal, surprisal_within};
 use crate::diff::{Hunk, LineKind, is_code_language, is_cosmetic, is_licence, is_test_path, language_of};
 use crate::lm::{LanguageModel, LmError};
 use crate::model::{ScoreInput, Scorer};
@@ -184,6 +184,9 @@ pub struct PairReport {
     /// Pairs it could not read: a version longer than its context.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lm_skipped: Option<usize>,
+    /// Added lines it read of each version, at most (`assist::read::MAX_ADDED_LINES`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lm_max_added_lines: Option<usize>,
 }
 
 /// A pair's (buggy, fixed) surprisal; `None` when a version does not fit the model's context.
@@ -263,6 +266,7 @@ pub fn evaluate_pairs(pairs: &[&FixPair], scorer: &dyn Scorer, split: Split) -> 
             .collect(),
         language_model: None,
         lm_skipped: None,
+        lm_max_added_lines: None,
     })
 }
 
@@ -275,13 +279,14 @@ fn by_project<'a>(pairs: &[&'a FixPair]) -> BTreeMap<&'a str, Vec<usize>> {
     by_project
 }
 
-/// Both versions of every pair read by `lm`, in order, with a progress bar on a terminal.
+/// Both versions of every pair read by `lm` (the first `assist::read::MAX_ADDED_LINES` added
+/// lines of each), in order, with a progress bar on a terminal.
 /// A version longer than the model's context gives `None`; any other failure is an error.
 pub fn read_pairs(pairs: &[&FixPair], lm: &mut dyn LanguageModel) -> Result<Vec<PairSurprisal>> {
     let bar = super::progress(pairs.len() as u64, "reading pairs");
     let mut out = Vec::with_capacity(pairs.len());
     for p in pairs {
-        let mut read = |h: &Hunk| match surprisal(lm, &p.path, h) {
+        let mut read = |h: &Hunk| match surprisal_within(lm, &p.path, h, MAX_ADDED_LINES) {
             Ok(s) => Ok(s),
             Err(LmError::TooLong { .. }) => Ok(None),
             Err(e) => Err(anyhow::Error::new(e).context(format!(
@@ -338,6 +343,7 @@ pub fn with_lm(mut report: PairReport, pairs: &[&FixPair], read: &[PairSurprisal
     }
     report.lm_skipped = Some(read.iter().filter(|r| r.is_none()).count());
     report.language_model = Some(model);
+    report.lm_max_added_lines = Some(MAX_ADDED_LINES);
     report
 }
 

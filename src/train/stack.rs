@@ -14,15 +14,11 @@
 use super::data::{Dataset, Split, stable_hash, stable_sample};
 use super::metrics::{fit_logistic, roc_auc};
 use super::rng::Rng;
-use crate::assist::read::{Surprisal, surprisal_within};
+use crate::assist::read::{MAX_ADDED_LINES, Surprisal, surprisal_within};
 use crate::lm::{LanguageModel, LmError};
 use crate::model::{RiskModel, ScoreInput};
 use anyhow::Result;
 use serde::Serialize;
-
-/// Added lines read per hunk, at most: half the reading time of all of them on this data
-/// (the mean hunk adds 16 lines, one in twenty more than 70).
-pub const MAX_ADDED_LINES: usize = 40;
 
 /// What `eval --lm` adds to the report, under `lm_stacking`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
