@@ -510,9 +510,16 @@ pub struct EvalArgs {
     /// logit, risk), for analysis elsewhere; the file must not exist yet.
     #[arg(long, value_name = "FILE")]
     pub scores: Option<PathBuf>,
-    /// Where the model runs.
+    /// Where the models run.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
+    /// With --lm: read at most N labelled hunks with at least one added line from each of the
+    /// calibration and test splits for the stacking measurement (the same ones on every run);
+    /// default: all of them, which takes hours on a CPU.
+    #[arg(long, value_name = "N", requires = "lm")]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub lm: LmArgs,
 }
 
 #[derive(Args, Debug)]
@@ -570,7 +577,11 @@ give no pair, nor do whitespace-only changes, test files and documentation or da
 keys): n, n_same_length, pair_accuracy (share of pairs where the buggy version scores riskier; ties count \
 half), pair_accuracy_same_length (pairs whose versions have as many added lines), the same for the \
 added-lines baseline (baseline_pair_accuracy, baseline_pair_accuracy_same_length), and each project's \
-figures under `projects`."
+figures under `projects`. With --lm, a language model also reads both versions (the mean surprisal of \
+the added lines after the path and the hunk's lines before them) and is right when the buggy version is \
+the more surprising: lm_pairs, lm_pairs_same_length, lm_pair_accuracy, lm_pair_accuracy_same_length, \
+lm_mean_surprisal_buggy and lm_mean_surprisal_fixed (nats per token), overall and per project; \
+language_model names it and lm_skipped counts pairs longer than its context."
 )]
 pub struct EvalPairsArgs {
     /// Commit records (*.commits.jsonl[.gz]) with `fix` and `diff` fields.
@@ -582,12 +593,18 @@ pub struct EvalPairsArgs {
     /// Which split of the fixes to measure (by commit date within each project).
     #[arg(long, value_enum, default_value = "test")]
     pub split: Split,
+    /// Measure at most N pairs of the split, the same ones on every run (a hashed sample,
+    /// spread over projects and dates); for the risk model and the language model alike.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: EvalFormat,
-    /// Where the model runs.
+    /// Where the models run.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
+    #[command(flatten)]
+    pub lm: LmArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

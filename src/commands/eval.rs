@@ -1,18 +1,32 @@
-//! `deepspark eval`: measure a risk model on labelled changes it was not trained on.
+//! `deepspark eval`: measure a risk model on labelled changes it was not trained on; with
+//! `--lm`, also whether stacking a language model's surprisal with it raises the test AUC
+//! (`train::stack`).
 
 use crate::cli::{EvalArgs, EvalFormat};
 use crate::model::RiskModel;
 use crate::model::device::device;
 use crate::train::data::{Dataset, Split};
+use crate::train::stack::{self, StackReport};
 use crate::train::{EvalReport, evaluate, report_scored, score_split};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// `eval`'s report, with the stacking measurement when `--lm` was given.
+#[derive(serde::Serialize)]
+struct Report {
+    #[serde(flatten)]
+    eval: EvalReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lm_stacking: Option<StackReport>,
+}
+
 pub fn run(args: EvalArgs) -> Result<u8> {
     let dev = device(args.device)?;
     let files = super::review::model_files(args.model.as_deref())?;
     let model = RiskModel::load(&files, &dev)?;
+    // Loaded before the data, so that a wrong --lm fails in a second.
+    let mut lm = super::model::open(&args.lm, &dev)?;
     let data = Dataset::load(&args.data)?;
     let split = match args.split {
         Some(s) => s,
@@ -50,7 +64,70 @@ pub fn run(args: EvalArgs) -> Result<u8> {
     if report.n == 0 {
         anyhow::bail!("no labelled hunks (label 0 or 1) in the {split:?} split of the given files");
     }
-    write_report(args.format, &report, |r, out| print_text(r, out))
+    let lm_stacking = match lm.as_deref_mut() {
+        None => None,
+        Some(lm) => {
+            if !data.has_dates() {
+                anyhow::bail!(
+                    "--lm measures stacking on the calibration and test splits, which need commit records \
+                     (*.commits.jsonl) to date the hunks"
+                );
+            }
+            let started = std::time::Instant::now();
+            let r = stack::measure(&model, lm, &data, args.limit)?;
+            eprintln!(
+                "deepspark: {} read {} hunks in {:.1}s",
+                crate::render::sanitize::clean(&r.language_model),
+                r.calib_hunks + r.test_hunks + r.skipped,
+                started.elapsed().as_secs_f64()
+            );
+            Some(r)
+        }
+    };
+    let report = Report {
+        eval: report,
+        lm_stacking,
+    };
+    write_report(args.format, &report, |r, out| {
+        print_text(&r.eval, out)?;
+        match &r.lm_stacking {
+            Some(s) => print_stacking(s, out),
+            None => Ok(()),
+        }
+    })
+}
+
+fn print_stacking(s: &StackReport, out: &mut impl Write) -> std::io::Result<()> {
+    let ci = |v: Option<[f64; 2]>| v.map_or("n/a".into(), |[a, b]| format!("[{a:+.4}, {b:+.4}]"));
+    writeln!(
+        out,
+        "language model: {}",
+        crate::render::sanitize::clean(&s.language_model)
+    )?;
+    writeln!(
+        out,
+        "  stacking fitted on {} calibration hunks ({} risky), measured on {} test hunks ({} risky); \
+         {} too long, left out",
+        s.calib_hunks, s.calib_positives, s.test_hunks, s.test_positives, s.skipped
+    )?;
+    writeln!(
+        out,
+        "  test ROC AUC: risk model {}   surprisal alone {}",
+        f(s.risk_auc),
+        f(s.surprisal_auc)
+    )?;
+    writeln!(
+        out,
+        "  stacked [logit, surprisal]: {}   gain 95% interval {}",
+        f(s.stacked_auc),
+        ci(s.stacked_gain_ci95)
+    )?;
+    writeln!(
+        out,
+        "  stacked [logit, surprisal, surprisal x tokens]: {}   gain 95% interval {}",
+        f(s.stacked_tokens_auc),
+        ci(s.stacked_tokens_gain_ci95)
+    )
 }
 
 /// A measurement's report on stdout: pretty JSON, or `text` for people.

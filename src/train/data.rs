@@ -229,9 +229,67 @@ impl Dataset {
     }
 }
 
+/// A hash of `parts` that is the same on every machine and run (FNV-1a 64; each part ends
+/// with a 0xff byte, which no UTF-8 text holds, so `["ab", "c"]` and `["a", "bc"]` differ).
+pub fn stable_hash(parts: &[&str]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for part in parts {
+        for &b in part.as_bytes().iter().chain(&[0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// At most `limit` of `items` (all of them for `None`), the same ones on every run: those
+/// whose `key` (a [`stable_hash`]) is smallest, ties by position, kept in their order. A
+/// hash, not the first N, so that a sample spreads over projects and dates, and an item
+/// stays in the sample when others are added to the data (unless it is pushed out by a
+/// smaller hash).
+pub fn stable_sample<T>(items: Vec<T>, limit: Option<usize>, key: impl Fn(&T) -> u64) -> Vec<T> {
+    let Some(limit) = limit else { return items };
+    if limit >= items.len() {
+        return items;
+    }
+    let mut order: Vec<(u64, usize)> = items.iter().enumerate().map(|(i, t)| (key(t), i)).collect();
+    order.sort_unstable();
+    let mut keep = vec![false; items.len()];
+    for &(_, i) in &order[..limit] {
+        keep[i] = true;
+    }
+    items
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(t, _)| t)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stable_sample_is_the_same_on_every_run_and_keeps_the_order() {
+        let items: Vec<String> = (0..100).map(|i| format!("item {i}")).collect();
+        let key = |s: &String| stable_hash(&[s]);
+        let a = stable_sample(items.clone(), Some(10), key);
+        assert_eq!(a, stable_sample(items.clone(), Some(10), key));
+        assert_eq!(a.len(), 10);
+        let at: Vec<usize> = a.iter().map(|s| items.iter().position(|t| t == s).unwrap()).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "data order kept: {at:?}");
+        assert_ne!(at, (0..10).collect::<Vec<_>>(), "not simply the first ten");
+        // A larger sample holds the smaller one; no limit, or a large one, keeps everything.
+        let b = stable_sample(items.clone(), Some(30), key);
+        assert!(a.iter().all(|s| b.contains(s)));
+        assert_eq!(stable_sample(items.clone(), None, key), items);
+        assert_eq!(stable_sample(items.clone(), Some(500), key), items);
+        assert_ne!(stable_hash(&["ab", "c"]), stable_hash(&["a", "bc"]));
+        // Pinned: the hash must not change between versions, or samples would.
+        assert_eq!(stable_hash(&[]), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash(&["deepspark"]), 0x349f_96cd_87eb_d3f9);
+    }
 
     #[test]
     fn splits_by_date_within_each_project() {

@@ -1,7 +1,8 @@
 //! Training and measuring the risk model, one file per step: `data` (loading and the split
 //! by date), `transformer` (initial weights, the epoch loop, checkpoints), `wide` (the
 //! token path), `calibrate` (stacking, Platt scaling, the change combiner), `evaluate` and
-//! `metrics` (what is measured); `edits` does the same for the suggestion generator.
+//! `metrics` (what is measured), `pairs` (bug/fix pairs) and `stack` (whether a language
+//! model's surprisal adds to the risk model); `edits` does the same for the suggestion generator.
 //!
 //! [`train`] sequences them: it fits the tokenizer and the network on the train split,
 //! picks the epoch with the best calibration-split AUC, fits Platt scaling and the change
@@ -16,6 +17,7 @@ mod evaluate;
 pub mod metrics;
 pub mod pairs;
 pub mod rng;
+pub mod stack;
 mod transformer;
 pub mod wide;
 

@@ -11,11 +11,15 @@
 //! a bug and its fix (many fixes also bump a copyright year, which would teach "the newer
 //! year is the fix"). Pairs are split like their commits (by date within each project, see
 //! `data::split_of`). `eval-pairs` reports them; `train --pairs-weight` learns from the
-//! training split's. Does not read git.
+//! training split's. With a language model, [`read_pairs`] and [`with_lm`] add how often the
+//! buggy version's added lines are the more surprising to it (`assist::read`). Does not read
+//! git.
 
 use super::data::{Dataset, Split};
 use super::edits::{FixHunk, load_fixes, view_of};
+use crate::assist::read::{MAX_ADDED_LINES, Surprisal, surprisal_within};
 use crate::diff::{Hunk, LineKind, is_code_language, is_cosmetic, is_licence, is_test_path, language_of};
+use crate::lm::{LanguageModel, LmError};
 use crate::model::{ScoreInput, Scorer};
 use crate::tokenize::ChangeStats;
 use anyhow::Result;
@@ -147,6 +151,24 @@ pub struct PairAccuracy {
     pub baseline_pair_accuracy: f64,
     /// Always 0.5: on pairs of the same length the baseline ties every pair.
     pub baseline_pair_accuracy_same_length: f64,
+    /// The language model's, when one read the pairs.
+    #[serde(flatten)]
+    pub lm: Option<LmPairAccuracy>,
+}
+
+/// How a language model ranks pairs: by the surprisal of each version's added lines (mean
+/// negative log-likelihood per token, `assist::read::surprisal`); it is right on a pair when
+/// the buggy version is the more surprising (a tie counts half).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LmPairAccuracy {
+    /// Pairs it read (both versions fit its context).
+    pub lm_pairs: usize,
+    pub lm_pairs_same_length: usize,
+    pub lm_pair_accuracy: f64,
+    pub lm_pair_accuracy_same_length: f64,
+    /// Mean surprisal (nats per token) of the buggy versions, and of the fixed ones.
+    pub lm_mean_surprisal_buggy: f64,
+    pub lm_mean_surprisal_fixed: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,7 +178,19 @@ pub struct PairReport {
     pub all: PairAccuracy,
     /// The same per project, by name.
     pub projects: BTreeMap<String, PairAccuracy>,
+    /// The language model that read the pairs (its `describe()`), if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language_model: Option<String>,
+    /// Pairs it could not read: a version longer than its context.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lm_skipped: Option<usize>,
+    /// Added lines it read of each version, at most (`assist::read::MAX_ADDED_LINES`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lm_max_added_lines: Option<usize>,
 }
+
+/// A pair's (buggy, fixed) surprisal; `None` when a version does not fit the model's context.
+pub type PairSurprisal = Option<(Surprisal, Surprisal)>;
 
 /// 1 when `buggy` is above `fixed`, 0.5 on a tie, 0 below.
 fn credit(buggy: f64, fixed: f64) -> f64 {
@@ -187,6 +221,7 @@ fn accuracy(pairs: &[&FixPair], risks: &[(f32, f32)]) -> PairAccuracy {
         pair_accuracy_same_length: share(model_same, n_same),
         baseline_pair_accuracy: share(base, pairs.len()),
         baseline_pair_accuracy_same_length: if n_same == 0 { 0.0 } else { 0.5 },
+        lm: None,
     }
 }
 
@@ -218,15 +253,10 @@ pub fn evaluate_pairs(pairs: &[&FixPair], scorer: &dyn Scorer, split: Split) -> 
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    // Each project's pairs, by their positions in `pairs`.
-    let mut by_project: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, p) in pairs.iter().enumerate() {
-        by_project.entry(&p.project).or_default().push(i);
-    }
     Ok(PairReport {
         split: format!("{split:?}").to_lowercase(),
         all: accuracy(pairs, &risks),
-        projects: by_project
+        projects: by_project(pairs)
             .into_iter()
             .map(|(name, at)| {
                 let ps: Vec<&FixPair> = at.iter().map(|&i| pairs[i]).collect();
@@ -234,6 +264,94 @@ pub fn evaluate_pairs(pairs: &[&FixPair], scorer: &dyn Scorer, split: Split) -> 
                 (name.to_string(), accuracy(&ps, &rs))
             })
             .collect(),
+        language_model: None,
+        lm_skipped: None,
+        lm_max_added_lines: None,
+    })
+}
+
+/// Each project's pairs, by their positions in `pairs`.
+fn by_project<'a>(pairs: &[&'a FixPair]) -> BTreeMap<&'a str, Vec<usize>> {
+    let mut by_project: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, p) in pairs.iter().enumerate() {
+        by_project.entry(&p.project).or_default().push(i);
+    }
+    by_project
+}
+
+/// Both versions of every pair read by `lm` (the first `assist::read::MAX_ADDED_LINES` added
+/// lines of each), in order, with a progress bar on a terminal.
+/// A version longer than the model's context gives `None`; any other failure is an error.
+pub fn read_pairs(pairs: &[&FixPair], lm: &mut dyn LanguageModel) -> Result<Vec<PairSurprisal>> {
+    let bar = super::progress(pairs.len() as u64, "reading pairs");
+    let mut out = Vec::with_capacity(pairs.len());
+    for p in pairs {
+        let mut read = |h: &Hunk| match surprisal_within(lm, &p.path, h, MAX_ADDED_LINES) {
+            Ok(s) => Ok(s),
+            Err(LmError::TooLong { .. }) => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context(format!(
+                "reading a version of the fix {} of {} in {}",
+                p.commit, p.path, p.project
+            ))),
+        };
+        let buggy = read(&p.buggy)?;
+        let fixed = match buggy {
+            Some(_) => read(&p.fixed)?,
+            None => None,
+        };
+        out.push(buggy.zip(fixed));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+/// The language model's pair accuracy on the pairs it read.
+fn lm_accuracy(pairs: &[&FixPair], read: &[PairSurprisal]) -> LmPairAccuracy {
+    let mut a = LmPairAccuracy::default();
+    let (mut right, mut right_same, mut buggy, mut fixed) = (0.0, 0.0, 0.0, 0.0);
+    for (p, r) in pairs.iter().zip(read) {
+        let Some((b, f)) = r else { continue };
+        let c = credit(f64::from(b.mean), f64::from(f.mean));
+        a.lm_pairs += 1;
+        right += c;
+        buggy += f64::from(b.mean);
+        fixed += f64::from(f.mean);
+        if p.same_length() {
+            a.lm_pairs_same_length += 1;
+            right_same += c;
+        }
+    }
+    let share = |x: f64, n: usize| if n == 0 { 0.0 } else { x / n as f64 };
+    a.lm_pair_accuracy = share(right, a.lm_pairs);
+    a.lm_pair_accuracy_same_length = share(right_same, a.lm_pairs_same_length);
+    a.lm_mean_surprisal_buggy = share(buggy, a.lm_pairs);
+    a.lm_mean_surprisal_fixed = share(fixed, a.lm_pairs);
+    a
+}
+
+/// `report` (of `pairs`) with the language model's pair accuracy added, overall and per
+/// project, from what [`read_pairs`] gave for the same pairs.
+pub fn with_lm(mut report: PairReport, pairs: &[&FixPair], read: &[PairSurprisal], model: String) -> PairReport {
+    report.all.lm = Some(lm_accuracy(pairs, read));
+    for (name, at) in by_project(pairs) {
+        if let Some(a) = report.projects.get_mut(name) {
+            let ps: Vec<&FixPair> = at.iter().map(|&i| pairs[i]).collect();
+            let rs: Vec<PairSurprisal> = at.iter().map(|&i| read[i]).collect();
+            a.lm = Some(lm_accuracy(&ps, &rs));
+        }
+    }
+    report.lm_skipped = Some(read.iter().filter(|r| r.is_none()).count());
+    report.language_model = Some(model);
+    report.lm_max_added_lines = Some(MAX_ADDED_LINES);
+    report
+}
+
+/// A sample of at most `limit` pairs, the same on every run (see `data::stable_sample`).
+pub fn sample<'a>(pairs: Vec<&'a FixPair>, limit: Option<usize>) -> Vec<&'a FixPair> {
+    super::data::stable_sample(pairs, limit, |p| {
+        let at = format!("{} {}", p.fixed.start.new, p.fixed.count.new);
+        super::data::stable_hash(&[&p.project, &p.commit, &p.path, &at])
     })
 }
 

@@ -1,4 +1,5 @@
-//! `deepspark eval-pairs`: bug/fix pairs read from commit records, scored end to end.
+//! `deepspark eval-pairs`: bug/fix pairs read from commit records, scored end to end, with
+//! and without a language model (a tiny random one, and the real SmolLM2 when present).
 
 use crate::common::*;
 use std::io::Write;
@@ -84,4 +85,110 @@ fn eval_pairs_without_fixes_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no bug/fix pairs"), "{stderr}");
     assert!(out.stdout.is_empty());
+}
+
+/// A tiny random language model in `dir` (128 tokens of context: the pairs above fit).
+fn tiny_lm(dir: &Path) -> PathBuf {
+    let path = dir.join("tiny.gguf");
+    deepspark::lm::tiny::Tiny::default().write(&path).unwrap();
+    path
+}
+
+fn in_unit(v: &serde_json::Value, k: &str) -> f64 {
+    let x = v[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {v}"));
+    assert!((0.0..=1.0).contains(&x), "{k} = {x}");
+    x
+}
+
+#[test]
+fn a_language_model_reads_every_pair_the_same_way_twice() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_fixes(d.path());
+    let lm = tiny_lm(d.path());
+    let lm = lm.to_str().unwrap();
+    let out = eval_pairs(d.path(), &data, &["--format", "json", "--lm", lm]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&out);
+    assert_eq!((v["n"].as_u64(), v["lm_pairs"].as_u64()), (Some(12), Some(12)), "{v}");
+    assert_eq!(
+        (v["lm_pairs_same_length"].as_u64(), v["lm_skipped"].as_u64()),
+        (Some(10), Some(0))
+    );
+    let accuracy = in_unit(&v, "lm_pair_accuracy");
+    in_unit(&v, "lm_pair_accuracy_same_length");
+    // A tie counts half, so twelve pairs give a multiple of 1/24.
+    assert!(((accuracy * 24.0).round() - accuracy * 24.0).abs() < 1e-9, "{accuracy}");
+    for k in ["lm_mean_surprisal_buggy", "lm_mean_surprisal_fixed"] {
+        assert!(v[k].as_f64().is_some_and(|x| x > 0.0 && x.is_finite()), "{k}: {v}");
+    }
+    assert!(v["language_model"].as_str().unwrap().contains("tiny"), "{v}");
+    assert_eq!(v["projects"]["p"]["lm_pairs"], 12);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read 12 pairs"));
+    // The same numbers again, and the risk model's figures are those without --lm.
+    let again = json_of(&eval_pairs(d.path(), &data, &["--format", "json", "--lm", lm]));
+    assert_eq!(again, v);
+    let without = json_of(&eval_pairs(d.path(), &data, &["--format", "json"]));
+    assert_eq!(without["pair_accuracy"], v["pair_accuracy"]);
+    assert!(without.get("lm_pair_accuracy").is_none() && without.get("language_model").is_none());
+
+    let text = eval_pairs(d.path(), &data, &["--lm", lm]);
+    let stdout = String::from_utf8(text.stdout).unwrap();
+    assert!(stdout.starts_with("language model: "), "{stdout}");
+    assert!(stdout.contains("buggy version more surprising in"), "{stdout}");
+}
+
+#[test]
+fn limit_measures_the_same_sample_on_every_run() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_fixes(d.path());
+    let lm = tiny_lm(d.path());
+    let args = ["--format", "json", "--limit", "5", "--lm", lm.to_str().unwrap()];
+    let v = json_of(&eval_pairs(d.path(), &data, &args));
+    assert_eq!((v["n"].as_u64(), v["lm_pairs"].as_u64()), (Some(5), Some(5)), "{v}");
+    assert_eq!(json_of(&eval_pairs(d.path(), &data, &args)), v);
+    // Without --lm the limit applies to the risk model alike; a large one changes nothing.
+    assert_eq!(
+        json_of(&eval_pairs(d.path(), &data, &["--format", "json", "--limit", "5"]))["n"],
+        5
+    );
+    let all = json_of(&eval_pairs(d.path(), &data, &["--format", "json", "--limit", "1000"]));
+    assert_eq!(all["n"], 12);
+    // A missing model is named before any data is read.
+    let out = eval_pairs(d.path(), &data, &["--lm", "no/such.gguf", "--offline"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such.gguf"));
+}
+
+/// SmolLM2-135M-Instruct as `.ci/run` fetches it; `None` (and a message) when absent.
+fn smollm2() -> Option<PathBuf> {
+    let path = std::env::var_os("DEEPSPARK_TEST_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!("skipped: no {} (`.ci/run` fetches it)", path.display());
+        None
+    }
+}
+
+#[test]
+fn smollm2_reads_real_code_pairs() {
+    let Some(model) = smollm2() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let data = write_fixes(d.path());
+    let started = std::time::Instant::now();
+    let args = ["--format", "json", "--limit", "3", "--lm", model.to_str().unwrap()];
+    let out = eval_pairs(d.path(), &data, &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&out);
+    assert_eq!(v["lm_pairs"], 3, "{v}");
+    in_unit(&v, "lm_pair_accuracy");
+    // Real code after its real context: a few nats per token, not the ~10 of a uniform guess
+    // over 49,152 tokens.
+    for k in ["lm_mean_surprisal_buggy", "lm_mean_surprisal_fixed"] {
+        assert!(v[k].as_f64().is_some_and(|x| x > 0.0 && x < 6.0), "{k}: {v}");
+    }
+    assert!(v["language_model"].as_str().unwrap().contains("llama"), "{v}");
+    eprintln!("smollm2 read 3 pairs in {:.1}s", started.elapsed().as_secs_f64());
 }

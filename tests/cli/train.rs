@@ -385,3 +385,83 @@ fn the_wide_path_fits_on_a_base_model_and_keeps_its_transformer() {
         .assert()
         .success();
 }
+
+#[test]
+fn eval_with_a_language_model_stacks_its_surprisal_deterministically() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_data(d.path());
+    let lm = d.path().join("tiny.gguf");
+    deepspark::lm::tiny::Tiny::default().write(&lm).unwrap();
+    let eval = |extra: &[&str]| {
+        let out = cmd_in(d.path())
+            .arg("eval")
+            .arg("--data")
+            .args(&data)
+            .arg("--model")
+            .arg(tiny_model())
+            .args(["--format", "json", "--lm"])
+            .arg(&lm)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        json_of(&out)
+    };
+    let v = eval(&[]);
+    // The usual report is there, unchanged by --lm.
+    assert_eq!(v["n"], 13);
+    let s = &v["lm_stacking"];
+    // Calibration: commits 28..31 (one buggy, 30); test: 32..39 (three buggy). Labelled hunks
+    // with an added line: the buggy commits' first hunks, both hunks of the clean ones.
+    assert_eq!(
+        (s["calib_hunks"].as_u64(), s["calib_positives"].as_u64()),
+        (Some(7), Some(1)),
+        "{s}"
+    );
+    assert_eq!(
+        (s["test_hunks"].as_u64(), s["test_positives"].as_u64()),
+        (Some(13), Some(3)),
+        "{s}"
+    );
+    assert_eq!(
+        (s["skipped"].as_u64(), s["max_added_lines"].as_u64()),
+        (Some(0), Some(40))
+    );
+    for k in ["risk_auc", "surprisal_auc", "stacked_auc", "stacked_tokens_auc"] {
+        let x = s[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {s}"));
+        assert!((0.0..=1.0).contains(&x), "{k} = {x}");
+    }
+    for k in ["stacked_gain_ci95", "stacked_tokens_gain_ci95"] {
+        let ci: Vec<f64> = s[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert!(
+            ci.len() == 2 && -1.0 <= ci[0] && ci[0] <= ci[1] && ci[1] <= 1.0,
+            "{k}: {ci:?}"
+        );
+    }
+    assert_eq!(s["stacked_weights"].as_array().unwrap().len(), 3);
+    assert_eq!(s["stacked_tokens_weights"].as_array().unwrap().len(), 4);
+    assert_eq!(eval(&[]), v, "the same numbers on every run");
+    // --limit: as many risky as clean hunks where there are enough.
+    let small = eval(&["--limit", "4"]);
+    let s = &small["lm_stacking"];
+    assert_eq!(
+        (s["calib_hunks"].as_u64(), s["calib_positives"].as_u64()),
+        (Some(4), Some(1)),
+        "{s}"
+    );
+    assert_eq!(
+        (s["test_hunks"].as_u64(), s["test_positives"].as_u64()),
+        (Some(4), Some(2)),
+        "{s}"
+    );
+    assert_eq!(eval(&["--limit", "4"]), small);
+    // --limit means nothing without --lm, and says so.
+    cmd_in(d.path())
+        .arg("eval")
+        .arg("--data")
+        .args(&data)
+        .args(["--limit", "4"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--lm"));
+}
