@@ -211,6 +211,21 @@ pub fn apply_patch(content: &str, file: &PatchFile) -> Option<String> {
     Some(out)
 }
 
+/// A patch as `--patch` writes it, parsed back and applied strictly to the
+/// old text, gives exactly the new text.
+pub fn patch_round_trips(path: &str, old: &str, new: &str) -> bool {
+    let edit = crate::apply::FileEdit {
+        path: path.to_string(),
+        old: old.as_bytes().to_vec(),
+        new: new.as_bytes().to_vec(),
+    };
+    let Ok(text) = crate::apply::patch(&[edit]) else {
+        return false;
+    };
+    let files = crate::diff::parse_patch(&text);
+    files.len() == 1 && apply_patch(old, &files[0]).as_deref() == Some(new)
+}
+
 /// One risky hunk to find suggestions for.
 pub struct Target<'a> {
     pub file: usize,

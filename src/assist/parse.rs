@@ -211,18 +211,20 @@ pub fn rewrite_edits(hunk: &Hunk, rewrite: &[String]) -> Result<Vec<LineEdit>, R
                 (Some(&f), Some(&l)) if l - f + 1 == run.len() => (f, l),
                 _ => return Err(Refused::OutsideHunk),
             };
-            // Context the answer repeated around the run is not part of the rewrite.
-            let mut w = &wanted[..];
-            let mut before = first;
-            while before > 0 && w.first() == Some(&old[before - 1]) && !w.is_empty() {
-                before -= 1;
-                w = &w[1..];
-            }
-            let mut after = last + 1;
-            while after < old.len() && w.last() == Some(&old[after]) {
-                after += 1;
-                w = &w[..w.len() - 1];
-            }
+            // Context the answer repeated around the run (the longest tail of the context
+            // before it that the answer starts with, and the longest head of the context after
+            // it that the answer ends with) is not part of the rewrite.
+            let (before, after) = (&old[..first], &old[last + 1..]);
+            let lead = (0..=before.len().min(wanted.len()))
+                .rev()
+                .find(|&n| wanted[..n] == before[before.len() - n..])
+                .unwrap_or(0);
+            let w = &wanted[lead..];
+            let trail = (0..=after.len().min(w.len()))
+                .rev()
+                .find(|&n| w[w.len() - n..] == after[..n])
+                .unwrap_or(0);
+            let w = &w[..w.len() - trail];
             // Without the context to align on, an extra line could be a changed context line:
             // such answers may only replace or delete lines of the run.
             if w.len() > run.len() {
@@ -533,6 +535,24 @@ mod tests {
                     new: Some("C".into())
                 }
             ]
+        );
+        // Two context lines on each side, repeated in order around a rewritten run.
+        let wide = hunk("@@ -1,4 +1,5 @@", " p\n q\n+b\n r\n s");
+        let e = rewrite_edits(&wide, &s(&["p", "q", "B"])).unwrap();
+        assert_eq!(
+            e,
+            vec![LineEdit {
+                line: 2,
+                new: Some("B".into())
+            }]
+        );
+        let e = rewrite_edits(&wide, &s(&["q", "B", "r"])).unwrap();
+        assert_eq!(
+            e,
+            vec![LineEdit {
+                line: 2,
+                new: Some("B".into())
+            }]
         );
         // Between two context lines there is no added line to attach to.
         let only_ctx = hunk("@@ -1,3 +1,4 @@", " a\n b\n+c\n d");

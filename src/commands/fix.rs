@@ -17,7 +17,7 @@ use crate::render::sanitize::clean;
 use crate::{exit, git};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 /// Files larger than this are not shown to the model (a small model's context and a 2-core
@@ -57,17 +57,7 @@ const CHECKS: &[&str] = &[
 ];
 
 fn issue_text(arg: &str) -> Result<String> {
-    let text = match arg.strip_prefix('@') {
-        Some("-") => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("cannot read the issue from stdin")?;
-            s
-        }
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read the issue from {path}"))?,
-        None => arg.to_string(),
-    };
+    let text = super::model::text_arg(arg).context("cannot read the issue")?;
     if text.trim().is_empty() {
         bail!("the issue text is empty: say what is wrong (--issue TEXT or --issue @FILE)");
     }
@@ -130,10 +120,7 @@ pub fn run(args: FixArgs) -> Result<u8> {
     let repo = git::open(args.repo.as_deref())?;
     let issue = issue_text(&args.issue)?;
     let cfg = crate::config::Config::load(None, repo.workdir())?.0;
-    let lm_args = crate::cli::LmArgs {
-        lm: args.lm.lm.clone().or(cfg.lm.clone()),
-        ..args.lm.clone()
-    };
+    let lm_args = super::model::lm_or_config(&args.lm, &cfg);
     if lm_args.lm.is_none() {
         bail!(
             "deepspark fix needs a language model: pass --lm SPEC (see `deepspark model list`) or set `lm` in .deepspark.toml"
@@ -244,6 +231,7 @@ fn verify(
     blocks: &[parse::SearchReplace],
 ) -> Result<Vec<crate::apply::FileEdit>, String> {
     let mut edits = Vec::new();
+    let mut texts: Vec<(&str, String)> = Vec::new();
     for (path, content) in paths.iter().zip(contents) {
         let mine: Vec<&parse::SearchReplace> = blocks.iter().filter(|b| &b.path == path).collect();
         if mine.is_empty() {
@@ -253,17 +241,15 @@ fn verify(
         edits.push(crate::apply::FileEdit {
             path: path.clone(),
             old: content.clone().into_bytes(),
-            new: new.into_bytes(),
+            new: new.clone().into_bytes(),
         });
+        texts.push((content, new));
     }
     if edits.is_empty() {
         return Err(parse::Refused::NoEdit.to_string());
     }
-    let text = crate::apply::patch(&edits).map_err(|e| e.to_string())?;
-    let parsed = crate::diff::parse_patch(&text);
-    for (e, f) in edits.iter().zip(&parsed) {
-        let old = String::from_utf8_lossy(&e.old);
-        if crate::suggest::apply_patch(&old, f).map(String::into_bytes) != Some(e.new.clone()) {
+    for (e, (old, new)) in edits.iter().zip(&texts) {
+        if !crate::suggest::patch_round_trips(&e.path, old, new) {
             return Err(format!("the patch of {} does not apply back exactly", e.path));
         }
     }

@@ -56,11 +56,24 @@ pub fn run(cmd: ModelCommand) -> Result<u8> {
     }
 }
 
-/// TEXT, or the contents of FILE for `@FILE`.
-fn text_arg(arg: &str) -> Result<String> {
+/// TEXT, or the contents of FILE for `@FILE` (`@-`: standard input).
+pub fn text_arg(arg: &str) -> Result<String> {
     match arg.strip_prefix('@') {
+        Some("-") => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("cannot read standard input")?;
+            Ok(s)
+        }
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}")),
         None => Ok(arg.to_string()),
+    }
+}
+
+/// `--lm` when given, else the config file's `lm`.
+pub fn lm_or_config(args: &LmArgs, cfg: &crate::config::Config) -> LmArgs {
+    LmArgs {
+        lm: args.lm.clone().or_else(|| cfg.lm.clone()),
+        ..args.clone()
     }
 }
 

@@ -6,7 +6,7 @@
 //! risky enough for suggestions, so an empty change is fast.
 
 use crate::assist::Assistant;
-use crate::cli::{ColorChoice, FailOn, Format, GateArgs, LmArgs, ReviewArgs, SuggestArgs};
+use crate::cli::{ColorChoice, FailOn, Format, GateArgs, ReviewArgs, SuggestArgs};
 use crate::config::Config;
 use crate::diff::{FileDiff, Skip};
 use crate::model::device::{DeviceChoice, device};
@@ -456,6 +456,12 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
         settings.min_risk = m as f32;
     }
     settings.suggest = suggest_settings(&args.suggest, &cfg);
+    let lm_args = super::model::lm_or_config(&args.lm, &cfg);
+    if args.assist.explain && lm_args.lm.is_none() {
+        bail!(
+            "--explain needs a language model: pass --lm SPEC (see `deepspark model list`) or set `lm` in .deepspark.toml"
+        );
+    }
     let request = git::Request {
         revs: args.revs.clone(),
         staged: args.staged,
@@ -470,15 +476,6 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
         );
     }
     let (mut review, model) = score_files(change.files, &settings)?;
-    let lm_args = LmArgs {
-        lm: args.lm.lm.clone().or(cfg.lm.clone()),
-        ..args.lm.clone()
-    };
-    if args.assist.explain && lm_args.lm.is_none() {
-        bail!(
-            "--explain needs a language model: pass --lm SPEC (see `deepspark model list`) or set `lm` in .deepspark.toml"
-        );
-    }
     let has_work = review.scores.iter().any(|s| !s.is_empty());
     let mut lm = match (&lm_args.lm, has_work) {
         (Some(_), true) => {

@@ -581,7 +581,7 @@ pub fn evaluate_suggestions(
             for s in sugg.iter().take(settings.per_hunk) {
                 shown += 1;
                 let new = suggest::apply_to(text, &suggest::line_edits(hunk, &s.edits));
-                let ok = patch_round_trips(&f.path, text, &new);
+                let ok = suggest::patch_round_trips(&f.path, text, &new);
                 applied += ok as usize;
             }
             if r.examples.len() < n_examples {
@@ -628,19 +628,4 @@ pub fn evaluate_suggestions(
         deletes as f64 / covered as f64
     };
     Ok(r)
-}
-
-/// The suggestion's patch, as `--patch` writes it, parsed back and applied strictly to the
-/// old text, gives exactly the new text.
-fn patch_round_trips(path: &str, old: &str, new: &str) -> bool {
-    let edit = crate::apply::FileEdit {
-        path: path.to_string(),
-        old: old.as_bytes().to_vec(),
-        new: new.as_bytes().to_vec(),
-    };
-    let Ok(text) = crate::apply::patch(&[edit]) else {
-        return false;
-    };
-    let files = parse_patch(&text);
-    files.len() == 1 && suggest::apply_patch(old, &files[0]).as_deref() == Some(new)
 }
