@@ -297,6 +297,14 @@ pub struct VerdictArgs {
     /// REJECT when P(clean) is below this [default: 0.60].
     #[arg(long, value_parser = probability, env = "DEEPSPARK_REJECT")]
     pub reject: Option<f64>,
+    /// ...and, where the repository's history ranks the change, when it is riskier than this
+    /// percentage of its recent commits; otherwise NEEDS WORK (0: the probability alone) [default: 90].
+    #[arg(long, value_parser = percentage, value_name = "PCT", env = "DEEPSPARK_REJECT_RANK")]
+    pub reject_rank: Option<f64>,
+    /// How many of the repository's recent commits a change is ranked against (scored once,
+    /// then cached in .git/deepspark/; 0: none) [default: 1000].
+    #[arg(long, value_name = "N", env = "DEEPSPARK_HISTORY")]
+    pub history: Option<usize>,
 }
 
 /// What is not sent to the model: size limits and skipped paths.
@@ -360,6 +368,15 @@ fn probability(s: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err(format!("{v} is not a probability in [0, 1]"))
+    }
+}
+
+fn percentage(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a percentage in [0, 100]"))
     }
 }
 

@@ -14,6 +14,10 @@ pub const FILE_NAME: &str = ".deepspark.toml";
 pub struct Config {
     pub lgtm: Option<f64>,
     pub reject: Option<f64>,
+    /// A REJECT needs the change riskier than this percentage of the recent history (0: off).
+    pub reject_rank: Option<f64>,
+    /// How many recent commits a change is ranked against (0: none).
+    pub history: Option<usize>,
     pub fail_on: Option<crate::cli::FailOn>,
     pub context: Option<u32>,
     pub max_file_lines: Option<usize>,
@@ -99,6 +103,11 @@ impl Config {
                 if !(0.0..=1.0).contains(&v) {
                     return Err(format!("{name} = {v} is not a probability in [0, 1]"));
                 }
+            }
+        }
+        if let Some(r) = cfg.reject_rank {
+            if !(0.0..=100.0).contains(&r) {
+                return Err(format!("reject_rank = {r} is not a percentage in [0, 100]"));
             }
         }
         if let Some(b) = cfg.lm_budget {

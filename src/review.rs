@@ -2,6 +2,10 @@
 //!
 //! P(clean) = 1 - the change's risk from the scorer (see `config::ChangeCombiner`).
 //! LGTM when P(clean) >= lgtm, REJECT when P(clean) < reject, NEEDS WORK otherwise.
+//! Where the repository's own history ranks the change ([`HistoryRank`]), a REJECT also needs
+//! the change to be riskier than `reject_rank`% of those commits, else it is NEEDS WORK
+//! ([`Review::temper`]): risk levels differ between projects, and a gate that blocks a
+//! project's ordinary work gets uninstalled.
 //! A change with files left unreviewed for size is never LGTM (it becomes NEEDS WORK).
 //! A change with nothing to review is LGTM with P(clean) = 1. Added lines holding
 //! bidirectional-override characters are reported as warnings ("trojan source").
@@ -14,11 +18,19 @@ use serde::Serialize;
 /// The verdict thresholds when nothing sets them: LGTM at P(clean) >= 0.95, REJECT below 0.60.
 pub const DEFAULT_LGTM: f64 = 0.95;
 pub const DEFAULT_REJECT: f64 = 0.60;
+/// A REJECT needs the change to be riskier than this share (percent) of the repository's
+/// recent commits, when they could be ranked (0: the probability alone decides).
+pub const DEFAULT_REJECT_RANK: f64 = 90.0;
+/// How many recent commits a change is ranked against.
+pub const HISTORY: usize = 1000;
+/// Fewer commits than this give no rank: a percentile of a handful says nothing.
+pub const MIN_HISTORY: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Thresholds {
     pub lgtm: f64,
     pub reject: f64,
+    pub reject_rank: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,9 +76,12 @@ pub struct Review {
     pub generator: Option<String>,
     /// `(file, hunk)` of the hunks dismissed with `deepspark dismiss` (scored as no risk).
     pub dismissed: Vec<(usize, usize)>,
-    /// Where the change's risk stands among the repository's recent commits, when the
-    /// learned model scored them (`deepspark learn`).
+    /// Where the change's risk stands among the repository's recent commits (scored by
+    /// `commands::history`, or stored by `deepspark learn`); `None` when too few were there.
     pub history: Option<HistoryRank>,
+    /// P(clean) was below the REJECT threshold, but the change is not among the riskiest
+    /// `reject_rank`% of the repository's history: NEEDS WORK instead ([`Review::temper`]).
+    pub tempered: bool,
     /// What a language model added (`--lm`): model output, already sanitised, never part of
     /// the verdict.
     pub assist: Assisted,
@@ -241,8 +256,51 @@ pub fn judge(
         generator: None,
         dismissed: Vec::new(),
         history: None,
+        tempered: false,
         assist: Assisted::default(),
     }
+}
+
+impl Review {
+    /// Sets the history rank and applies it to the verdict: a REJECT by probability stays a
+    /// REJECT only when the change is riskier than `thresholds.reject_rank`% of the
+    /// repository's recent commits; otherwise it is NEEDS WORK, and `tempered` says why.
+    pub fn temper(&mut self, history: Option<HistoryRank>) {
+        self.history = history;
+        if let Some(h) = history {
+            if self.verdict == Verdict::Reject && h.percentile < self.thresholds.reject_rank {
+                self.verdict = Verdict::NeedsWork;
+                self.tempered = true;
+            }
+        }
+    }
+
+    /// The sentence a report gives for a tempered REJECT.
+    pub fn tempered_sentence(&self) -> Option<String> {
+        let h = self.history.filter(|_| self.tempered)?;
+        Some(format!(
+            "P(clean) {:.1}% is below the REJECT line ({:.0}%), but this change is riskier than only {:.0}% of this \
+             repository's last {} commits, and REJECT is kept for the riskiest {:.0}% of them (--reject-rank)",
+            100.0 * self.p_clean,
+            100.0 * self.thresholds.reject,
+            h.percentile,
+            h.commits,
+            100.0 - self.thresholds.reject_rank
+        ))
+    }
+}
+
+/// The verdict the gate gives a change of risk `risk` ranked against `history` (change risks
+/// of the repository's recent commits; fewer than `min_history` give no rank): what `judge`
+/// and [`Review::temper`] decide together, for measuring the gate on labelled data.
+pub fn rejects(risk: f64, history: &[f32], min_history: usize, t: Thresholds) -> bool {
+    if 1.0 - risk >= t.reject {
+        return false;
+    }
+    if history.len() < min_history {
+        return true;
+    }
+    HistoryRank::of(risk, history).is_none_or(|h| h.percentile >= t.reject_rank)
 }
 
 /// Whether this verdict makes deepspark exit 1.
@@ -262,6 +320,7 @@ mod tests {
     const T: Thresholds = Thresholds {
         lgtm: 0.95,
         reject: 0.60,
+        reject_rank: DEFAULT_REJECT_RANK,
     };
 
     fn file(skip: Option<Skip>) -> FileDiff {
@@ -307,6 +366,52 @@ mod tests {
         assert!(!gate_tripped(Verdict::NeedsWork, FailOn::Reject));
         assert!(gate_tripped(Verdict::NeedsWork, FailOn::NeedsWork));
         assert!(!gate_tripped(Verdict::Reject, FailOn::Never));
+    }
+
+    #[test]
+    fn a_reject_needs_the_change_to_be_among_the_riskiest_of_its_history() {
+        // 100 past commits of risk 0.00, 0.01, ..., 0.99.
+        let history: Vec<f32> = (0..100).map(|i| i as f32 / 100.0).collect();
+        let rank = |risk| HistoryRank::of(risk, &history);
+        let mut ordinary = judge(vec![], vec![], 0.45, T, None);
+        assert_eq!(ordinary.verdict, Verdict::Reject);
+        ordinary.temper(rank(0.45));
+        assert_eq!(
+            ordinary.verdict,
+            Verdict::NeedsWork,
+            "riskier than 46% only (0.45 as f32 is below 0.45)"
+        );
+        assert!(ordinary.tempered);
+        let sentence = ordinary.tempered_sentence().unwrap();
+        assert!(
+            sentence.contains("only 46%") && sentence.contains("last 100 commits"),
+            "{sentence}"
+        );
+        let mut risky = judge(vec![], vec![], 0.95, T, None);
+        risky.temper(rank(0.95));
+        assert_eq!(risky.verdict, Verdict::Reject, "riskier than 95%");
+        assert!(!risky.tempered && risky.tempered_sentence().is_none());
+        let mut no_history = judge(vec![], vec![], 0.45, T, None);
+        no_history.temper(None);
+        assert_eq!(no_history.verdict, Verdict::Reject);
+        let mut clean = judge(vec![], vec![], 0.10, T, None);
+        clean.temper(rank(0.10));
+        assert_eq!(clean.verdict, Verdict::NeedsWork);
+        assert!(!clean.tempered, "only a REJECT is tempered");
+        let off = Thresholds { reject_rank: 0.0, ..T };
+        let mut plain = judge(vec![], vec![], 0.45, off, None);
+        plain.temper(rank(0.45));
+        assert_eq!(plain.verdict, Verdict::Reject, "--reject-rank 0: the probability alone");
+
+        // `rejects` decides as judge + temper do.
+        assert!(!rejects(0.45, &history, 100, T));
+        assert!(rejects(0.95, &history, 100, T));
+        assert!(
+            rejects(0.45, &history[..99], 100, T),
+            "too short a history gives no rank"
+        );
+        assert!(!rejects(0.30, &history[..10], 100, T), "P(clean) 0.70 is no REJECT");
+        assert!(rejects(0.45, &history, 100, off));
     }
 }
 

@@ -49,7 +49,7 @@ pub fn run(args: EvalArgs) -> Result<u8> {
                 .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
             let scored = score_split(&model, &data, split).and_then(|(chosen, logits)| {
                 write_scores(file, path, &model, &data, &chosen, &logits)?;
-                Ok(report_scored(&model, &data, &chosen, &logits, split))
+                report_scored(&model, &data, &chosen, &logits, split)
             });
             match scored {
                 Ok(r) if r.n > 0 => r,
@@ -210,9 +210,16 @@ pub fn print_text(r: &EvalReport, out: &mut impl Write) -> std::io::Result<()> {
         let pct = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.1}%", v * 100.0));
         writeln!(
             out,
-            "gate (REJECT below P(clean) 0.60): blocks {} of clean changes, catches {} of buggy ones",
+            "gate (REJECT below P(clean) 0.60 and riskier than 90% of the project's last 1000 earlier commits): \
+             blocks {} of clean changes, catches {} of buggy ones",
             pct(r.gate_blocked_clean),
             pct(r.gate_caught_buggy)
+        )?;
+        writeln!(
+            out,
+            "  by the probability alone (--reject-rank 0): blocks {} of clean, catches {} of buggy",
+            pct(r.gate_probability_blocked_clean),
+            pct(r.gate_probability_caught_buggy)
         )?;
     }
     let pct = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.1}%", v * 100.0));
@@ -228,10 +235,13 @@ pub fn print_text(r: &EvalReport, out: &mut impl Write) -> std::io::Result<()> {
         if p.commit_n > 0 {
             write!(
                 out,
-                "  gate: blocks {} of clean, catches {} of buggy ({} changes)",
+                "  gate: blocks {} of clean, catches {} of buggy ({} changes; probability alone {} / {}; ranked against {} commits)",
                 pct(p.gate_blocked_clean),
                 pct(p.gate_caught_buggy),
-                p.commit_n
+                p.commit_n,
+                pct(p.gate_probability_blocked_clean),
+                pct(p.gate_probability_caught_buggy),
+                p.history_commits
             )?;
         }
         writeln!(out)?;

@@ -1,6 +1,6 @@
 //! `deepspark hook install|uninstall|status|run`: the pre-push hook (see `hook.rs`).
 
-use super::review::{Settings, review_files, use_color};
+use super::review::{Settings, use_color};
 use crate::cli::{HookCommand, HookRunArgs};
 use crate::hook::{self, Installed, Status};
 use crate::review::gate_tripped;
@@ -84,7 +84,8 @@ fn run_pre_push(args: HookRunArgs) -> Result<u8> {
         if files.is_empty() {
             continue;
         }
-        let review = review_files(files, &settings)?;
+        let (mut review, mut model) = super::review::score_files(files, &settings)?;
+        super::review::rank(&repo, &mut review, &settings, &mut model);
         let sides = crate::diff::OldNew {
             old: base.map_or("(empty tree)".to_string(), |b| b.to_string()[..12].to_string()),
             new: r.local_ref.clone(),

@@ -62,8 +62,7 @@ struct History {
     risks: Vec<f32>,
 }
 
-/// How many recent commits the history rank compares a change with.
-pub const HISTORY: usize = 1000;
+use super::history::HISTORY;
 
 /// A folder removed when dropped (the run's scratch space).
 struct Scratch(PathBuf);
@@ -292,15 +291,7 @@ fn score_history(
     };
     let mut settings = super::review::Settings::resolve(&gate, cfg)?;
     settings.model = Some(dir.to_path_buf());
-    let ids = super::scan::with_parents(repo, at, HISTORY)?;
-    let mut model = None;
-    let mut risks = Vec::with_capacity(ids.len());
-    for group in ids.chunks(64) {
-        for (_, review) in super::scan::review_group(repo, group, &settings, &mut model)? {
-            risks.push(((1.0 - review.p_clean) * 1e4).round() as f32 / 1e4);
-        }
-    }
-    risks.sort_by(f32::total_cmp);
+    let risks = super::history::risks(repo, at, HISTORY, &settings, &mut None)?;
     Ok(History {
         commits: risks.len(),
         risks,

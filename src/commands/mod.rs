@@ -5,6 +5,7 @@ pub mod eval;
 pub mod eval_pairs;
 pub mod eval_suggest;
 pub mod fix;
+pub mod history;
 pub mod hook;
 pub mod learn;
 pub mod man;

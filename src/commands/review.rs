@@ -89,6 +89,8 @@ pub struct Settings {
     pub suggest: suggest::Settings,
     /// Fingerprints of dismissed findings (`.deepspark/dismissed`), scored as no risk.
     pub dismissed: std::collections::HashSet<String>,
+    /// How many recent commits a change is ranked against (0: none; see `history.rs`).
+    pub history: usize,
 }
 
 impl Settings {
@@ -100,6 +102,11 @@ impl Settings {
             .reject
             .or(cfg.reject)
             .unwrap_or(crate::review::DEFAULT_REJECT);
+        let reject_rank = args
+            .verdict
+            .reject_rank
+            .or(cfg.reject_rank)
+            .unwrap_or(crate::review::DEFAULT_REJECT_RANK);
         if reject > lgtm {
             bail!("--reject ({reject}) must not be above --lgtm ({lgtm})");
         }
@@ -112,7 +119,12 @@ impl Settings {
         patterns.extend(cfg.skip.iter().cloned());
         patterns.extend(args.limits.skip.iter().cloned());
         Ok(Settings {
-            thresholds: Thresholds { lgtm, reject },
+            thresholds: Thresholds {
+                lgtm,
+                reject,
+                reject_rank,
+            },
+            history: args.verdict.history.or(cfg.history).unwrap_or(super::history::HISTORY),
             fail_on: args.fail_on.or(cfg.fail_on).unwrap_or(FailOn::Reject),
             rules: skip::Rules {
                 patterns,
@@ -201,13 +213,9 @@ fn staleness(repo: &git2::Repository, dir: &Path) -> Option<String> {
     })
 }
 
-/// skip -> tokens -> model -> verdict, for files read from git.
-pub fn review_files(files: Vec<FileDiff>, settings: &Settings) -> Result<Review> {
-    Ok(score_files(files, settings)?.0)
-}
-
-/// [`review_files`], also returning the loaded model (none when there was nothing to score).
-fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Review, Option<RiskModel>)> {
+/// skip -> tokens -> model -> verdict, for files read from git; also the loaded model
+/// (none when there was nothing to score). [`rank`] then places it in the history.
+pub fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Review, Option<RiskModel>)> {
     let start = Instant::now();
     skip::apply(&mut files, &settings.rules);
     let mut scores: Vec<Vec<HunkScore>> = vec![Vec::new(); files.len()];
@@ -255,8 +263,30 @@ fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Review,
     let describe = model.describe() + &learned_note(settings.model.as_deref());
     let mut review = judge(files, scores, risk, settings.thresholds, Some(describe));
     review.dismissed = dismissed;
-    review.history = crate::review::HistoryRank::of(risk, &learned_history(settings.model.as_deref()));
     Ok((review, Some(model)))
+}
+
+/// Ranks the change against the repository's recent commits and tempers the verdict by that
+/// rank (`Review::temper`): the history `learn` stored with a learned model, else the last
+/// `settings.history` commits from HEAD, scored with `model` (cached; see `history.rs`).
+/// A change with nothing scored is not ranked; a history that cannot be read gives no rank.
+pub fn rank(repo: &git2::Repository, review: &mut Review, settings: &Settings, model: &mut Option<RiskModel>) {
+    if review.scores.iter().all(|s| s.is_empty()) || settings.history == 0 {
+        return;
+    }
+    let mut history = learned_history(settings.model.as_deref());
+    if history.is_empty() && repo.head().is_ok() {
+        history = match super::history::risks(repo, "HEAD", settings.history, settings, model) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("deepspark: the change is not ranked against this repository's history: {e:#}");
+                Vec::new()
+            }
+        };
+    }
+    let rank = crate::review::HistoryRank::of(1.0 - review.p_clean, &history)
+        .filter(|h| h.commits >= super::history::MIN_HISTORY);
+    review.temper(rank);
 }
 
 /// Replaces the scores of dismissed hunks (see `commands::dismiss`) and says which they are.
@@ -475,7 +505,8 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
             change.sides.new
         );
     }
-    let (mut review, model) = score_files(change.files, &settings)?;
+    let (mut review, mut model) = score_files(change.files, &settings)?;
+    rank(&repo, &mut review, &settings, &mut model);
     let has_work = review.scores.iter().any(|s| !s.is_empty());
     let mut lm = match (&lm_args.lm, has_work) {
         (Some(_), true) => {

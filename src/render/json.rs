@@ -17,8 +17,12 @@ struct Doc<'a> {
     sides: &'a crate::diff::OldNew<String>,
     verdict: &'static str,
     p_clean: f64,
-    /// Where the change's risk stands among the repository's recent commits (learned models only).
+    /// Where the change's risk stands among the repository's recent commits (at least
+    /// `history::MIN_HISTORY` of them).
     history: Option<crate::review::HistoryRank>,
+    /// P(clean) was below `thresholds.reject`, but the change is not riskier than
+    /// `thresholds.reject_rank`% of that history: NEEDS WORK instead of REJECT.
+    reject_tempered: bool,
     thresholds: Thresholds,
     fail_on: FailOn,
     gate_tripped: bool,
@@ -221,6 +225,7 @@ pub fn write(
         },
         p_clean: r.p_clean,
         history: r.history,
+        reject_tempered: r.tempered,
         thresholds: r.thresholds,
         fail_on,
         gate_tripped: gate_tripped(r.verdict, fail_on),

@@ -75,9 +75,10 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
             writeln!(out)?;
         }
     }
-    if let Some(h) = &r.history {
-        writeln!(out, "This change is {}.", h.sentence())?;
-        writeln!(out)?;
+    match (r.tempered_sentence(), &r.history) {
+        (Some(t), _) => writeln!(out, "{t}.\n")?,
+        (None, Some(h)) => writeln!(out, "This change is {}.\n", h.sentence())?,
+        (None, None) => {}
     }
     let reviewed = r.files.iter().filter(|f| f.skip.is_none()).count();
     let hunks: usize = r.scores.iter().map(Vec::len).sum();

@@ -67,8 +67,10 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
         r.thresholds.lgtm * 100.0,
         r.thresholds.reject * 100.0
     )?;
-    if let Some(h) = &r.history {
-        writeln!(out, "  {}", h.sentence())?;
+    match (r.tempered_sentence(), &r.history) {
+        (Some(t), _) => writeln!(out, "  {t}")?,
+        (None, Some(h)) => writeln!(out, "  {}", h.sentence())?,
+        (None, None) => {}
     }
     let reviewed = r.files.iter().filter(|f| f.skip.is_none()).count();
     let hunks: usize = r.scores.iter().map(Vec::len).sum();

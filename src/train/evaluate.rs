@@ -29,10 +29,17 @@ pub struct EvalReport {
     pub commit_auc: Option<f64>,
     pub commit_baseline_auc: Option<f64>,
     pub commit_ece: Option<f64>,
-    /// The gate at the default thresholds (REJECT below P(clean) 0.60, which `--fail-on
-    /// reject` blocks): the share of clean changes it blocks and of buggy ones it catches.
+    /// The gate at the default thresholds, which `--fail-on reject` blocks: REJECT below
+    /// P(clean) 0.60 when the change is also riskier than 90% of its project's last 1000
+    /// commits before the split (`review::rejects`; the probability alone where fewer than
+    /// 100 came before): the share of clean changes it blocks and of buggy ones it catches.
     pub gate_blocked_clean: Option<f64>,
     pub gate_caught_buggy: Option<f64>,
+    /// The same for the probability alone (`--reject-rank 0`).
+    #[serde(default)]
+    pub gate_probability_blocked_clean: Option<f64>,
+    #[serde(default)]
+    pub gate_probability_caught_buggy: Option<f64>,
     /// Hunk-level AUC per project (model, baseline).
     pub projects: Vec<ProjectAuc>,
 }
@@ -48,24 +55,93 @@ pub struct ProjectAuc {
     pub commit_n: usize,
     pub gate_blocked_clean: Option<f64>,
     pub gate_caught_buggy: Option<f64>,
+    #[serde(default)]
+    pub gate_probability_blocked_clean: Option<f64>,
+    #[serde(default)]
+    pub gate_probability_caught_buggy: Option<f64>,
+    /// How many of the project's earlier commits its changes were ranked against.
+    #[serde(default)]
+    pub history_commits: usize,
 }
 
 /// Scores `split` of `data` with `model` and computes every metric.
 pub fn evaluate(model: &RiskModel, data: &Dataset, split: Split) -> Result<EvalReport> {
     let (chosen, logits) = score_split(model, data, split)?;
-    Ok(report_scored(model, data, &chosen, &logits, split))
+    report_scored(model, data, &chosen, &logits, split)
 }
 
-/// The report for logits already computed by [`score_split`].
-pub fn report_scored(model: &RiskModel, data: &Dataset, chosen: &[usize], logits: &[f32], split: Split) -> EvalReport {
-    report(
+/// The report for logits already computed by [`score_split`] (the gate's history is scored
+/// here).
+pub fn report_scored(
+    model: &RiskModel,
+    data: &Dataset,
+    chosen: &[usize],
+    logits: &[f32],
+    split: Split,
+) -> Result<EvalReport> {
+    let history = histories(model, data, split)?;
+    Ok(report(
         model.config.calibration,
         model.config.change,
         data,
         chosen,
         logits,
         split,
-    )
+        &history,
+    ))
+}
+
+/// Per project, the change risks of its last `review::HISTORY` commits dated before the
+/// split's first one (from any split; none for `all`): what `review` ranks a change against
+/// in its repository (`commands::history`), so that `eval` measures the gate users get.
+fn histories(model: &RiskModel, data: &Dataset, split: Split) -> Result<HashMap<String, Vec<f32>>> {
+    if split == Split::All {
+        return Ok(HashMap::new());
+    }
+    let mut start: HashMap<&str, i64> = HashMap::new();
+    for c in data.commits.iter().filter(|c| Dataset::in_split(c.split, split)) {
+        let e = start.entry(c.project.as_str()).or_insert(i64::MAX);
+        *e = (*e).min(c.date);
+    }
+    let mut before: HashMap<&str, Vec<(i64, &str)>> = HashMap::new();
+    for c in &data.commits {
+        if start.get(c.project.as_str()).is_some_and(|&s| c.date < s) {
+            before
+                .entry(c.project.as_str())
+                .or_default()
+                .push((c.date, c.id.as_str()));
+        }
+    }
+    let mut wanted: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    for (project, mut commits) in before {
+        commits.sort_unstable_by(|a, b| b.cmp(a));
+        wanted.extend(
+            commits
+                .into_iter()
+                .take(crate::review::HISTORY)
+                .map(|(_, id)| (project, id)),
+        );
+    }
+    let picked: Vec<usize> = (0..data.samples.len())
+        .filter(|&i| wanted.contains(&(data.samples[i].project.as_str(), data.samples[i].commit.as_str())))
+        .collect();
+    let logits = score(model, data, &picked, "scoring the history the gate ranks against")?;
+    let mut per_commit: HashMap<(&str, &str), Vec<f32>> = HashMap::new();
+    for (&i, &l) in picked.iter().zip(&logits) {
+        let s = &data.samples[i];
+        per_commit.entry((&s.project, &s.commit)).or_default().push(l);
+    }
+    let mut out: HashMap<String, Vec<f32>> = HashMap::new();
+    for ((project, _), logits) in per_commit {
+        let risk = model.config.change.apply(&logits);
+        out.entry(project.to_string())
+            .or_default()
+            .push((risk * 1e4).round() / 1e4);
+    }
+    for v in out.values_mut() {
+        v.sort_by(f32::total_cmp);
+    }
+    Ok(out)
 }
 
 /// Score every hunk of a split: the indices of the chosen samples and their raw (uncalibrated) logits.
@@ -73,6 +149,12 @@ pub fn score_split(model: &RiskModel, data: &Dataset, split: Split) -> Result<(V
     let chosen: Vec<usize> = (0..data.samples.len())
         .filter(|&i| Dataset::in_split(data.samples[i].split, split))
         .collect();
+    let logits = score(model, data, &chosen, "scoring")?;
+    Ok((chosen, logits))
+}
+
+/// The raw logits of the samples `chosen`, in batches, with a progress bar.
+fn score(model: &RiskModel, data: &Dataset, chosen: &[usize], what: &str) -> Result<Vec<f32>> {
     let inputs: Vec<model::ScoreInput> = chosen
         .iter()
         .map(|&i| {
@@ -84,7 +166,7 @@ pub fn score_split(model: &RiskModel, data: &Dataset, split: Split) -> Result<(V
             }
         })
         .collect();
-    let bar = progress(inputs.len() as u64, "scoring");
+    let bar = progress(inputs.len() as u64, what);
     let mut logits = Vec::with_capacity(inputs.len());
     for chunk in inputs.chunks(512) {
         let enc = model.encode(chunk)?;
@@ -92,7 +174,7 @@ pub fn score_split(model: &RiskModel, data: &Dataset, split: Split) -> Result<(V
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    Ok((chosen, logits))
+    Ok(logits)
 }
 
 fn report(
@@ -102,6 +184,7 @@ fn report(
     chosen: &[usize],
     logits: &[f32],
     split: Split,
+    history: &HashMap<String, Vec<f32>>,
 ) -> EvalReport {
     let mut r = EvalReport {
         split: format!("{split:?}").to_lowercase(),
@@ -174,49 +257,80 @@ fn report(
             e.1.push(b);
         }
     }
+    let shipped = crate::review::Thresholds {
+        lgtm: crate::review::DEFAULT_LGTM,
+        reject: crate::review::DEFAULT_REJECT,
+        reject_rank: crate::review::DEFAULT_REJECT_RANK,
+    };
+    let alone = crate::review::Thresholds {
+        reject_rank: 0.0,
+        ..shipped
+    };
+    let none = Vec::new();
+    // Every change's verdict under both gates: (blocked by the gate as shipped, by the probability alone).
+    let mut all_gates: Vec<(bool, bool, bool)> = Vec::new();
     for p in &mut r.projects {
         if let Some((risks, ys)) = by_project.get(p.project.as_str()) {
+            let h = history.get(&p.project).unwrap_or(&none);
+            let gates: Vec<(bool, bool, bool)> = risks
+                .iter()
+                .zip(ys)
+                .map(|(&risk, &b)| {
+                    let risk = risk as f64;
+                    let min = crate::review::MIN_HISTORY;
+                    (
+                        crate::review::rejects(risk, h, min, shipped),
+                        crate::review::rejects(risk, h, min, alone),
+                        b,
+                    )
+                })
+                .collect();
             p.commit_n = risks.len();
-            p.gate_blocked_clean = gate_share(risks, ys, false);
-            p.gate_caught_buggy = gate_share(risks, ys, true);
+            p.history_commits = h.len();
+            (p.gate_blocked_clean, p.gate_caught_buggy) = gate_shares(&gates, |g| g.0);
+            (p.gate_probability_blocked_clean, p.gate_probability_caught_buggy) = gate_shares(&gates, |g| g.1);
+            all_gates.extend(gates);
         }
     }
     r.commit_n = cp.len();
     r.commit_auc = metrics::roc_auc(&cp, &cy);
     r.commit_baseline_auc = metrics::roc_auc(&cb, &cy);
     r.commit_ece = metrics::ece(&cp, &cy, 10);
-    r.gate_blocked_clean = gate_share(&cp, &cy, false);
-    r.gate_caught_buggy = gate_share(&cp, &cy, true);
+    (r.gate_blocked_clean, r.gate_caught_buggy) = gate_shares(&all_gates, |g| g.0);
+    (r.gate_probability_blocked_clean, r.gate_probability_caught_buggy) = gate_shares(&all_gates, |g| g.1);
     r
 }
 
-/// The share of changes labelled `buggy` (or clean) whose verdict is REJECT at the default
-/// threshold: what `--fail-on reject` blocks.
-fn gate_share(risks: &[f32], buggy: &[bool], which: bool) -> Option<f64> {
-    let chosen: Vec<f32> = risks
-        .iter()
-        .zip(buggy)
-        .filter(|(_, b)| **b == which)
-        .map(|(r, _)| *r)
-        .collect();
-    let rejected = chosen
-        .iter()
-        .filter(|&&r| 1.0 - (r as f64) < crate::review::DEFAULT_REJECT)
-        .count();
-    (!chosen.is_empty()).then(|| rejected as f64 / chosen.len() as f64)
+/// The share of clean changes a gate blocks and of buggy ones it catches, from each change's
+/// (blocked as shipped, blocked by the probability alone, buggy).
+fn gate_shares(
+    gates: &[(bool, bool, bool)],
+    blocked: impl Fn(&(bool, bool, bool)) -> bool,
+) -> (Option<f64>, Option<f64>) {
+    let share = |buggy: bool| {
+        let chosen: Vec<_> = gates.iter().filter(|g| g.2 == buggy).collect();
+        (!chosen.is_empty()).then(|| chosen.iter().filter(|g| blocked(g)).count() as f64 / chosen.len() as f64)
+    };
+    (share(false), share(true))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::gate_share;
+    use super::gate_shares;
 
     #[test]
-    fn the_gate_blocks_changes_below_the_reject_threshold() {
-        // Risk 0.5 and 0.7 (P(clean) 0.5 and 0.3) are REJECT, below 0.60; 0.1 and 0.2 are not.
-        let risks = [0.5, 0.1, 0.7, 0.2];
-        let buggy = [false, false, true, true];
-        assert_eq!(gate_share(&risks, &buggy, false), Some(0.5));
-        assert_eq!(gate_share(&risks, &buggy, true), Some(0.5));
-        assert_eq!(gate_share(&[0.1], &[false], true), None, "no buggy change: no share");
+    fn gate_shares_count_clean_and_buggy_changes_apart() {
+        // (blocked as shipped, blocked by probability, buggy)
+        let gates = [
+            (true, true, false),
+            (false, true, false),
+            (false, false, false),
+            (false, false, false),
+            (true, true, true),
+            (false, true, true),
+        ];
+        assert_eq!(gate_shares(&gates, |g| g.0), (Some(0.25), Some(0.5)));
+        assert_eq!(gate_shares(&gates, |g| g.1), (Some(0.5), Some(1.0)));
+        assert_eq!(gate_shares(&gates[..4], |g| g.0).1, None, "no buggy change: no share");
     }
 }

@@ -193,11 +193,22 @@ fn exit_codes_follow_fail_on() {
     let r = two_commits();
     // Everything below P(clean) = 1 is REJECT with these thresholds.
     r.cmd()
-        .args(["review", "HEAD~1", "--lgtm", "1", "--reject", "1"])
+        .args(["review", "HEAD~1", "--lgtm", "1", "--lgtm", "1", "--reject", "1"])
         .assert()
         .code(1);
     r.cmd()
-        .args(["review", "HEAD~1", "--lgtm", "1", "--reject", "1", "--fail-on", "never"])
+        .args([
+            "review",
+            "HEAD~1",
+            "--lgtm",
+            "1",
+            "--lgtm",
+            "1",
+            "--reject",
+            "1",
+            "--fail-on",
+            "never",
+        ])
         .assert()
         .code(0);
     // Nothing is REJECT, everything is NEEDS WORK.
@@ -399,4 +410,108 @@ fn scan_reviews_each_commit_with_one_line_each() {
         .stderr(predicates::str::contains("unknown revision"));
     r.cmd().args(["scan", "HEAD~1...HEAD"]).assert().code(2);
     assert_eq!(snapshot(r.path()), before, "scan changed the repository");
+}
+
+/// A repository of `n` commits that each add one similar line to `a.rs`.
+fn routine_history(n: usize) -> Repo {
+    let r = Repo::new();
+    let mut text = String::from("fn main() {\n}\n");
+    for i in 0..n {
+        text.insert_str(text.len() - 2, &format!("    let x{i:03} = compute({i:03});\n"));
+        r.write("a.rs", &text);
+        r.commit(&format!("step {i}"));
+    }
+    r
+}
+
+#[test]
+fn a_reject_needs_the_change_to_be_unusual_for_its_repository() {
+    let r = routine_history(130);
+    // --reject 1: every change is a REJECT by probability; the change under review, in the
+    // middle of 130 like it, ranks as an ordinary one and the verdict becomes NEEDS WORK.
+    let (v, code) = review_json(&r, &["--commit", "HEAD~65", "--lgtm", "1", "--reject", "1"]);
+    assert_eq!(v["verdict"], "needs-work", "{v}");
+    assert_eq!(code, 0, "the gate does not trip on NEEDS WORK");
+    assert_eq!(v["reject_tempered"], true);
+    assert_eq!(v["thresholds"]["reject_rank"], 90.0);
+    assert_eq!(
+        v["history"]["commits"], 130,
+        "ranked against the last 130 commits from HEAD: {v}"
+    );
+    let p = v["history"]["percentile"].as_f64().unwrap();
+    assert!(p < 90.0, "a commit in the middle of its history ranks below 90%: {p}");
+    let cache = r.path().join(".git/deepspark/history.json");
+    assert!(cache.is_file(), "the scores are cached in the git directory");
+    let cached = std::fs::read(&cache).unwrap();
+
+    // The same review again reads the cache, and gives the same rank.
+    let (again, _) = review_json(&r, &["--commit", "HEAD~65", "--lgtm", "1", "--reject", "1"]);
+    assert_eq!(again["history"], v["history"]);
+    assert_eq!(
+        std::fs::read(&cache).unwrap(),
+        cached,
+        "nothing new to score, nothing rewritten"
+    );
+
+    // The terminal says why it is not a REJECT.
+    let out = cmd_in(r.path())
+        .args([
+            "review", "--commit", "HEAD~65", "--lgtm", "1", "--reject", "1", "--color", "never",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("below the REJECT line") && text.contains("--reject-rank"),
+        "{text}"
+    );
+
+    // --reject-rank 0 (or DEEPSPARK_REJECT_RANK, or reject_rank in the config): the probability alone.
+    let (v, code) = review_json(
+        &r,
+        &[
+            "--commit",
+            "HEAD~65",
+            "--lgtm",
+            "1",
+            "--reject",
+            "1",
+            "--reject-rank",
+            "0",
+        ],
+    );
+    assert_eq!((v["verdict"].as_str(), code), (Some("reject"), 1), "{v}");
+    assert_eq!(v["reject_tempered"], false);
+    r.write(".deepspark.toml", "reject_rank = 0\n");
+    let (v, _) = review_json(&r, &["--commit", "HEAD~65", "--lgtm", "1", "--reject", "1"]);
+    assert_eq!(v["verdict"], "reject");
+    r.remove(".deepspark.toml");
+    // --history 0: no rank at all.
+    let (v, _) = review_json(
+        &r,
+        &["--commit", "HEAD~65", "--lgtm", "1", "--reject", "1", "--history", "0"],
+    );
+    assert_eq!(
+        (v["verdict"].as_str(), v["history"].is_null()),
+        (Some("reject"), true),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_short_history_gives_no_rank_and_writes_nothing() {
+    let r = routine_history(20);
+    let before = snapshot(r.path());
+    let (v, code) = review_json(&r, &["--commit", "HEAD", "--lgtm", "1", "--reject", "1"]);
+    assert_eq!(
+        (v["verdict"].as_str(), code),
+        (Some("reject"), 1),
+        "20 commits are too few to rank: {v}"
+    );
+    assert!(v["history"].is_null());
+    assert_eq!(
+        snapshot(r.path()),
+        before,
+        "nothing cached for a history too short to use"
+    );
 }
