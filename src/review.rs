@@ -267,11 +267,12 @@ impl Review {
     /// repository's recent commits; otherwise it is NEEDS WORK, and `tempered` says why.
     pub fn temper(&mut self, history: Option<HistoryRank>) {
         self.history = history;
-        if let Some(h) = history {
-            if self.verdict == Verdict::Reject && h.percentile < self.thresholds.reject_rank {
-                self.verdict = Verdict::NeedsWork;
-                self.tempered = true;
-            }
+        if let Some(h) = history
+            && self.verdict == Verdict::Reject
+            && h.percentile < self.thresholds.reject_rank
+        {
+            self.verdict = Verdict::NeedsWork;
+            self.tempered = true;
         }
     }
 

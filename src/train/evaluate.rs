@@ -267,28 +267,27 @@ fn report(
         ..shipped
     };
     let none = Vec::new();
-    // Every change's verdict under both gates: (blocked by the gate as shipped, by the probability alone).
-    let mut all_gates: Vec<(bool, bool, bool)> = Vec::new();
+    let mut all_gates: Vec<Gated> = Vec::new();
     for p in &mut r.projects {
         if let Some((risks, ys)) = by_project.get(p.project.as_str()) {
             let h = history.get(&p.project).unwrap_or(&none);
-            let gates: Vec<(bool, bool, bool)> = risks
+            let gates: Vec<Gated> = risks
                 .iter()
                 .zip(ys)
                 .map(|(&risk, &b)| {
                     let risk = risk as f64;
                     let min = crate::review::MIN_HISTORY;
-                    (
-                        crate::review::rejects(risk, h, min, shipped),
-                        crate::review::rejects(risk, h, min, alone),
-                        b,
-                    )
+                    Gated {
+                        shipped: crate::review::rejects(risk, h, min, shipped),
+                        alone: crate::review::rejects(risk, h, min, alone),
+                        buggy: b,
+                    }
                 })
                 .collect();
             p.commit_n = risks.len();
             p.history_commits = h.len();
-            (p.gate_blocked_clean, p.gate_caught_buggy) = gate_shares(&gates, |g| g.0);
-            (p.gate_probability_blocked_clean, p.gate_probability_caught_buggy) = gate_shares(&gates, |g| g.1);
+            (p.gate_blocked_clean, p.gate_caught_buggy) = gate_shares(&gates, |g| g.shipped);
+            (p.gate_probability_blocked_clean, p.gate_probability_caught_buggy) = gate_shares(&gates, |g| g.alone);
             all_gates.extend(gates);
         }
     }
@@ -296,19 +295,24 @@ fn report(
     r.commit_auc = metrics::roc_auc(&cp, &cy);
     r.commit_baseline_auc = metrics::roc_auc(&cb, &cy);
     r.commit_ece = metrics::ece(&cp, &cy, 10);
-    (r.gate_blocked_clean, r.gate_caught_buggy) = gate_shares(&all_gates, |g| g.0);
-    (r.gate_probability_blocked_clean, r.gate_probability_caught_buggy) = gate_shares(&all_gates, |g| g.1);
+    (r.gate_blocked_clean, r.gate_caught_buggy) = gate_shares(&all_gates, |g| g.shipped);
+    (r.gate_probability_blocked_clean, r.gate_probability_caught_buggy) = gate_shares(&all_gates, |g| g.alone);
     r
 }
 
-/// The share of clean changes a gate blocks and of buggy ones it catches, from each change's
-/// (blocked as shipped, blocked by the probability alone, buggy).
-fn gate_shares(
-    gates: &[(bool, bool, bool)],
-    blocked: impl Fn(&(bool, bool, bool)) -> bool,
-) -> (Option<f64>, Option<f64>) {
+/// One change under both gates.
+struct Gated {
+    /// Blocked by the gate as shipped (probability and rank).
+    shipped: bool,
+    /// Blocked by the probability alone.
+    alone: bool,
+    buggy: bool,
+}
+
+/// The share of clean changes a gate blocks and of buggy ones it catches.
+fn gate_shares(gates: &[Gated], blocked: impl Fn(&Gated) -> bool) -> (Option<f64>, Option<f64>) {
     let share = |buggy: bool| {
-        let chosen: Vec<_> = gates.iter().filter(|g| g.2 == buggy).collect();
+        let chosen: Vec<_> = gates.iter().filter(|g| g.buggy == buggy).collect();
         (!chosen.is_empty()).then(|| chosen.iter().filter(|g| blocked(g)).count() as f64 / chosen.len() as f64)
     };
     (share(false), share(true))
@@ -316,21 +320,27 @@ fn gate_shares(
 
 #[cfg(test)]
 mod tests {
-    use super::gate_shares;
+    use super::{Gated, gate_shares};
 
     #[test]
     fn gate_shares_count_clean_and_buggy_changes_apart() {
-        // (blocked as shipped, blocked by probability, buggy)
-        let gates = [
+        let gates: Vec<Gated> = [
             (true, true, false),
             (false, true, false),
             (false, false, false),
             (false, false, false),
             (true, true, true),
             (false, true, true),
-        ];
-        assert_eq!(gate_shares(&gates, |g| g.0), (Some(0.25), Some(0.5)));
-        assert_eq!(gate_shares(&gates, |g| g.1), (Some(0.5), Some(1.0)));
-        assert_eq!(gate_shares(&gates[..4], |g| g.0).1, None, "no buggy change: no share");
+        ]
+        .into_iter()
+        .map(|(shipped, alone, buggy)| Gated { shipped, alone, buggy })
+        .collect();
+        assert_eq!(gate_shares(&gates, |g| g.shipped), (Some(0.25), Some(0.5)));
+        assert_eq!(gate_shares(&gates, |g| g.alone), (Some(0.5), Some(1.0)));
+        assert_eq!(
+            gate_shares(&gates[..4], |g| g.shipped).1,
+            None,
+            "no buggy change: no share"
+        );
     }
 }
