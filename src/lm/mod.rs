@@ -1,7 +1,8 @@
 //! Pretrained language models run in the process: where their weights come from
 //! (`source.rs`), how a GGUF file is checked before it is read (`gguf.rs`), tokenizers
-//! (`tokenizer.rs`), chat templates (`chat.rs`), the loaded network (`model.rs`) and
-//! generation and log-probabilities (`decode.rs`).
+//! (`tokenizer.rs`), chat templates (`chat.rs`), the loaded network (`model.rs`), the
+//! decoder that scores a text in one pass (`net.rs`) and generation and log-probabilities
+//! (`decode.rs`).
 //!
 //! The rest of deepspark sees only [`LanguageModel`]: a chat completion under a token
 //! budget, and the log-probability of each token of a text after a context. No command
@@ -12,6 +13,7 @@ pub mod chat;
 pub mod decode;
 pub mod gguf;
 pub mod model;
+pub mod net;
 pub mod source;
 pub mod tiny;
 pub mod tokenizer;

@@ -6,13 +6,20 @@
 //!
 //! Weights are kept as the file stores them, or converted at load (`WeightFormat`): candle
 //! has SIMD kernels for Q8_0 and f32 but not for every type a file may use. The KV cache is
-//! reused while a prompt extends what it holds; a `logprobs` context is kept (a clone of the
-//! network shares the weights) so the next call with the same context starts after it.
-//! This module does not resolve where a file comes from (`source.rs`).
+//! reused while a prompt extends what it holds; a system prompt is kept (a clone of the
+//! network shares the weights) so the next request with it starts after it.
+//!
+//! `logprobs` does not use those networks: they give the logits of the last position only, so
+//! a text would cost one pass per token. It reads the text in one pass through [`Decoder`]
+//! (`net.rs`), built from the same (converted) tensors on the first call, which holds a second
+//! copy of the weights; a model that only chats never builds it. The keys and values of what
+//! it read are kept, so a call whose context starts with an earlier call's context and text
+//! reads only the rest. This module does not resolve where a file comes from (`source.rs`).
 
 use super::chat::Template;
-use super::decode::{Sampler, find_stop, log_softmax};
+use super::decode::{Sampler, find_stop};
 use super::gguf::{self, Header};
+use super::net::{self, Cache, Decoder};
 use super::tokenizer::LmTokenizer;
 use super::{ChatRequest, Completion, LanguageModel, LmError, StopReason, TokenLogprob};
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
@@ -239,9 +246,26 @@ pub struct GgufModel {
     description: String,
     /// The tokens whose keys and values the network's cache holds.
     cached: Vec<u32>,
-    /// States worth returning to (log-prob contexts, system prompts), the oldest first.
+    /// States worth returning to (system prompts), the oldest first.
     anchors: Vec<Anchor>,
+    /// Where the weights were read from and how they are held: the one-pass decoder is built
+    /// from them again when `logprobs` first needs it.
+    path: PathBuf,
+    weights: WeightFormat,
+    decoder: Option<Decoder>,
+    /// What the decoder read in earlier `logprobs` calls, the oldest first.
+    read: Vec<Reading>,
 }
+
+/// Tokens the decoder has read (an earlier call's context and text) with their keys and values.
+struct Reading {
+    ids: Vec<u32>,
+    cache: Cache,
+}
+
+/// Text tokens scored in one pass at most: bounds the `[tokens, vocab]` logits (and the
+/// attention scores) a long text would allocate.
+const CHUNK: usize = 256;
 
 /// A state of the network worth returning to: the tokens read, a clone of the network after
 /// them (it shares the weights and holds the KV cache), and the last logits.
@@ -251,22 +275,14 @@ struct Anchor {
     logits: Vec<f32>,
 }
 
-/// Anchors kept; the oldest is dropped first.
+/// Anchors (and decoder reads) kept; the oldest is dropped first.
 const MAX_ANCHORS: usize = 4;
 
 impl GgufModel {
     /// Loads a GGUF file; a `tokenizer.json` in the same folder is used instead of the
     /// file's vocabulary.
     pub fn load(path: &Path, options: &LoadOptions) -> Result<GgufModel, LmError> {
-        let io = |source| LmError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let header = gguf::inspect(&file)?;
-        let mut reader = BufReader::new(&file);
-        reader.rewind().map_err(io)?;
-        let content = gguf_file::Content::read(&mut reader)?;
+        let (header, content, mut reader) = read_file(path)?;
         let hyper = Hyper::read(&content, &header)?;
         let beside = path.parent().map(|d| d.join("tokenizer.json")).filter(|p| p.is_file());
         let tokenizer = match &beside {
@@ -325,7 +341,76 @@ impl GgufModel {
             description,
             cached: Vec::new(),
             anchors: Vec::new(),
+            path: path.to_path_buf(),
+            weights: options.weights,
+            decoder: None,
+            read: Vec::new(),
         })
+    }
+
+    /// The one-pass decoder, built from the file read again (and converted as at load) the
+    /// first time it is needed.
+    fn decoder(&mut self) -> Result<&Decoder, LmError> {
+        if self.decoder.is_none() {
+            let (header, content, mut reader) = read_file(&self.path)?;
+            if Hyper::read(&content, &header)? != self.hyper {
+                return Err(invalid(format!("{} changed since it was loaded", self.path.display())));
+            }
+            let h = &self.hyper;
+            let shape = net::Shape {
+                architecture: &h.architecture,
+                embedding: h.embedding,
+                heads: h.heads,
+                kv_heads: h.kv_heads,
+                layers: h.layers,
+                context: h.context,
+            };
+            let decoder = match self.weights {
+                WeightFormat::AsStored => Decoder::from_gguf(&shape, &content, &mut reader, &self.device)?,
+                target => {
+                    let mut memory = Cursor::new(convert(&content, &mut reader, target)?);
+                    let content = gguf_file::Content::read(&mut memory)?;
+                    Decoder::from_gguf(&shape, &content, &mut memory, &self.device)?
+                }
+            };
+            self.decoder = Some(decoder);
+        }
+        Ok(self.decoder.as_ref().expect("built above"))
+    }
+
+    /// The log-probability of each of `ids[first + 1..]` after the tokens before it: the
+    /// decoder reads `ids[..first]` (what an earlier read shares of them is not read again),
+    /// then `ids[first..]` in passes of at most `chunk` tokens, each giving the logits at all
+    /// its positions.
+    fn score(&mut self, ids: &[u32], first: usize, chunk: usize) -> Result<Vec<f32>, LmError> {
+        let (next, last) = (&ids[first + 1..], ids.len() - 1);
+        if let Some(&id) = next.iter().find(|&&id| id as usize >= self.hyper.vocab) {
+            return Err(invalid(format!("token {id} is outside the logits")));
+        }
+        let shared = |read: &Reading| read.ids.iter().zip(ids).take_while(|(a, b)| a == b).count().min(first);
+        let (start, mut cache) = match self.read.iter().max_by_key(|r| shared(r)) {
+            Some(r) if shared(r) > 0 => (shared(r), r.cache.prefix(shared(r))?),
+            _ => (0, Cache::default()),
+        };
+        self.decoder()?;
+        let decoder = self.decoder.as_ref().expect("built above");
+        if start < first {
+            decoder.read(&ids[start..first], &mut cache)?;
+        }
+        let mut out = Vec::with_capacity(next.len());
+        for (read, next) in ids[first..last].chunks(chunk).zip(next.chunks(chunk)) {
+            out.extend(net::chosen(&decoder.forward(read, &mut cache)?, next)?);
+        }
+        // An earlier read these ids extend is the new one's prefix: keeping both is waste.
+        self.read.retain(|r| !ids[..last].starts_with(&r.ids));
+        if self.read.len() >= MAX_ANCHORS {
+            self.read.remove(0);
+        }
+        self.read.push(Reading {
+            ids: ids[..last].to_vec(),
+            cache,
+        });
+        Ok(out)
     }
 
     /// The logits after `ids`, reusing the KV cache when it holds a prefix of them.
@@ -352,7 +437,7 @@ impl GgufModel {
         Ok(logits)
     }
 
-    /// The logits after `ids`, computed once: a later call with the same `ids`, or a prompt
+    /// The logits after `ids`, computed once: a later request with the same `ids`, or a prompt
     /// that starts with them, begins from here (llama only: candle's Qwen2 cannot be cloned).
     fn anchor(&mut self, ids: &[u32]) -> Result<Vec<f32>, LmError> {
         if let Some(i) = self.anchors.iter().position(|a| a.ids == ids) {
@@ -476,24 +561,35 @@ impl LanguageModel for GgufModel {
                 "an empty context needs a BOS or EOS token, and the model has neither",
             ));
         }
-        let mut logits = self.anchor(&context_ids)?;
-        let mut out = Vec::with_capacity(text_ids.len());
-        for (i, &id) in text_ids.iter().enumerate() {
-            let lp = log_softmax(&logits);
-            let logprob = *lp
-                .get(id as usize)
-                .ok_or_else(|| invalid(format!("token {id} is outside the logits")))?;
-            out.push(TokenLogprob {
-                id,
-                token: self.tokenizer.token(id)?,
-                logprob,
-            });
-            if i + 1 < text_ids.len() {
-                logits = self.step(id)?;
-            }
-        }
-        Ok(out)
+        let first = context_ids.len() - 1;
+        let ids: Vec<u32> = context_ids.into_iter().chain(text_ids.iter().copied()).collect();
+        let logprobs = self.score(&ids, first, CHUNK)?;
+        text_ids
+            .iter()
+            .zip(logprobs)
+            .map(|(&id, logprob)| {
+                Ok(TokenLogprob {
+                    id,
+                    token: self.tokenizer.token(id)?,
+                    logprob,
+                })
+            })
+            .collect()
     }
+}
+
+/// A GGUF file's header (checked), its content as candle reads it, and a reader at its start.
+fn read_file(path: &Path) -> Result<(Header, gguf_file::Content, BufReader<std::fs::File>), LmError> {
+    let io = |source| LmError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let header = gguf::inspect(&file)?;
+    let mut reader = BufReader::new(file);
+    reader.rewind().map_err(io)?;
+    let content = gguf_file::Content::read(&mut reader)?;
+    Ok((header, content, reader))
 }
 
 fn build<R: Read + Seek>(
@@ -587,6 +683,7 @@ fn describe(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lm::decode::log_softmax;
     use crate::lm::tiny::Tiny;
     use crate::lm::{Message, Sampling};
     use gguf_file::Value;
@@ -726,6 +823,91 @@ mod tests {
     }
 
     #[test]
+    fn one_pass_gives_the_logits_of_candle_step_by_step() {
+        // The decoder `logprobs` reads with computes what candle-transformers' networks do, at
+        // every position, for both architectures and every way of holding the weights.
+        for architecture in ["llama", "qwen2"] {
+            for weights in [WeightFormat::AsStored, WeightFormat::Q8_0, WeightFormat::F32] {
+                let (_dir, mut model) = load(
+                    &Tiny {
+                        architecture,
+                        ..Tiny::default()
+                    },
+                    weights,
+                );
+                let ids = model.tokenizer.encode("in the hat the cat in a hat").unwrap();
+                let one_pass = model
+                    .decoder()
+                    .unwrap()
+                    .forward(&ids, &mut Cache::default())
+                    .unwrap()
+                    .to_vec2::<f32>()
+                    .unwrap();
+                assert_eq!(one_pass.len(), ids.len());
+                model.cached.clear();
+                let mut step = model.logits_after(&ids[..1]).unwrap();
+                for (i, row) in one_pass.iter().enumerate() {
+                    if i > 0 {
+                        step = model.step(ids[i]).unwrap();
+                    }
+                    let worst = row.iter().zip(&step).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                    assert!(worst < 2e-3, "{architecture} {weights:?} position {i}: {worst}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_context_read_before_is_not_read_again_and_changes_nothing() {
+        for architecture in ["llama", "qwen2"] {
+            let tiny = Tiny {
+                architecture,
+                ..Tiny::default()
+            };
+            let (_a, mut model) = load(&tiny, WeightFormat::AsStored);
+            let (_b, mut fresh) = load(&tiny, WeightFormat::AsStored);
+            let first = model.logprobs("the cat", " in a hat").unwrap();
+            model.logprobs("a hat", " in a hat").unwrap();
+            assert_eq!(model.logprobs("the cat", " in a hat").unwrap(), first, "{architecture}");
+            // The next piece of a text, after what was read (how `assist` reads a hunk).
+            let next = model.logprobs("the cat in a hat", " the hat").unwrap();
+            assert_eq!(
+                model.read.len(),
+                2,
+                "{architecture}: the longer read replaced its prefix"
+            );
+            let reference = fresh.logprobs("the cat in a hat", " the hat").unwrap();
+            for (a, b) in next.iter().zip(&reference) {
+                assert!((a.logprob - b.logprob).abs() < 1e-4, "{architecture}: {a:?} vs {b:?}");
+            }
+            // A text read in several passes scores as in one.
+            let ids = model.tokenizer.encode("in the hat the cat in a hat the").unwrap();
+            let whole = fresh.score(&ids, 2, CHUNK).unwrap();
+            model.read.clear();
+            let pieces = model.score(&ids, 2, 3).unwrap();
+            assert_eq!(whole.len(), ids.len() - 3);
+            for (a, b) in whole.iter().zip(&pieces) {
+                assert!((a - b).abs() < 1e-4, "{architecture}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn logprobs_past_the_context_are_refused() {
+        let (_dir, mut model) = load(
+            &Tiny {
+                context: 40,
+                ..Tiny::default()
+            },
+            WeightFormat::AsStored,
+        );
+        let long = "word ".repeat(10);
+        assert!(matches!(model.logprobs(&long, &long), Err(LmError::TooLong { .. })));
+        assert!(model.decoder.is_none(), "refused before the decoder is built");
+        assert!(model.logprobs("word", " word").is_ok());
+    }
+
+    #[test]
     fn converted_weights_give_nearly_the_same_numbers() {
         for architecture in ["llama", "qwen2"] {
             let tiny = Tiny {
@@ -834,6 +1016,7 @@ mod tests {
 #[cfg(test)]
 mod smollm2 {
     use super::*;
+    use crate::lm::decode::log_softmax;
     use std::sync::{Mutex, OnceLock};
 
     /// The real model, loaded once for all tests here; `None` (and a message) when it is absent.
