@@ -25,6 +25,8 @@ pub enum Refused {
     Nothing,
     #[error("the answer repeats itself")]
     Repetitive,
+    #[error("the answer quotes code instead of saying something about it")]
+    QuotesCode,
     #[error("the answer has no complete fenced code block")]
     NoBlock,
     #[error("the answer changes a line the change did not add")]
@@ -61,6 +63,11 @@ pub fn clean_text(s: &str) -> String {
 /// The answer cut to at most `max_sentences` sentences and `max_chars` characters, with a
 /// sentence that repeats an earlier one dropped (small models loop).
 pub fn sentences(answer: &str, max_sentences: usize, max_chars: usize) -> Result<String, Refused> {
+    // A fence or numbered diff lines (`-28 | code`, as the prompt shows them) is the prompt
+    // echoed back, not prose.
+    if answer.contains("```") || answer.contains("~~~") || quotes_numbered_lines(answer) {
+        return Err(Refused::QuotesCode);
+    }
     let text = clean_text(answer);
     let mut out: Vec<&str> = Vec::new();
     let mut rest = text.as_str();
@@ -100,13 +107,34 @@ pub fn sentences(answer: &str, max_sentences: usize, max_chars: usize) -> Result
     Ok(joined)
 }
 
-/// A sentence where one word comes back four times in a row, or one with more than twelve
-/// words of which under a third are distinct: what a small model writes when it loops.
+/// A sentence where one word comes back four times in a row, one with more than twelve
+/// words of which under a third are distinct, or one where a phrase of three words comes
+/// back three times: what a small model writes when it loops.
 fn repetitive(s: &str) -> bool {
     let words: Vec<&str> = s.split_whitespace().collect();
     let run = words.windows(4).any(|w| w.iter().all(|x| *x == w[0]));
     let distinct: std::collections::HashSet<&&str> = words.iter().collect();
-    run || (words.len() > 12 && distinct.len() * 3 < words.len())
+    let mut phrases: std::collections::HashMap<&[&str], usize> = std::collections::HashMap::new();
+    let looped = words.windows(3).any(|w| {
+        let n = phrases.entry(w).or_default();
+        *n += 1;
+        *n >= 3
+    });
+    run || looped || (words.len() > 12 && distinct.len() * 3 < words.len())
+}
+
+/// Whether the text holds a line reference as `prompt::numbered` writes them (`+  12 | `,
+/// `-28 | `): the model copying the hunk it was shown.
+fn quotes_numbered_lines(s: &str) -> bool {
+    let b = s.as_bytes();
+    (0..b.len()).any(|i| {
+        if !matches!(b[i], b'+' | b'-') || i > 0 && !b[i - 1].is_ascii_whitespace() {
+            return false;
+        }
+        let rest = s[i + 1..].trim_start_matches(' ');
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && rest[digits..].trim_start_matches(' ').starts_with('|')
+    })
 }
 
 /// A comment answer (`LINE <n>: <text>`, see `prompt::comment`) tied to a line of `hunk`.
@@ -473,6 +501,24 @@ mod tests {
         assert_eq!(comment("LINE 11: the line `+ + + + + +", &h), Err(Refused::Repetitive));
         let long: String = (0..200).map(|i| format!("w{i} ")).collect();
         assert!(comment(&long, &h).unwrap().text.chars().count() <= MAX_COMMENT_CHARS);
+    }
+
+    #[test]
+    fn an_explanation_that_loops_or_echoes_the_diff_is_refused() {
+        // Both written by SmolLM2-135M for ripgrep's commit 020687a7.
+        let looped = "The file crates/ignore/src/types.rs is a crate that contains a file crate that contains \
+                      a file crate that contains a file crate that contains a file cr";
+        assert_eq!(sentences(looped, 2, 400), Err(Refused::Repetitive));
+        let echoed =
+            "This change to crates/ignore/Cargo.toml: ```diff -28 | walkdir = \"2.4.0\" -29 | ``` The first line";
+        assert_eq!(sentences(echoed, 2, 400), Err(Refused::QuotesCode));
+        assert_eq!(
+            sentences("It copies +  12 | let x = 1; back.", 2, 400),
+            Err(Refused::QuotesCode)
+        );
+        let fine =
+            "It raises the pool capacity from 8 to 64 in both crates. Lists of -1 or +2 items stay as they were.";
+        assert_eq!(sentences(fine, 2, 400).unwrap(), fine);
     }
 
     #[test]

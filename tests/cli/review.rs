@@ -193,22 +193,11 @@ fn exit_codes_follow_fail_on() {
     let r = two_commits();
     // Everything below P(clean) = 1 is REJECT with these thresholds.
     r.cmd()
-        .args(["review", "HEAD~1", "--lgtm", "1", "--lgtm", "1", "--reject", "1"])
+        .args(["review", "HEAD~1", "--lgtm", "1", "--reject", "1"])
         .assert()
         .code(1);
     r.cmd()
-        .args([
-            "review",
-            "HEAD~1",
-            "--lgtm",
-            "1",
-            "--lgtm",
-            "1",
-            "--reject",
-            "1",
-            "--fail-on",
-            "never",
-        ])
+        .args(["review", "HEAD~1", "--lgtm", "1", "--reject", "1", "--fail-on", "never"])
         .assert()
         .code(0);
     // Nothing is REJECT, everything is NEEDS WORK.
