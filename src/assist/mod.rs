@@ -61,6 +61,17 @@ pub struct LmReport {
     pub not_reached: Vec<String>,
     /// Answers that were not used, with the reason.
     pub refused: Vec<String>,
+    /// Where the time went, one entry per kind of task in the order first met.
+    pub phases: Vec<PhaseTime>,
+}
+
+/// The model's time on one kind of task ("reading", "comments", "suggestions",
+/// "explanation", "reject note", "fix").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhaseTime {
+    pub phase: &'static str,
+    pub calls: usize,
+    pub seconds: f64,
 }
 
 /// Wall-clock limit on the model's work in one command. A call that starts before the limit
@@ -150,11 +161,11 @@ impl<'m> Assistant<'m> {
 
     /// One chat call, unless the budget is spent (then `None`, recorded as not reached). A
     /// failed call is recorded as refused, not an error: the review goes on without it.
-    fn ask(&mut self, task: &str, request: &ChatRequest) -> Option<String> {
-        if self.out_of_time(|| task.to_string()) {
+    fn ask(&mut self, phase: &'static str, task: &str, request: &ChatRequest) -> Option<String> {
+        if self.out_of_time(|| task.to_string()) || self.would_overrun(phase, task) {
             return None;
         }
-        self.report.calls += 1;
+        let start = Instant::now();
         let trace = std::env::var_os("DEEPSPARK_LM_TRACE").is_some_and(|v| !v.is_empty());
         if trace {
             for m in &request.messages {
@@ -165,7 +176,9 @@ impl<'m> Assistant<'m> {
                 );
             }
         }
-        match self.lm.chat(request) {
+        let answer = self.lm.chat(request);
+        self.record(phase, start);
+        match answer {
             Ok(c) => {
                 if trace {
                     eprintln!(
@@ -185,7 +198,7 @@ impl<'m> Assistant<'m> {
     /// What may be wrong with a hunk, tied to one of its lines.
     pub fn comment(&mut self, path: &str, hunk: &Hunk) -> Option<parse::LineComment> {
         let task = format!("comment on {path} {}", hunk.header());
-        let answer = self.ask(&task, &prompt::comment(path, hunk))?;
+        let answer = self.ask("comments", &task, &prompt::comment(path, hunk))?;
         match parse::comment(&answer, hunk) {
             Ok(c) => Some(c),
             Err(parse::Refused::Nothing) => None,
@@ -200,7 +213,7 @@ impl<'m> Assistant<'m> {
     /// by `suggest::verify`).
     pub fn rewrite(&mut self, path: &str, hunk: &Hunk) -> Option<Vec<LineEdit>> {
         let task = format!("suggestion for {path} {}", hunk.header());
-        let answer = self.ask(&task, &prompt::rewrite(path, hunk))?;
+        let answer = self.ask("suggestions", &task, &prompt::rewrite(path, hunk))?;
         let parsed = parse::fenced_block(&answer)
             .ok_or(parse::Refused::NoBlock)
             .and_then(|lines| parse::rewrite_edits(hunk, &lines));
@@ -221,7 +234,7 @@ impl<'m> Assistant<'m> {
                 continue;
             }
             let task = format!("explanation of {}", f.display_path());
-            let Some(answer) = self.ask(&task, &prompt::explain_file(f)) else {
+            let Some(answer) = self.ask("explanation", &task, &prompt::explain_file(f)) else {
                 continue;
             };
             match parse::sentences(&answer, 2, parse::MAX_TEXT_CHARS) {
@@ -242,14 +255,15 @@ impl<'m> Assistant<'m> {
                 let per_file: Vec<(&str, &str)> = many.iter().map(|e| (e.path.as_str(), e.text.as_str())).collect();
                 let request = prompt::explain_change(&per_file);
                 let task = "explanation of the whole change";
-                self.ask(task, &request)
-                    .and_then(|a| match parse::sentences(&a, 2, parse::MAX_TEXT_CHARS) {
+                self.ask("explanation", task, &request).and_then(|a| {
+                    match parse::sentences(&a, 2, parse::MAX_TEXT_CHARS) {
                         Ok(t) => Some(t),
                         Err(e) => {
                             self.refuse(task, e);
                             None
                         }
-                    })
+                    }
+                })
             }
         };
         out
@@ -259,7 +273,7 @@ impl<'m> Assistant<'m> {
     /// (the report's template is used then).
     pub fn apologise(&mut self, p_clean: f64, concerns: &[String]) -> Option<String> {
         let task = "the REJECT note";
-        let answer = self.ask(task, &prompt::apologise(p_clean, concerns))?;
+        let answer = self.ask("reject note", task, &prompt::apologise(p_clean, concerns))?;
         match parse::sentences(&answer, 3, parse::MAX_TEXT_CHARS) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -281,7 +295,7 @@ impl<'m> Assistant<'m> {
             Some((path, content)) => prompt::fix_whole(issue, path, content),
             None => prompt::fix(issue, files),
         };
-        let answer = self.ask(task, &request).ok_or_else(|| {
+        let answer = self.ask("fix", task, &request).ok_or_else(|| {
             self.report
                 .refused
                 .last()
@@ -303,16 +317,52 @@ impl<'m> Assistant<'m> {
     /// The surprisal of a hunk's added lines (see `read.rs`); `None` when out of time or failed.
     pub fn read(&mut self, path: &str, hunk: &Hunk) -> Option<read::Surprisal> {
         let task = format!("reading {path} {}", hunk.header());
-        if self.out_of_time(|| task.clone()) {
+        if self.out_of_time(|| task.clone()) || self.would_overrun("reading", &task) {
             return None;
         }
-        self.report.calls += 1;
-        match read::surprisal(self.lm, path, hunk) {
+        let start = Instant::now();
+        let read = read::surprisal(self.lm, path, hunk);
+        self.record("reading", start);
+        match read {
             Ok(s) => s,
             Err(e) => {
                 self.refuse(&task, e);
                 None
             }
+        }
+    }
+
+    /// True when the calls of `phase` so far took longer, on average, than what is left of
+    /// the budget: that call would end past it, so it does not start (`task` is recorded as
+    /// not reached). The first call of a phase always starts while time is left.
+    fn would_overrun(&mut self, phase: &str, task: &str) -> bool {
+        let (Some(limit), Some(p)) = (self.budget.limit, self.report.phases.iter().find(|p| p.phase == phase)) else {
+            return false;
+        };
+        let left = limit.as_secs_f64() - self.budget.spent().as_secs_f64();
+        if p.seconds / p.calls as f64 > left {
+            self.report
+                .not_reached
+                .push(crate::render::sanitize::clean(task).into_owned());
+            return true;
+        }
+        false
+    }
+
+    /// Counts one call of `phase` that began at `start`.
+    fn record(&mut self, phase: &'static str, start: Instant) {
+        self.report.calls += 1;
+        let seconds = start.elapsed().as_secs_f64();
+        match self.report.phases.iter_mut().find(|p| p.phase == phase) {
+            Some(p) => {
+                p.calls += 1;
+                p.seconds += seconds;
+            }
+            None => self.report.phases.push(PhaseTime {
+                phase,
+                calls: 1,
+                seconds,
+            }),
         }
     }
 
@@ -417,12 +467,45 @@ mod tests {
         let mut a = Assistant::new(&mut lm, Budget::new(Some(Duration::from_millis(50))));
         let comments: Vec<_> = (0..10).filter_map(|_| a.comment("x.py", &h)).collect();
         let r = a.finish();
-        // Calls at 0 and 30 ms start; the one at 60 ms does not.
-        assert_eq!(r.calls, 2);
-        assert_eq!(comments.len(), 2);
-        assert_eq!(r.not_reached.len(), 8);
+        // The call at 0 starts; after it 20 ms are left, less than a comment took, so no
+        // other starts and the review ends inside its budget.
+        assert_eq!(r.calls, 1);
+        assert_eq!(comments.len(), 1);
+        assert_eq!(r.not_reached.len(), 9);
+        assert!(r.seconds < 0.05, "{}", r.seconds);
         assert!(r.not_reached[0].starts_with("comment on x.py @@ -1,2 +1,3 @@"));
         assert!(r.seconds < 1.0);
+    }
+
+    #[test]
+    fn a_first_call_of_each_phase_may_start_while_time_is_left() {
+        let h = Hunk::parse("@@ -1,2 +1,3 @@", " a\n+b\n c").unwrap();
+        let mut lm = scripted(&["LINE 2: x.", "```\na\nB\nc\n```", "LINE 2: y."], 30);
+        let mut a = Assistant::new(&mut lm, Budget::new(Some(Duration::from_millis(50))));
+        assert!(a.comment("x.py", &h).is_some());
+        assert!(a.rewrite("x.py", &h).is_some(), "no suggestion has been timed yet");
+        assert!(a.comment("x.py", &h).is_none(), "out of time");
+        assert_eq!(a.finish().calls, 2);
+    }
+
+    #[test]
+    fn the_time_is_told_per_phase() {
+        let h = Hunk::parse("@@ -1,2 +1,3 @@", " a\n+b\n c").unwrap();
+        let mut lm = scripted(&["LINE 2: x.", "LINE 2: y.", "```\na\nB\nc\n```"], 20);
+        let mut a = Assistant::new(&mut lm, Budget::new(None));
+        a.comment("x.py", &h);
+        a.comment("x.py", &h);
+        a.rewrite("x.py", &h);
+        let r = a.finish();
+        let phases: Vec<(&str, usize)> = r.phases.iter().map(|p| (p.phase, p.calls)).collect();
+        assert_eq!(phases, [("comments", 2), ("suggestions", 1)]);
+        assert_eq!(r.calls, 3);
+        assert!(
+            r.phases[0].seconds >= 0.04 && r.phases[1].seconds >= 0.02,
+            "{:?}",
+            r.phases
+        );
+        assert!(r.phases.iter().map(|p| p.seconds).sum::<f64>() <= r.seconds);
     }
 
     #[test]

@@ -201,8 +201,18 @@ pub fn lm_line(lm: &crate::assist::LmReport) -> String {
     } else {
         format!("; {} answer(s) not used", lm.refused.len())
     };
+    let phases = if lm.phases.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = lm
+            .phases
+            .iter()
+            .map(|p| format!("{} {:.1}s", p.phase, p.seconds))
+            .collect();
+        format!(" ({})", parts.join(", "))
+    };
     format!(
-        "language model: {}; {} call(s) in {:.1}s{budget}{refused}; its text is model output and does not change the verdict",
+        "language model: {}; {} call(s) in {:.1}s{phases}{budget}{refused}; its text is model output and does not change the verdict",
         clean(&lm.model),
         lm.calls,
         lm.seconds
