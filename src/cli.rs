@@ -297,8 +297,9 @@ pub struct VerdictArgs {
     /// REJECT when P(clean) is below this [default: 0.60].
     #[arg(long, value_parser = probability, env = "DEEPSPARK_REJECT")]
     pub reject: Option<f64>,
-    /// ...and, where the repository's history ranks the change, when it is riskier than this
-    /// percentage of its recent commits; otherwise NEEDS WORK (0: the probability alone) [default: 90].
+    /// REJECT also needs the change to be riskier than this percentage of the repository's
+    /// recent commits, where there are enough to rank it; otherwise NEEDS WORK (0: the
+    /// probability alone decides) [default: 90].
     #[arg(long, value_parser = percentage, value_name = "PCT", env = "DEEPSPARK_REJECT_RANK")]
     pub reject_rank: Option<f64>,
     /// How many of the repository's recent commits a change is ranked against (scored once,
@@ -363,20 +364,20 @@ pub struct HookRunArgs {
 }
 
 fn probability(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{v} is not a probability in [0, 1]"))
-    }
+    number_in(s, 1.0, "a probability in [0, 1]")
 }
 
 fn percentage(s: &str) -> Result<f64, String> {
+    number_in(s, 100.0, "a percentage in [0, 100]")
+}
+
+/// A number from 0 to `max`, or an error saying it is not `what`.
+fn number_in(s: &str, max: f64, what: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if (0.0..=100.0).contains(&v) {
+    if (0.0..=max).contains(&v) {
         Ok(v)
     } else {
-        Err(format!("{v} is not a percentage in [0, 100]"))
+        Err(format!("{v} is not {what}"))
     }
 }
 
