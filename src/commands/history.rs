@@ -46,9 +46,8 @@ pub fn risks(
     }
     let path = cache_path(repo);
     let key = cache_key(settings)?;
-    let mut cache = path
-        .as_deref()
-        .and_then(|p| std::fs::read(p).ok())
+    let mut cache = std::fs::read(&path)
+        .ok()
         .and_then(|b| serde_json::from_slice::<Cache>(&b).ok())
         .filter(|c| c.key == key)
         .unwrap_or(Cache {
@@ -74,9 +73,8 @@ pub fn risks(
         // Only what the current history needs is kept, so the file stays small.
         let keep: std::collections::HashSet<String> = ids.iter().map(|(id, _)| id.to_string()).collect();
         cache.risks.retain(|k, _| keep.contains(k));
-        if let Some(p) = &path {
-            let _ = write(p, &cache);
-        }
+        // A cache that cannot be written (a read-only repository) only costs the next review time.
+        let _ = write(&path, &cache);
     }
     let mut out: Vec<f32> = ids
         .iter()
@@ -124,8 +122,8 @@ fn progress_bar(total: usize) -> indicatif::ProgressBar {
     b
 }
 
-fn cache_path(repo: &git2::Repository) -> Option<PathBuf> {
-    Some(repo.path().join("deepspark").join("history.json"))
+fn cache_path(repo: &git2::Repository) -> PathBuf {
+    repo.path().join("deepspark").join("history.json")
 }
 
 /// What a cached score depends on: the model's bytes, the context and what is skipped.
