@@ -267,10 +267,7 @@ impl Review {
     /// repository's recent commits; otherwise it is NEEDS WORK, and `tempered` says why.
     pub fn temper(&mut self, history: Option<HistoryRank>) {
         self.history = history;
-        if let Some(h) = history
-            && self.verdict == Verdict::Reject
-            && h.percentile < self.thresholds.reject_rank
-        {
+        if self.verdict == Verdict::Reject && !keeps_reject(history, self.thresholds) {
             self.verdict = Verdict::NeedsWork;
             self.tempered = true;
         }
@@ -295,13 +292,14 @@ impl Review {
 /// of the repository's recent commits; fewer than `min_history` give no rank): what `judge`
 /// and [`Review::temper`] decide together, for measuring the gate on labelled data.
 pub fn rejects(risk: f64, history: &[f32], min_history: usize, t: Thresholds) -> bool {
-    if 1.0 - risk >= t.reject {
-        return false;
-    }
-    if history.len() < min_history {
-        return true;
-    }
-    HistoryRank::of(risk, history).is_none_or(|h| h.percentile >= t.reject_rank)
+    let rank = HistoryRank::of(risk, history).filter(|h| h.commits >= min_history);
+    1.0 - risk < t.reject && keeps_reject(rank, t)
+}
+
+/// Whether a REJECT by probability stands given the change's rank: no rank, or riskier
+/// than `reject_rank`% of the history.
+fn keeps_reject(rank: Option<HistoryRank>, t: Thresholds) -> bool {
+    rank.is_none_or(|h| h.percentile >= t.reject_rank)
 }
 
 /// Whether this verdict makes deepspark exit 1.
@@ -418,9 +416,14 @@ mod tests {
 
 /// FNV-1a, 64 bits: stable across versions and platforms (unlike std's hasher).
 pub fn fingerprint(parts: &[&str]) -> String {
+    fingerprint_bytes(&parts.iter().map(|p| p.as_bytes()).collect::<Vec<_>>())
+}
+
+/// [`fingerprint`] of byte strings (each followed by a zero byte).
+pub fn fingerprint_bytes(parts: &[&[u8]]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
-        for b in p.bytes().chain(std::iter::once(0)) {
+        for &b in p.iter().chain(std::iter::once(&0)) {
             h ^= b as u64;
             h = h.wrapping_mul(0x0100_0000_01b3);
         }

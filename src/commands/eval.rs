@@ -210,8 +210,11 @@ pub fn print_text(r: &EvalReport, out: &mut impl Write) -> std::io::Result<()> {
         let pct = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.1}%", v * 100.0));
         writeln!(
             out,
-            "gate (REJECT below P(clean) 0.60 and riskier than 90% of the project's last 1000 earlier commits): \
+            "gate (REJECT below P(clean) {:.2} and riskier than {:.0}% of the project's last {} earlier commits): \
              blocks {} of clean changes, catches {} of buggy ones",
+            crate::review::DEFAULT_REJECT,
+            crate::review::DEFAULT_REJECT_RANK,
+            crate::review::HISTORY,
             pct(r.gate_blocked_clean),
             pct(r.gate_caught_buggy)
         )?;

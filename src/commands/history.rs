@@ -138,20 +138,12 @@ fn cache_key(settings: &Settings) -> Result<String> {
         r.max_file_lines,
         r.max_change_lines
     );
-    // FNV-1a over every byte: stable across runs and versions, and cheap for 2 MB.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [
+    Ok(crate::review::fingerprint_bytes(&[
         settings_text.as_bytes(),
         &files.config,
         &files.weights,
         &files.tokenizer,
-    ] {
-        for &b in part.iter().chain((part.len() as u64).to_le_bytes().iter()) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    Ok(format!("{h:016x}"))
+    ]))
 }
 
 /// Writes the cache through a temporary file and a rename.
