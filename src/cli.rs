@@ -791,9 +791,11 @@ pub struct DismissArgs {
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Language model")]
 pub struct LmArgs {
-    /// A language model: a .gguf path, `ollama:NAME[:TAG]` (Ollama's store, read in place) or a
-    /// Hugging Face repository `ORG/NAME[@REVISION][:FILE.gguf]` (its cache, else a download).
-    /// Llama-architecture (SmolLM2, Llama 3.x) and Qwen2 models. Default: none.
+    /// A language model: a .gguf path or a Hugging Face model folder (config.json,
+    /// tokenizer.json, safetensors), `ollama:NAME[:TAG]` (Ollama's store, read in place) or a
+    /// Hugging Face repository `ORG/NAME[@REVISION][:FILE.gguf]` holding GGUF files or
+    /// safetensors (its cache, else a download). Llama-architecture (SmolLM2, Llama 3.x) and
+    /// Qwen2 models. Default: none.
     #[arg(long, value_name = "SPEC")]
     pub lm: Option<String>,
     /// Never use the network to find a model (also HF_HUB_OFFLINE=1); a missing one is named
@@ -809,20 +811,24 @@ pub struct LmArgs {
 #[derive(Subcommand, Debug)]
 #[command(after_long_help = "MODEL SPECS:
   path/to/model.gguf                 a GGUF file
+  path/to/folder                     a Hugging Face model folder: config.json, tokenizer.json and
+                                     model.safetensors (or its shards); F32, F16 and BF16 weights
   ollama:qwen2.5-coder:1.5b          Ollama's store ($OLLAMA_MODELS or ~/.ollama/models), read in place
-  ORG/NAME[@REVISION][:FILE.gguf]    a Hugging Face repository: the hub cache ($HF_HUB_CACHE, $HF_HOME/hub
-                                     or ~/.cache/huggingface/hub), else downloaded (builds with --features hub)")]
+  ORG/NAME[@REVISION][:FILE.gguf]    a Hugging Face repository holding GGUF files or a safetensors
+                                     model: the hub cache ($HF_HUB_CACHE, $HF_HOME/hub or
+                                     ~/.cache/huggingface/hub), else downloaded (builds with --features hub)")]
 pub enum ModelCommand {
-    /// List the GGUF models in the Hugging Face cache and Ollama's store: spec, size, revision, path.
+    /// List the models in the Hugging Face cache (GGUF files and safetensors models) and Ollama's
+    /// store: spec, size, revision, path.
     List,
-    /// Print the path of the GGUF file a spec names (never downloads).
+    /// Print the path of the GGUF file (or safetensors folder) a spec names (never downloads).
     Path {
         /// The model (see MODEL SPECS below).
         #[arg(value_name = "SPEC")]
         spec: String,
     },
-    /// Download a Hugging Face model's GGUF file into the hub cache (builds with --features hub),
-    /// then print its path.
+    /// Download a Hugging Face model into the hub cache (builds with --features hub): the GGUF
+    /// file named or the repository's only one, else its safetensors model; then print its path.
     Pull {
         /// `ORG/NAME[@REVISION][:FILE.gguf]`.
         #[arg(value_name = "SPEC")]

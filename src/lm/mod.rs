@@ -1,5 +1,6 @@
 //! Pretrained language models run in the process: where their weights come from
-//! (`source.rs`), how a GGUF file is checked before it is read (`gguf.rs`), tokenizers
+//! (`source.rs`), how a GGUF file is checked before it is read (`gguf.rs`), a Hugging Face
+//! safetensors folder rewritten as one (`hf.rs`), tokenizers
 //! (`tokenizer.rs`), chat templates (`chat.rs`), the loaded network (`model.rs`), the
 //! decoder that scores a text in one pass (`net.rs`) and generation and log-probabilities
 //! (`decode.rs`).
@@ -12,6 +13,7 @@
 pub mod chat;
 pub mod decode;
 pub mod gguf;
+pub mod hf;
 pub mod model;
 pub mod net;
 pub mod source;

@@ -2,7 +2,8 @@
 //! hyperparameters and every tensor's shape checked against them, then the network built by
 //! candle-transformers (`quantized_llama` for llama-architecture models such as SmolLM2,
 //! Llama 3.x; `quantized_qwen2` for Qwen2 and Qwen2.5), with its tokenizer and
-//! chat template. [`GgufModel`] implements [`LanguageModel`].
+//! chat template. [`GgufModel`] implements [`LanguageModel`]. A Hugging Face safetensors
+//! folder is loaded the same way, from the GGUF file `hf.rs` writes of it in memory.
 //!
 //! Weights are kept as the file stores them, or converted at load (`WeightFormat`): candle
 //! has SIMD kernels for Q8_0 and f32 but not for every type a file may use. The KV cache is
@@ -250,7 +251,7 @@ pub struct GgufModel {
     anchors: Vec<Anchor>,
     /// Where the weights were read from and how they are held: the one-pass decoder is built
     /// from them again when `logprobs` first needs it.
-    path: PathBuf,
+    stored: Stored,
     weights: WeightFormat,
     decoder: Option<Decoder>,
     /// What the decoder read in earlier `logprobs` calls, the oldest first.
@@ -278,14 +279,49 @@ struct Anchor {
 /// Anchors (and decoder reads) kept; the oldest is dropped first.
 const MAX_ANCHORS: usize = 4;
 
+/// Where a model's GGUF bytes are: a file, or (a Hugging Face folder rewritten) memory.
+enum Stored {
+    File(PathBuf),
+    Memory(std::sync::Arc<[u8]>),
+}
+
+trait ReadSeek: Read + Seek {}
+impl<T: Read + Seek> ReadSeek for T {}
+
 impl GgufModel {
-    /// Loads a GGUF file; a `tokenizer.json` in the same folder is used instead of the
-    /// file's vocabulary.
+    /// Loads a GGUF file, or a Hugging Face model folder (`hf.rs`: its weights converted as
+    /// `options` says while they are rewritten). A `tokenizer.json` in the file's folder (the
+    /// model folder's own) is used instead of the file's vocabulary.
     pub fn load(path: &Path, options: &LoadOptions) -> Result<GgufModel, LmError> {
-        let (header, content, mut reader) = read_file(path)?;
-        let hyper = Hyper::read(&content, &header)?;
+        if path.is_dir() {
+            if !super::hf::is_model_dir(path) {
+                return Err(invalid(format!("{} holds no {}", path.display(), super::hf::CONFIG)));
+            }
+            let json = path.join(super::hf::TOKENIZER);
+            if !json.is_file() {
+                return Err(invalid(format!("{} holds no {}", path.display(), super::hf::TOKENIZER)));
+            }
+            let bytes: std::sync::Arc<[u8]> = super::hf::to_gguf(path, options.weights)?.into();
+            return Self::load_stored(Stored::Memory(bytes), path, Some(&json), options);
+        }
         let beside = path.parent().map(|d| d.join("tokenizer.json")).filter(|p| p.is_file());
-        let tokenizer = match &beside {
+        Self::load_stored(Stored::File(path.to_path_buf()), path, beside.as_deref(), options)
+    }
+
+    /// Memory holds the weights converted already; a file holds them as it stores them.
+    fn load_stored(
+        stored: Stored,
+        path: &Path,
+        json: Option<&Path>,
+        options: &LoadOptions,
+    ) -> Result<GgufModel, LmError> {
+        let weights = match stored {
+            Stored::File(_) => options.weights,
+            Stored::Memory(_) => WeightFormat::AsStored,
+        };
+        let (header, content, mut reader) = read_stored(&stored)?;
+        let hyper = Hyper::read(&content, &header)?;
+        let tokenizer = match json {
             Some(json) => LmTokenizer::from_file(json)?,
             None => LmTokenizer::from_gguf(&content)?,
         };
@@ -321,7 +357,7 @@ impl GgufModel {
             .or(end_ids.last().copied())
             .filter(|&id| (id as usize) < hyper.vocab);
         let description = describe(&content, &header, &hyper, options.weights, path, &template);
-        let net = match options.weights {
+        let net = match weights {
             WeightFormat::AsStored => build(&hyper, content, &mut reader, &options.device)?,
             target => {
                 let bytes = convert(&content, &mut reader, target)?;
@@ -341,8 +377,8 @@ impl GgufModel {
             description,
             cached: Vec::new(),
             anchors: Vec::new(),
-            path: path.to_path_buf(),
-            weights: options.weights,
+            stored,
+            weights,
             decoder: None,
             read: Vec::new(),
         })
@@ -352,9 +388,13 @@ impl GgufModel {
     /// first time it is needed.
     fn decoder(&mut self) -> Result<&Decoder, LmError> {
         if self.decoder.is_none() {
-            let (header, content, mut reader) = read_file(&self.path)?;
+            let (header, content, mut reader) = read_stored(&self.stored)?;
             if Hyper::read(&content, &header)? != self.hyper {
-                return Err(invalid(format!("{} changed since it was loaded", self.path.display())));
+                let what = match &self.stored {
+                    Stored::File(path) => path.display().to_string(),
+                    Stored::Memory(_) => "the model".into(),
+                };
+                return Err(invalid(format!("{what} changed since it was loaded")));
             }
             let h = &self.hyper;
             let shape = net::Shape {
@@ -578,16 +618,22 @@ impl LanguageModel for GgufModel {
     }
 }
 
-/// A GGUF file's header (checked), its content as candle reads it, and a reader at its start.
-fn read_file(path: &Path) -> Result<(Header, gguf_file::Content, BufReader<std::fs::File>), LmError> {
-    let io = |source| LmError::Io {
-        path: path.display().to_string(),
-        source,
+/// GGUF bytes' header (checked), their content as candle reads it, and a reader at their start.
+fn read_stored(stored: &Stored) -> Result<(Header, gguf_file::Content, Box<dyn ReadSeek>), LmError> {
+    let (header, mut reader): (Header, Box<dyn ReadSeek>) = match stored {
+        Stored::File(path) => {
+            let io = |source| LmError::Io {
+                path: path.display().to_string(),
+                source,
+            };
+            let file = std::fs::File::open(path).map_err(io)?;
+            let header = gguf::inspect(&file)?;
+            let mut reader = BufReader::new(file);
+            reader.rewind().map_err(io)?;
+            (header, Box::new(reader))
+        }
+        Stored::Memory(bytes) => (gguf::inspect_bytes(bytes)?, Box::new(Cursor::new(bytes.clone()))),
     };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let header = gguf::inspect(&file)?;
-    let mut reader = BufReader::new(file);
-    reader.rewind().map_err(io)?;
     let content = gguf_file::Content::read(&mut reader)?;
     Ok((header, content, reader))
 }
@@ -855,6 +901,111 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_hugging_face_folder_computes_what_candle_transformers_safetensors_networks_do() {
+        // The folder rewritten as GGUF (names mapped, llama's query and key rows permuted for
+        // interleaved rotary embeddings) gives the logits candle-transformers' own llama and
+        // Qwen2, reading the safetensors directly, give: after a step, and at every position
+        // of the one-pass decoder.
+        use candle_transformers::models::{llama, qwen2};
+        let cpu = Device::Cpu;
+        for architecture in ["llama", "qwen2"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("m");
+            Tiny {
+                architecture,
+                ..Tiny::default()
+            }
+            .write_hf(&dir)
+            .unwrap();
+            let options = LoadOptions {
+                weights: WeightFormat::F32,
+                device: cpu.clone(),
+            };
+            let mut model = GgufModel::load(&dir, &options).unwrap();
+            let ids = model.tokenizer.encode("in the hat the cat in a hat").unwrap();
+            let stepped = model.logits_after(&ids).unwrap();
+            let one_pass = model
+                .decoder()
+                .unwrap()
+                .forward(&ids, &mut Cache::default())
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+            let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+            let vb = candle_nn::VarBuilder::from_buffered_safetensors(weights, candle_core::DType::F32, &cpu).unwrap();
+            let input = Tensor::new(ids.as_slice(), &cpu).unwrap().unsqueeze(0).unwrap();
+            let reference = match architecture {
+                "qwen2" => {
+                    let cfg: qwen2::Config = serde_json::from_str(&config).unwrap();
+                    let mut m = qwen2::ModelForCausalLM::new(&cfg, vb).unwrap();
+                    m.forward(&input, 0).unwrap()
+                }
+                _ => {
+                    let cfg: llama::LlamaConfig = serde_json::from_str(&config).unwrap();
+                    let cfg = cfg.into_config(false);
+                    let m = llama::Llama::load(vb, &cfg).unwrap();
+                    let mut cache = llama::Cache::new(true, candle_core::DType::F32, &cfg, &cpu).unwrap();
+                    m.forward(&input, 0, &mut cache).unwrap()
+                }
+            };
+            let reference = reference.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let worst = |a: &[f32]| a.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert_eq!(stepped.len(), reference.len());
+            assert!(worst(&stepped) < 1e-3, "{architecture}: {}", worst(&stepped));
+            let last = one_pass.last().unwrap();
+            assert!(worst(last) < 1e-3, "{architecture} one pass: {}", worst(last));
+            assert!(
+                model
+                    .describe()
+                    .contains(&format!("{architecture}, 0M parameters, F32, run as f32")),
+                "{}",
+                model.describe()
+            );
+        }
+    }
+
+    #[test]
+    fn a_hugging_face_folder_chats_and_keeps_its_format() {
+        // Greedy answers repeat; Q8_0 (the default) and the files' own f32 stay close to f32.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("m");
+        Tiny::default().write_hf(&dir).unwrap();
+        let load = |weights| {
+            GgufModel::load(
+                &dir,
+                &LoadOptions {
+                    weights,
+                    device: Device::Cpu,
+                },
+            )
+            .unwrap()
+        };
+        let request = ChatRequest {
+            messages: vec![Message::user("the cat")],
+            max_tokens: 8,
+            sampling: Sampling::Greedy,
+            stop: Vec::new(),
+        };
+        let mut model = load(WeightFormat::Q8_0);
+        assert!(model.describe().contains("Q8_0, run as Q8_0"), "{}", model.describe());
+        let first = model.chat(&request).unwrap();
+        assert!(first.tokens <= 8);
+        assert_eq!(model.chat(&request).unwrap().outcome(), first.outcome());
+        let ids = model.tokenizer.encode("the cat in the hat").unwrap();
+        let q8 = model.logits_after(&ids).unwrap();
+        let f32s = load(WeightFormat::F32).logits_after(&ids).unwrap();
+        let stored = load(WeightFormat::AsStored).logits_after(&ids).unwrap();
+        assert_eq!(stored, f32s);
+        // Q8_0 multiplies against activations rounded to 8 bits: near, not equal.
+        let (q8, f32s) = (log_softmax(&q8), log_softmax(&f32s));
+        assert_ne!(q8, f32s);
+        let worst = q8.iter().zip(&f32s).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let range = f32s.iter().fold(0.0f32, |m, v| m.max(-v));
+        assert!(worst < 0.05 * range, "{worst} of {range}");
     }
 
     #[test]

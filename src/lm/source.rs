@@ -5,7 +5,8 @@
 //! - `ollama:NAME[:TAG]`: Ollama's store (`$OLLAMA_MODELS`, else `~/.ollama/models`), the
 //!   manifest `manifests/registry.ollama.ai/library/NAME/TAG` (TAG `latest` by default)
 //!   naming the blob of its `application/vnd.ollama.image.model` layer, read in place;
-//! - `ORG/NAME[@REVISION][:FILE]`: a Hugging Face model repository holding GGUF files, looked
+//! - `ORG/NAME[@REVISION][:FILE]`: a Hugging Face model repository holding GGUF files or
+//!   safetensors weights (the snapshot folder is the model then), looked
 //!   up in the hub cache Python's client writes (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
 //!   `~/.cache/huggingface/hub`: `models--ORG--NAME/snapshots/<sha>/FILE`, the revision
 //!   through `refs/<name>`, or the only or newest snapshot when the cache has no refs),
@@ -95,7 +96,7 @@ pub enum SourceError {
     },
     #[error("{repo} has several GGUF files ({files}); name one: {repo}:FILE")]
     Ambiguous { repo: String, files: String },
-    #[error("{0} holds no GGUF file (safetensors models are not supported yet)")]
+    #[error("{0} holds no GGUF file and no safetensors model (config.json and *.safetensors)")]
     NoGguf(String),
     #[error("cannot read {0}")]
     Io(PathBuf, #[source] std::io::Error),
@@ -171,7 +172,7 @@ fn safe_segments(s: &str, max: usize) -> bool {
 pub fn resolve(spec: &str, stores: &Stores) -> Result<Resolved, SourceError> {
     match Spec::parse(spec)? {
         Spec::File(path) => {
-            if !path.is_file() {
+            if !path.is_file() && !super::hf::is_model_dir(&path) {
                 return Err(SourceError::NoFile(path));
             }
             Ok(Resolved {
@@ -266,6 +267,27 @@ fn snapshot(dir: &Path, revision: Option<&str>) -> Option<PathBuf> {
         .map(|e| e.path())
 }
 
+/// A snapshot holding a whole safetensors model: its config, tokenizer and weights (one
+/// file or an index of shards).
+fn safetensors_model(dir: &Path) -> bool {
+    super::hf::is_model_dir(dir)
+        && dir.join(super::hf::TOKENIZER).is_file()
+        && (dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file())
+}
+
+/// The bytes of a snapshot's safetensors weights.
+fn safetensors_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".safetensors"))
+                .filter_map(|e| std::fs::metadata(e.path()).ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn ggufs(dir: &Path) -> Vec<String> {
     let mut files: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
@@ -309,6 +331,9 @@ fn hub(stores: &Stores, repo: &str, revision: Option<&str>, file: Option<&str>) 
                             origin,
                         });
                     }
+                    [] if safetensors_model(&snap) => {
+                        return Ok(Resolved { path: snap, origin });
+                    }
                     [] if snap.join("model.safetensors").exists() || snap.join("config.json").exists() => {
                         return Err(SourceError::NoGguf(format!("{repo}{at}")));
                     }
@@ -330,12 +355,9 @@ fn hub(stores: &Stores, repo: &str, revision: Option<&str>, file: Option<&str>) 
     let rev = revision.map(|r| format!(" --revision {r}")).unwrap_or_default();
     let python = match file {
         Some(f) => format!("huggingface-cli download {repo} {f}{rev}"),
-        None => format!("huggingface-cli download {repo} --include '*.gguf'{rev}"),
+        None => format!("huggingface-cli download {repo} --include '*.gguf' '*.json' '*.safetensors'{rev}"),
     };
-    let ours = match file {
-        Some(_) => format!("deepspark model pull {what}"),
-        None => format!("deepspark model pull {what}:FILE.gguf"),
-    };
+    let ours = format!("deepspark model pull {what}");
     // A build without the downloader points at Python's client first.
     let fetch = if cfg!(feature = "hub") {
         format!("fetch it with `{ours}` (or `{python}`)")
@@ -357,8 +379,9 @@ fn hub(stores: &Stores, repo: &str, revision: Option<&str>, file: Option<&str>) 
     })
 }
 
-/// Downloads one file of a repository into the cache, with a progress bar on stderr.
-/// `Err(None)` when this build has no downloader.
+/// Downloads what a repository's model needs into the cache, with a progress bar on stderr:
+/// the file named, else its only GGUF file, else its safetensors model (config, tokenizer
+/// files and weights). `Err(None)` when this build has no downloader.
 #[cfg(feature = "hub")]
 fn download(
     cache: &Path,
@@ -375,31 +398,53 @@ fn download(
         .map_err(|e| fail(&e))?;
     let revision = revision.unwrap_or("main").to_string();
     let remote = api.repo(Repo::with_revision(repo.to_string(), RepoType::Model, revision));
-    let file = match file {
-        Some(f) => f.to_string(),
-        None => {
-            let info = remote.info().map_err(|e| fail(&e))?;
-            let files: Vec<String> = info
-                .siblings
-                .into_iter()
-                .map(|s| s.rfilename)
-                .filter(|n| n.to_ascii_lowercase().ends_with(".gguf"))
-                .collect();
-            match files.as_slice() {
-                [one] => one.clone(),
-                [] => return Err(Some(SourceError::NoGguf(repo.to_string()))),
-                many => {
-                    return Err(Some(SourceError::Ambiguous {
-                        repo: repo.into(),
-                        files: many.join(", "),
-                    }));
-                }
-            }
+    let get = |f: &str| remote.download_with_progress(f, Bar(None)).map_err(|e| fail(&e));
+    if let Some(f) = file {
+        return Ok(Resolved {
+            path: get(f)?,
+            origin: format!("huggingface {repo}"),
+        });
+    }
+    let info = remote.info().map_err(|e| fail(&e))?;
+    let names: Vec<String> = info.siblings.into_iter().map(|s| s.rfilename).collect();
+    let gguf: Vec<&String> = names
+        .iter()
+        .filter(|n| n.to_ascii_lowercase().ends_with(".gguf"))
+        .collect();
+    match gguf.as_slice() {
+        [one] => {
+            return Ok(Resolved {
+                path: get(one)?,
+                origin: format!("huggingface {repo}"),
+            });
         }
+        [] => {}
+        many => {
+            return Err(Some(SourceError::Ambiguous {
+                repo: repo.into(),
+                files: many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            }));
+        }
+    }
+    let wanted = |n: &str| {
+        !n.contains('/')
+            && (matches!(
+                n,
+                "config.json" | "tokenizer.json" | "tokenizer_config.json" | "model.safetensors.index.json"
+            ) || n.ends_with(".safetensors"))
     };
-    let path = remote.download_with_progress(&file, Bar(None)).map_err(|e| fail(&e))?;
+    let files: Vec<&String> = names.iter().filter(|n| wanted(n)).collect();
+    let has = |f: &str| files.iter().any(|n| *n == f);
+    if !has("config.json") || !has("tokenizer.json") || !files.iter().any(|n| n.ends_with(".safetensors")) {
+        return Err(Some(SourceError::NoGguf(repo.to_string())));
+    }
+    let mut dir = None;
+    for f in files {
+        let path = get(f)?;
+        dir = path.parent().map(Path::to_path_buf);
+    }
     Ok(Resolved {
-        path,
+        path: dir.ok_or_else(|| fail(&"nothing was downloaded"))?,
         origin: format!("huggingface {repo}"),
     })
 }
@@ -448,7 +493,7 @@ pub struct Listed {
     pub path: PathBuf,
 }
 
-/// The GGUF models in the Hugging Face cache and Ollama's store.
+/// The GGUF files and safetensors models in the Hugging Face cache, and Ollama's models.
 pub fn list(stores: &Stores) -> Vec<Listed> {
     let mut out = Vec::new();
     if let Some(cache) = &stores.hf_cache
@@ -475,6 +520,14 @@ pub fn list(stores: &Stores) -> Vec<Listed> {
                     .file_name()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                if ggufs(&snap).is_empty() && safetensors_model(&snap) {
+                    out.push(Listed {
+                        spec: format!("{repo}@{sha}"),
+                        bytes: safetensors_bytes(&snap),
+                        revision: sha.clone(),
+                        path: snap.clone(),
+                    });
+                }
                 for f in ggufs(&snap) {
                     let path = snap.join(&f);
                     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);

@@ -1,6 +1,7 @@
-//! Tiny random GGUF language models for tests: a few dimensions, seeded weights, a
-//! byte-level vocabulary that encodes any text, and a ChatML template, written with
-//! candle's own GGUF writer. They prove the mechanics (loading, caching, decoding, log-
+//! Tiny random language models for tests: a few dimensions, seeded weights, a byte-level
+//! vocabulary that encodes any text, and a ChatML template, written as a GGUF file with
+//! candle's own GGUF writer or as a Hugging Face folder (`config.json`, `model.safetensors`,
+//! `tokenizer.json`, `tokenizer_config.json`). They prove the mechanics (loading, caching, decoding, log-
 //! probabilities, hostile files); what they say is noise. Not used outside tests.
 
 use crate::train::rng::Rng;
@@ -151,6 +152,93 @@ impl Tiny {
         let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
         gguf_file::write(&mut file, &metadata, &tensors)?;
         std::io::Write::flush(&mut file)?;
+        Ok(())
+    }
+
+    /// The same shape as a Hugging Face model folder in `dir` (created): its own seeded
+    /// weights under Hugging Face's names (llama unpermuted; the output layer its own for
+    /// llama, tied to the embedding for qwen2), the GGUF file's vocabulary as `tokenizer.json`.
+    pub fn write_hf(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let gguf = dir.join(".vocabulary.gguf");
+        self.write(&gguf)?;
+        let content = {
+            let mut f = std::fs::File::open(&gguf)?;
+            gguf_file::Content::read(&mut f)?
+        };
+        std::fs::remove_file(&gguf)?;
+        let tokenizer = super::tokenizer::LmTokenizer::from_gguf(&content)?;
+        tokenizer.save(&dir.join("tokenizer.json"))?;
+        let vocab = tokenizer.vocab_size();
+        let arch = self.architecture;
+        let tied = arch == "qwen2";
+        let config = serde_json::json!({
+            "model_type": arch,
+            "architectures": [if tied { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" }],
+            "hidden_size": self.embedding,
+            "intermediate_size": self.feed_forward,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "num_key_value_heads": self.kv_heads,
+            "vocab_size": vocab,
+            "max_position_embeddings": self.context,
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 10000.0,
+            "rope_scaling": null,
+            "hidden_act": "silu",
+            "tie_word_embeddings": tied,
+            "use_sliding_window": false,
+            "sliding_window": self.context,
+            "max_window_layers": self.layers,
+            "bos_token_id": 0,
+            "eos_token_id": 2,
+            "torch_dtype": "float32",
+        });
+        std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config)?)?;
+        let template = content
+            .metadata
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
+        std::fs::write(
+            dir.join("tokenizer_config.json"),
+            serde_json::json!({ "chat_template": template }).to_string(),
+        )?;
+        let device = Device::Cpu;
+        let mut rng = Rng::new(self.seed.wrapping_add(1000));
+        let mut random = |dims: &[usize], scale: f32| -> anyhow::Result<Tensor> {
+            let n: usize = dims.iter().product();
+            let values: Vec<f32> = (0..n).map(|_| rng.normal() * scale).collect();
+            Ok(Tensor::from_vec(values, dims, &device)?)
+        };
+        let ones = |n: usize| Tensor::ones(n, candle_core::DType::F32, &device);
+        let (e, ff) = (self.embedding, self.feed_forward);
+        let kv = e / self.heads * self.kv_heads;
+        let mut tensors: std::collections::HashMap<String, Tensor> = std::collections::HashMap::new();
+        tensors.insert("model.embed_tokens.weight".into(), random(&[vocab, e], 0.5)?);
+        tensors.insert("model.norm.weight".into(), ones(e)?);
+        if !tied {
+            tensors.insert("lm_head.weight".into(), random(&[vocab, e], 0.5)?);
+        }
+        for i in 0..self.layers {
+            let p = format!("model.layers.{i}");
+            tensors.insert(format!("{p}.input_layernorm.weight"), ones(e)?);
+            tensors.insert(format!("{p}.post_attention_layernorm.weight"), ones(e)?);
+            tensors.insert(format!("{p}.self_attn.q_proj.weight"), random(&[e, e], 0.2)?);
+            tensors.insert(format!("{p}.self_attn.k_proj.weight"), random(&[kv, e], 0.2)?);
+            tensors.insert(format!("{p}.self_attn.v_proj.weight"), random(&[kv, e], 0.2)?);
+            tensors.insert(format!("{p}.self_attn.o_proj.weight"), random(&[e, e], 0.2)?);
+            tensors.insert(format!("{p}.mlp.gate_proj.weight"), random(&[ff, e], 0.2)?);
+            tensors.insert(format!("{p}.mlp.up_proj.weight"), random(&[ff, e], 0.2)?);
+            tensors.insert(format!("{p}.mlp.down_proj.weight"), random(&[e, ff], 0.2)?);
+            if tied {
+                tensors.insert(format!("{p}.self_attn.q_proj.bias"), random(&[e], 0.1)?);
+                tensors.insert(format!("{p}.self_attn.k_proj.bias"), random(&[kv], 0.1)?);
+                tensors.insert(format!("{p}.self_attn.v_proj.bias"), random(&[kv], 0.1)?);
+            }
+        }
+        candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
         Ok(())
     }
 }

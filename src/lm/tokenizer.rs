@@ -91,6 +91,14 @@ impl LmTokenizer {
         })
     }
 
+    /// Writes the vocabulary as a Hugging Face `tokenizer.json` (what `from_file` reads).
+    pub fn save(&self, path: &Path) -> Result<(), TokenizerError> {
+        self.inner.save(path, false).map_err(|e| TokenizerError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
     /// Token ids of `text`, special tokens written in it read as themselves; no BOS or EOS
     /// is added (chat templates write their own).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {

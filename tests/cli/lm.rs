@@ -1,5 +1,6 @@
 //! `deepspark model list|path|pull|run|score`: specs resolved in temporary Hugging Face and Ollama
-//! stores (never the network), tiny random GGUF models run end to end, hostile files refused
+//! stores (never the network), tiny random GGUF models and Hugging Face safetensors folders
+//! run end to end, hostile files refused
 //! with exit 2, and the real SmolLM2 when `.ci/run` has fetched it.
 
 use crate::common::*;
@@ -82,6 +83,83 @@ fn run_answers_within_the_budget_and_repeats_itself() {
             .clone()
     };
     assert_eq!(sampled("4"), sampled("4"));
+}
+
+#[test]
+fn a_safetensors_model_runs_from_the_hub_cache_pinned_listed_and_by_path() {
+    let s = Stores::new();
+    let repo = s.dir.path().join("hub/models--org--st");
+    let snap = repo.join("snapshots").join(SHA);
+    Tiny {
+        architecture: "qwen2",
+        ..Tiny::default()
+    }
+    .write_hf(&snap)
+    .unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), SHA).unwrap();
+    let run = |spec: &str| {
+        s.cmd()
+            .args([
+                "model",
+                "run",
+                "--offline",
+                spec,
+                "--prompt",
+                "the cat",
+                "--max-tokens",
+                "5",
+            ])
+            .assert()
+            .success()
+            .stderr(
+                contains("org/st (qwen2")
+                    .and(contains("run as Q8_0"))
+                    .and(contains("ChatML")),
+            )
+            .get_output()
+            .stdout
+            .clone()
+    };
+    let by_id = run("org/st");
+    assert_eq!(run(&format!("org/st@{SHA}")), by_id);
+    assert_eq!(run(snap.to_str().unwrap()), by_id);
+    s.cmd()
+        .args(["model", "path", "org/st"])
+        .assert()
+        .success()
+        .stdout(format!("{}\n", snap.display()));
+    s.cmd()
+        .args(["model", "list"])
+        .assert()
+        .success()
+        .stdout(contains(format!("org/st@{SHA}")));
+    s.cmd()
+        .args(["model", "score", "--offline", "org/st", "--text", "fn main() {}"])
+        .assert()
+        .success();
+    // A pinned revision that is not cached, offline: named, with the command that fetches it.
+    s.cmd()
+        .args([
+            "model",
+            "run",
+            "--offline",
+            &format!("org/st@{}", "f".repeat(40)),
+            "--prompt",
+            "x",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("not in the Hugging Face cache").and(contains("*.safetensors")));
+    // Weights that do not fit the config: refused with the tensor's name, exit 2.
+    let config = snap.join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("\"hidden_size\": 64", "\"hidden_size\": 32")).unwrap();
+    s.cmd()
+        .args(["model", "run", "--offline", "org/st", "--prompt", "x"])
+        .assert()
+        .code(2)
+        .stderr(contains("token_embd.weight"));
 }
 
 #[test]
