@@ -474,6 +474,21 @@ pub struct TrainArgs {
     /// size weights it would fight the SZZ labels).
     #[arg(long)]
     pub pairs_size: bool,
+    /// Also fit the pair path: token weights learned only from the training split's bug/fix
+    /// pairs (each buggy version above its fix, no size features), which compare two versions
+    /// of the same hunk. It never changes a risk; suggestions are ranked with it and
+    /// `eval-pairs` measures it. Without it, a --base model's pair path is kept.
+    #[arg(long)]
+    pub pair_path: bool,
+    /// Passes of the pair path over the training pairs; the best calibration pair accuracy is kept.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub pair_epochs: usize,
+    /// L2 penalty per squared pair-path weight.
+    #[arg(long, default_value_t = 1e-4, value_name = "L2")]
+    pub pair_l2: f64,
+    /// How far above its fix the pair path wants a buggy version (in logits).
+    #[arg(long, default_value_t = 1.0, value_name = "M")]
+    pub pair_margin: f64,
     /// Fit the wide path first and train the transformer on top of its logit (boosting),
     /// instead of fitting the wide path after the transformer.
     #[arg(long, conflicts_with_all = ["no_wide", "base"])]

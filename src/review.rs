@@ -452,6 +452,7 @@ pub fn dismissed_score(n_lines: usize) -> HunkScore {
         risk: 0.0,
         logit: DISMISSED_LOGIT,
         line_weights: vec![0.0; n_lines],
+        pair_logit: None,
     }
 }
 

@@ -4,9 +4,13 @@
 //! `Settings::plausible` most probable rewrites of the hunk's added lines. Each is
 //! **verified** (it edits only added lines of this hunk, it changes something, and the
 //! hunk's whole new side, context included, is exactly what the file holds at those line
-//! numbers), then applied in place and **re-scored** by the risk model. A candidate is kept
-//! only when it lowers the hunk's risk by at least `Settings::margin`; the kept ones are
-//! ranked by the merge probability after the edit (1 - risk) and at most
+//! numbers), then applied in place and **re-scored** by the risk model. With a pair path
+//! (`model::wide::PairPath`, fitted on bug/fix pairs), a candidate is kept when the pair path
+//! reads it as less buggy than the hunk (a lower pair logit) and it does not raise the risk by
+//! more than `Settings::margin`, and the kept ones are ranked by their pair logit: the risk
+//! rewards fewer added lines, so ranking by it alone chooses deletions. Without one, a
+//! candidate is kept only when it lowers the hunk's risk by at least `Settings::margin`, and
+//! the kept ones are ranked by the merge probability after the edit (1 - risk). At most
 //! `Settings::per_hunk` are returned per hunk. Only the [`MAX_HUNKS`] riskiest hunks of a
 //! change get suggestions: each candidate costs a forward pass, and a reviewer reads the
 //! riskiest hunks first.
@@ -233,6 +237,8 @@ pub struct Target<'a> {
     pub path: &'a str,
     pub hunk_ref: &'a Hunk,
     pub risk: f32,
+    /// The hunk's pair-path logit, when the model has a pair path.
+    pub pair_logit: Option<f32>,
     /// The file's current text on the reviewed side; `None` (binary, unreadable) means no suggestions.
     pub content: Option<&'a str>,
 }
@@ -248,6 +254,18 @@ pub fn chosen(targets: &[Target], s: &Settings) -> Vec<usize> {
     chosen.sort_by(|&a, &b| targets[b].risk.total_cmp(&targets[a].risk));
     chosen.truncate(MAX_HUNKS);
     chosen
+}
+
+/// Whether a candidate scored `after` is kept for `target` (see the module doc): a language
+/// model's when it does not raise the risk by more than the margin; the generator's, with a
+/// pair path, when it also reads as less buggy, else when it lowers the risk by the margin.
+pub fn keeps(target: &Target, after: &HunkScore, by: Author, s: &Settings) -> bool {
+    let no_riskier = after.risk - target.risk <= s.margin;
+    match (by, target.pair_logit.zip(after.pair_logit)) {
+        (Author::LanguageModel, _) => no_riskier,
+        (Author::Embedded, Some((before, now))) => no_riskier && now < before,
+        (Author::Embedded, None) => target.risk - after.risk >= s.margin,
+    }
 }
 
 /// Generate, verify, re-score and rank (see the module doc). `written` holds a language
@@ -302,16 +320,10 @@ pub fn suggest(
     };
     let mut out: Vec<Suggestion> = Vec::new();
     for (t, target) in targets.iter().enumerate() {
-        let mut mine: Vec<Suggestion> = pending
+        let mut mine: Vec<(Option<f32>, Suggestion)> = pending
             .iter()
             .zip(&scores)
-            .filter(|((i, _, _, by), sc)| {
-                *i == t
-                    && match by {
-                        Author::Embedded => target.risk - sc.risk >= s.margin,
-                        Author::LanguageModel => sc.risk - target.risk <= s.margin,
-                    }
-            })
+            .filter(|((i, _, _, by), sc)| *i == t && keeps(target, sc, *by, s))
             .filter_map(|((_, c, _, by), sc)| {
                 let content = target.content?;
                 let new = apply_to(content, &line_edits(target.hunk_ref, &c.edits));
@@ -322,28 +334,38 @@ pub fn suggest(
                     new: new.into_bytes(),
                 }])
                 .ok()?;
-                Some(Suggestion {
-                    file: target.file,
-                    hunk: target.hunk,
-                    edits: c.edits.clone(),
-                    probability: c.probability,
-                    risk: OldNew {
-                        old: target.risk,
-                        new: sc.risk,
+                Some((
+                    sc.pair_logit,
+                    Suggestion {
+                        file: target.file,
+                        hunk: target.hunk,
+                        edits: c.edits.clone(),
+                        probability: c.probability,
+                        risk: OldNew {
+                            old: target.risk,
+                            new: sc.risk,
+                        },
+                        diff,
+                        by: *by,
                     },
-                    diff,
-                    by: *by,
-                })
+                ))
             })
             .collect();
-        mine.sort_by(|a, b| {
+        // The language model's first; then the least buggy by the pair path when there is
+        // one (else the least risky); then the generator's own probability.
+        mine.sort_by(|(pa, a), (pb, b)| {
+            let by_pair = match (pa, pb) {
+                (Some(x), Some(y)) => x.total_cmp(y),
+                _ => std::cmp::Ordering::Equal,
+            };
             (a.by == Author::Embedded)
                 .cmp(&(b.by == Author::Embedded))
+                .then(by_pair)
                 .then(a.risk.new.total_cmp(&b.risk.new))
                 .then(b.probability.total_cmp(&a.probability))
         });
         mine.truncate(s.per_hunk);
-        out.extend(mine);
+        out.extend(mine.into_iter().map(|(_, s)| s));
     }
     Ok(out)
 }
@@ -366,6 +388,7 @@ pub fn targets<'a>(
                 path: file.display_path(),
                 hunk_ref: hunk,
                 risk: score.risk,
+                pair_logit: score.pair_logit,
                 content: contents.get(f).and_then(|c| c.as_deref()),
             });
         }
@@ -439,6 +462,7 @@ mod tests {
                     risk: i.hunk.added() as f32 / 10.0,
                     logit: 0.0,
                     line_weights: vec![],
+                    pair_logit: None,
                 })
                 .collect())
         }
@@ -491,6 +515,7 @@ mod tests {
                 path,
                 hunk_ref: &h,
                 risk: 0.2,
+                pair_logit: None,
                 content: Some(content),
             };
             suggest(&[t], ChangeStats::default(), &stub, &stub, &[], &s).unwrap()
@@ -515,6 +540,7 @@ mod tests {
             path: "a.c",
             hunk_ref: &h,
             risk: 0.2,
+            pair_logit: None,
             content: Some(content),
         };
         let high = Settings { above: 0.5, ..s };
@@ -523,6 +549,44 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn with_a_pair_path_a_candidate_must_read_as_less_buggy_not_only_less_risky() {
+        let h = hunk("@@ -1,2 +1,3 @@", " a\n+b\n c");
+        let target = |pair_logit| Target {
+            file: 0,
+            hunk: 0,
+            path: "a.c",
+            hunk_ref: &h,
+            risk: 0.4,
+            pair_logit,
+            content: None,
+        };
+        let after = |risk, pair_logit| HunkScore {
+            risk,
+            logit: 0.0,
+            line_weights: vec![],
+            pair_logit,
+        };
+        let s = Settings::default();
+        let embedded = Author::Embedded;
+        // No pair path: only a risk drop by the margin counts.
+        assert!(keeps(&target(None), &after(0.3, None), embedded, &s));
+        assert!(!keeps(&target(None), &after(0.39, None), embedded, &s));
+        // A pair path: a deletion that lowers the risk but reads as buggier is dropped...
+        assert!(!keeps(&target(Some(0.5)), &after(0.1, Some(0.7)), embedded, &s));
+        // ...and a token fix that leaves the risk as it was but reads as the fix is kept,
+        assert!(keeps(&target(Some(0.5)), &after(0.41, Some(-0.2)), embedded, &s));
+        // unless it raises the risk by more than the margin.
+        assert!(!keeps(&target(Some(0.5)), &after(0.5, Some(-0.2)), embedded, &s));
+        // A language model's rewrite: kept unless it raises the risk by more than the margin.
+        assert!(keeps(
+            &target(Some(0.5)),
+            &after(0.41, Some(0.9)),
+            Author::LanguageModel,
+            &s
+        ));
     }
 
     #[test]

@@ -53,6 +53,13 @@ fn print_text(r: &PairReport, out: &mut impl Write) -> std::io::Result<()> {
             a.n_same_length,
             100.0 * a.pair_accuracy_same_length
         );
+        if let (Some(all), Some(same)) = (a.pair_path_accuracy, a.pair_path_accuracy_same_length) {
+            s.push_str(&format!(
+                "; pair path: buggy version above in {:.1}%, same length {:.1}%",
+                100.0 * all,
+                100.0 * same
+            ));
+        }
         if let Some(lm) = &a.lm {
             s.push_str(&lm_line(lm));
         }

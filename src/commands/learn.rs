@@ -166,6 +166,7 @@ pub fn run(args: LearnArgs) -> Result<u8> {
                 l2: args.prior_l2,
                 ..WideOptions::default()
             }),
+            pair: None,
             boost: false,
             base: Some(base_dir.clone()),
             wide_prior,

@@ -314,6 +314,7 @@ impl<'s, W: Write> Filter<'s, W> {
                     risk: m.config.calibration.apply(logit),
                     logit,
                     line_weights: Vec::new(),
+                    pair_logit: None,
                 })
                 .collect(),
             _ => Vec::new(),

@@ -113,6 +113,13 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             pairs_size: args.pairs_size,
             ..Default::default()
         }),
+        pair: args.pair_path.then(|| crate::train::wide::PairOptions {
+            epochs: args.pair_epochs.max(1),
+            l2: args.pair_l2,
+            margin: args.pair_margin,
+            seed: args.seed,
+            ..Default::default()
+        }),
         boost: args.boost,
         base: args.base.clone(),
         wide_prior: args.wide_prior,

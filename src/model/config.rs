@@ -26,6 +26,11 @@ pub struct RiskConfig {
     /// hunk, plus the size features, stacked with the transformer's logit (see `model::wide`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub wide: bool,
+    /// A pair path: one weight per (side, token) like the wide path, fitted only on bug/fix
+    /// pairs, so that it compares two versions of the same hunk (see `model::wide::PairPath`).
+    /// It never enters the risk.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pair: bool,
     /// Whether the input starts with the file's name (names identify projects more than risk).
     #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
     pub file_name: bool,
@@ -186,6 +191,11 @@ impl RiskConfig {
             } else {
                 0
             }
+            + if self.pair {
+                super::wide::SIDES * self.vocab_size
+            } else {
+                0
+            }
     }
 
     /// Approximate multiply-adds x2 for one sequence of `len` tokens (for benchmarks).
@@ -209,6 +219,7 @@ pub fn tiny(vocab_size: usize) -> RiskConfig {
         n_features: crate::tokenize::N_FEATURES,
         bag: false,
         wide: false,
+        pair: false,
         file_name: true,
         calibration: Platt::IDENTITY,
         change: ChangeCombiner::MAX,

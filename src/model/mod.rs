@@ -42,6 +42,9 @@ pub struct HunkScore {
     /// lines that cannot hold a bug (blank, lone braces and punctuation, comment-only: see
     /// `diff::is_cosmetic`), so that a report never says such a line drives the score.
     pub line_weights: Vec<f32>,
+    /// The pair path's logit when the model has one (`wide::PairPath`): compare it only
+    /// between two versions of the same hunk, the higher reads as buggier.
+    pub pair_logit: Option<f32>,
 }
 
 pub trait Scorer {
@@ -67,6 +70,8 @@ pub struct RiskModel {
     pub device: Device,
     /// The wide path, when the config has one (`config.wide`).
     pub wide: Option<wide::Wide>,
+    /// The pair path, when the config has one (`config.pair`).
+    pub pair: Option<wide::PairPath>,
     origin: String,
 }
 
@@ -77,21 +82,28 @@ impl RiskModel {
         let config = files.parse_config()?;
         let encoder = files.encoder(&config)?;
         let mut tensors = files.tensors(&config, device)?;
+        let mut take = |name: &str| {
+            tensors
+                .remove(name)
+                .and_then(|t| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).ok())
+                .ok_or_else(|| weights::LoadError::Tensors {
+                    path: files.origin.clone(),
+                    msg: format!("tensor {name:?} is missing or unreadable"),
+                })
+        };
         let wide = if config.wide {
-            let mut take = |name: &str| {
-                tensors
-                    .remove(name)
-                    .and_then(|t| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).ok())
-                    .ok_or_else(|| weights::LoadError::Tensors {
-                        path: files.origin.clone(),
-                        msg: format!("tensor {name:?} is missing or unreadable"),
-                    })
-            };
             Some(wide::Wide {
                 tokens: take(wide::TOKENS)?,
                 features: take(wide::FEATURES)?,
                 bias: take(wide::BIAS)?[0],
                 deep: take(wide::DEEP)?[0],
+            })
+        } else {
+            None
+        };
+        let pair = if config.pair {
+            Some(wide::PairPath {
+                tokens: take(wide::PAIR)?,
             })
         } else {
             None
@@ -107,6 +119,7 @@ impl RiskModel {
             encoder,
             device: device.clone(),
             wide,
+            pair,
             origin: files.origin.clone(),
         })
     }
@@ -118,6 +131,7 @@ impl RiskModel {
             encoder,
             device,
             wide: None,
+            pair: None,
             origin: origin.to_string(),
         }
     }
@@ -237,7 +251,12 @@ impl Scorer for RiskModel {
             "transformer {}x{}{} ({} parameters), {}",
             c.n_layers,
             c.d_model,
-            if c.wide { " + wide token path" } else { "" },
+            match (c.wide, c.pair) {
+                (true, true) => " + wide and pair token paths",
+                (true, false) => " + wide token path",
+                (false, true) => " + pair token path",
+                (false, false) => "",
+            },
             c.param_count(),
             self.origin
         )
@@ -271,6 +290,7 @@ impl Scorer for RiskModel {
                     risk: self.config.calibration.apply(logit),
                     logit,
                     line_weights: weights,
+                    pair_logit: self.pair.as_ref().map(|p| p.logit(enc)),
                 })
             })
             .collect()

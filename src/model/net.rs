@@ -257,6 +257,9 @@ impl RiskNet {
                 (wide::DEEP.to_string(), vec![1]),
             ]);
         }
+        if cfg.pair {
+            v.push((super::wide::PAIR.to_string(), vec![super::wide::SIDES * cfg.vocab_size]));
+        }
         for i in 0..cfg.n_layers {
             let p = |n: &str| format!("blocks.{i}.{n}");
             v.extend([

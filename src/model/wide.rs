@@ -23,6 +23,8 @@ pub const TOKENS: &str = "wide.tokens";
 pub const FEATURES: &str = "wide.features";
 pub const BIAS: &str = "wide.bias";
 pub const DEEP: &str = "wide.deep";
+/// The pair path's weights (present exactly when `config.pair` is true).
+pub const PAIR: &str = "pair.tokens";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Wide {
@@ -102,6 +104,26 @@ impl Wide {
         self.bias = self.bias * b + c;
         self.deep = a;
         self
+    }
+}
+
+/// The pair path: one weight per (side, token) present in a hunk, like the wide path's token
+/// weights, but fitted only on bug/fix pairs (the buggy version's logit above its fix's; see
+/// `train::wide::fit_pairs`). Its logit means nothing on its own: only the difference between
+/// two versions of the same hunk does (which reads as buggier). It has no size features, so
+/// it does not prefer the shorter version; the risk never includes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairPath {
+    /// `SIDES * vocab_size` weights.
+    pub tokens: Vec<f32>,
+}
+
+impl PairPath {
+    pub fn logit(&self, enc: &Encoded) -> f32 {
+        active(enc, self.tokens.len() / SIDES)
+            .iter()
+            .map(|&(f, _)| self.tokens[f])
+            .sum()
     }
 }
 

@@ -541,7 +541,19 @@ pub fn evaluate_suggestions(
                 reach += 1;
                 let fixed_inputs: Vec<ScoreInput> = fixed.iter().map(|h| ScoreInput { hunk: h, ..inputs[k] }).collect();
                 let risks = scorer.score(&fixed_inputs)?;
-                eligible += risks.iter().any(|r| before[k].risk - r.risk >= settings.margin) as usize;
+                let t = Target {
+                    file: 0,
+                    hunk: 0,
+                    path: &f.path,
+                    hunk_ref: hunk,
+                    risk: before[k].risk,
+                    pair_logit: before[k].pair_logit,
+                    content: Some(text),
+                };
+                eligible += risks
+                    .iter()
+                    .any(|r| suggest::keeps(&t, r, suggest::Author::Embedded, settings))
+                    as usize;
             }
             let ranked = generator.propose(hunk, 5)?;
             g1 += ranked.first().is_some_and(|c| matches(hunk, &c.edits, &f.target)) as usize;
@@ -553,6 +565,7 @@ pub fn evaluate_suggestions(
                 hunk_ref: hunk,
                 // The fix proves the hunk needed work: measure every view, not only risky ones.
                 risk: before[k].risk,
+                pair_logit: before[k].pair_logit,
                 content: Some(text),
             };
             let s = Settings {

@@ -65,6 +65,9 @@ pub struct TrainOptions {
     pub file_name: bool,
     /// Fit the wide path after the transformer (see `model::wide`); `None` leaves it out.
     pub wide: Option<wide::WideOptions>,
+    /// Fit the pair path on the training split's bug/fix pairs (see `model::wide::PairPath`);
+    /// `None` keeps the base model's pair path, if it has one.
+    pub pair: Option<wide::PairOptions>,
     /// Fit the wide path first and train the transformer on what it leaves (its logit is
     /// added to the wide logit in the loss), instead of fitting the wide path afterwards.
     pub boost: bool,
@@ -253,7 +256,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         t0.elapsed().as_secs_f64()
     );
 
-    let wants_pairs = opts.wide.as_ref().is_some_and(|w| w.pairs_weight > 0.0);
+    let wants_pairs = opts.wide.as_ref().is_some_and(|w| w.pairs_weight > 0.0) || opts.pair.is_some();
     let (train_pairs, calib_pairs) = if wants_pairs {
         let mut all = pairs::load_pairs(&opts.data)?;
         all.retain(|p| !opts.holdout.contains(&p.project));
@@ -281,6 +284,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     let mut cfg = if let Some(c) = &base_cfg {
         RiskConfig {
             wide: false,
+            pair: false,
             calibration: Platt::IDENTITY,
             change: ChangeCombiner::MAX,
             ..c.clone()
@@ -301,6 +305,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
             },
             bag: opts.bag,
             wide: false,
+            pair: false,
             file_name: opts.file_name,
             calibration: Platt::IDENTITY,
             change: ChangeCombiner::MAX,
@@ -359,10 +364,37 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     let wide = calibrate::calibrate(&run, &mut cfg, &net, first, wide_opts.as_ref())?;
     cfg.validate()?;
 
-    let extra = match &wide {
+    let mut extra = match &wide {
         Some(w) => wide::tensors(w, device)?,
         None => vec![],
     };
+    // The pair path: fitted now, or the base's kept as it is (it never enters the risk, so
+    // recalibrating or refitting the rest leaves it valid).
+    let pair = match (&opts.pair, &base_tensors) {
+        (Some(po), _) => {
+            let train: Vec<(&Encoded, &Encoded)> = run.train_pairs.iter().map(|(b, f)| (b, f)).collect();
+            let calib: Vec<(&Encoded, &Encoded)> = run.calib_pairs.iter().map(|(b, f)| (b, f)).collect();
+            let (path, acc) = wide::fit_pairs(&train, &calib, cfg.vocab_size, po)?;
+            eprintln!("deepspark: pair path fitted, calibration pair accuracy {acc:.4}");
+            Some(path)
+        }
+        (None, Some(t)) if base_cfg.as_ref().is_some_and(|c| c.pair) => {
+            let get = t
+                .get(crate::model::wide::PAIR)
+                .context("the base model has no pair path tensor")?;
+            Some(crate::model::wide::PairPath {
+                tokens: get.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+            })
+        }
+        _ => None,
+    };
+    if let Some(p) = &pair {
+        cfg.pair = true;
+        extra.push((
+            crate::model::wide::PAIR.into(),
+            candle_core::Tensor::new(p.tokens.as_slice(), device)?,
+        ));
+    }
     save(&varmap, extra, &cfg, &opts.out)?;
     transformer::remove_checkpoints(&opts.out);
     let model = RiskModel::load(&weights::ModelFiles::read_dir(&opts.out)?, device)?;
@@ -379,6 +411,8 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         "recalibrate_only": opts.recalibrate_only,
         "wide": opts.wide.as_ref().map(|w| serde_json::json!({"epochs": w.epochs, "l2": w.l2, "lr": w.lr, "batch": w.batch,
             "pairs_weight": w.pairs_weight, "pairs_margin": w.pairs_margin, "pairs_size": w.pairs_size, "train_pairs": run.train_pairs.len()})),
+        "pair": opts.pair.as_ref().map(|p| serde_json::json!({"epochs": p.epochs, "l2": p.l2, "lr": p.lr, "margin": p.margin,
+            "batch": p.batch, "train_pairs": run.train_pairs.len(), "calibration_pairs": run.calib_pairs.len()})),
         "train_hunks": run.train.len(),
         "parameters": cfg.param_count(),
         "train_seconds": t0.elapsed().as_secs_f64(),

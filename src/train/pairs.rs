@@ -151,6 +151,12 @@ pub struct PairAccuracy {
     pub baseline_pair_accuracy: f64,
     /// Always 0.5: on pairs of the same length the baseline ties every pair.
     pub baseline_pair_accuracy_same_length: f64,
+    /// The share of pairs the model's pair path (`model::wide::PairPath`, what ranks
+    /// suggestions) puts the buggy version above (ties count half), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pair_path_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pair_path_accuracy_same_length: Option<f64>,
     /// The language model's, when one read the pairs.
     #[serde(flatten)]
     pub lm: Option<LmPairAccuracy>,
@@ -201,16 +207,24 @@ fn credit(buggy: f64, fixed: f64) -> f64 {
     }
 }
 
-/// Accuracy over pairs given each pair's (buggy, fixed) risks, beside `pairs`.
-fn accuracy(pairs: &[&FixPair], risks: &[(f32, f32)]) -> PairAccuracy {
+/// A pair's (buggy, fixed) risks, and pair-path logits when the model has a pair path.
+type PairScores = ((f32, f32), Option<(f32, f32)>);
+
+/// Accuracy over pairs given each pair's scores, beside `pairs`.
+fn accuracy(pairs: &[&FixPair], scores: &[PairScores]) -> PairAccuracy {
     let (mut model, mut model_same, mut base, mut n_same) = (0.0, 0.0, 0.0, 0usize);
-    for (p, &(b, f)) in pairs.iter().zip(risks) {
+    let (mut path, mut path_same, mut has_path) = (0.0, 0.0, !scores.is_empty());
+    for (p, &((b, f), logits)) in pairs.iter().zip(scores) {
         let c = credit(b as f64, f as f64);
+        let cp = logits.map_or(0.0, |(b, f)| credit(b as f64, f as f64));
+        has_path &= logits.is_some();
         model += c;
+        path += cp;
         base += credit(p.buggy.added() as f64, p.fixed.added() as f64);
         if p.same_length() {
             n_same += 1;
             model_same += c;
+            path_same += cp;
         }
     }
     let share = |x: f64, n: usize| if n == 0 { 0.0 } else { x / n as f64 };
@@ -221,6 +235,8 @@ fn accuracy(pairs: &[&FixPair], risks: &[(f32, f32)]) -> PairAccuracy {
         pair_accuracy_same_length: share(model_same, n_same),
         baseline_pair_accuracy: share(base, pairs.len()),
         baseline_pair_accuracy_same_length: if n_same == 0 { 0.0 } else { 0.5 },
+        pair_path_accuracy: has_path.then(|| share(path, pairs.len())),
+        pair_path_accuracy_same_length: has_path.then(|| share(path_same, n_same)),
         lm: None,
     }
 }
@@ -249,7 +265,11 @@ pub fn evaluate_pairs(pairs: &[&FixPair], scorer: &dyn Scorer, split: Split) -> 
                 inputs.len()
             );
         }
-        risks.extend(scores.chunks(2).map(|s| (s[0].risk, s[1].risk)));
+        risks.extend(
+            scores
+                .chunks(2)
+                .map(|s| ((s[0].risk, s[1].risk), s[0].pair_logit.zip(s[1].pair_logit))),
+        );
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
@@ -260,7 +280,7 @@ pub fn evaluate_pairs(pairs: &[&FixPair], scorer: &dyn Scorer, split: Split) -> 
             .into_iter()
             .map(|(name, at)| {
                 let ps: Vec<&FixPair> = at.iter().map(|&i| pairs[i]).collect();
-                let rs: Vec<(f32, f32)> = at.iter().map(|&i| risks[i]).collect();
+                let rs: Vec<PairScores> = at.iter().map(|&i| risks[i]).collect();
                 (name.to_string(), accuracy(&ps, &rs))
             })
             .collect(),
@@ -438,6 +458,7 @@ mod tests {
                         risk: n as f32,
                         logit: n as f32,
                         line_weights: vec![0.0; i.hunk.lines.len()],
+                        pair_logit: None,
                     }
                 })
                 .collect())

@@ -612,6 +612,7 @@ mod tests {
             risk: 1.0,
             logit: 3e38,
             line_weights: vec![],
+            pair_logit: None,
         };
         let err = m.change_risk(&[huge]).unwrap_err().to_string();
         assert!(err.contains("no finite change risk"), "{err}");
