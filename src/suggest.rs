@@ -5,13 +5,14 @@
 //! **verified** (it edits only added lines of this hunk, it changes something, and the
 //! hunk's whole new side, context included, is exactly what the file holds at those line
 //! numbers), then applied in place and **re-scored** by the risk model. With a pair path
-//! (`model::wide::PairPath`, fitted on bug/fix pairs), a candidate is kept when the pair path
-//! reads it as less buggy than the hunk (a lower pair logit) and it does not raise the risk by
-//! more than `Settings::margin`, and the kept ones are ranked by their pair logit: the risk
-//! rewards fewer added lines, so ranking by it alone chooses deletions. Without one, a
-//! candidate is kept only when it lowers the hunk's risk by at least `Settings::margin`, and
-//! the kept ones are ranked by the merge probability after the edit (1 - risk). At most
-//! `Settings::per_hunk` are returned per hunk. Only the [`MAX_HUNKS`] riskiest hunks of a
+//! (`model::wide::PairPath`, fitted on bug/fix pairs), a candidate is kept when it does not
+//! raise the risk by more than `Settings::margin`, and the kept ones are ranked by the
+//! generator's log-probability minus [`PAIR_RANK_WEIGHT`] × the pair logit after the edit
+//! (how much more it reads like a fix): the risk rewards fewer added lines, so requiring a
+//! risk drop and ranking by it chooses deletions. Without one, a candidate is kept only when
+//! it lowers the hunk's risk by at least `Settings::margin`, and the kept ones are ranked by
+//! the merge probability after the edit (1 - risk). At most `Settings::per_hunk` are
+//! returned per hunk. Only the [`MAX_HUNKS`] riskiest hunks of a
 //! change get suggestions: each candidate costs a forward pass, and a reviewer reads the
 //! riskiest hunks first.
 //!
@@ -21,6 +22,12 @@ use crate::diff::{FileDiff, Hunk, LineKind, OldNew, PatchFile};
 use crate::model::{Generator, HunkScore, LineEdit, ScoreInput, Scorer};
 use crate::tokenize::ChangeStats;
 use serde::Serialize;
+
+/// With a pair path, a candidate ranks by ln(generator probability) − this × its pair logit.
+/// Chosen on the calibration split's fix hunks (`eval-suggest --split calib`, MODEL_CARD):
+/// 0 keeps the generator's order (69% of first suggestions delete lines), 1 is the largest
+/// top-1 with at most half of them deletions, larger weights lower top-1 further.
+pub const PAIR_RANK_WEIGHT: f32 = 1.0;
 
 /// Hunks per change that get suggestions (the riskiest ones).
 pub const MAX_HUNKS: usize = 16;
@@ -257,14 +264,14 @@ pub fn chosen(targets: &[Target], s: &Settings) -> Vec<usize> {
 }
 
 /// Whether a candidate scored `after` is kept for `target` (see the module doc): a language
-/// model's when it does not raise the risk by more than the margin; the generator's, with a
-/// pair path, when it also reads as less buggy, else when it lowers the risk by the margin.
+/// model's, or the generator's when the model has a pair path, when it does not raise the
+/// risk by more than the margin; the generator's without one when it lowers the risk by it.
 pub fn keeps(target: &Target, after: &HunkScore, by: Author, s: &Settings) -> bool {
-    let no_riskier = after.risk - target.risk <= s.margin;
-    match (by, target.pair_logit.zip(after.pair_logit)) {
-        (Author::LanguageModel, _) => no_riskier,
-        (Author::Embedded, Some((before, now))) => no_riskier && now < before,
-        (Author::Embedded, None) => target.risk - after.risk >= s.margin,
+    let pair = target.pair_logit.is_some() && after.pair_logit.is_some();
+    match by {
+        Author::LanguageModel => after.risk - target.risk <= s.margin,
+        Author::Embedded if pair => after.risk - target.risk <= s.margin,
+        Author::Embedded => target.risk - after.risk >= s.margin,
     }
 }
 
@@ -351,11 +358,13 @@ pub fn suggest(
                 ))
             })
             .collect();
-        // The language model's first; then the least buggy by the pair path when there is
-        // one (else the least risky); then the generator's own probability.
+        // The language model's first; then, with a pair path, the generator's probability
+        // weighed with how much the edit reads like a fix; else the least risky; then the
+        // generator's own probability.
+        let rank = |pair: f32, s: &Suggestion| s.probability.max(1e-9).ln() - PAIR_RANK_WEIGHT * pair;
         mine.sort_by(|(pa, a), (pb, b)| {
             let by_pair = match (pa, pb) {
-                (Some(x), Some(y)) => x.total_cmp(y),
+                (Some(x), Some(y)) => rank(*y, b).total_cmp(&rank(*x, a)),
                 _ => std::cmp::Ordering::Equal,
             };
             (a.by == Author::Embedded)
@@ -552,7 +561,7 @@ mod tests {
     }
 
     #[test]
-    fn with_a_pair_path_a_candidate_must_read_as_less_buggy_not_only_less_risky() {
+    fn with_a_pair_path_a_candidate_need_not_lower_the_risk() {
         let h = hunk("@@ -1,2 +1,3 @@", " a\n+b\n c");
         let target = |pair_logit| Target {
             file: 0,
@@ -574,11 +583,10 @@ mod tests {
         // No pair path: only a risk drop by the margin counts.
         assert!(keeps(&target(None), &after(0.3, None), embedded, &s));
         assert!(!keeps(&target(None), &after(0.39, None), embedded, &s));
-        // A pair path: a deletion that lowers the risk but reads as buggier is dropped...
-        assert!(!keeps(&target(Some(0.5)), &after(0.1, Some(0.7)), embedded, &s));
-        // ...and a token fix that leaves the risk as it was but reads as the fix is kept,
+        // A pair path: a token fix that leaves the risk as it was is kept (the ranking, not
+        // the risk, says which reads most like the fix), unless it raises the risk by more
+        // than the margin.
         assert!(keeps(&target(Some(0.5)), &after(0.41, Some(-0.2)), embedded, &s));
-        // unless it raises the risk by more than the margin.
         assert!(!keeps(&target(Some(0.5)), &after(0.5, Some(-0.2)), embedded, &s));
         // A language model's rewrite: kept unless it raises the risk by more than the margin.
         assert!(keeps(
@@ -587,6 +595,71 @@ mod tests {
             Author::LanguageModel,
             &s
         ));
+    }
+
+    /// Risk by added lines, as [`Stub`]; pair logit 1 per added line holding "bug".
+    struct PairStub(Vec<crate::model::Candidate>);
+    impl Scorer for PairStub {
+        fn describe(&self) -> String {
+            "pair stub".into()
+        }
+        fn score(&self, inputs: &[ScoreInput]) -> anyhow::Result<Vec<HunkScore>> {
+            let bugs = |h: &Hunk| {
+                h.lines
+                    .iter()
+                    .filter(|l| l.kind == LineKind::Added && l.text.contains("bug"))
+                    .count() as f32
+            };
+            Ok(inputs
+                .iter()
+                .map(|i| HunkScore {
+                    risk: i.hunk.added() as f32 / 10.0,
+                    logit: 0.0,
+                    line_weights: vec![],
+                    pair_logit: Some(bugs(i.hunk)),
+                })
+                .collect())
+        }
+        fn change_risk(&self, _: &[HunkScore]) -> anyhow::Result<f32> {
+            Ok(0.0)
+        }
+    }
+    impl Generator for PairStub {
+        fn describe(&self) -> String {
+            "pair stub".into()
+        }
+        fn propose(&self, _: &Hunk, max: usize) -> anyhow::Result<Vec<crate::model::Candidate>> {
+            Ok(self.0.iter().take(max).cloned().collect())
+        }
+    }
+
+    #[test]
+    fn with_a_pair_path_the_edit_that_reads_like_the_fix_ranks_before_a_deletion() {
+        let h = hunk("@@ -1,2 +1,4 @@", " a\n+bug(x)\n+c\n d");
+        let content = "a\nbug(x)\nc\nd\n";
+        let stub = PairStub(vec![
+            candidate(vec![(2, None)], 0.5),              // a deletion: less risky, as buggy
+            candidate(vec![(1, Some("fix(x)"))], 0.3),    // same risk, no longer reads buggy
+            candidate(vec![(1, Some("bug(x); c"))], 0.2), // as buggy, as risky
+        ]);
+        let t = Target {
+            file: 0,
+            hunk: 0,
+            path: "a.c",
+            hunk_ref: &h,
+            risk: 0.2,
+            pair_logit: Some(1.0),
+            content: Some(content),
+        };
+        let s = Settings {
+            above: 0.0,
+            per_hunk: 5,
+            ..Settings::default()
+        };
+        let out = suggest(&[t], ChangeStats::default(), &stub, &stub, &[], &s).unwrap();
+        let firsts: Vec<Option<&str>> = out.iter().map(|s| s.edits[0].new.as_deref()).collect();
+        // ln 0.3 − 0 > ln 0.5 − 1 > ln 0.2 − 1: the generator's favourite deletion comes second.
+        assert_eq!(firsts, [Some("fix(x)"), None, Some("bug(x); c")]);
     }
 
     #[test]
