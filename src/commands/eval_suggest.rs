@@ -105,7 +105,7 @@ fn print_text(what: &str, r: &SuggestReport, out: &mut impl Write) -> std::io::R
     )?;
     writeln!(
         out,
-        "  fix among candidates and lowering the risk by the margin (the bound on top-1): {}   first suggestions that only delete lines: {}",
+        "  fix among candidates and kept by the rule suggestions are shown by (the bound on top-1): {}   first suggestions that only delete lines: {}",
         pct(r.eligible),
         pct(r.first_deletes)
     )?;

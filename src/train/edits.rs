@@ -438,8 +438,9 @@ pub struct SuggestReport {
     pub top5_generator: f64,
     /// Share of hunks whose fix is among all the generator's candidates (an upper bound on top-k).
     pub reachable: f64,
-    /// Share of hunks whose fix is among the candidates and lowers the risk by at least the
-    /// margin: the upper bound on top-1 when suggestions are shown only on a risk drop.
+    /// Share of hunks whose fix is among the candidates and passes the rule that keeps a
+    /// suggestion (`suggest::keeps`: a risk drop by the margin, or with a pair path no rise
+    /// by more than it): the upper bound on top-1.
     pub eligible: f64,
     /// Share of the first shown suggestions that only delete lines (revert what was added).
     pub first_deletes: f64,
