@@ -459,20 +459,27 @@ mod tests {
         assert_eq!(apply_to(no_eol, &[(2, Some("B"))]), "a\nB");
     }
 
-    /// Risk = added lines / 10; proposes fixed candidates.
-    struct Stub(Vec<crate::model::Candidate>);
+    /// Risk = added lines / 10; proposes fixed candidates. With a pair path (the `bool`), its
+    /// logit is the number of added lines holding "bug".
+    struct Stub(Vec<crate::model::Candidate>, bool);
     impl Scorer for Stub {
         fn describe(&self) -> String {
             "stub".into()
         }
         fn score(&self, inputs: &[ScoreInput]) -> anyhow::Result<Vec<HunkScore>> {
+            let bugs = |h: &Hunk| {
+                h.lines
+                    .iter()
+                    .filter(|l| l.kind == LineKind::Added && l.text.contains("bug"))
+                    .count() as f32
+            };
             Ok(inputs
                 .iter()
                 .map(|i| HunkScore {
                     risk: i.hunk.added() as f32 / 10.0,
                     logit: 0.0,
                     line_weights: vec![],
-                    pair_logit: None,
+                    pair_logit: self.1.then(|| bugs(i.hunk)),
                 })
                 .collect())
         }
@@ -506,12 +513,15 @@ mod tests {
     fn unverified_unsafe_or_useless_candidates_are_never_shown_and_the_rest_rank_by_risk() {
         let h = hunk("@@ -1,2 +1,4 @@", " a\n+b\n+c\n d");
         let content = "a\nb\nc\nd\n";
-        let stub = Stub(vec![
-            candidate(vec![(0, Some("A"))], 0.5),          // edits context: dropped
-            candidate(vec![(1, Some("B"))], 0.3),          // same risk: below the margin
-            candidate(vec![(1, None)], 0.1),               // risk 0.2 -> 0.1
-            candidate(vec![(2, Some("c\u{1b}[2J"))], 0.1), // escape sequence: dropped
-        ]);
+        let stub = Stub(
+            vec![
+                candidate(vec![(0, Some("A"))], 0.5),          // edits context: dropped
+                candidate(vec![(1, Some("B"))], 0.3),          // same risk: below the margin
+                candidate(vec![(1, None)], 0.1),               // risk 0.2 -> 0.1
+                candidate(vec![(2, Some("c\u{1b}[2J"))], 0.1), // escape sequence: dropped
+            ],
+            false,
+        );
         let s = Settings {
             above: 0.0,
             margin: 0.05,
@@ -598,51 +608,18 @@ mod tests {
         ));
     }
 
-    /// Risk by added lines, as [`Stub`]; pair logit 1 per added line holding "bug".
-    struct PairStub(Vec<crate::model::Candidate>);
-    impl Scorer for PairStub {
-        fn describe(&self) -> String {
-            "pair stub".into()
-        }
-        fn score(&self, inputs: &[ScoreInput]) -> anyhow::Result<Vec<HunkScore>> {
-            let bugs = |h: &Hunk| {
-                h.lines
-                    .iter()
-                    .filter(|l| l.kind == LineKind::Added && l.text.contains("bug"))
-                    .count() as f32
-            };
-            Ok(inputs
-                .iter()
-                .map(|i| HunkScore {
-                    risk: i.hunk.added() as f32 / 10.0,
-                    logit: 0.0,
-                    line_weights: vec![],
-                    pair_logit: Some(bugs(i.hunk)),
-                })
-                .collect())
-        }
-        fn change_risk(&self, _: &[HunkScore]) -> anyhow::Result<f32> {
-            Ok(0.0)
-        }
-    }
-    impl Generator for PairStub {
-        fn describe(&self) -> String {
-            "pair stub".into()
-        }
-        fn propose(&self, _: &Hunk, max: usize) -> anyhow::Result<Vec<crate::model::Candidate>> {
-            Ok(self.0.iter().take(max).cloned().collect())
-        }
-    }
-
     #[test]
     fn with_a_pair_path_the_edit_that_reads_like_the_fix_ranks_before_a_deletion() {
         let h = hunk("@@ -1,2 +1,4 @@", " a\n+bug(x)\n+c\n d");
         let content = "a\nbug(x)\nc\nd\n";
-        let stub = PairStub(vec![
-            candidate(vec![(2, None)], 0.5),              // a deletion: less risky, as buggy
-            candidate(vec![(1, Some("fix(x)"))], 0.3),    // same risk, no longer reads buggy
-            candidate(vec![(1, Some("bug(x); c"))], 0.2), // as buggy, as risky
-        ]);
+        let stub = Stub(
+            vec![
+                candidate(vec![(2, None)], 0.5),              // a deletion: less risky, as buggy
+                candidate(vec![(1, Some("fix(x)"))], 0.3),    // same risk, no longer reads buggy
+                candidate(vec![(1, Some("bug(x); c"))], 0.2), // as buggy, as risky
+            ],
+            true,
+        );
         let t = Target {
             file: 0,
             hunk: 0,

@@ -868,6 +868,17 @@ mod tests {
         }
     }
 
+    /// The one-pass decoder's logits at every position of `ids`, from an empty cache.
+    fn one_pass(model: &mut GgufModel, ids: &[u32]) -> Vec<Vec<f32>> {
+        model
+            .decoder()
+            .unwrap()
+            .forward(ids, &mut Cache::default())
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap()
+    }
+
     #[test]
     fn one_pass_gives_the_logits_of_candle_step_by_step() {
         // The decoder `logprobs` reads with computes what candle-transformers' networks do, at
@@ -882,13 +893,7 @@ mod tests {
                     weights,
                 );
                 let ids = model.tokenizer.encode("in the hat the cat in a hat").unwrap();
-                let one_pass = model
-                    .decoder()
-                    .unwrap()
-                    .forward(&ids, &mut Cache::default())
-                    .unwrap()
-                    .to_vec2::<f32>()
-                    .unwrap();
+                let one_pass = one_pass(&mut model, &ids);
                 assert_eq!(one_pass.len(), ids.len());
                 model.cached.clear();
                 let mut step = model.logits_after(&ids[..1]).unwrap();
@@ -927,13 +932,7 @@ mod tests {
             let mut model = GgufModel::load(&dir, &options).unwrap();
             let ids = model.tokenizer.encode("in the hat the cat in a hat").unwrap();
             let stepped = model.logits_after(&ids).unwrap();
-            let one_pass = model
-                .decoder()
-                .unwrap()
-                .forward(&ids, &mut Cache::default())
-                .unwrap()
-                .to_vec2::<f32>()
-                .unwrap();
+            let one_pass = one_pass(&mut model, &ids);
             let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
             let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
             let vb = candle_nn::VarBuilder::from_buffered_safetensors(weights, candle_core::DType::F32, &cpu).unwrap();

@@ -538,27 +538,6 @@ pub fn evaluate_suggestions(
                 .filter(|p| matches(hunk, &p.edits, &f.target))
                 .map(|p| suggest::rewrite(hunk, &p.edits))
                 .collect();
-            if !fixed.is_empty() {
-                reach += 1;
-                let fixed_inputs: Vec<ScoreInput> = fixed.iter().map(|h| ScoreInput { hunk: h, ..inputs[k] }).collect();
-                let risks = scorer.score(&fixed_inputs)?;
-                let t = Target {
-                    file: 0,
-                    hunk: 0,
-                    path: &f.path,
-                    hunk_ref: hunk,
-                    risk: before[k].risk,
-                    pair_logit: before[k].pair_logit,
-                    content: Some(text),
-                };
-                eligible += risks
-                    .iter()
-                    .any(|r| suggest::keeps(&t, r, suggest::Author::Embedded, settings))
-                    as usize;
-            }
-            let ranked = generator.propose(hunk, 5)?;
-            g1 += ranked.first().is_some_and(|c| matches(hunk, &c.edits, &f.target)) as usize;
-            g5 += ranked.iter().any(|c| matches(hunk, &c.edits, &f.target)) as usize;
             let target = Target {
                 file: 0,
                 hunk: 0,
@@ -569,6 +548,18 @@ pub fn evaluate_suggestions(
                 pair_logit: before[k].pair_logit,
                 content: Some(text),
             };
+            if !fixed.is_empty() {
+                reach += 1;
+                let fixed_inputs: Vec<ScoreInput> = fixed.iter().map(|h| ScoreInput { hunk: h, ..inputs[k] }).collect();
+                let risks = scorer.score(&fixed_inputs)?;
+                eligible += risks
+                    .iter()
+                    .any(|r| suggest::keeps(&target, r, suggest::Author::Embedded, settings))
+                    as usize;
+            }
+            let ranked = generator.propose(hunk, 5)?;
+            g1 += ranked.first().is_some_and(|c| matches(hunk, &c.edits, &f.target)) as usize;
+            g5 += ranked.iter().any(|c| matches(hunk, &c.edits, &f.target)) as usize;
             let s = Settings {
                 above: f32::NEG_INFINITY,
                 per_hunk: 5,

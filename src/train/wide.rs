@@ -196,20 +196,12 @@ pub fn fit(
         w.tokens.truncate(pad);
         let scores: Vec<f32> = calib.iter().map(|e| w.logit(e)).collect();
         let auc = metrics::roc_auc(&scores, calib_y).unwrap_or(0.5);
-        let right: f64 = calib_pairs
-            .iter()
-            .map(|(b, f)| match w.logit(b).partial_cmp(&w.logit(f)) {
-                Some(std::cmp::Ordering::Greater) => 1.0,
-                Some(std::cmp::Ordering::Equal) => 0.5,
-                _ => 0.0,
-            })
-            .sum();
         let pair_note = if calib_pairs.is_empty() {
             String::new()
         } else {
             format!(
                 ", calibration pair accuracy {:.4} ({} pairs)",
-                right / calib_pairs.len() as f64,
+                pair_accuracy(|e| w.logit(e), calib_pairs),
                 calib_pairs.len()
             )
         };
@@ -338,14 +330,14 @@ fn signed_features(buggy: &Encoded, fixed: &Encoded, vocab_size: usize) -> Vec<(
     out
 }
 
-/// The share of `pairs` whose buggy version `path` scores above its fix (ties count half).
-pub fn pair_accuracy(path: &PairPath, pairs: &Pairs) -> f64 {
+/// The share of `pairs` whose buggy version `score` puts above its fix (ties count half).
+pub fn pair_accuracy(score: impl Fn(&Encoded) -> f32, pairs: &Pairs) -> f64 {
     if pairs.is_empty() {
         return 0.0;
     }
     let right: f64 = pairs
         .iter()
-        .map(|(b, f)| match path.logit(b).partial_cmp(&path.logit(f)) {
+        .map(|(b, f)| match score(b).partial_cmp(&score(f)) {
             Some(std::cmp::Ordering::Greater) => 1.0,
             Some(std::cmp::Ordering::Equal) => 0.5,
             _ => 0.0,
@@ -399,7 +391,8 @@ pub fn fit_pairs(train: &Pairs, calib: &Pairs, vocab_size: usize, opts: &PairOpt
         let path = PairPath {
             tokens: w.iter().map(|&x| x as f32).collect(),
         };
-        let (on_train, on_calib) = (pair_accuracy(&path, train), pair_accuracy(&path, calib));
+        let score = |e: &Encoded| path.logit(e);
+        let (on_train, on_calib) = (pair_accuracy(score, train), pair_accuracy(score, calib));
         eprintln!(
             "deepspark: pair path epoch {} done, pair accuracy train {on_train:.4}, calibration {on_calib:.4} ({} pairs)",
             epoch + 1,
