@@ -465,3 +465,85 @@ fn eval_with_a_language_model_stacks_its_surprisal_deterministically() {
         .code(2)
         .stderr(predicates::str::contains("--lm"));
 }
+
+/// 40 fix commits of project "q", one a minute: each guards a division (`x / n` becomes
+/// `n ? x / n : 0`), so the guard's tokens mark every fixed version.
+fn write_guard_fixes(dir: &Path) -> PathBuf {
+    let path = dir.join("q.commits.jsonl");
+    let mut out = std::fs::File::create(&path).unwrap();
+    for i in 0..40 {
+        let diff = format!(
+            "diff --git a/src/d{i}.c b/src/d{i}.c\nindex 1..2 100644\n--- a/src/d{i}.c\n+++ b/src/d{i}.c\n\
+             @@ -10,3 +10,3 @@ int f{i}(int x, int n) {{\n   int s = {i};\n-  return x / n;\n+  return n ? x / n : 0;\n }}\n"
+        );
+        let c = serde_json::json!({"commit_id": format!("{:040x}", 1000 + i), "project": "q", "buggy": false,
+            "fix": true, "author_date": 1_600_000_000 + i * 60, "subject": "fix", "diff": diff, "fixed_by": []});
+        writeln!(out, "{c}").unwrap();
+    }
+    path
+}
+
+#[test]
+fn the_pair_path_learns_from_fixes_leaves_the_risk_alone_and_is_kept_by_a_later_base() {
+    let d = tempfile::tempdir().unwrap();
+    let mut data = write_data(d.path());
+    data.push(write_guard_fixes(d.path()));
+    let base = d.path().join("base");
+    train_with(&data, &base, &["--no-wide"]);
+    let on_base = |base: &Path, out: &Path, extra: &[&str]| {
+        cmd_in(d.path())
+            .arg("train")
+            .arg("--data")
+            .args(&data)
+            .arg("--base")
+            .arg(base)
+            .arg("--out")
+            .arg(out)
+            .args(["--seed", "5"])
+            .args(extra)
+            .assert()
+            .success();
+    };
+    let (plain, paired, again) = (d.path().join("plain"), d.path().join("paired"), d.path().join("again"));
+    on_base(&base, &plain, &[]);
+    on_base(&base, &paired, &["--pair-path"]);
+    on_base(&paired, &again, &[]);
+    let config = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap()
+    };
+    assert!(config(&plain).get("pair").is_none());
+    assert_eq!(
+        (config(&paired)["pair"].clone(), config(&again)["pair"].clone()),
+        (true.into(), true.into())
+    );
+    let load =
+        |dir: &Path| candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let (plain_t, paired_t, again_t) = (load(&plain), load(&paired), load(&again));
+    let values = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    // Every tensor of the risk is what the same run without the pair path wrote.
+    for (name, t) in &plain_t {
+        assert_eq!(values(t), values(&paired_t[name]), "{name} changed");
+    }
+    assert_eq!(paired_t.len(), plain_t.len() + 1);
+    assert_eq!(values(&paired_t["pair.tokens"]), values(&again_t["pair.tokens"]));
+    // It tells each guarded division from the bare one, where the risk need not.
+    let pairs = cmd_in(d.path())
+        .args(["eval-pairs", "--format", "json", "--split", "all", "--model"])
+        .arg(&paired)
+        .arg("--data")
+        .arg(&data[2])
+        .output()
+        .unwrap();
+    assert!(pairs.status.success(), "{}", String::from_utf8_lossy(&pairs.stderr));
+    let v = json_of(&pairs);
+    assert_eq!(v["n"], 40, "{v}");
+    assert_eq!(v["pair_path_accuracy"], 1.0, "{v}");
+    let plain_pairs = cmd_in(d.path())
+        .args(["eval-pairs", "--format", "json", "--split", "all", "--model"])
+        .arg(&plain)
+        .arg("--data")
+        .arg(&data[2])
+        .output()
+        .unwrap();
+    assert!(json_of(&plain_pairs).get("pair_path_accuracy").is_none());
+}
