@@ -37,6 +37,21 @@ fn write_data(dir: &Path) -> Vec<PathBuf> {
     vec![hunks_path, commits_path]
 }
 
+/// `deepspark train --base BASE` on `data` into `out` (seed 5), run in `dir`.
+fn train_on_base(dir: &Path, data: &[PathBuf], base: &Path, out: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
+    cmd_in(dir)
+        .arg("train")
+        .arg("--data")
+        .args(data)
+        .arg("--base")
+        .arg(base)
+        .arg("--out")
+        .arg(out)
+        .args(["--seed", "5"])
+        .args(extra)
+        .assert()
+}
+
 fn train(data: &[PathBuf], out: &Path) {
     train_with(data, out, &[]);
 }
@@ -313,19 +328,7 @@ fn the_wide_path_fits_on_a_base_model_and_keeps_its_transformer() {
         std::fs::copy(base.join(f), half_base.join(f)).unwrap();
     }
     candle_core::safetensors::save(&half, half_base.join("model.safetensors")).unwrap();
-    let on_base = |base: &Path, out: &Path, extra: &[&str]| {
-        cmd_in(d.path())
-            .arg("train")
-            .arg("--data")
-            .args(&data)
-            .arg("--base")
-            .arg(base)
-            .arg("--out")
-            .arg(out)
-            .args(["--seed", "5"])
-            .args(extra)
-            .assert()
-    };
+    let on_base = |base: &Path, out: &Path, extra: &[&str]| train_on_base(d.path(), &data, base, out, extra);
     on_base(&base, &out, &[])
         .success()
         .stderr(predicates::str::contains("generator kept"));
@@ -491,18 +494,7 @@ fn the_pair_path_learns_from_fixes_leaves_the_risk_alone_and_is_kept_by_a_later_
     let base = d.path().join("base");
     train_with(&data, &base, &["--no-wide"]);
     let on_base = |base: &Path, out: &Path, extra: &[&str]| {
-        cmd_in(d.path())
-            .arg("train")
-            .arg("--data")
-            .args(&data)
-            .arg("--base")
-            .arg(base)
-            .arg("--out")
-            .arg(out)
-            .args(["--seed", "5"])
-            .args(extra)
-            .assert()
-            .success();
+        train_on_base(d.path(), &data, base, out, extra).success();
     };
     let (plain, paired, again) = (d.path().join("plain"), d.path().join("paired"), d.path().join("again"));
     on_base(&base, &plain, &[]);
