@@ -269,10 +269,10 @@ pub fn chosen(targets: &[Target], s: &Settings) -> Vec<usize> {
 /// risk by more than the margin; the generator's without one when it lowers the risk by it.
 pub fn keeps(target: &Target, after: &HunkScore, by: Author, s: &Settings) -> bool {
     let pair = target.pair_logit.is_some() && after.pair_logit.is_some();
-    match by {
-        Author::LanguageModel => after.risk - target.risk <= s.margin,
-        Author::Embedded if pair => after.risk - target.risk <= s.margin,
-        Author::Embedded => target.risk - after.risk >= s.margin,
+    if by == Author::LanguageModel || pair {
+        after.risk - target.risk <= s.margin
+    } else {
+        target.risk - after.risk >= s.margin
     }
 }
 

@@ -330,12 +330,11 @@ pub fn to_gguf(dir: &Path, weights: WeightFormat) -> Result<Vec<u8>, LmError> {
             tensors.push((gguf, QTensor::quantize(&t, dtype)?));
         }
     }
-    if !tensors.iter().any(|(n, _)| n == "token_embd.weight") {
-        return Err(invalid("no model.embed_tokens.weight"));
-    }
-    if let Some((_, embd)) = tensors.iter().find(|(n, _)| n == "token_embd.weight")
-        && embd.shape().dims().first() != Some(&config.vocab_size)
-    {
+    let (_, embd) = tensors
+        .iter()
+        .find(|(n, _)| n == "token_embd.weight")
+        .ok_or_else(|| invalid("no model.embed_tokens.weight"))?;
+    if embd.shape().dims().first() != Some(&config.vocab_size) {
         return Err(invalid(format!(
             "the embedding has shape {:?}, config.json says {} tokens",
             embd.shape().dims(),
