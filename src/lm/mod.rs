@@ -11,6 +11,7 @@
 //! review does with one, and its output is data that callers sanitise before display.
 
 pub mod chat;
+pub mod cpu;
 pub mod decode;
 pub mod gguf;
 pub mod hf;

@@ -1,14 +1,14 @@
 //! A GGUF language model loaded in the process: the header checked (`gguf.rs`), the
-//! hyperparameters and every tensor's shape checked against them, then the network built by
-//! candle-transformers (`quantized_llama` for llama-architecture models such as SmolLM2,
-//! Llama 3.x; `quantized_qwen2` for Qwen2 and Qwen2.5), with its tokenizer and
-//! chat template. [`GgufModel`] implements [`LanguageModel`]. A Hugging Face safetensors
+//! hyperparameters and every tensor's shape checked against them, then the network built: on
+//! the CPU, in place (`cpu.rs`, with SIMD kernels for the types small files ship in); on CUDA
+//! and Metal, by candle-transformers (`quantized_llama` for llama-architecture models such as
+//! SmolLM2, Llama 3.x; `quantized_qwen2` for Qwen2 and Qwen2.5). It comes with its tokenizer
+//! and chat template. [`GgufModel`] implements [`LanguageModel`]. A Hugging Face safetensors
 //! folder is loaded the same way, from the GGUF file `hf.rs` writes of it in memory.
 //!
-//! Weights are kept as the file stores them, or converted at load (`WeightFormat`): candle
-//! has SIMD kernels for Q8_0 and f32 but not for every type a file may use. The KV cache is
-//! reused while a prompt extends what it holds; a system prompt is kept (a clone of the
-//! network shares the weights) so the next request with it starts after it.
+//! Weights are kept as the file stores them, or converted at load (`WeightFormat`). The KV
+//! cache is reused while a prompt extends what it holds; a system prompt is kept (a clone of
+//! the network shares the weights) so the next request with it starts after it.
 //!
 //! `logprobs` does not use those networks: they give the logits of the last position only, so
 //! a text would cost one pass per token. It reads the text in one pass through [`Decoder`]
@@ -18,7 +18,8 @@
 //! reads only the rest. This module does not resolve where a file comes from (`source.rs`).
 
 use super::chat::Template;
-use super::decode::{Sampler, find_stop};
+use super::cpu::{self, CpuNet};
+use super::decode::{Sampler, find_stop, log_softmax};
 use super::gguf::{self, Header};
 use super::net::{self, Cache, Decoder};
 use super::tokenizer::LmTokenizer;
@@ -32,10 +33,11 @@ use std::path::{Path, PathBuf};
 /// How weight matrices are held in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum WeightFormat {
-    /// As the file stores them.
-    AsStored,
-    /// Requantised to Q8_0 at load (candle has AVX/NEON kernels for it); 8.5 bits a weight.
+    /// As the file stores them (on the CPU, types without a kernel in `cpu.rs` are requantised
+    /// to Q8_0 there): the CPU network has SIMD kernels for Q4_0, Q4_1 and Q8_0.
     #[default]
+    AsStored,
+    /// Requantised to Q8_0 at load; 8.5 bits a weight.
     #[value(name = "q8_0")]
     Q8_0,
     /// Dequantised to f32 at load: fastest prefill, four bytes a weight.
@@ -57,8 +59,10 @@ impl Default for LoadOptions {
     }
 }
 
-/// The network, one variant per architecture candle-transformers implements.
+/// The network: on the CPU, computed in place (`cpu.rs`); elsewhere, one variant per
+/// architecture candle-transformers implements.
 enum Net {
+    Cpu(CpuNet),
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
 }
@@ -68,16 +72,18 @@ impl Net {
     fn forward(&mut self, ids: &[u32], pos: usize, device: &Device) -> Result<Vec<f32>, LmError> {
         let x = Tensor::new(ids, device)?.unsqueeze(0)?;
         let logits = match self {
+            Net::Cpu(m) => return Ok(m.forward(ids, pos)?),
             Net::Llama(m) => m.forward(&x, pos)?,
             Net::Qwen2(m) => m.forward(&x, pos)?,
         };
         Ok(logits.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec1()?)
     }
 
-    /// A copy that shares the weights and holds the same KV cache (llama only: candle's
-    /// Qwen2 model cannot be cloned).
+    /// A copy that shares the weights and holds the same KV cache (not candle's Qwen2 model,
+    /// which cannot be cloned).
     fn snapshot(&self) -> Option<Net> {
         match self {
+            Net::Cpu(m) => Some(Net::Cpu(m.clone())),
             Net::Llama(m) => Some(Net::Llama(m.clone())),
             Net::Qwen2(_) => None,
         }
@@ -258,10 +264,17 @@ pub struct GgufModel {
     read: Vec<Reading>,
 }
 
-/// Tokens the decoder has read (an earlier call's context and text) with their keys and values.
+/// Tokens read in an earlier `logprobs` call (its context and text) with their keys and values.
 struct Reading {
     ids: Vec<u32>,
-    cache: Cache,
+    state: ReadState,
+}
+
+enum ReadState {
+    /// The one-pass decoder's cache (off the CPU).
+    Cache(Cache),
+    /// A copy of the CPU network after the tokens: it shares the weights.
+    Cpu(CpuNet),
 }
 
 /// Text tokens scored in one pass at most: bounds the `[tokens, vocab]` logits (and the
@@ -419,28 +432,51 @@ impl GgufModel {
     }
 
     /// The log-probability of each of `ids[first + 1..]` after the tokens before it: the
-    /// decoder reads `ids[..first]` (what an earlier read shares of them is not read again),
+    /// network reads `ids[..first]` (what an earlier read shares of them is not read again),
     /// then `ids[first..]` in passes of at most `chunk` tokens, each giving the logits at all
-    /// its positions.
+    /// its positions. On the CPU the chat network does this (a copy of it with its own cache);
+    /// elsewhere the one-pass decoder does.
     fn score(&mut self, ids: &[u32], first: usize, chunk: usize) -> Result<Vec<f32>, LmError> {
         let (next, last) = (&ids[first + 1..], ids.len() - 1);
         if let Some(&id) = next.iter().find(|&&id| id as usize >= self.hyper.vocab) {
             return Err(invalid(format!("token {id} is outside the logits")));
         }
         let shared = |read: &Reading| read.ids.iter().zip(ids).take_while(|(a, b)| a == b).count().min(first);
-        let (start, mut cache) = match self.read.iter().max_by_key(|r| shared(r)) {
-            Some(r) if shared(r) > 0 => (shared(r), r.cache.prefix(shared(r))?),
-            _ => (0, Cache::default()),
-        };
-        self.decoder()?;
-        let decoder = self.decoder.as_ref().expect("built above");
-        if start < first {
-            decoder.read(&ids[start..first], &mut cache)?;
-        }
+        let earlier = self.read.iter().filter(|r| shared(r) > 0).max_by_key(|r| shared(r));
+        let start = earlier.map_or(0, shared);
         let mut out = Vec::with_capacity(next.len());
-        for (read, next) in ids[first..last].chunks(chunk).zip(next.chunks(chunk)) {
-            out.extend(net::chosen(&decoder.forward(read, &mut cache)?, next)?);
-        }
+        let state = if let Net::Cpu(net) = &self.net {
+            let (start, mut net) = match earlier.map(|r| &r.state) {
+                Some(ReadState::Cpu(read)) => (start, read.clone()),
+                _ => (0, net.empty()),
+            };
+            if start < first {
+                net.read(&ids[start..first], start)?;
+            }
+            let vocab = self.hyper.vocab;
+            for (read, next) in ids[first..last].chunks(chunk).zip(next.chunks(chunk)) {
+                let logits = net.forward_all(read, first + out.len())?;
+                for (row, &id) in logits.chunks_exact(vocab).zip(next) {
+                    out.push(log_softmax(row)[id as usize]);
+                }
+            }
+            ReadState::Cpu(net)
+        } else {
+            let mut cache = match earlier.map(|r| &r.state) {
+                Some(ReadState::Cache(cache)) => cache.prefix(start)?,
+                _ => Cache::default(),
+            };
+            let start = cache.len();
+            self.decoder()?;
+            let decoder = self.decoder.as_ref().expect("built above");
+            if start < first {
+                decoder.read(&ids[start..first], &mut cache)?;
+            }
+            for (read, next) in ids[first..last].chunks(chunk).zip(next.chunks(chunk)) {
+                out.extend(net::chosen(&decoder.forward(read, &mut cache)?, next)?);
+            }
+            ReadState::Cache(cache)
+        };
         // An earlier read these ids extend is the new one's prefix: keeping both is waste.
         self.read.retain(|r| !ids[..last].starts_with(&r.ids));
         if self.read.len() >= MAX_ANCHORS {
@@ -448,7 +484,7 @@ impl GgufModel {
         }
         self.read.push(Reading {
             ids: ids[..last].to_vec(),
-            cache,
+            state,
         });
         Ok(out)
     }
@@ -478,7 +514,8 @@ impl GgufModel {
     }
 
     /// The logits after `ids`, computed once: a later request with the same `ids`, or a prompt
-    /// that starts with them, begins from here (llama only: candle's Qwen2 cannot be cloned).
+    /// that starts with them, begins from here (not with candle's Qwen2 network off the CPU,
+    /// which cannot be cloned).
     fn anchor(&mut self, ids: &[u32]) -> Result<Vec<f32>, LmError> {
         if let Some(i) = self.anchors.iter().position(|a| a.ids == ids) {
             let found = self.anchors.remove(i);
@@ -644,10 +681,40 @@ fn build<R: Read + Seek>(
     reader: &mut R,
     device: &Device,
 ) -> Result<Net, LmError> {
+    if device.is_cpu() {
+        let shape = cpu::Shape {
+            architecture: &hyper.architecture,
+            embedding: hyper.embedding,
+            heads: hyper.heads,
+            kv_heads: hyper.kv_heads,
+            layers: hyper.layers,
+            context: hyper.context,
+        };
+        return Ok(Net::Cpu(CpuNet::from_gguf(&shape, &content, reader, cpu_threads())?));
+    }
+    candle_net(hyper, content, reader, device)
+}
+
+/// candle-transformers' network for the architecture (CUDA and Metal; tests on the CPU).
+fn candle_net<R: Read + Seek>(
+    hyper: &Hyper,
+    content: gguf_file::Content,
+    reader: &mut R,
+    device: &Device,
+) -> Result<Net, LmError> {
     Ok(match hyper.architecture.as_str() {
         "qwen2" => Net::Qwen2(quantized_qwen2::ModelWeights::from_gguf(content, reader, device)?),
         _ => Net::Llama(quantized_llama::ModelWeights::from_gguf(content, reader, device)?),
     })
+}
+
+/// Threads of the CPU network's matrix products: `CANDLE_NUM_THREADS`, as for candle's own
+/// (one unless set, see `lm::default_quantized_threads`).
+fn cpu_threads() -> usize {
+    std::env::var("CANDLE_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1)
 }
 
 /// The file rewritten in memory with its weight matrices converted to `target`; vectors
@@ -881,8 +948,9 @@ mod tests {
 
     #[test]
     fn one_pass_gives_the_logits_of_candle_step_by_step() {
-        // The decoder `logprobs` reads with computes what candle-transformers' networks do, at
-        // every position, for both architectures and every way of holding the weights.
+        // The decoder `logprobs` reads with off the CPU computes what candle-transformers'
+        // networks do, at every position, for both architectures and every way of holding the
+        // weights.
         for architecture in ["llama", "qwen2"] {
             for weights in [WeightFormat::AsStored, WeightFormat::Q8_0, WeightFormat::F32] {
                 let (_dir, mut model) = load(
@@ -895,12 +963,18 @@ mod tests {
                 let ids = model.tokenizer.encode("in the hat the cat in a hat").unwrap();
                 let one_pass = one_pass(&mut model, &ids);
                 assert_eq!(one_pass.len(), ids.len());
-                model.cached.clear();
-                let mut step = model.logits_after(&ids[..1]).unwrap();
-                for (i, row) in one_pass.iter().enumerate() {
-                    if i > 0 {
-                        step = model.step(ids[i]).unwrap();
+                let (_, content, mut reader) = read_stored(&model.stored).unwrap();
+                let mut net = match weights {
+                    WeightFormat::AsStored => candle_net(&model.hyper, content, &mut reader, &Device::Cpu),
+                    target => {
+                        let mut memory = Cursor::new(convert(&content, &mut reader, target).unwrap());
+                        let content = gguf_file::Content::read(&mut memory).unwrap();
+                        candle_net(&model.hyper, content, &mut memory, &Device::Cpu)
                     }
+                }
+                .unwrap();
+                for (i, row) in one_pass.iter().enumerate() {
+                    let step = net.forward(&ids[i..i + 1], i, &Device::Cpu).unwrap();
                     let worst = row.iter().zip(&step).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
                     assert!(worst < 2e-3, "{architecture} {weights:?} position {i}: {worst}");
                 }
@@ -969,7 +1043,7 @@ mod tests {
 
     #[test]
     fn a_hugging_face_folder_chats_and_keeps_its_format() {
-        // Greedy answers repeat; Q8_0 (the default) and the files' own f32 stay close to f32.
+        // Greedy answers repeat; Q8_0 and the files' own f32 (the default) stay close to f32.
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("m");
         Tiny::default().write_hf(&dir).unwrap();
