@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prefill and decode speed of a GGUF model in deepspark (candle) and in llama.cpp, same file,
+"""Prefill and decode speed of a GGUF model in deepspark and in llama.cpp, same file,
 same prompt, same thread count, greedy.
 
     python3 benches/lm_compare.py PATH.gguf [--threads 2] [--tokens 64] [--runs 3]
@@ -10,7 +10,8 @@ reports its own prefill and decode times on stderr. llama.cpp is timed through
 llama-cpp-python when it is installed (`pip install llama-cpp-python` builds it from source,
 many minutes on 2 cores); otherwise that half is skipped. The last line is always
 `decode tokens/s ratio candle/llama.cpp: X.XX` (or `n/a` when llama.cpp was skipped), with
-candle's best weight format. The best of --runs is kept for each figure.
+deepspark's best weight format ("candle": the name the issue that asked for it gave deepspark's
+in-process engine, which reads the file through candle). The best of --runs is kept for each figure.
 """
 
 import argparse
@@ -99,9 +100,9 @@ def main():
     if not args.binary.exists():
         sys.exit(f"no {args.binary}: run `cargo build --release` first")
     print(f"model {args.gguf.name}, {args.threads} threads, {args.tokens} tokens generated, best of {args.runs}")
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other work on the machine slows candle's spinning threads)")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other work on the machine slows both)")
     if args.threads > 1:
-        print("note: deepspark runs its quantised matmuls on 1 thread unless CANDLE_NUM_THREADS is set; this script sets it")
+        print("note: CANDLE_NUM_THREADS sets deepspark's language-model threads (default: one per core); this script sets it")
     best_decode = 0.0
     for w in args.weights.split(","):
         runs = [candle(args.binary, args.gguf, w, args.threads, args.tokens) for _ in range(args.runs)]
@@ -109,7 +110,7 @@ def main():
         prefill = max(r[1] for r in runs)
         decode = max(r[3] for r in runs)
         best_decode = max(best_decode, decode)
-        print(f"candle {w:<9} prompt {prompt} tokens: prefill {prefill:7.1f} tokens/s, decode {decode:6.1f} tokens/s")
+        print(f"deepspark {w:<9} prompt {prompt} tokens: prefill {prefill:7.1f} tokens/s, decode {decode:6.1f} tokens/s")
     ref = None
     for _ in range(args.runs):
         r = llama_cpp(args.gguf, args.threads, args.tokens)

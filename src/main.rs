@@ -7,7 +7,6 @@ use deepspark::{cli, commands, exit};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    deepspark::lm::default_quantized_threads();
     deepspark::model::kernels::tune_allocator();
     let cli = cli::Cli::parse();
     let result = match cli.command {

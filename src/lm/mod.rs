@@ -24,20 +24,6 @@ pub mod tokenizer;
 pub use chat::{Message, Role, Template};
 pub use model::{GgufModel, LoadOptions, WeightFormat};
 
-/// Gives candle's quantised matrix products one thread unless `CANDLE_NUM_THREADS` says
-/// otherwise. They run on candle's own pool of pinned, spinning threads (default: one per
-/// core); measured on the 2-core machine while other work ran, two such threads decoded
-/// SmolLM2 (Q8_0) at 43 tokens/s against 68 for one, and at 2 against 50 under heavier load.
-/// Only language models use that pool; the embedded risk model's threads (rayon) are
-/// unchanged. Call it first in `main`, before any other thread exists.
-pub fn default_quantized_threads() {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        // SAFETY: called at the start of main, before any thread is spawned, so nothing reads
-        // the environment concurrently.
-        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
-    }
-}
-
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Sampling {

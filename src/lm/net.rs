@@ -1,7 +1,8 @@
 //! A decoder that reads many tokens in one pass and gives the logits at every position: what
-//! `GgufModel::logprobs` scores a text with. candle-transformers' quantised llama and Qwen2
-//! networks return only the last position's logits, so scoring a text through them costs one
-//! pass per token (decode speed); this one costs one pass per text (prefill speed).
+//! `GgufModel::logprobs` scores a text with on CUDA and Metal (on the CPU, `cpu.rs` chats and
+//! scores). candle-transformers' quantised llama and Qwen2 networks return only the last
+//! position's logits, so scoring a text through them costs one pass per token (decode speed);
+//! this one costs one pass per text (prefill speed).
 //!
 //! It builds the same blocks from the same GGUF tensors, with the same operations as
 //! candle-transformers 0.11.1 (`quantized_llama`, `quantized_qwen2`): RMS norm, interleaved
@@ -10,9 +11,9 @@
 //! when the file has no `output.weight`. Its keys and values live in a [`Cache`] the caller
 //! owns, so a context read once can be extended by several texts.
 //!
-//! It does not generate (chat stays on candle-transformers' networks, whose greedy answers
-//! tests pin), does not check the file (`model.rs` has, before it is built), and knows no
-//! mixture-of-experts or partial rotary embeddings (refused at load).
+//! It does not generate (chat there stays on candle-transformers' networks), does not check the
+//! file (`model.rs` has, before it is built), and knows no mixture-of-experts or partial rotary
+//! embeddings (refused at load).
 
 use candle_core::quantized::{QMatMul, gguf_file};
 use candle_core::{D, DType, Device, Module, Tensor};

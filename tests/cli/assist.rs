@@ -152,6 +152,12 @@ fn smollm2_comments_explains_suggests_and_fixes_end_to_end() {
             "--suggest-above",
             "0",
             "--explain",
+            // What a 135M model suggests here hangs on how its weights are rounded: held as
+            // Q8_0 it writes an edit the checks let through (a wrong one: this test is about
+            // the path, not the model's judgement); as stored, one that changes nothing, which
+            // is refused.
+            "--lm-weights",
+            "q8_0",
             "--lm",
             lm,
         ],
@@ -160,9 +166,10 @@ fn smollm2_comments_explains_suggests_and_fixes_end_to_end() {
     assert_eq!(hunk["comment"]["line"], 2, "{hunk}");
     assert!(!hunk["comment"]["text"].as_str().unwrap().is_empty());
     assert!(
-        !v["explanation"]["whole"].as_str().unwrap().is_empty(),
-        "{}",
-        v["explanation"]
+        v["explanation"]["whole"].as_str().is_some_and(|w| !w.is_empty()),
+        "{} {}",
+        v["explanation"],
+        v["lm"]
     );
     assert_eq!(file(&v, "t.py")["explanation"], v["explanation"]["whole"]);
     let by_model: Vec<&serde_json::Value> = hunk["suggestions"]

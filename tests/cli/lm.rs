@@ -113,9 +113,8 @@ fn a_safetensors_model_runs_from_the_hub_cache_pinned_listed_and_by_path() {
             .assert()
             .success()
             .stderr(
-                contains("org/st (qwen2")
-                    .and(contains("run as Q8_0"))
-                    .and(contains("ChatML")),
+                // Held as the folder stores them (the default `--lm-weights as-stored`).
+                contains("org/st (qwen2").and(contains("F32, ChatML template")),
             )
             .get_output()
             .stdout
