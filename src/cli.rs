@@ -817,9 +817,10 @@ pub struct LmArgs {
     /// with the command that fetches it.
     #[arg(long)]
     pub offline: bool,
-    /// How the model's weights are held in memory: `as-stored` (the file's own blocks; fastest
-    /// on a CPU), `q8_0` (requantised at load) or `f32` (4 bytes a weight).
-    #[arg(long, value_enum, value_name = "FORMAT", default_value = "as-stored")]
+    /// How the model's weights are held in memory: `auto` (as stored on x86-64 CPUs with AVX2,
+    /// where deepspark's kernels run, and on GPUs; Q8_0 on other CPUs), `as-stored` (the file's
+    /// own blocks), `q8_0` (requantised at load) or `f32` (4 bytes a weight).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "auto")]
     pub lm_weights: WeightFormat,
 }
 
@@ -871,8 +872,8 @@ pub struct ModelScoreArgs {
     /// Never use the network to find the model (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
-    /// How the weights are held in memory: as-stored, q8_0 or f32.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value = "as-stored")]
+    /// How the weights are held in memory: auto, as-stored, q8_0 or f32.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "auto")]
     pub lm_weights: WeightFormat,
     /// Where to run the model.
     #[arg(long, value_enum, default_value = "auto")]
@@ -905,8 +906,8 @@ pub struct ModelRunArgs {
     /// Never use the network to find the model (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
-    /// How the weights are held in memory: as-stored, q8_0 or f32.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value = "as-stored")]
+    /// How the weights are held in memory: auto, as-stored, q8_0 or f32.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "auto")]
     pub lm_weights: WeightFormat,
     /// Where to run the model.
     #[arg(long, value_enum, default_value = "auto")]

@@ -11,8 +11,9 @@
 //! and half-split ones for Qwen2, Qwen2's query/key/value biases, grouped-query attention, the
 //! token embedding as output layer when the file has no `output.weight` (tests compare its logits
 //! with candle-transformers'). It returns the logits after the last token only, does not check
-//! the file (`model.rs` has, before it is built), and runs nowhere but the CPU: CUDA and Metal
-//! keep candle-transformers' networks.
+//! the file (`model.rs` has, before it is built), and runs nowhere but an x86-64 CPU with AVX2:
+//! CUDA, Metal and other CPUs keep candle-transformers' networks (its plain-Rust kernels are
+//! the reference the SIMD ones are tested against, not a fast path).
 
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::Device;
@@ -201,6 +202,16 @@ fn rows(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
     for (i, o) in out.iter_mut().enumerate() {
         *o = scalar::dot(w.kind, w.row(first + i), input);
     }
+}
+
+/// Whether this CPU has the SIMD kernels this network is built for (x86-64 with AVX2, FMA and
+/// F16C): elsewhere its plain-Rust kernels would be slower than candle's, which `model.rs` uses
+/// instead.
+pub fn has_kernels() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return avx2();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -324,7 +324,7 @@ pub fn to_gguf(dir: &Path, weights: WeightFormat) -> Result<Vec<u8>, LmError> {
             let dims = t.dims().to_vec();
             let dtype = match (dims.len(), weights) {
                 (2, WeightFormat::Q8_0) if dims[1] % GgmlDType::Q8_0.block_size() == 0 => GgmlDType::Q8_0,
-                (2, WeightFormat::AsStored) => stored,
+                (2, WeightFormat::AsStored | WeightFormat::Auto) => stored,
                 _ => GgmlDType::F32,
             };
             tensors.push((gguf, QTensor::quantize(&t, dtype)?));

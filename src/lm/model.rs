@@ -33,15 +33,29 @@ use std::path::{Path, PathBuf};
 /// How weight matrices are held in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum WeightFormat {
-    /// As the file stores them (on the CPU, types without a kernel in `cpu.rs` are requantised
-    /// to Q8_0 there): the CPU network has SIMD kernels for Q4_0, Q4_1 and Q8_0.
+    /// As stored on x86-64 CPUs with AVX2, FMA and F16C (deepspark's own kernels) and on GPUs;
+    /// Q8_0 on other CPUs, where candle computes and is fastest with it.
     #[default]
+    Auto,
+    /// As the file stores them (on a CPU with deepspark's kernels, for Q4_0, Q4_1, Q8_0, f16
+    /// and f32; other block types are requantised to Q8_0).
     AsStored,
     /// Requantised to Q8_0 at load; 8.5 bits a weight.
     #[value(name = "q8_0")]
     Q8_0,
     /// Dequantised to f32 at load: fastest prefill, four bytes a weight.
     F32,
+}
+
+impl WeightFormat {
+    /// The format `Auto` stands for on `device`; any other is itself.
+    pub fn resolve(self, device: &Device) -> WeightFormat {
+        match self {
+            WeightFormat::Auto if device.is_cpu() && !cpu::has_kernels() => WeightFormat::Q8_0,
+            WeightFormat::Auto => WeightFormat::AsStored,
+            other => other,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -306,6 +320,10 @@ impl GgufModel {
     /// `options` says while they are rewritten). A `tokenizer.json` in the file's folder (the
     /// model folder's own) is used instead of the file's vocabulary.
     pub fn load(path: &Path, options: &LoadOptions) -> Result<GgufModel, LmError> {
+        let options = &LoadOptions {
+            weights: options.weights.resolve(&options.device),
+            device: options.device.clone(),
+        };
         if path.is_dir() {
             if !super::hf::is_model_dir(path) {
                 return Err(invalid(format!("{} holds no {}", path.display(), super::hf::CONFIG)));
@@ -371,7 +389,7 @@ impl GgufModel {
             .filter(|&id| (id as usize) < hyper.vocab);
         let description = describe(&content, &header, &hyper, options.weights, path, &template);
         let net = match weights {
-            WeightFormat::AsStored => build(&hyper, content, &mut reader, &options.device)?,
+            WeightFormat::AsStored | WeightFormat::Auto => build(&hyper, content, &mut reader, &options.device)?,
             target => {
                 let bytes = convert(&content, &mut reader, target)?;
                 let mut memory = Cursor::new(bytes);
@@ -419,7 +437,7 @@ impl GgufModel {
                 context: h.context,
             };
             let decoder = match self.weights {
-                WeightFormat::AsStored => Decoder::from_gguf(&shape, &content, &mut reader, &self.device)?,
+                WeightFormat::AsStored | WeightFormat::Auto => Decoder::from_gguf(&shape, &content, &mut reader, &self.device)?,
                 target => {
                     let mut memory = Cursor::new(convert(&content, &mut reader, target)?);
                     let content = gguf_file::Content::read(&mut memory)?;
@@ -681,7 +699,7 @@ fn build<R: Read + Seek>(
     reader: &mut R,
     device: &Device,
 ) -> Result<Net, LmError> {
-    if device.is_cpu() {
+    if device.is_cpu() && cpu::has_kernels() {
         let shape = cpu::Shape {
             architecture: &hyper.architecture,
             embedding: hyper.embedding,
@@ -695,7 +713,8 @@ fn build<R: Read + Seek>(
     candle_net(hyper, content, reader, device)
 }
 
-/// candle-transformers' network for the architecture (CUDA and Metal; tests on the CPU).
+/// candle-transformers' network for the architecture (CUDA, Metal, and CPUs without the
+/// kernels `cpu.rs` has; tests).
 fn candle_net<R: Read + Seek>(
     hyper: &Hyper,
     content: gguf_file::Content,
@@ -781,7 +800,7 @@ fn describe(
     types.sort();
     types.dedup();
     let held = match weights {
-        WeightFormat::AsStored => String::new(),
+        WeightFormat::AsStored | WeightFormat::Auto => String::new(),
         WeightFormat::Q8_0 => ", run as Q8_0".into(),
         WeightFormat::F32 => ", run as f32".into(),
     };
