@@ -332,15 +332,24 @@ impl<'m> Assistant<'m> {
         }
     }
 
-    /// True when the calls of `phase` so far took longer, on average, than what is left of
-    /// the budget: that call would end past it, so it does not start (`task` is recorded as
-    /// not reached). The first call of a phase always starts while time is left.
+    /// True when the calls of `phase` so far (or, before its first, all calls so far) took
+    /// longer, on average, than what is left of the budget: that call would end past it, so it
+    /// does not start (`task` is recorded as not reached). The first call of a review always
+    /// starts while time is left.
     fn would_overrun(&mut self, phase: &str, task: &str) -> bool {
-        let (Some(limit), Some(p)) = (self.budget.limit, self.report.phases.iter().find(|p| p.phase == phase)) else {
+        let Some(limit) = self.budget.limit else {
             return false;
         };
+        let phases = &self.report.phases;
+        let (seconds, calls) = match phases.iter().find(|p| p.phase == phase) {
+            Some(p) => (p.seconds, p.calls),
+            None => phases.iter().fold((0.0, 0), |(s, c), p| (s + p.seconds, c + p.calls)),
+        };
+        if calls == 0 {
+            return false;
+        }
         let left = limit.as_secs_f64() - self.budget.spent().as_secs_f64();
-        if p.seconds / p.calls as f64 > left {
+        if seconds / calls as f64 > left {
             self.report
                 .not_reached
                 .push(crate::render::sanitize::clean(task).into_owned());
@@ -478,14 +487,23 @@ mod tests {
     }
 
     #[test]
-    fn a_first_call_of_each_phase_may_start_while_time_is_left() {
+    fn a_phase_not_timed_yet_is_judged_by_the_calls_before_it() {
+        // Each call takes 30 ms. With 100 ms, a suggestion may follow a comment (70 ms left);
+        // with 50 ms it would end past the budget, so it does not start and is said.
         let h = Hunk::parse("@@ -1,2 +1,3 @@", " a\n+b\n c").unwrap();
-        let mut lm = scripted(&["LINE 2: x.", "```\na\nB\nc\n```", "LINE 2: y."], 30);
+        let mut lm = scripted(&["LINE 2: x.", "```\na\nB\nc\n```"], 30);
+        let mut a = Assistant::new(&mut lm, Budget::new(Some(Duration::from_millis(100))));
+        assert!(a.comment("x.py", &h).is_some());
+        assert!(a.rewrite("x.py", &h).is_some(), "70 ms left, calls take 30");
+        assert_eq!(a.finish().calls, 2);
+        let mut lm = scripted(&["LINE 2: x.", "```\na\nB\nc\n```"], 30);
         let mut a = Assistant::new(&mut lm, Budget::new(Some(Duration::from_millis(50))));
         assert!(a.comment("x.py", &h).is_some());
-        assert!(a.rewrite("x.py", &h).is_some(), "no suggestion has been timed yet");
-        assert!(a.comment("x.py", &h).is_none(), "out of time");
-        assert_eq!(a.finish().calls, 2);
+        assert!(a.rewrite("x.py", &h).is_none(), "20 ms left, calls take 30");
+        let r = a.finish();
+        assert_eq!(r.calls, 1);
+        assert!(r.not_reached[0].starts_with("suggestion for x.py"), "{:?}", r.not_reached);
+        assert!(r.seconds < 0.05, "{}", r.seconds);
     }
 
     #[test]

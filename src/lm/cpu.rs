@@ -214,6 +214,22 @@ pub fn has_kernels() -> bool {
     false
 }
 
+/// [`rows`] for two inputs: the same weights against two tokens.
+fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Input; 2]) {
+    #[cfg(target_arch = "x86_64")]
+    if w.kind.quantised() && avx2() {
+        let n = out[0].len();
+        let ok = out[1].len() == n && input.iter().all(|i| i.q.len() * BLOCK == w.cols) && first + n <= w.rows;
+        assert!(ok, "a matrix product out of its bounds");
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); rows and inputs are within
+        // `w` and of its width (asserted above).
+        return unsafe { x86::rows2(w, first, out, input) };
+    }
+    let [a, b] = out;
+    rows(w, first, a, input[0]);
+    rows(w, first, b, input[1]);
+}
+
 #[cfg(target_arch = "x86_64")]
 fn avx2() -> bool {
     #[cfg(test)]
@@ -310,6 +326,122 @@ mod x86 {
             let row = w.row(first + j);
             *o = if size == 34 { q8_0(row, input) } else { q4(row, input, size) };
         }
+    }
+
+    /// [`rows`] for two inputs at once (two tokens of a prompt): each block of quantised weights
+    /// is loaded and unpacked once for both.
+    ///
+    /// # Safety
+    /// As for [`rows`], for both inputs and outputs; `w` is quantised.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Input; 2]) {
+        let size = match w.kind {
+            Kind::Q4_0 => 18,
+            Kind::Q4_1 => 20,
+            Kind::Q8_0 => 34,
+            Kind::F32 | Kind::F16 => unreachable!("rows2 of an unquantised matrix"),
+        };
+        let [out_a, out_b] = out;
+        let row_bytes = w.kind.row_bytes(w.cols);
+        let mut i = 0;
+        while i + 4 <= out_a.len() {
+            // SAFETY: rows first + i .. first + i + 4 are within w.data (the caller's bounds).
+            let base = unsafe { w.data.as_ptr().add((first + i) * row_bytes) };
+            // SAFETY: four whole rows from base, one block per activation block of each input.
+            let [a, b] = unsafe {
+                match size {
+                    34 => q8_0x4x2(base, row_bytes, input),
+                    _ => q4x4x2(base, row_bytes, input, size),
+                }
+            };
+            out_a[i..i + 4].copy_from_slice(&a);
+            out_b[i..i + 4].copy_from_slice(&b);
+            i += 4;
+        }
+        for j in i..out_a.len() {
+            let row = w.row(first + j);
+            for (out, input) in [(&mut *out_a, input[0]), (&mut *out_b, input[1])] {
+                out[j] = if size == 34 { q8_0(row, input) } else { q4(row, input, size) };
+            }
+        }
+    }
+
+    /// [`q8_0x4`] for two inputs.
+    ///
+    /// # Safety
+    /// As for [`q8_0x4`], both inputs of the same number of blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q8_0x4x2(base: *const u8, row_bytes: usize, input: [&Input; 2]) -> [[f32; 4]; 2] {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+        for (j, (ya, yb)) in input[0].q.iter().zip(input[1].q).enumerate() {
+            // SAFETY: ya.qs and yb.qs hold 32 bytes.
+            let (va, vb) = unsafe {
+                (
+                    _mm256_loadu_si256(ya.qs.as_ptr() as *const __m256i),
+                    _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i),
+                )
+            };
+            for r in 0..4 {
+                // SAFETY: block j of row r is within the four rows (the caller's).
+                let (d, w) = unsafe {
+                    let b = base.add(r * row_bytes + j * 34);
+                    _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH) as *const i8);
+                    (half_at(b), _mm256_loadu_si256(b.add(2) as *const __m256i))
+                };
+                let magnitude = _mm256_sign_epi8(w, w);
+                for (acc, (v, y)) in acc.iter_mut().zip([(va, ya), (vb, yb)]) {
+                    let products = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(v, w));
+                    let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(products, ones));
+                    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), sums, acc[r]);
+                }
+            }
+        }
+        acc.map(|a| a.map(|a| hsum(a)))
+    }
+
+    /// [`q4x4`] for two inputs.
+    ///
+    /// # Safety
+    /// As for [`q4x4`], both inputs of the same number of blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q4x4x2(base: *const u8, row_bytes: usize, input: [&Input; 2], size: usize) -> [[f32; 4]; 2] {
+        let (ones, low) = (_mm256_set1_epi16(1), _mm_set1_epi8(15));
+        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+        let mut offset = [[0f32; 4]; 2];
+        for (j, (ya, yb)) in input[0].q.iter().zip(input[1].q).enumerate() {
+            // SAFETY: ya.qs and yb.qs hold 32 bytes.
+            let (va, vb) = unsafe {
+                (
+                    _mm256_loadu_si256(ya.qs.as_ptr() as *const __m256i),
+                    _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i),
+                )
+            };
+            for r in 0..4 {
+                // SAFETY: block j of row r is within the four rows (the caller's); a prefetch
+                // of any address is harmless.
+                let (d, m, packed) = unsafe {
+                    let b = base.add(r * row_bytes + j * size);
+                    _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH) as *const i8);
+                    let (d, m) = if size == 18 {
+                        let d = half_at(b);
+                        (d, -8.0 * d)
+                    } else {
+                        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(b as *const i32)));
+                        (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)))
+                    };
+                    (d, m, _mm_loadu_si128(b.add(size - 16) as *const __m128i))
+                };
+                let q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low), _mm_and_si128(packed, low));
+                for t in 0..2 {
+                    let (v, y) = if t == 0 { (va, ya) } else { (vb, yb) };
+                    let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, v), ones));
+                    acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), sums, acc[t][r]);
+                    offset[t][r] += m * y.s;
+                }
+            }
+        }
+        [0, 1].map(|t| [0, 1, 2, 3].map(|r| hsum(acc[t][r]) + offset[t][r]))
     }
 
     /// [`super::quantize_block`] of 32 values.
@@ -571,8 +703,14 @@ fn matmul(w: &Matrix, xs: &[f32], q: &mut Vec<QBlock>, out: &mut Vec<f32>, pool:
     let group = |g: usize| {
         let (first, n) = (g * GROUP, GROUP.min(w.rows - g * GROUP));
         let mut values = vec![0f32; tokens * n];
-        for (t, v) in values.chunks_exact_mut(n).enumerate() {
-            rows(w, first, v, &input(t));
+        let mut t = 0;
+        for pair in values.chunks_exact_mut(2 * n) {
+            let (a, b) = pair.split_at_mut(n);
+            rows2(w, first, [a, b], [&input(t), &input(t + 1)]);
+            t += 2;
+        }
+        if t < tokens {
+            rows(w, first, &mut values[t * n..], &input(t));
         }
         values
     };
@@ -1340,6 +1478,19 @@ mod tests {
             for (r, fast) in fast.iter().enumerate() {
                 let plain = scalar::dot(w.kind, w.row(r), &input);
                 assert!((fast - plain).abs() <= 1e-4 * plain.abs().max(1.0), "{dtype:?} row {r}: {fast} vs {plain}");
+            }
+            // Several tokens at once (two by two, and one left over) give each token's numbers.
+            let xs: Vec<f32> = (0..5 * cols).map(|_| rng.normal()).collect();
+            let (mut q, mut all) = (Vec::new(), Vec::new());
+            matmul(&w, &xs, &mut q, &mut all, None);
+            for (t, x) in xs.chunks_exact(cols).enumerate() {
+                let mut blocks = Vec::new();
+                if w.kind.quantised() {
+                    quantize(x, &mut blocks);
+                }
+                let mut one = vec![0f32; n];
+                rows(&w, 0, &mut one, &Input { x, q: &blocks });
+                assert_eq!(&all[t * n..(t + 1) * n], &one[..], "{dtype:?} token {t}");
             }
             // The plain dot product is the product of the dequantised row and the input.
             let mut row = vec![0f32; cols];
