@@ -502,7 +502,11 @@ mod tests {
         assert!(a.rewrite("x.py", &h).is_none(), "20 ms left, calls take 30");
         let r = a.finish();
         assert_eq!(r.calls, 1);
-        assert!(r.not_reached[0].starts_with("suggestion for x.py"), "{:?}", r.not_reached);
+        assert!(
+            r.not_reached[0].starts_with("suggestion for x.py"),
+            "{:?}",
+            r.not_reached
+        );
         assert!(r.seconds < 0.05, "{}", r.seconds);
     }
 

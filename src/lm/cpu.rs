@@ -15,8 +15,8 @@
 //! CUDA, Metal and other CPUs keep candle-transformers' networks (its plain-Rust kernels are
 //! the reference the SIMD ones are tested against, not a fast path).
 
-use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::Device;
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use std::io::{Read, Seek};
 use std::sync::Arc;
 
@@ -81,7 +81,11 @@ impl Matrix {
         let (kind, t) = match kind {
             Some(kind) => (kind, t),
             None => {
-                let target = if cols % BLOCK == 0 { GgmlDType::Q8_0 } else { GgmlDType::F32 };
+                let target = if cols % BLOCK == 0 {
+                    GgmlDType::Q8_0
+                } else {
+                    GgmlDType::F32
+                };
                 let f = t.dequantize(&Device::Cpu)?;
                 let kind = Kind::of(target).expect("a kind of its own");
                 (kind, QTensor::quantize(&f, target)?)
@@ -176,7 +180,11 @@ fn quantize_block(c: &[f32]) -> QBlock {
         *q = (v * inv).round_ties_even() as i8;
         sum += i32::from(*q);
     }
-    QBlock { d, s: d * sum as f32, qs }
+    QBlock {
+        d,
+        s: d * sum as f32,
+        qs,
+    }
 }
 
 /// A matrix's input: the activations, and their quantised blocks when the matrix is quantised.
@@ -192,7 +200,10 @@ fn rows(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
     } else {
         input.x.len() == w.cols
     };
-    assert!(first + out.len() <= w.rows && cols_ok, "a matrix product out of its bounds");
+    assert!(
+        first + out.len() <= w.rows && cols_ok,
+        "a matrix product out of its bounds"
+    );
     #[cfg(target_arch = "x86_64")]
     if avx2() {
         // SAFETY: the CPU has AVX2, FMA and F16C (checked above), and the rows and the input
@@ -257,7 +268,11 @@ mod scalar {
                 .chunks_exact(34)
                 .zip(input.q)
                 .map(|(b, y)| {
-                    let s: i32 = b[2..].iter().zip(&y.qs).map(|(&w, &x)| i32::from(w as i8) * i32::from(x)).sum();
+                    let s: i32 = b[2..]
+                        .iter()
+                        .zip(&y.qs)
+                        .map(|(&w, &x)| i32::from(w as i8) * i32::from(x))
+                        .sum();
                     half(&b[0..2]) * y.d * s as f32
                 })
                 .sum(),
@@ -299,7 +314,11 @@ mod x86 {
             Kind::F32 | Kind::F16 => {
                 for (i, o) in out.iter_mut().enumerate() {
                     let row = w.row(first + i);
-                    *o = if w.kind == Kind::F32 { f32s(row, input.x) } else { f16s(row, input.x) };
+                    *o = if w.kind == Kind::F32 {
+                        f32s(row, input.x)
+                    } else {
+                        f16s(row, input.x)
+                    };
                 }
                 return;
             }
@@ -324,7 +343,11 @@ mod x86 {
         }
         for (j, o) in out.iter_mut().enumerate().skip(i) {
             let row = w.row(first + j);
-            *o = if size == 34 { q8_0(row, input) } else { q4(row, input, size) };
+            *o = if size == 34 {
+                q8_0(row, input)
+            } else {
+                q4(row, input, size)
+            };
         }
     }
 
@@ -361,7 +384,11 @@ mod x86 {
         for j in i..out_a.len() {
             let row = w.row(first + j);
             for (out, input) in [(&mut *out_a, input[0]), (&mut *out_b, input[1])] {
-                out[j] = if size == 34 { q8_0(row, input) } else { q4(row, input, size) };
+                out[j] = if size == 34 {
+                    q8_0(row, input)
+                } else {
+                    q4(row, input, size)
+                };
             }
         }
     }
@@ -432,7 +459,10 @@ mod x86 {
                     };
                     (d, m, _mm_loadu_si128(b.add(size - 16) as *const __m128i))
                 };
-                let q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low), _mm_and_si128(packed, low));
+                let q = _mm256_set_m128i(
+                    _mm_and_si128(_mm_srli_epi16(packed, 4), low),
+                    _mm_and_si128(packed, low),
+                );
                 for t in 0..2 {
                     let (v, y) = if t == 0 { (va, ya) } else { (vb, yb) };
                     let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, v), ones));
@@ -454,14 +484,18 @@ mod x86 {
         // SAFETY: c holds 32 values (asserted).
         let v = [0, 8, 16, 24].map(|i| unsafe { _mm256_loadu_ps(c.as_ptr().add(i)) });
         let sign = _mm256_set1_ps(-0.0);
-        let m = v.iter().fold(_mm256_setzero_ps(), |m, &x| _mm256_max_ps(m, _mm256_andnot_ps(sign, x)));
+        let m = v
+            .iter()
+            .fold(_mm256_setzero_ps(), |m, &x| _mm256_max_ps(m, _mm256_andnot_ps(sign, x)));
         let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
         let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
         let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
         let d = amax / 127.0;
         let inv = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
         let q = v.map(|x| {
-            _mm256_cvtps_epi32(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(x, inv)))
+            _mm256_cvtps_epi32(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm256_mul_ps(x, inv),
+            ))
         });
         let total = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
         let t = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256(total, 1));
@@ -473,7 +507,11 @@ mod x86 {
         let mut qs = [0i8; 32];
         // SAFETY: qs holds 32 bytes.
         unsafe { _mm256_storeu_si256(qs.as_mut_ptr() as *mut __m256i, ordered) };
-        super::QBlock { d, s: d * sum as f32, qs }
+        super::QBlock {
+            d,
+            s: d * sum as f32,
+            qs,
+        }
     }
 
     /// How far ahead of the block being read the kernels ask for memory (bytes).
@@ -544,7 +582,10 @@ mod x86 {
                     };
                     (d, m, _mm_loadu_si128(b.add(size - 16) as *const __m128i))
                 };
-                let q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low), _mm_and_si128(packed, low));
+                let q = _mm256_set_m128i(
+                    _mm_and_si128(_mm_srli_epi16(packed, 4), low),
+                    _mm_and_si128(packed, low),
+                );
                 let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, v), ones));
                 acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), sums, acc[r]);
                 offset[r] += m * y.s;
@@ -605,7 +646,9 @@ mod x86 {
         let n = x.len() / 8 * 8;
         assert!(row.len() >= 4 * x.len());
         // SAFETY: i + 8 <= n and row holds 4 bytes per value of x (asserted).
-        let acc = fmas(n, x, |i| unsafe { _mm256_loadu_ps(row.as_ptr().add(4 * i) as *const f32) });
+        let acc = fmas(n, x, |i| unsafe {
+            _mm256_loadu_ps(row.as_ptr().add(4 * i) as *const f32)
+        });
         let tail: f32 = (n..x.len())
             .map(|i| f32::from_le_bytes([row[4 * i], row[4 * i + 1], row[4 * i + 2], row[4 * i + 3]]) * x[i])
             .sum();
@@ -617,7 +660,9 @@ mod x86 {
         let n = x.len() / 8 * 8;
         assert!(row.len() >= 2 * x.len());
         // SAFETY: i + 8 <= n and row holds 2 bytes per value of x (asserted).
-        let acc = fmas(n, x, |i| unsafe { _mm256_cvtph_ps(_mm_loadu_si128(row.as_ptr().add(2 * i) as *const __m128i)) });
+        let acc = fmas(n, x, |i| unsafe {
+            _mm256_cvtph_ps(_mm_loadu_si128(row.as_ptr().add(2 * i) as *const __m128i))
+        });
         let tail: f32 = (n..x.len()).map(|i| half(&row[2 * i..]) * x[i]).sum();
         hsum(acc) + tail
     }
@@ -657,7 +702,10 @@ mod x86 {
                 )
             };
             // Byte j holds value j in its low half and value j + 16 in its high half.
-            let q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low), _mm_and_si128(packed, low));
+            let q = _mm256_set_m128i(
+                _mm_and_si128(_mm_srli_epi16(packed, 4), low),
+                _mm_and_si128(packed, low),
+            );
             let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, v), ones));
             let d = half(b);
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), sums, acc);
@@ -891,7 +939,9 @@ impl CpuNet {
                 && fits(&down, e, ff)
                 && attn_norm.len() == e
                 && ffn_norm.len() == e
-                && bias.as_ref().is_none_or(|[bq, bk, bv]| bq.len() == e && bk.len() == kv && bv.len() == kv);
+                && bias
+                    .as_ref()
+                    .is_none_or(|[bq, bk, bv]| bq.len() == e && bk.len() == kv && bv.len() == kv);
             if !ok {
                 candle_core::bail!("the tensors of block {i} do not fit the model's dimensions");
             }
@@ -983,7 +1033,13 @@ impl CpuNet {
         let mut normed = vec![0f32; x.len()];
         rms_norm(x, &w.norm, w.eps, &mut normed);
         let (mut q, mut logits) = (Vec::new(), Vec::new());
-        matmul(w.output.as_ref().unwrap_or(&w.embedding), &normed, &mut q, &mut logits, self.pool.as_deref());
+        matmul(
+            w.output.as_ref().unwrap_or(&w.embedding),
+            &normed,
+            &mut q,
+            &mut logits,
+            self.pool.as_deref(),
+        );
         logits
     }
 
@@ -1019,7 +1075,8 @@ impl CpuNet {
         let angles = Angles::new(&w.theta, pos, seq);
         for (i, l) in w.layers.iter().enumerate() {
             rms_norm(&x, &l.attn_norm, w.eps, &mut h);
-            l.qkv.matmul(&h, &mut q, &mut stacked, &mut [&mut a, &mut b, &mut c], pool);
+            l.qkv
+                .matmul(&h, &mut q, &mut stacked, &mut [&mut a, &mut b, &mut c], pool);
             if let Some([bq, bk, bv]) = &l.bias {
                 add_rows(&mut a, bq);
                 add_rows(&mut b, bk);
@@ -1119,7 +1176,10 @@ struct Angles {
 
 impl Angles {
     fn new(theta: &[f32], pos: usize, seq: usize) -> Angles {
-        let (mut cos, mut sin) = (Vec::with_capacity(seq * theta.len()), Vec::with_capacity(seq * theta.len()));
+        let (mut cos, mut sin) = (
+            Vec::with_capacity(seq * theta.len()),
+            Vec::with_capacity(seq * theta.len()),
+        );
         for p in pos..pos + seq {
             for t in theta {
                 let angle = p as f32 * t;
@@ -1144,7 +1204,11 @@ impl Angles {
             );
             for head in token.chunks_exact_mut(head_dim) {
                 for i in 0..self.pairs {
-                    let (a, b) = if interleaved { (2 * i, 2 * i + 1) } else { (i, i + self.pairs) };
+                    let (a, b) = if interleaved {
+                        (2 * i, 2 * i + 1)
+                    } else {
+                        (i, i + self.pairs)
+                    };
                     let (x0, x1) = (head[a], head[b]);
                     head[a] = x0 * cos[i] - x1 * sin[i];
                     head[b] = x0 * sin[i] + x1 * cos[i];
@@ -1189,10 +1253,14 @@ fn attend_matmul(
             .transpose(0, 1)?
             .contiguous()?;
         // Head h reads key/value head h / group: [n, kvh, group, hd] → [kvh, group * n, hd].
-        let qs = candle_core::Tensor::from_slice(&q[first * w.heads * hd..(first + n) * w.heads * hd], (n, kvh, group, hd), &cpu)?
-            .permute((1, 2, 0, 3))?
-            .contiguous()?
-            .reshape((kvh, group * n, hd))?;
+        let qs = candle_core::Tensor::from_slice(
+            &q[first * w.heads * hd..(first + n) * w.heads * hd],
+            (n, kvh, group, hd),
+            &cpu,
+        )?
+        .permute((1, 2, 0, 3))?
+        .contiguous()?
+        .reshape((kvh, group * n, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
         let scores = (qs.matmul(&k.t()?)? * scale)?;
         // Query t of the chunk (position pos + first + t) sees keys 0..=pos + first + t.
@@ -1224,14 +1292,16 @@ fn attend(w: &Weights, q: &[f32], keys: &[f32], values: &[f32], pos: usize, out:
     let group = w.heads / w.kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
     let mut scores = Vec::new();
-    for (t, (qt, ot)) in q.chunks_exact(w.heads * hd).zip(out.chunks_exact_mut(w.heads * hd)).enumerate() {
+    for (t, (qt, ot)) in q
+        .chunks_exact(w.heads * hd)
+        .zip(out.chunks_exact_mut(w.heads * hd))
+        .enumerate()
+    {
         let seen = pos + t + 1;
         for (h, (qh, oh)) in qt.chunks_exact(hd).zip(ot.chunks_exact_mut(hd)).enumerate() {
             let at = (h / group) * hd;
             scores.clear();
-            scores.extend((0..seen).map(|p| {
-                dot_f32(qh, &keys[p * kv + at..p * kv + at + hd]) * scale
-            }));
+            scores.extend((0..seen).map(|p| dot_f32(qh, &keys[p * kv + at..p * kv + at + hd]) * scale));
             let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
             let mut total = 0f32;
             for s in scores.iter_mut() {
@@ -1388,7 +1458,11 @@ mod tests {
                     let content = gguf_file::Content::read(&mut file).unwrap();
                     let mut q8 = CpuNet::from_gguf(&shape(&t), &content, &mut file, 1).unwrap();
                     let all: Vec<u32> = steps.concat();
-                    assert_eq!(q8.forward(&all, 0).unwrap(), net.forward(&all, 0).unwrap(), "{architecture}");
+                    assert_eq!(
+                        q8.forward(&all, 0).unwrap(),
+                        net.forward(&all, 0).unwrap(),
+                        "{architecture}"
+                    );
                     continue;
                 }
                 assert!(
@@ -1414,7 +1488,10 @@ mod tests {
             // A clone keeps the cache and shares the weights; rewinding to an earlier position
             // forgets what came after it.
             let mut copy = one.clone();
-            assert_eq!(copy.forward(&[7], prompt.len() + 1).unwrap(), one.forward(&[7], prompt.len() + 1).unwrap());
+            assert_eq!(
+                copy.forward(&[7], prompt.len() + 1).unwrap(),
+                one.forward(&[7], prompt.len() + 1).unwrap()
+            );
             assert_eq!(one.forward(&[33], prompt.len()).unwrap(), after);
             assert_eq!(one.len(), prompt.len() + 1);
         }
@@ -1442,10 +1519,25 @@ mod tests {
     fn out_of_range_reads_are_errors() {
         let mut net = build(&Tiny::default(), 1);
         assert!(net.forward(&[], 0).is_err());
-        assert!(net.forward(&[1], 1).unwrap_err().to_string().contains("past the 0 tokens"));
-        assert!(net.forward(&[100_000], 0).unwrap_err().to_string().contains("outside the embedding"));
+        assert!(
+            net.forward(&[1], 1)
+                .unwrap_err()
+                .to_string()
+                .contains("past the 0 tokens")
+        );
+        assert!(
+            net.forward(&[100_000], 0)
+                .unwrap_err()
+                .to_string()
+                .contains("outside the embedding")
+        );
         let long = vec![1u32; Tiny::default().context + 1];
-        assert!(net.forward(&long, 0).unwrap_err().to_string().contains("exceed the context"));
+        assert!(
+            net.forward(&long, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("exceed the context")
+        );
         assert!(net.is_empty());
     }
 
@@ -1477,7 +1569,10 @@ mod tests {
             rows(&w, 0, &mut fast, &input);
             for (r, fast) in fast.iter().enumerate() {
                 let plain = scalar::dot(w.kind, w.row(r), &input);
-                assert!((fast - plain).abs() <= 1e-4 * plain.abs().max(1.0), "{dtype:?} row {r}: {fast} vs {plain}");
+                assert!(
+                    (fast - plain).abs() <= 1e-4 * plain.abs().max(1.0),
+                    "{dtype:?} row {r}: {fast} vs {plain}"
+                );
             }
             // Several tokens at once (two by two, and one left over) give each token's numbers.
             let xs: Vec<f32> = (0..5 * cols).map(|_| rng.normal()).collect();
@@ -1497,7 +1592,10 @@ mod tests {
             w.dequantize_row(3, &mut row);
             let exact: f32 = row.iter().zip(&x).map(|(a, b)| a * b).sum();
             let plain = scalar::dot(w.kind, w.row(3), &input);
-            assert!((exact - plain).abs() < 0.05 * exact.abs().max(1.0), "{dtype:?}: {exact} vs {plain}");
+            assert!(
+                (exact - plain).abs() < 0.05 * exact.abs().max(1.0),
+                "{dtype:?}: {exact} vs {plain}"
+            );
         }
         // Quantised activations: the same blocks either way, ties included.
         let mut x: Vec<f32> = (0..256).map(|_| rng.normal() * 3.0).collect();
@@ -1507,7 +1605,12 @@ mod tests {
         quantize(&x, &mut fast);
         for (i, (f, c)) in fast.iter().zip(x.chunks_exact(BLOCK)).enumerate() {
             let plain = quantize_block(c);
-            assert!(f.qs == plain.qs && f.d == plain.d && f.s == plain.s, "block {i}: {:?} vs {:?}", f.qs, plain.qs);
+            assert!(
+                f.qs == plain.qs && f.d == plain.d && f.s == plain.s,
+                "block {i}: {:?} vs {:?}",
+                f.qs,
+                plain.qs
+            );
         }
         let (a, b): (Vec<f32>, Vec<f32>) = (0..19).map(|i| (i as f32, 1.0 - i as f32)).unzip();
         let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();

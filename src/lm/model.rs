@@ -437,7 +437,9 @@ impl GgufModel {
                 context: h.context,
             };
             let decoder = match self.weights {
-                WeightFormat::AsStored | WeightFormat::Auto => Decoder::from_gguf(&shape, &content, &mut reader, &self.device)?,
+                WeightFormat::AsStored | WeightFormat::Auto => {
+                    Decoder::from_gguf(&shape, &content, &mut reader, &self.device)?
+                }
                 target => {
                     let mut memory = Cursor::new(convert(&content, &mut reader, target)?);
                     let content = gguf_file::Content::read(&mut memory)?;
