@@ -334,8 +334,8 @@ mod x86 {
             // SAFETY: four whole rows from base, one block per activation block.
             let four = unsafe {
                 match size {
-                    34 => q8_0x4(base, row_bytes, input),
-                    _ => q4x4(base, row_bytes, input, size),
+                    34 => q8_0x4(base, row_bytes, [input])[0],
+                    _ => q4x4(base, row_bytes, [input], size)[0],
                 }
             };
             out[i..i + 4].copy_from_slice(&four);
@@ -373,8 +373,8 @@ mod x86 {
             // SAFETY: four whole rows from base, one block per activation block of each input.
             let [a, b] = unsafe {
                 match size {
-                    34 => q8_0x4x2(base, row_bytes, input),
-                    _ => q4x4x2(base, row_bytes, input, size),
+                    34 => q8_0x4(base, row_bytes, input),
+                    _ => q4x4(base, row_bytes, input, size),
                 }
             };
             out_a[i..i + 4].copy_from_slice(&a);
@@ -393,57 +393,56 @@ mod x86 {
         }
     }
 
-    /// [`q8_0x4`] for two inputs.
+    /// Four Q8_0 rows, `row_bytes` apart from `base`, times each of `N` inputs: each block of
+    /// weights is loaded once for all of them.
     ///
     /// # Safety
-    /// As for [`q8_0x4`], both inputs of the same number of blocks.
+    /// Four rows of `input[t].q.len()` blocks are readable from `base`; every input has as many.
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q8_0x4x2(base: *const u8, row_bytes: usize, input: [&Input; 2]) -> [[f32; 4]; 2] {
+    unsafe fn q8_0x4<const N: usize>(base: *const u8, row_bytes: usize, input: [&Input; N]) -> [[f32; 4]; N] {
         let ones = _mm256_set1_epi16(1);
-        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
-        for (j, (ya, yb)) in input[0].q.iter().zip(input[1].q).enumerate() {
-            // SAFETY: ya.qs and yb.qs hold 32 bytes.
-            let (va, vb) = unsafe {
-                (
-                    _mm256_loadu_si256(ya.qs.as_ptr() as *const __m256i),
-                    _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i),
-                )
-            };
+        let mut acc = [[_mm256_setzero_ps(); 4]; N];
+        for j in 0..input[0].q.len() {
+            // SAFETY: each input's block j holds 32 bytes.
+            let v = input.map(|i| unsafe { _mm256_loadu_si256(i.q[j].qs.as_ptr() as *const __m256i) });
             for r in 0..4 {
-                // SAFETY: block j of row r is within the four rows (the caller's).
+                // SAFETY: block j of row r is within the four rows (the caller's); a prefetch
+                // of any address is harmless.
                 let (d, w) = unsafe {
                     let b = base.add(r * row_bytes + j * 34);
                     _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH) as *const i8);
                     (half_at(b), _mm256_loadu_si256(b.add(2) as *const __m256i))
                 };
+                // maddubs multiplies unsigned by signed bytes: move w's sign onto v.
                 let magnitude = _mm256_sign_epi8(w, w);
-                for (acc, (v, y)) in acc.iter_mut().zip([(va, ya), (vb, yb)]) {
-                    let products = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(v, w));
+                for t in 0..N {
+                    let products = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(v[t], w));
                     let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(products, ones));
-                    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), sums, acc[r]);
+                    acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(d * input[t].q[j].d), sums, acc[t][r]);
                 }
             }
         }
         acc.map(|a| a.map(|a| hsum(a)))
     }
 
-    /// [`q4x4`] for two inputs.
+    /// Four Q4_0 (`size` 18) or Q4_1 (20) rows, `row_bytes` apart from `base`, times each of
+    /// `N` inputs: each block of weights is loaded and unpacked once for all of them.
     ///
     /// # Safety
-    /// As for [`q4x4`], both inputs of the same number of blocks.
+    /// Four rows of `input[t].q.len()` blocks are readable from `base`; every input has as many.
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q4x4x2(base: *const u8, row_bytes: usize, input: [&Input; 2], size: usize) -> [[f32; 4]; 2] {
+    unsafe fn q4x4<const N: usize>(
+        base: *const u8,
+        row_bytes: usize,
+        input: [&Input; N],
+        size: usize,
+    ) -> [[f32; 4]; N] {
         let (ones, low) = (_mm256_set1_epi16(1), _mm_set1_epi8(15));
-        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
-        let mut offset = [[0f32; 4]; 2];
-        for (j, (ya, yb)) in input[0].q.iter().zip(input[1].q).enumerate() {
-            // SAFETY: ya.qs and yb.qs hold 32 bytes.
-            let (va, vb) = unsafe {
-                (
-                    _mm256_loadu_si256(ya.qs.as_ptr() as *const __m256i),
-                    _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i),
-                )
-            };
+        let mut acc = [[_mm256_setzero_ps(); 4]; N];
+        let mut offset = [[0f32; 4]; N];
+        for j in 0..input[0].q.len() {
+            // SAFETY: each input's block j holds 32 bytes.
+            let v = input.map(|i| unsafe { _mm256_loadu_si256(i.q[j].qs.as_ptr() as *const __m256i) });
             for r in 0..4 {
                 // SAFETY: block j of row r is within the four rows (the caller's); a prefetch
                 // of any address is harmless.
@@ -454,24 +453,32 @@ mod x86 {
                         let d = half_at(b);
                         (d, -8.0 * d)
                     } else {
+                        // d and m side by side: both converted at once.
                         let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(b as *const i32)));
                         (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)))
                     };
                     (d, m, _mm_loadu_si128(b.add(size - 16) as *const __m128i))
                 };
+                // Byte j holds value j in its low half and value j + 16 in its high half.
                 let q = _mm256_set_m128i(
                     _mm_and_si128(_mm_srli_epi16(packed, 4), low),
                     _mm_and_si128(packed, low),
                 );
-                for t in 0..2 {
-                    let (v, y) = if t == 0 { (va, ya) } else { (vb, yb) };
-                    let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, v), ones));
+                for t in 0..N {
+                    let y = &input[t].q[j];
+                    let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, v[t]), ones));
                     acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), sums, acc[t][r]);
                     offset[t][r] += m * y.s;
                 }
             }
         }
-        [0, 1].map(|t| [0, 1, 2, 3].map(|r| hsum(acc[t][r]) + offset[t][r]))
+        let mut out = [[0f32; 4]; N];
+        for t in 0..N {
+            for r in 0..4 {
+                out[t][r] = hsum(acc[t][r]) + offset[t][r];
+            }
+        }
+        out
     }
 
     /// [`super::quantize_block`] of 32 values.
@@ -526,72 +533,6 @@ mod x86 {
         // SAFETY: the caller's.
         let bits = i32::from(unsafe { std::ptr::read_unaligned(p as *const u16) });
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)))
-    }
-
-    /// Four Q8_0 rows, `row_bytes` apart from `base`, times the input.
-    ///
-    /// # Safety
-    /// Four rows of `input.q.len()` blocks are readable from `base`.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q8_0x4(base: *const u8, row_bytes: usize, input: &Input) -> [f32; 4] {
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for (j, y) in input.q.iter().enumerate() {
-            // SAFETY: y.qs holds 32 bytes.
-            let v = unsafe { _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i) };
-            for (r, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: block j of row r is within the four rows (the caller's).
-                let (d, w) = unsafe {
-                    let b = base.add(r * row_bytes + j * 34);
-                    _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH) as *const i8);
-                    (half_at(b), _mm256_loadu_si256(b.add(2) as *const __m256i))
-                };
-                let products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(v, w));
-                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(products, ones));
-                *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), sums, *acc);
-            }
-        }
-        acc.map(|a| hsum(a))
-    }
-
-    /// Four Q4_0 (`size` 18) or Q4_1 (20) rows, `row_bytes` apart from `base`, times the input.
-    ///
-    /// # Safety
-    /// Four rows of `input.q.len()` blocks are readable from `base`.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q4x4(base: *const u8, row_bytes: usize, input: &Input, size: usize) -> [f32; 4] {
-        let (ones, low) = (_mm256_set1_epi16(1), _mm_set1_epi8(15));
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut offset = [0f32; 4];
-        for (j, y) in input.q.iter().enumerate() {
-            // SAFETY: y.qs holds 32 bytes.
-            let v = unsafe { _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i) };
-            for r in 0..4 {
-                // SAFETY: block j of row r is within the four rows (the caller's); a prefetch
-                // of any address is harmless.
-                let (d, m, packed) = unsafe {
-                    let b = base.add(r * row_bytes + j * size);
-                    _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH) as *const i8);
-                    let (d, m) = if size == 18 {
-                        let d = half_at(b);
-                        (d, -8.0 * d)
-                    } else {
-                        // d and m side by side: both converted at once.
-                        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(b as *const i32)));
-                        (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)))
-                    };
-                    (d, m, _mm_loadu_si128(b.add(size - 16) as *const __m128i))
-                };
-                let q = _mm256_set_m128i(
-                    _mm_and_si128(_mm_srli_epi16(packed, 4), low),
-                    _mm_and_si128(packed, low),
-                );
-                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, v), ones));
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), sums, acc[r]);
-                offset[r] += m * y.s;
-            }
-        }
-        [0, 1, 2, 3].map(|r| hsum(acc[r]) + offset[r])
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
