@@ -241,6 +241,16 @@ fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Input; 2]) {
     rows(w, first, b, input[1]);
 }
 
+/// Runs `f` on this thread as if the CPU had none of the SIMD kernels (tests of the paths other
+/// CPUs take).
+#[cfg(test)]
+pub fn without_kernels<T>(f: impl FnOnce() -> T) -> T {
+    tests::PLAIN.with(|p| p.set(true));
+    let out = f();
+    tests::PLAIN.with(|p| p.set(false));
+    out
+}
+
 #[cfg(target_arch = "x86_64")]
 fn avx2() -> bool {
     #[cfg(test)]

@@ -881,6 +881,36 @@ mod tests {
     }
 
     #[test]
+    fn without_the_cpu_kernels_candle_computes_and_auto_means_q8_0() {
+        // What an Arm machine gets: candle-transformers' network with Q8_0 weights, chat and
+        // one-pass log-probabilities (through `net.rs`) close to deepspark's own network.
+        let tiny = Tiny::default();
+        let (_a, mut ours) = load(&tiny, WeightFormat::Q8_0);
+        let (_b, mut theirs) = cpu::without_kernels(|| load(&tiny, WeightFormat::Auto));
+        assert!(matches!(theirs.net, Net::Llama(_)) && matches!(ours.net, Net::Cpu(_)));
+        assert!(theirs.describe().contains("run as Q8_0"), "{}", theirs.describe());
+        let request = ChatRequest::user("the cat in a hat", 6);
+        let answer = theirs.chat(&request).unwrap();
+        assert!(answer.tokens <= 6, "{answer:?}");
+        let (a, b) = (
+            ours.logprobs("in the", " hat").unwrap(),
+            theirs.logprobs("in the", " hat").unwrap(),
+        );
+        assert!(
+            theirs.decoder.is_some() && ours.decoder.is_none(),
+            "only candle's path builds the decoder"
+        );
+        assert_eq!(a.len(), b.len());
+        for (a, b) in a.iter().zip(&b) {
+            // Both round activations to 8 bits, each on its own side of some steps (see cpu.rs).
+            let near = (a.logprob - b.logprob).abs() < 0.02 * a.logprob.abs() + 0.05;
+            assert!(a.id == b.id && near, "{a:?} vs {b:?}");
+        }
+        let (_c, ours) = load(&tiny, WeightFormat::Auto);
+        assert!(!ours.describe().contains("run as"), "{}", ours.describe());
+    }
+
+    #[test]
     fn seeded_sampling_is_repeatable() {
         let (_dir, mut model) = load(&Tiny::default(), WeightFormat::AsStored);
         let mut request = ChatRequest::user("in the", 12);
