@@ -1040,7 +1040,7 @@ impl CpuNet {
             if seq >= MATMUL_ATTENTION {
                 attend_matmul(&w, &a, &self.keys[i], &self.values[i], pos, &mut h, QUERY_CHUNK)?;
             } else {
-                attend(&w, &a, &self.keys[i], &self.values[i], pos, &mut h);
+                attend(&w, &a, &self.keys[i], &self.values[i], pos, &mut h, pool.is_some());
             }
             matmul(&l.out, &h, &mut q, &mut a, pool);
             add(&mut x, &a);
@@ -1238,36 +1238,40 @@ fn attend_matmul(
 /// Causal self-attention of the queries `q` (`[seq, heads * head_dim]`, positions `pos..`) over
 /// the cached keys and values (`[pos + seq, kv_heads * head_dim]`), into `out` (`[seq, heads *
 /// head_dim]`).
-fn attend(w: &Weights, q: &[f32], keys: &[f32], values: &[f32], pos: usize, out: &mut [f32]) {
+fn attend(w: &Weights, q: &[f32], keys: &[f32], values: &[f32], pos: usize, out: &mut [f32], parallel: bool) {
+    use rayon::prelude::*;
     let (hd, kv) = (w.head_dim, w.kv_heads * w.head_dim);
     let group = w.heads / w.kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    let mut scores = Vec::new();
-    for (t, (qt, ot)) in q
-        .chunks_exact(w.heads * hd)
-        .zip(out.chunks_exact_mut(w.heads * hd))
-        .enumerate()
-    {
-        let seen = pos + t + 1;
-        for (h, (qh, oh)) in qt.chunks_exact(hd).zip(ot.chunks_exact_mut(hd)).enumerate() {
-            let at = (h / group) * hd;
-            scores.clear();
-            scores.extend((0..seen).map(|p| dot_f32(qh, &keys[p * kv + at..p * kv + at + hd]) * scale));
-            let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-            let mut total = 0f32;
-            for s in scores.iter_mut() {
-                *s = (*s - max).exp();
-                total += *s;
-            }
-            oh.fill(0.0);
-            for (p, s) in scores.iter().enumerate() {
-                let v = &values[p * kv + at..p * kv + at + hd];
-                let s = s / total;
-                for (o, v) in oh.iter_mut().zip(v) {
-                    *o += s * v;
-                }
+    // One query head of one token: row i of `out` is token i / heads, head i % heads.
+    let head = |(i, oh): (usize, &mut [f32])| {
+        let (t, h) = (i / w.heads, i % w.heads);
+        let qh = &q[i * hd..(i + 1) * hd];
+        let at = (h / group) * hd;
+        let mut scores: Vec<f32> = (0..pos + t + 1)
+            .map(|p| dot_f32(qh, &keys[p * kv + at..p * kv + at + hd]) * scale)
+            .collect();
+        let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        let mut total = 0f32;
+        for s in scores.iter_mut() {
+            *s = (*s - max).exp();
+            total += *s;
+        }
+        oh.fill(0.0);
+        for (p, s) in scores.iter().enumerate() {
+            let v = &values[p * kv + at..p * kv + at + hd];
+            let s = s / total;
+            for (o, v) in oh.iter_mut().zip(v) {
+                *o += s * v;
             }
         }
+    };
+    // Split over the pool only when there is one (inside it); else rayon's global pool would
+    // take the work.
+    if parallel {
+        out.par_chunks_mut(hd).enumerate().for_each(head);
+    } else {
+        out.chunks_mut(hd).enumerate().for_each(head);
     }
 }
 
@@ -1461,7 +1465,7 @@ mod tests {
         let (keys, values) = (random((pos + seq) * kv), random((pos + seq) * kv));
         let q = random(seq * w.heads * w.head_dim);
         let (mut plain, mut product) = (vec![0f32; q.len()], vec![0f32; q.len()]);
-        attend(w, &q, &keys, &values, pos, &mut plain);
+        attend(w, &q, &keys, &values, pos, &mut plain, false);
         attend_matmul(w, &q, &keys, &values, pos, &mut product, 16).unwrap();
         assert!(worst(&plain, &product) < 1e-5, "{}", worst(&plain, &product));
     }
