@@ -1,19 +1,21 @@
-//! The CPU network that chat decodes with: the llama and Qwen2 blocks of candle-transformers 0.11.1
-//! (`quantized_llama`, `quantized_qwen2`), computed in place. A decode step of a small model is
-//! about 200 small matrix-vector products; through candle's tensors each costs an allocation and
-//! a dispatch, and candle has no SIMD dot product for Q4_1, the type small GGUF files ship in.
-//! Here the weights stay the file's blocks (Q4_0, Q4_1 and Q8_0; F16 and F32), the activations are
-//! quantised per 32 values as llama.cpp does (to 8 bits with their scale and sum), the dot
-//! products use AVX2 where the CPU has it (checked at run time; plain Rust otherwise), and the
-//! keys and values grow in place.
+//! The CPU network that chat decodes with and `logprobs` scores with: the llama and Qwen2 blocks
+//! of candle-transformers 0.11.1 (`quantized_llama`, `quantized_qwen2`), computed in place. A
+//! decode step of a small model is about 200 small matrix-vector products; through candle's
+//! tensors each costs an allocation and a dispatch, and candle has no SIMD dot product for Q4_1,
+//! the type small GGUF files ship in. Here the weights stay the file's blocks (Q4_0, Q4_1 and
+//! Q8_0; F16 and F32), the activations are quantised per 32 values as llama.cpp does (to 8 bits
+//! with their scale and sum), the dot products use AVX2 (checked at run time), matrices that
+//! read the same input are stacked into one, the keys and values grow in place, and a long
+//! prompt's attention goes through candle's matrix products.
 //!
 //! It computes what those networks compute: RMS norm, interleaved rotary embeddings for llama
 //! and half-split ones for Qwen2, Qwen2's query/key/value biases, grouped-query attention, the
 //! token embedding as output layer when the file has no `output.weight` (tests compare its logits
-//! with candle-transformers'). It returns the logits after the last token only, does not check
-//! the file (`model.rs` has, before it is built), and runs nowhere but an x86-64 CPU with AVX2:
-//! CUDA, Metal and other CPUs keep candle-transformers' networks (its plain-Rust kernels are
-//! the reference the SIMD ones are tested against, not a fast path).
+//! with candle-transformers'). It returns the logits after the last token, or after each (for
+//! scoring a text); it does not check the file (`model.rs` has, before it is built), and runs
+//! nowhere but an x86-64 CPU with AVX2: CUDA, Metal and other CPUs keep candle-transformers'
+//! networks (its plain-Rust kernels are the reference the SIMD ones are tested against, not a
+//! fast path).
 
 use candle_core::Device;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};

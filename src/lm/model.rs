@@ -1,21 +1,23 @@
 //! A GGUF language model loaded in the process: the header checked (`gguf.rs`), the
-//! hyperparameters and every tensor's shape checked against them, then the network built: on
-//! the CPU, in place (`cpu.rs`, with SIMD kernels for the types small files ship in); on CUDA
-//! and Metal, by candle-transformers (`quantized_llama` for llama-architecture models such as
-//! SmolLM2, Llama 3.x; `quantized_qwen2` for Qwen2 and Qwen2.5). It comes with its tokenizer
-//! and chat template. [`GgufModel`] implements [`LanguageModel`]. A Hugging Face safetensors
-//! folder is loaded the same way, from the GGUF file `hf.rs` writes of it in memory.
+//! hyperparameters and every tensor's shape checked against them, then the network built: on an
+//! x86-64 CPU with AVX2, in place (`cpu.rs`, with SIMD kernels for the types small files ship
+//! in); on CUDA, Metal and other CPUs, by candle-transformers (`quantized_llama` for
+//! llama-architecture models such as SmolLM2, Llama 3.x; `quantized_qwen2` for Qwen2 and
+//! Qwen2.5). It comes with its tokenizer and chat template. [`GgufModel`] implements
+//! [`LanguageModel`]. A Hugging Face safetensors folder is loaded the same way, from the GGUF
+//! file `hf.rs` writes of it in memory.
 //!
 //! Weights are kept as the file stores them, or converted at load (`WeightFormat`). The KV
 //! cache is reused while a prompt extends what it holds; a system prompt is kept (a clone of
 //! the network shares the weights) so the next request with it starts after it.
 //!
-//! `logprobs` does not use those networks: they give the logits of the last position only, so
-//! a text would cost one pass per token. It reads the text in one pass through [`Decoder`]
-//! (`net.rs`), built from the same (converted) tensors on the first call, which holds a second
-//! copy of the weights; a model that only chats never builds it. The keys and values of what
-//! it read are kept, so a call whose context starts with an earlier call's context and text
-//! reads only the rest. This module does not resolve where a file comes from (`source.rs`).
+//! `logprobs` reads a text in one pass that gives the logits at every position: `cpu.rs`'s
+//! network does (a copy of it with its own cache); candle-transformers' networks give the last
+//! position's only, so with them it reads through [`Decoder`] (`net.rs`), built from the same
+//! (converted) tensors on the first call, which holds a second copy of the weights. The keys
+//! and values of what it read are kept, so a call whose context starts with an earlier call's
+//! context and text reads only the rest. This module does not resolve where a file comes from
+//! (`source.rs`).
 
 use super::chat::Template;
 use super::cpu::{self, CpuNet};
@@ -73,8 +75,8 @@ impl Default for LoadOptions {
     }
 }
 
-/// The network: on the CPU, computed in place (`cpu.rs`); elsewhere, one variant per
-/// architecture candle-transformers implements.
+/// The network: computed in place (`cpu.rs`) on a CPU with its kernels; elsewhere, one variant
+/// per architecture candle-transformers implements.
 enum Net {
     Cpu(CpuNet),
     Llama(quantized_llama::ModelWeights),
@@ -285,7 +287,7 @@ struct Reading {
 }
 
 enum ReadState {
-    /// The one-pass decoder's cache (off the CPU).
+    /// The one-pass decoder's cache (with candle-transformers' networks).
     Cache(Cache),
     /// A copy of the CPU network after the tokens: it shares the weights.
     Cpu(CpuNet),
@@ -454,8 +456,8 @@ impl GgufModel {
     /// The log-probability of each of `ids[first + 1..]` after the tokens before it: the
     /// network reads `ids[..first]` (what an earlier read shares of them is not read again),
     /// then `ids[first..]` in passes of at most `chunk` tokens, each giving the logits at all
-    /// its positions. On the CPU the chat network does this (a copy of it with its own cache);
-    /// elsewhere the one-pass decoder does.
+    /// its positions. `cpu.rs`'s network does this itself (a copy of it with its own cache);
+    /// with candle-transformers' networks the one-pass decoder does.
     fn score(&mut self, ids: &[u32], first: usize, chunk: usize) -> Result<Vec<f32>, LmError> {
         let (next, last) = (&ids[first + 1..], ids.len() - 1);
         if let Some(&id) = next.iter().find(|&&id| id as usize >= self.hyper.vocab) {
