@@ -10,10 +10,19 @@ use crate::train::rng::Rng;
 
 /// Natural-log probabilities of `logits`, computed in f64 so that large logits do not overflow.
 pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let log_sum = log_sum_exp(logits);
+    logits.iter().map(|&l| (l as f64 - log_sum) as f32).collect()
+}
+
+/// `log_softmax(logits)[id]`, without the other entries.
+pub fn log_prob(logits: &[f32], id: usize) -> f32 {
+    (logits[id] as f64 - log_sum_exp(logits)) as f32
+}
+
+fn log_sum_exp(logits: &[f32]) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
-    let log_sum = max + sum.ln();
-    logits.iter().map(|&l| (l as f64 - log_sum) as f32).collect()
+    max + sum.ln()
 }
 
 /// The index of the largest logit; the first among equals; NaN is never chosen.
@@ -102,6 +111,7 @@ mod tests {
     #[test]
     fn log_softmax_sums_to_one() {
         let lp = log_softmax(&[1.0, 2.0, 3.0, 1000.0]);
+        assert_eq!(log_prob(&[1.0, 2.0, 3.0, 1000.0], 1), lp[1]);
         let total: f64 = lp.iter().map(|&l| (l as f64).exp()).sum();
         assert!((total - 1.0).abs() < 1e-6, "{total}");
         assert!(lp[3] > -1e-6 && lp[0] < -990.0);

@@ -21,7 +21,7 @@
 
 use super::chat::Template;
 use super::cpu::{self, CpuNet};
-use super::decode::{Sampler, find_stop, log_softmax};
+use super::decode::{Sampler, find_stop, log_prob};
 use super::gguf::{self, Header};
 use super::net::{self, Cache, Decoder};
 use super::tokenizer::LmTokenizer;
@@ -86,11 +86,12 @@ enum Net {
 impl Net {
     /// The logits after the last of `ids`, placed at positions `pos..`.
     fn forward(&mut self, ids: &[u32], pos: usize, device: &Device) -> Result<Vec<f32>, LmError> {
-        let x = Tensor::new(ids, device)?.unsqueeze(0)?;
+        // candle's networks take the ids as a tensor; the CPU network reads them as they are.
+        let input = || Tensor::new(ids, device)?.unsqueeze(0);
         let logits = match self {
             Net::Cpu(m) => return Ok(m.forward(ids, pos)?),
-            Net::Llama(m) => m.forward(&x, pos)?,
-            Net::Qwen2(m) => m.forward(&x, pos)?,
+            Net::Llama(m) => m.forward(&input()?, pos)?,
+            Net::Qwen2(m) => m.forward(&input()?, pos)?,
         };
         Ok(logits.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec1()?)
     }
@@ -479,7 +480,7 @@ impl GgufModel {
             for (read, next) in ids[first..last].chunks(chunk).zip(next.chunks(chunk)) {
                 let logits = net.forward_all(read, first + out.len())?;
                 for (row, &id) in logits.chunks_exact(vocab).zip(next) {
-                    out.push(log_softmax(row)[id as usize]);
+                    out.push(log_prob(row, id as usize));
                 }
             }
             ReadState::Cpu(net)
