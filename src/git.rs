@@ -553,38 +553,6 @@ pub struct Origin {
     pub orig_line: u32,
 }
 
-/// Blames `lines` (1-based) of `path` as of commit `at`, ignoring whitespace changes.
-/// libgit2 walks the history only for the line range asked about (first to last line),
-/// so callers ask once per file with just the lines they need. Renames are followed.
-pub fn blame(repo: &Repository, at: Oid, path: &str, lines: &[u32]) -> Result<Vec<Origin>, GitError> {
-    let (Some(&min), Some(&max)) = (lines.iter().min(), lines.iter().max()) else {
-        return Ok(Vec::new());
-    };
-    let mut opts = git2::BlameOptions::new();
-    opts.newest_commit(at)
-        .ignore_whitespace(true)
-        .min_line(min as usize)
-        .max_line(max as usize);
-    let blame = repo.blame_file(Path::new(path), Some(&mut opts))?;
-    let mut out = Vec::with_capacity(lines.len());
-    for &l in lines {
-        let Some(h) = blame.get_line(l as usize) else {
-            continue;
-        };
-        let offset = l as usize - h.final_start_line();
-        out.push(Origin {
-            line: l,
-            commit: h.final_commit_id(),
-            path: h
-                .path()
-                .map(|p| p.to_string_lossy().replace('\\', "/"))
-                .unwrap_or_else(|| path.to_string()),
-            orig_line: (h.orig_start_line() + offset) as u32,
-        });
-    }
-    Ok(out)
-}
-
 /// The paths of `.git-blame-ignore-revs` at `at` (commits whose lines blame should see
 /// through); empty when the file is absent. Lines that are not full hex ids are ignored.
 pub fn blame_ignore_revs(repo: &Repository, at: Oid) -> Result<HashSet<Oid>, GitError> {

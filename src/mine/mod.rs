@@ -5,9 +5,9 @@
 //!    clone's boundary and fixes touching more than `MAX_FIX_FILES` files are left out.
 //! 2. **Blame**: the code lines each fix removes (changed lines show up as removed ones),
 //!    except cosmetic ones (blank, lone braces and punctuation, comments), are blamed at
-//!    the fix's parent, ignoring whitespace, through `git::blame`. Lines blamed on a commit
-//!    of `.git-blame-ignore-revs` (mass reformatting) are not counted. Fixes are blamed in
-//!    parallel, one repository handle per thread.
+//!    the fix's parent, ignoring whitespace, by `blame`, which reads each file's history
+//!    once for all the fixes that ask about it, one file per thread. Lines blamed on a
+//!    commit of `.git-blame-ignore-revs` (mass reformatting) are not counted.
 //! 3. **Labels**: a commit a fix implicates is buggy; its hunks whose added lines were
 //!    blamed get `hunk_label` 1, its other hunks -1. Other commits are clean (label 0),
 //!    except those younger than the grace period before `at`, which are not written at all:
@@ -28,6 +28,9 @@ use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+mod blame;
 
 /// A fix that touches more files than this is a sweep (a rename, a licence update), not a
 /// bug fix: its lines are not blamed.
@@ -194,9 +197,9 @@ pub fn mine(
         .collect();
     summary.fixes = fixes.len();
 
-    progress.phase("blaming fixes", fixes.len());
     let path = repo.path().to_path_buf();
-    let blamed: Vec<Result<Option<Vec<git::Origin>>, MineError>> = fixes
+    progress.phase("finding the lines fixes changed", fixes.len());
+    let asked: Vec<Result<Option<Vec<Question>>, MineError>> = fixes
         .par_iter()
         .map_init(
             || Repository::open(&path),
@@ -204,27 +207,29 @@ pub fn mine(
                 let r = r
                     .as_ref()
                     .map_err(|e| MineError::Git2(git2::Error::from_str(e.message())))?;
-                let got = blame_fix(r, fix, &opts.rules);
+                let got = questions(r, fix, &opts.rules);
                 progress.step();
                 got
             },
         )
         .collect();
+    progress.phase("reading the history", history.len());
+    let commits = blame::Commits::read(&path, &history, &|| progress.step())?;
+    let blamed = blame_all(&path, &commits, &fixes, asked, progress)?;
     // Introducing commit -> path there -> lines there; and who fixed it.
     let mut lines: HashMap<Oid, HashMap<String, HashSet<u32>>> = HashMap::new();
     let mut fixed_by: HashMap<Oid, BTreeSet<String>> = HashMap::new();
     for (fix, origins) in fixes.iter().zip(blamed) {
         let origins = match origins {
-            Ok(Some(o)) => o,
-            Ok(None) => {
+            Blamed::Lines(o) => o,
+            Blamed::Sweep => {
                 summary.sweeps += 1;
                 continue;
             }
-            Err(MineError::Git(GitError::Git(e))) if missing(&e) => {
+            Blamed::Unreadable => {
                 summary.unreadable += 1;
                 continue;
             }
-            Err(e) => return Err(e),
         };
         for o in origins {
             if !known.contains(&o.commit) || ignore.contains(&o.commit) || o.commit == fix.id {
@@ -302,38 +307,112 @@ fn missing(e: &git2::Error) -> bool {
     e.code() == git2::ErrorCode::NotFound && e.class() == git2::ErrorClass::Odb
 }
 
-/// The origins of the code lines `fix` removes, or `None` for a sweep (too many files).
-fn blame_fix(
-    repo: &Repository,
-    fix: &HistoryCommit,
-    rules: &skip::Rules,
-) -> Result<Option<Vec<git::Origin>>, MineError> {
-    let parent = fix.parents[0];
-    let mut files = git::diff_commits(repo, Some(parent), fix.id, 0)?;
+/// Lines to blame: the code lines a fix removed from one file, at the fix's parent.
+struct Question {
+    path: String,
+    lines: Vec<u32>,
+}
+
+/// What blaming one fix found.
+enum Blamed {
+    Lines(Vec<git::Origin>),
+    /// Too many files: not blamed.
+    Sweep,
+    /// Git could not read some of its objects.
+    Unreadable,
+}
+
+/// The questions of the code lines `fix` removes, per file, or `None` for a sweep (too
+/// many files).
+fn questions(repo: &Repository, fix: &HistoryCommit, rules: &skip::Rules) -> Result<Option<Vec<Question>>, MineError> {
+    let mut files = git::diff_commits(repo, Some(fix.parents[0]), fix.id, 0)?;
     skip::apply(&mut files, rules);
     let files: Vec<&FileDiff> = files.iter().filter(|f| is_source(f)).collect();
     if files.len() > MAX_FIX_FILES {
         return Ok(None);
     }
-    let mut origins = Vec::new();
+    let mut out = Vec::new();
     for f in files {
         let Some(old_path) = f.path.old.as_deref() else {
             continue;
         };
         let language = f.language;
-        let wanted: Vec<u32> = f
+        let lines: Vec<u32> = f
             .hunks
             .iter()
             .flat_map(|h| h.lines.iter())
             .filter(|l| l.kind == LineKind::Removed && !is_cosmetic(&l.text, language))
             .filter_map(|l| l.lineno.old)
             .collect();
-        if wanted.is_empty() {
-            continue;
+        if !lines.is_empty() {
+            out.push(Question {
+                path: old_path.to_string(),
+                lines,
+            });
         }
-        origins.extend(git::blame(repo, parent, old_path, &wanted)?);
     }
-    Ok(Some(origins))
+    Ok(Some(out))
+}
+
+/// Answers every fix's questions, one file at a time per thread (a file's versions are
+/// read once for all the fixes that ask about it), longest histories first.
+fn blame_all(
+    path: &Path,
+    commits: &blame::Commits,
+    fixes: &[&HistoryCommit],
+    asked: Vec<Result<Option<Vec<Question>>, MineError>>,
+    progress: &dyn Progress,
+) -> Result<Vec<Blamed>, MineError> {
+    let mut blamed = Vec::with_capacity(fixes.len());
+    // File -> (fix, lines) of the questions about it.
+    let mut by_file: HashMap<String, Vec<(usize, Vec<u32>)>> = HashMap::new();
+    for (i, a) in asked.into_iter().enumerate() {
+        match a {
+            Ok(Some(qs)) => {
+                for q in qs {
+                    by_file.entry(q.path).or_default().push((i, q.lines));
+                }
+                blamed.push(Blamed::Lines(Vec::new()));
+            }
+            Ok(None) => blamed.push(Blamed::Sweep),
+            Err(MineError::Git(GitError::Git(e))) if missing(&e) => blamed.push(Blamed::Unreadable),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut files: Vec<(String, Vec<(usize, Vec<u32>)>)> = by_file.into_iter().collect();
+    files.sort_by_cached_key(|(p, _)| (std::cmp::Reverse(commits.versions(p)), p.clone()));
+    progress.phase("blaming fixes", files.len());
+    let next = AtomicUsize::new(0);
+    let answers: Vec<Result<Vec<(usize, Result<Vec<git::Origin>, GitError>)>, MineError>> = (0
+        ..rayon::current_num_threads())
+        .into_par_iter()
+        .map(|_| {
+            let mut b = blame::Blamer::new(Repository::open(path)?, commits);
+            let mut out = Vec::new();
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some((file, asks)) = files.get(k) else {
+                    return Ok(out);
+                };
+                for (i, lines) in asks {
+                    out.push((*i, b.blame(fixes[*i].parents[0], file, lines)));
+                }
+                b.forget();
+                progress.step();
+            }
+        })
+        .collect();
+    for answer in answers {
+        for (i, got) in answer? {
+            match (got, &mut blamed[i]) {
+                (Ok(o), Blamed::Lines(all)) => all.extend(o),
+                (Err(GitError::Git(e)), slot) if missing(&e) => *slot = Blamed::Unreadable,
+                (Err(e), _) => return Err(e.into()),
+                (Ok(_), _) => {}
+            }
+        }
+    }
+    Ok(blamed)
 }
 
 /// Source code that the records describe: a programming language (not documentation or
