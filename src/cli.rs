@@ -748,9 +748,9 @@ pub struct MineArgs {
     after_help = "Mines the history as `deepspark mine` does, then fits two adaptations of the \
 default model on its oldest 70% and calibrates them on the next 10%: `recalibrated` (only how the \
 default's parts are weighed and calibrated) and `refit` (its wide token path refit, held near the \
-default's weights). Taken in order of their calibration Brier score, the first whose Brier score on \
-the newest 20% is lower than the default's, with a hunk AUC at most 0.01 lower, is written; if \
-neither is, nothing is. Every evaluation is printed. review, scan and the pre-push hook then use .deepspark/model \
+default's weights). Of those whose Brier score on the newest 20% (never fitted on) is lower than \
+the default's, with a hunk AUC at most 0.01 lower, the one with the lowest Brier score there is \
+written; if neither is, nothing is. Every evaluation is printed. review, scan and the pre-push hook then use .deepspark/model \
 (small: commit it to share it with the team and CI); `--model default` bypasses it.
 
 EXIT CODES:

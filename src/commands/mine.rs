@@ -49,6 +49,7 @@ pub fn options(
         at: at.to_string(),
         project: project.map_or_else(|| mine::project_name(repo), str::to_string),
         grace_secs: grace_days.or(cfg.mine.grace_days).unwrap_or(365) as i64 * DAY,
+        young_implicated: true,
         patterns,
         rules: skip::Rules {
             patterns: skips,

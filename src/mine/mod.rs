@@ -11,7 +11,8 @@
 //! 3. **Labels**: a commit a fix implicates is buggy; its hunks whose added lines were
 //!    blamed get `hunk_label` 1, its other hunks -1. Other commits are clean (label 0),
 //!    except those younger than the grace period before `at`, which are not written at all:
-//!    their bugs may not have been found yet.
+//!    their bugs may not have been found yet (`Options::young_implicated`: nor the buggy
+//!    ones among them).
 //!
 //! Output, oldest commit first, deterministic: each commit record followed by its hunk
 //! records (source files only: no tests, vendored or generated files, as in the shared
@@ -102,6 +103,11 @@ pub struct Options {
     pub project: String,
     /// Clean-looking commits younger than this many seconds before `at` are not labelled.
     pub grace_secs: i64,
+    /// Whether commits younger than the grace period that a fix implicates are written.
+    /// `learn` leaves them out: inside the grace period only buggy commits would be
+    /// there, and the newest history it calibrates and measures on would look riskier
+    /// than it is.
+    pub young_implicated: bool,
     pub patterns: Patterns,
     /// What is not source code (the review's default skip patterns, plus the user's).
     pub rules: skip::Rules,
@@ -250,7 +256,7 @@ pub fn mine(
     let written: Vec<&HistoryCommit> = mined
         .iter()
         .copied()
-        .filter(|c| fixed_by.contains_key(&c.id) || c.author_date <= now - opts.grace_secs)
+        .filter(|c| (opts.young_implicated && fixed_by.contains_key(&c.id)) || c.author_date <= now - opts.grace_secs)
         .collect();
     summary.unlabelled = mined.len() - written.len();
     progress.phase("writing records", written.len());
