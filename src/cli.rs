@@ -363,6 +363,45 @@ pub struct HookRunArgs {
     pub gate: GateArgs,
 }
 
+/// A point in time for `eval --after`/`--until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// When the evaluated model was learned (`learned.json`'s `at_date`).
+    Learned,
+    /// Unix seconds.
+    At(i64),
+}
+
+fn when(s: &str) -> Result<When, String> {
+    if s == "learned" {
+        return Ok(When::Learned);
+    }
+    if let Ok(t) = s.parse::<i64>() {
+        return Ok(When::At(t));
+    }
+    let bad = || format!("{s:?} is not `learned`, a date YYYY-MM-DD or unix seconds");
+    let parts: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = parts[..] else { return Err(bad()) };
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i64>(), m.parse::<u32>(), d.parse::<u32>()) else {
+        return Err(bad());
+    };
+    if y.to_string().len() != 4 || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    Ok(When::At(days_from_civil(y, m, d) * 86_400))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 fn probability(s: &str) -> Result<f64, String> {
     number_in(s, 1.0, "a probability in [0, 1]")
 }
@@ -534,8 +573,18 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR", env = "DEEPSPARK_MODEL")]
     pub model: Option<PathBuf>,
     /// Which split to score (default: test when commit dates are given, else all).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "after")]
     pub split: Option<Split>,
+    /// Score the commits dated after WHEN instead of the newest 20% (the earlier ones are the
+    /// history the gate ranks against): `learned` (when the --model was learned, from its
+    /// learned.json), a date YYYY-MM-DD (UTC) or unix seconds. With the history `deepspark mine`
+    /// labels at HEAD, this measures a model learned `--at` an older commit on what followed.
+    #[arg(long, value_name = "WHEN", value_parser = when)]
+    pub after: Option<When>,
+    /// With --after: leave out the commits dated after this (same forms but `learned`), e.g.
+    /// the last year of a mined history, whose clean commits `mine` leaves unlabelled.
+    #[arg(long, value_name = "WHEN", value_parser = when, requires = "after")]
+    pub until: Option<When>,
     /// Output format (JSON keys: n, auc, pr_auc, ece, brier, baseline_auc, auc_added, ...).
     #[arg(long, value_enum, default_value = "text")]
     pub format: EvalFormat,
@@ -912,4 +961,21 @@ pub struct ModelRunArgs {
     /// Where to run the model.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{When, when};
+
+    #[test]
+    fn eval_after_reads_dates_unix_seconds_and_learned() {
+        assert_eq!(when("learned"), Ok(When::Learned));
+        assert_eq!(when("1700000000"), Ok(When::At(1_700_000_000)));
+        assert_eq!(when("1970-01-01"), Ok(When::At(0)));
+        assert_eq!(when("2000-03-01"), Ok(When::At(951_868_800)));
+        assert_eq!(when("2024-02-29"), Ok(When::At(1_709_164_800)));
+        for bad in ["2024-13-01", "24-01-01", "yesterday", "2024-01", ""] {
+            assert!(when(bad).is_err(), "{bad:?}");
+        }
+    }
 }

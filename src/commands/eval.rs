@@ -2,7 +2,7 @@
 //! `--lm`, also whether stacking a language model's surprisal with it raises the test AUC
 //! (`train::stack`).
 
-use crate::cli::{EvalArgs, EvalFormat};
+use crate::cli::{EvalArgs, EvalFormat, When};
 use crate::model::RiskModel;
 use crate::model::device::device;
 use crate::train::data::{Dataset, Split};
@@ -28,10 +28,37 @@ pub fn run(args: EvalArgs) -> Result<u8> {
     // Loaded before the data, so that a wrong --lm fails in a second.
     let mut lm = super::model::open(&args.lm, &dev)?;
     let data = Dataset::load(&args.data)?;
-    let split = match args.split {
-        Some(s) => s,
-        None if data.has_dates() => Split::Test,
-        None => Split::All,
+    let mut data = data;
+    let split = match (args.after, args.split) {
+        (Some(after), _) => {
+            let at = |w: When, flag: &str| match w {
+                When::At(t) => Ok(t),
+                When::Learned if flag == "--after" => super::review::learned_at_date(args.model.as_deref())
+                    .with_context(|| {
+                        "--after learned needs --model DIR with the learned.json `deepspark learn` writes".to_string()
+                    }),
+                When::Learned => anyhow::bail!("{flag} takes a date or unix seconds, not `learned`"),
+            };
+            let (after, until) = (at(after, "--after")?, args.until.map(|u| at(u, "--until")).transpose()?);
+            if !data.has_dates() {
+                anyhow::bail!("--after needs commit records (*.commits.jsonl) to date the hunks");
+            }
+            let n = data.split_after(after, until);
+            if n == 0 {
+                anyhow::bail!(
+                    "no commit of the given files is dated after {after} (unix seconds){}",
+                    match until {
+                        Some(u) => format!(" and up to {u}"),
+                        None => String::new(),
+                    }
+                );
+            }
+            eprintln!("deepspark: measuring on the {n} commits dated after {after} (unix seconds)");
+            Split::Test
+        }
+        (None, Some(s)) => s,
+        (None, None) if data.has_dates() => Split::Test,
+        (None, None) => Split::All,
     };
     if split != Split::All && !data.has_dates() {
         anyhow::bail!(

@@ -167,6 +167,12 @@ fn learned_at(dir: &Path) -> Option<String> {
     v["at"].as_str().map(str::to_string)
 }
 
+/// The date (unix seconds) of the commit a learned model in `dir` was learned at.
+pub fn learned_at_date(dir: Option<&Path>) -> Option<i64> {
+    let text = std::fs::read_to_string(dir?.join(LEARNED_FILE)).ok()?;
+    serde_json::from_str::<serde_json::Value>(&text).ok()?["at_date"].as_i64()
+}
+
 /// The change risks of the repository's recent commits that `learn` stored with the model.
 pub fn learned_history(dir: Option<&Path>) -> Vec<f32> {
     let Some(text) = dir.and_then(|d| std::fs::read_to_string(d.join(LEARNED_FILE)).ok()) else {

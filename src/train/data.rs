@@ -224,6 +224,31 @@ impl Dataset {
         wanted == Split::All || sample_split == wanted
     }
 
+    /// Re-splits by date instead of by rank: commits dated after `after` (up to `until`) are
+    /// the test split, earlier ones the training split (the history a gate ranks against),
+    /// later ones no split. Returns how many commits are in the test split.
+    pub fn split_after(&mut self, after: i64, until: Option<i64>) -> usize {
+        let split_of = |date: i64| match until {
+            Some(u) if date > u => Split::All,
+            _ if date > after => Split::Test,
+            _ => Split::Train,
+        };
+        for c in &mut self.commits {
+            c.split = split_of(c.date);
+        }
+        let by_commit: HashMap<(&str, &str), Split> = self
+            .commits
+            .iter()
+            .map(|c| ((c.project.as_str(), c.id.as_str()), c.split))
+            .collect();
+        for s in &mut self.samples {
+            if let Some(&split) = by_commit.get(&(s.project.as_str(), s.commit.as_str())) {
+                s.split = split;
+            }
+        }
+        self.commits.iter().filter(|c| c.split == Split::Test).count()
+    }
+
     pub fn has_dates(&self) -> bool {
         self.samples.iter().any(|s| s.split != Split::All)
     }

@@ -187,3 +187,69 @@ fn a_learned_model_from_another_history_is_named_stale() {
     let out = r.cmd().args(["review", "HEAD~1"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("learned"));
 }
+
+#[test]
+fn eval_after_learned_measures_the_commits_that_followed() {
+    let r = project();
+    // Learned 60 commits back, measured on what came after, labelled by mining at HEAD.
+    let at = r.repo.revparse_single("HEAD~60").unwrap().peel_to_commit().unwrap();
+    let dir = r.path().join("m");
+    let out = r
+        .cmd()
+        .env_remove("DEEPSPARK_MODEL")
+        .args(["learn", "--grace-days", "0", "--at", "HEAD~60", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let mined = r.path().join("history.jsonl");
+    let out = r
+        .cmd()
+        .args(["mine", "--grace-days", "0", "--out"])
+        .arg(&mined)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // The commits after `at` that have hunk records: what eval must measure.
+    let text = std::fs::read_to_string(&mined).unwrap();
+    let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let at_date = at.author().when().seconds();
+    let with_hunks: std::collections::HashSet<&str> = records
+        .iter()
+        .filter(|v| v.get("hunk_label").is_some())
+        .map(|v| v["commit_id"].as_str().unwrap())
+        .collect();
+    let after = records
+        .iter()
+        .filter(|v| v.get("hunk_label").is_none() && v["author_date"].as_i64().unwrap() > at_date)
+        .filter(|v| with_hunks.contains(v["commit_id"].as_str().unwrap()))
+        .count();
+    assert!(after > 20, "{after}");
+    let eval = |when: &str, model: &std::path::Path| {
+        r.cmd()
+            .args(["eval", "--format", "json", "--after", when, "--model"])
+            .arg(model)
+            .arg("--data")
+            .arg(&mined)
+            .output()
+            .unwrap()
+    };
+    let by_date = eval(&at_date.to_string(), &dir);
+    assert_eq!(
+        by_date.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&by_date.stderr)
+    );
+    assert_eq!(crate::common::json_of(&by_date)["commit_n"], after);
+    // `learned` reads the same date from learned.json.
+    let learned = eval("learned", &dir);
+    assert_eq!(crate::common::json_of(&learned), crate::common::json_of(&by_date));
+    // Without a learned.json there is no `learned` date; a date after everything scores nothing.
+    let out = eval("learned", &crate::common::tiny_model());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("learned.json"));
+    let out = eval("2999-01-01", &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no commit"));
+}
