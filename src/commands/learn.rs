@@ -8,6 +8,7 @@
 //!   is its own 95%;
 //! - **refit**: the wide path refit on the project's older history, starting from the
 //!   default's and penalised toward it, then stacked and calibrated the same way.
+//!
 //! Both fit on the oldest 70% of the labelled history and calibrate on the next 10%. Of
 //! those whose Brier score on the newest 20% (never fitted on) is lower than the default's,
 //! with a hunk AUC not lower by more than `AUC_SLACK`, the one with the lowest Brier score

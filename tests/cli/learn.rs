@@ -246,7 +246,7 @@ fn eval_after_learned_measures_the_commits_that_followed() {
     let learned = eval("learned", &dir);
     assert_eq!(crate::common::json_of(&learned), crate::common::json_of(&by_date));
     // Without a learned.json there is no `learned` date; a date after everything scores nothing.
-    let out = eval("learned", &crate::common::tiny_model());
+    let out = eval("learned", crate::common::tiny_model());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("learned.json"));
     let out = eval("2999-01-01", &dir);
