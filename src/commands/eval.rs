@@ -1,6 +1,7 @@
 //! `deepspark eval`: measure a risk model on labelled changes it was not trained on; with
 //! `--lm`, also whether stacking a language model's surprisal with it raises the test AUC
-//! (`train::stack`).
+//! (`train::stack`). `--after` measures on the commits dated after a point (by default the
+//! newest 20% of each project).
 
 use crate::cli::{EvalArgs, EvalFormat, When};
 use crate::model::RiskModel;

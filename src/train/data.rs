@@ -1,7 +1,8 @@
 //! Labelled changes from JSONL files (plain or gzip) in the schema of the shared data:
 //! `*.hunks.jsonl[.gz]` (one hunk per line) and `*.commits.jsonl[.gz]` (one commit per
 //! line). Splits each project by commit `author_date` into train (oldest 70%),
-//! calibration (next 10%) and test (latest 20%). Hunks parse into the same
+//! calibration (next 10%) and test (latest 20%), or by a date (`Dataset::split_after`,
+//! for `eval --after`). Hunks parse into the same
 //! [`Hunk`](crate::diff::Hunk) that git produces, so training and review share one
 //! encoding. Does not tokenize or score.
 
