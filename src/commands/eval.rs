@@ -28,19 +28,19 @@ pub fn run(args: EvalArgs) -> Result<u8> {
     let model = RiskModel::load(&files, &dev)?;
     // Loaded before the data, so that a wrong --lm fails in a second.
     let mut lm = super::model::open(&args.lm, &dev)?;
-    let data = Dataset::load(&args.data)?;
-    let mut data = data;
+    let mut data = Dataset::load(&args.data)?;
     let split = match (args.after, args.split) {
         (Some(after), _) => {
-            let at = |w: When, flag: &str| match w {
-                When::At(t) => Ok(t),
-                When::Learned if flag == "--after" => super::review::learned_at_date(args.model.as_deref())
-                    .with_context(|| {
-                        "--after learned needs --model DIR with the learned.json `deepspark learn` writes".to_string()
-                    }),
-                When::Learned => anyhow::bail!("{flag} takes a date or unix seconds, not `learned`"),
+            let after = match after {
+                When::At(t) => t,
+                When::Learned => super::review::learned_at_date(args.model.as_deref())
+                    .context("--after learned needs --model DIR with the learned.json `deepspark learn` writes")?,
             };
-            let (after, until) = (at(after, "--after")?, args.until.map(|u| at(u, "--until")).transpose()?);
+            let until = match args.until {
+                None => None,
+                Some(When::At(t)) => Some(t),
+                Some(When::Learned) => anyhow::bail!("--until takes a date or unix seconds, not `learned`"),
+            };
             if !data.has_dates() {
                 anyhow::bail!("--after needs commit records (*.commits.jsonl) to date the hunks");
             }
