@@ -166,6 +166,13 @@ pub trait Progress: Sync {
     fn step(&self);
 }
 
+/// A worker thread's own handle on the repository (git2 handles are not shared across
+/// threads), or the error that opening it gave.
+fn opened(r: &Result<Repository, git2::Error>) -> Result<&Repository, MineError> {
+    r.as_ref()
+        .map_err(|e| MineError::Git2(git2::Error::from_str(e.message())))
+}
+
 /// Mines the history of `repo` up to `opts.at` and writes the records to `out`.
 pub fn mine(
     repo: &Repository,
@@ -210,9 +217,7 @@ pub fn mine(
         .map_init(
             || Repository::open(&path),
             |r, fix| {
-                let r = r
-                    .as_ref()
-                    .map_err(|e| MineError::Git2(git2::Error::from_str(e.message())))?;
+                let r = opened(r)?;
                 let got = questions(r, fix, &opts.rules);
                 progress.step();
                 got
@@ -266,9 +271,7 @@ pub fn mine(
             .map_init(
                 || Repository::open(&path),
                 |r, c| {
-                    let r = r
-                        .as_ref()
-                        .map_err(|e| MineError::Git2(git2::Error::from_str(e.message())))?;
+                    let r = opened(r)?;
                     let empty = HashMap::new();
                     let blamed = lines.get(&c.id).unwrap_or(&empty);
                     let fixers = fixed_by
