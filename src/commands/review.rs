@@ -160,26 +160,26 @@ pub fn load_config(args: &GateArgs, repo: &git2::Repository) -> Result<Config> {
     Ok(cfg)
 }
 
-/// The `at` commit a learned model records, if it has a readable `learned.json`.
-fn learned_at(dir: &Path) -> Option<String> {
+/// The `learned.json` beside a learned model in `dir`, when there is a readable one (it is
+/// a file anyone can edit: every reader takes what it needs and ignores the rest).
+fn learned_json(dir: &Path) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join(LEARNED_FILE)).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["at"].as_str().map(str::to_string)
+    serde_json::from_str(&text).ok()
+}
+
+/// The `at` commit a learned model records.
+fn learned_at(dir: &Path) -> Option<String> {
+    learned_json(dir)?["at"].as_str().map(str::to_string)
 }
 
 /// The date (unix seconds) of the commit a learned model in `dir` was learned at.
 pub fn learned_at_date(dir: Option<&Path>) -> Option<i64> {
-    let text = std::fs::read_to_string(dir?.join(LEARNED_FILE)).ok()?;
-    serde_json::from_str::<serde_json::Value>(&text).ok()?["at_date"].as_i64()
+    learned_json(dir?)?["at_date"].as_i64()
 }
 
 /// The change risks of the repository's recent commits that `learn` stored with the model.
 pub fn learned_history(dir: Option<&Path>) -> Vec<f32> {
-    let Some(text) = dir.and_then(|d| std::fs::read_to_string(d.join(LEARNED_FILE)).ok()) else {
-        return Vec::new();
-    };
-    serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
+    dir.and_then(learned_json)
         .and_then(|v| v["history"]["risks"].as_array().cloned())
         .map(|a| a.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect())
         .unwrap_or_default()
