@@ -101,8 +101,9 @@ pub fn matches(view: &Hunk, edits: &[LineEdit], target: &[String]) -> bool {
     normalize(new_side) == normalize(target.iter().map(String::as_str))
 }
 
-/// Reads the fix commits of commit files (plain or .gz), split by date within each project.
-/// Only code files (a known language) count; truncated diffs are left out.
+/// Reads the fix commits of commit files (plain or .gz; hunk records among them, as `mine`
+/// writes, are passed over), split by date within each project. Only code files (a known
+/// language) count; truncated diffs are left out.
 pub fn load_fixes(paths: &[impl AsRef<Path>]) -> Result<Vec<FixHunk>> {
     let mut dates: HashMap<String, Vec<(i64, String)>> = HashMap::new();
     let mut fixes: Vec<(String, String, String)> = Vec::new();
@@ -121,8 +122,20 @@ pub fn load_fixes(paths: &[impl AsRef<Path>]) -> Result<Vec<FixHunk>> {
             if line.trim().is_empty() {
                 continue;
             }
-            let r: CommitRecord = serde_json::from_str(&line)
-                .with_context(|| format!("{}: record {} is not a commit record", path.display(), n + 1))?;
+            let r: CommitRecord = match serde_json::from_str(&line) {
+                Ok(r) => r,
+                // `deepspark mine` writes hunk records among its commit records: not fixes.
+                Err(_)
+                    if serde_json::from_str::<serde_json::Value>(&line)
+                        .is_ok_and(|v| v.get("hunk_label").is_some()) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("{}: record {} is not a commit record", path.display(), n + 1));
+                }
+            };
             dates
                 .entry(r.project.clone())
                 .or_default()
