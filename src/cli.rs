@@ -519,6 +519,12 @@ pub struct TrainArgs {
     /// `eval-pairs` measures it. Without it, a --base model's pair path is kept.
     #[arg(long)]
     pub pair_path: bool,
+    /// More bug/fix pairs for the pair path only: commit files (the schema of --data, e.g. what
+    /// `deepspark mine` writes for other repositories) whose every fix pair, whatever its date,
+    /// joins the training pairs. They never reach the risk, its calibration or the
+    /// calibration pairs that choose the pair path's epoch. Needs --pair-path.
+    #[arg(long, value_name = "FILE", num_args = 1.., requires = "pair_path")]
+    pub pair_data: Vec<PathBuf>,
     /// Passes of the pair path over the training pairs; the best calibration pair accuracy is kept.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub pair_epochs: usize,

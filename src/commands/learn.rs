@@ -162,6 +162,7 @@ pub fn run(args: LearnArgs) -> Result<u8> {
             weight_decay: 0.0,
             dropout: 0.0,
             holdout: vec![],
+            pair_data: vec![],
             max_train: None,
             resume: false,
             checkpoint_every: usize::MAX,

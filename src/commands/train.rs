@@ -98,6 +98,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         weight_decay: args.weight_decay,
         dropout: args.dropout,
         holdout: args.holdout.clone(),
+        pair_data: args.pair_data.clone(),
         max_train: args.max_train,
         resume: args.resume,
         checkpoint_every: args.checkpoint_every.max(1),

@@ -53,6 +53,8 @@ pub struct TrainOptions {
     pub dropout: f32,
     /// Projects left out of training and calibration entirely (to measure unseen code).
     pub holdout: Vec<String>,
+    /// Commit files whose every fix pair joins the pair path's training pairs (and nothing else).
+    pub pair_data: Vec<PathBuf>,
     /// Use at most this many training hunks (a quick run); all when `None`.
     pub max_train: Option<usize>,
     pub resume: bool,
@@ -269,9 +271,23 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
                 })
                 .collect()
         };
-        let (t, c) = (encode(Split::Train)?, encode(Split::Calib)?);
+        let (mut t, c) = (encode(Split::Train)?, encode(Split::Calib)?);
+        // More pairs for the pair path alone: every pair of these files, whatever its date.
+        let mut more = pairs::load_pairs(&opts.pair_data)?;
+        more.retain(|p| !opts.holdout.contains(&p.project));
+        if let Some(p) = more.iter().find(|p| all.iter().any(|q| q.project == p.project)) {
+            bail!(
+                "--pair-data holds pairs of {}, a project of --data: its calibration and test commits would leak into training",
+                p.project
+            );
+        }
+        let extra = more.len();
+        for p in &more {
+            let enc = |h| encoder.encode(&p.path, h, pairs::FixPair::change(h));
+            t.push((enc(&p.buggy)?, enc(&p.fixed)?));
+        }
         eprintln!(
-            "deepspark: {} train / {} calibration bug/fix pairs encoded [{:.1}s]",
+            "deepspark: {} train ({extra} of them from --pair-data) / {} calibration bug/fix pairs encoded [{:.1}s]",
             t.len(),
             c.len(),
             t0.elapsed().as_secs_f64()
@@ -412,7 +428,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         "wide": opts.wide.as_ref().map(|w| serde_json::json!({"epochs": w.epochs, "l2": w.l2, "lr": w.lr, "batch": w.batch,
             "pairs_weight": w.pairs_weight, "pairs_margin": w.pairs_margin, "pairs_size": w.pairs_size, "train_pairs": run.train_pairs.len()})),
         "pair": opts.pair.as_ref().map(|p| serde_json::json!({"epochs": p.epochs, "l2": p.l2, "lr": p.lr, "margin": p.margin,
-            "batch": p.batch, "train_pairs": run.train_pairs.len(), "calibration_pairs": run.calib_pairs.len()})),
+            "batch": p.batch, "train_pairs": run.train_pairs.len(), "calibration_pairs": run.calib_pairs.len(), "pair_data": opts.pair_data})),
         "train_hunks": run.train.len(),
         "parameters": cfg.param_count(),
         "train_seconds": t0.elapsed().as_secs_f64(),

@@ -472,14 +472,18 @@ fn eval_with_a_language_model_stacks_its_surprisal_deterministically() {
 /// 40 fix commits of project "q", one a minute: each guards a division (`x / n` becomes
 /// `n ? x / n : 0`), so the guard's tokens mark every fixed version.
 fn write_guard_fixes(dir: &Path) -> PathBuf {
-    let path = dir.join("q.commits.jsonl");
+    write_guard_fixes_of(dir, "q")
+}
+
+fn write_guard_fixes_of(dir: &Path, project: &str) -> PathBuf {
+    let path = dir.join(format!("{project}.commits.jsonl"));
     let mut out = std::fs::File::create(&path).unwrap();
     for i in 0..40 {
         let diff = format!(
             "diff --git a/src/d{i}.c b/src/d{i}.c\nindex 1..2 100644\n--- a/src/d{i}.c\n+++ b/src/d{i}.c\n\
              @@ -10,3 +10,3 @@ int f{i}(int x, int n) {{\n   int s = {i};\n-  return x / n;\n+  return n ? x / n : 0;\n }}\n"
         );
-        let c = serde_json::json!({"commit_id": format!("{:040x}", 1000 + i), "project": "q", "buggy": false,
+        let c = serde_json::json!({"commit_id": format!("{:040x}", 1000 + i), "project": project, "buggy": false,
             "fix": true, "author_date": 1_600_000_000 + i * 60, "subject": "fix", "diff": diff, "fixed_by": []});
         writeln!(out, "{c}").unwrap();
     }
@@ -538,4 +542,59 @@ fn the_pair_path_learns_from_fixes_leaves_the_risk_alone_and_is_kept_by_a_later_
         .output()
         .unwrap();
     assert!(json_of(&plain_pairs).get("pair_path_accuracy").is_none());
+}
+
+#[test]
+fn pair_data_feeds_only_the_pair_path_and_refuses_a_project_of_data() {
+    let d = tempfile::tempdir().unwrap();
+    let mut data = write_data(d.path());
+    data.push(write_guard_fixes(d.path()));
+    let more = write_guard_fixes_of(d.path(), "r");
+    // As `deepspark mine` writes them: hunk records among the commit records.
+    let hunk = serde_json::json!({"commit_id": format!("{:040x}", 1000), "project": "r", "file": "src/d0.c",
+        "hunk_header": "@@ -11 +11 @@", "hunk": "-  return x / n;\n+  return n ? x / n : 0;", "hunk_label": 0});
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&more)
+        .map(|mut f| writeln!(f, "{hunk}"))
+        .unwrap()
+        .unwrap();
+    let base = d.path().join("base");
+    train_with(&data, &base, &["--no-wide"]);
+    let (paired, fed) = (d.path().join("paired"), d.path().join("fed"));
+    train_on_base(d.path(), &data, &base, &paired, &["--pair-path"]).success();
+    let more_arg = more.to_str().unwrap();
+    let out = train_on_base(d.path(), &data, &base, &fed, &["--pair-path", "--pair-data", more_arg]).success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("(40 of them from --pair-data)"), "{stderr}");
+    let load =
+        |dir: &Path| candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let values = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (paired_t, fed_t) = (load(&paired), load(&fed));
+    for (name, t) in &paired_t {
+        if name != "pair.tokens" {
+            assert_eq!(values(t), values(&fed_t[name]), "{name} changed");
+        }
+    }
+    assert_ne!(values(&paired_t["pair.tokens"]), values(&fed_t["pair.tokens"]));
+    // The same project in --data and --pair-data would put its test fixes into training.
+    train_on_base(
+        d.path(),
+        &data,
+        &base,
+        &d.path().join("leak"),
+        &["--pair-path", "--pair-data", data[2].to_str().unwrap()],
+    )
+    .code(2)
+    .stderr(predicates::str::contains("a project of --data"));
+    // Without the pair path there is nothing for the pairs to feed.
+    train_on_base(
+        d.path(),
+        &data,
+        &base,
+        &d.path().join("alone"),
+        &["--pair-data", more_arg],
+    )
+    .code(2)
+    .stderr(predicates::str::contains("--pair-path"));
 }
