@@ -160,5 +160,5 @@ fn review_end_to_end(b: Bencher, lines: usize) {
         ..Default::default()
     };
     let settings = review::Settings::resolve(&gate, &Default::default()).unwrap();
-    b.bench(|| black_box(review::review_files(change(&fx).files, &settings).unwrap().p_clean));
+    b.bench(|| black_box(review::score_files(change(&fx).files, &settings).unwrap().0.p_clean));
 }
