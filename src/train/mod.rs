@@ -275,7 +275,8 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         // More pairs for the pair path alone: every pair of these files, whatever its date.
         let mut more = pairs::load_pairs(&opts.pair_data)?;
         more.retain(|p| !opts.holdout.contains(&p.project));
-        if let Some(p) = more.iter().find(|p| all.iter().any(|q| q.project == p.project)) {
+        let data_projects: std::collections::HashSet<&str> = all.iter().map(|p| p.project.as_str()).collect();
+        if let Some(p) = more.iter().find(|p| data_projects.contains(p.project.as_str())) {
             bail!(
                 "--pair-data holds pairs of {}, a project of --data: its calibration and test commits would leak into training",
                 p.project
