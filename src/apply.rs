@@ -419,7 +419,7 @@ fn push_lines(out: &mut String, tag: char, lines: &[&str]) {
 /// characters or non-ASCII bytes.
 fn quote(prefix: &str, path: &str) -> String {
     let full = format!("{prefix}{path}");
-    let special = |b: u8| b == b'"' || b == b'\\' || b < 0x20 || b >= 0x7f;
+    let special = |b: u8| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b);
     if !full.bytes().any(special) {
         return full;
     }

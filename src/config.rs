@@ -99,21 +99,21 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, String> {
         let cfg: Config = toml::from_str(text).map_err(|e| e.message().to_string())?;
         for (name, v) in [("lgtm", cfg.lgtm), ("reject", cfg.reject), ("min_risk", cfg.min_risk)] {
-            if let Some(v) = v {
-                if !(0.0..=1.0).contains(&v) {
-                    return Err(format!("{name} = {v} is not a probability in [0, 1]"));
-                }
+            if let Some(v) = v
+                && !(0.0..=1.0).contains(&v)
+            {
+                return Err(format!("{name} = {v} is not a probability in [0, 1]"));
             }
         }
-        if let Some(r) = cfg.reject_rank {
-            if !(0.0..=100.0).contains(&r) {
-                return Err(format!("reject_rank = {r} is not a percentage in [0, 100]"));
-            }
+        if let Some(r) = cfg.reject_rank
+            && !(0.0..=100.0).contains(&r)
+        {
+            return Err(format!("reject_rank = {r} is not a percentage in [0, 100]"));
         }
-        if let Some(b) = cfg.lm_budget {
-            if !(b.is_finite() && b >= 0.0) {
-                return Err(format!("lm_budget = {b} must be zero or more seconds"));
-            }
+        if let Some(b) = cfg.lm_budget
+            && !(b.is_finite() && b >= 0.0)
+        {
+            return Err(format!("lm_budget = {b} must be zero or more seconds"));
         }
         Ok(cfg)
     }

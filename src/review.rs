@@ -311,6 +311,51 @@ pub fn gate_tripped(verdict: Verdict, fail_on: FailOn) -> bool {
     }
 }
 
+/// FNV-1a, 64 bits: stable across versions and platforms (unlike std's hasher).
+pub fn fingerprint(parts: &[&str]) -> String {
+    fingerprint_bytes(&parts.iter().map(|p| p.as_bytes()).collect::<Vec<_>>())
+}
+
+/// [`fingerprint`] of byte strings (each followed by a zero byte).
+pub fn fingerprint_bytes(parts: &[&[u8]]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in p.iter().chain(std::iter::once(&0)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// A hunk's identity across reviews and history: its path and added lines (not its line
+/// numbers, which move). SARIF's `partialFingerprints`, JSON's `fingerprint`, and what
+/// `deepspark dismiss` records.
+pub fn hunk_fingerprint(path: &str, hunk: &Hunk) -> String {
+    let mut parts: Vec<&str> = vec![path];
+    parts.extend(
+        hunk.lines
+            .iter()
+            .filter(|l| l.kind == LineKind::Added)
+            .map(|l| l.text.as_str()),
+    );
+    fingerprint(&parts)
+}
+
+/// The score of a hunk someone dismissed (`deepspark dismiss`): no risk, no finding, and no
+/// weight in the change's verdict.
+pub fn dismissed_score(n_lines: usize) -> HunkScore {
+    HunkScore {
+        risk: 0.0,
+        logit: DISMISSED_LOGIT,
+        line_weights: vec![0.0; n_lines],
+        pair_logit: None,
+    }
+}
+
+/// A logit whose risk rounds to zero yet stays finite (non-finite logits are errors).
+pub const DISMISSED_LOGIT: f32 = -30.0;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,48 +458,3 @@ mod tests {
         assert!(rejects(0.45, &history, 100, off));
     }
 }
-
-/// FNV-1a, 64 bits: stable across versions and platforms (unlike std's hasher).
-pub fn fingerprint(parts: &[&str]) -> String {
-    fingerprint_bytes(&parts.iter().map(|p| p.as_bytes()).collect::<Vec<_>>())
-}
-
-/// [`fingerprint`] of byte strings (each followed by a zero byte).
-pub fn fingerprint_bytes(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for &b in p.iter().chain(std::iter::once(&0)) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
-/// A hunk's identity across reviews and history: its path and added lines (not its line
-/// numbers, which move). SARIF's `partialFingerprints`, JSON's `fingerprint`, and what
-/// `deepspark dismiss` records.
-pub fn hunk_fingerprint(path: &str, hunk: &Hunk) -> String {
-    let mut parts: Vec<&str> = vec![path];
-    parts.extend(
-        hunk.lines
-            .iter()
-            .filter(|l| l.kind == LineKind::Added)
-            .map(|l| l.text.as_str()),
-    );
-    fingerprint(&parts)
-}
-
-/// The score of a hunk someone dismissed (`deepspark dismiss`): no risk, no finding, and no
-/// weight in the change's verdict.
-pub fn dismissed_score(n_lines: usize) -> HunkScore {
-    HunkScore {
-        risk: 0.0,
-        logit: DISMISSED_LOGIT,
-        line_weights: vec![0.0; n_lines],
-        pair_logit: None,
-    }
-}
-
-/// A logit whose risk rounds to zero yet stays finite (non-finite logits are errors).
-pub const DISMISSED_LOGIT: f32 = -30.0;

@@ -161,7 +161,7 @@ pub fn comment(answer: &str, hunk: &Hunk) -> Result<LineComment, Refused> {
     }
     let (line, body) = match strip_line_label(trimmed) {
         Some((0, _)) => return Err(Refused::Nothing),
-        Some((n, body)) => (new_lines.contains(&n).then_some(n).unwrap_or(first_added), body),
+        Some((n, body)) => (if new_lines.contains(&n) { n } else { first_added }, body),
         None => (first_added, trimmed),
     };
     let text = sentences(body, 2, MAX_COMMENT_CHARS)?;

@@ -39,7 +39,7 @@ pub fn run(args: EvalPairsArgs) -> Result<u8> {
         );
         report = with_lm(report, &chosen, &read, lm.describe());
     }
-    super::eval::write_report(args.format, &report, |r, out| print_text(r, out))
+    super::eval::write_report(args.format, &report, print_text)
 }
 
 fn print_text(r: &PairReport, out: &mut impl Write) -> std::io::Result<()> {

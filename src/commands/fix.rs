@@ -85,10 +85,10 @@ fn named_files(repo: &git2::Repository, issue: &str) -> Result<Vec<String>> {
                 .collect();
             (by_name.len() == 1).then(|| by_name[0].clone())
         };
-        if let Some(h) = hit {
-            if !out.contains(&h) {
-                out.push(h);
-            }
+        if let Some(h) = hit
+            && !out.contains(&h)
+        {
+            out.push(h);
         }
     }
     Ok(out)

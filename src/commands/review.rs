@@ -147,15 +147,15 @@ impl Settings {
 /// warning on stderr when it is stale.
 pub fn load_config(args: &GateArgs, repo: &git2::Repository) -> Result<Config> {
     let mut cfg = Config::load(args.config.as_deref(), repo.workdir())?.0;
-    if args.model.is_none() && cfg.model.is_none() {
-        if let Some(dir) = repo.workdir().map(|w| w.join(LEARNED_DIR)) {
-            if dir.join(crate::model::weights::CONFIG).is_file() {
-                if let Some(msg) = staleness(repo, &dir) {
-                    eprintln!("deepspark: {msg}");
-                }
-                cfg.model = Some(dir);
-            }
+    if args.model.is_none()
+        && cfg.model.is_none()
+        && let Some(dir) = repo.workdir().map(|w| w.join(LEARNED_DIR))
+        && dir.join(crate::model::weights::CONFIG).is_file()
+    {
+        if let Some(msg) = staleness(repo, &dir) {
+            eprintln!("deepspark: {msg}");
         }
+        cfg.model = Some(dir);
     }
     Ok(cfg)
 }
@@ -238,11 +238,11 @@ pub fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Rev
     let bar = progress_bar(total);
     let mut out_of_time = Vec::new();
     for &i in &to_score {
-        if let Some(budget) = settings.budget {
-            if start.elapsed() > budget {
-                out_of_time.push(i);
-                continue;
-            }
+        if let Some(budget) = settings.budget
+            && start.elapsed() > budget
+        {
+            out_of_time.push(i);
+            continue;
         }
         let f = &files[i];
         let inputs: Vec<ScoreInput> = f
@@ -325,7 +325,7 @@ fn add_suggestions(
     repo: &git2::Repository,
     new_side: git::Side,
     settings: &Settings,
-    mut assistant: Option<&mut Assistant>,
+    assistant: Option<&mut Assistant>,
 ) -> Result<Vec<Option<String>>> {
     let s = &settings.suggest;
     let mut contents: Vec<Option<String>> = vec![None; review.files.len()];
@@ -337,15 +337,15 @@ fn add_suggestions(
         return Ok(contents);
     };
     for (f, file) in review.files.iter().enumerate() {
-        if wanted(f) {
-            if let Some(path) = file.path.new.as_deref() {
-                contents[f] = git::read_new(repo, new_side, path)?.and_then(|b| String::from_utf8(b).ok());
-            }
+        if wanted(f)
+            && let Some(path) = file.path.new.as_deref()
+        {
+            contents[f] = git::read_new(repo, new_side, path)?.and_then(|b| String::from_utf8(b).ok());
         }
     }
     let targets = suggest::targets(&review.files, &review.scores, &contents);
     let mut written = Vec::new();
-    if let Some(a) = assistant.as_deref_mut() {
+    if let Some(a) = assistant {
         for (k, t) in suggest::chosen(&targets, s).into_iter().enumerate() {
             let target = &targets[t];
             if k >= MAX_LM_SUGGESTIONS {

@@ -215,10 +215,12 @@ impl<'s, W: Write> Filter<'s, W> {
 
     /// The open run, when this hunk record continues it (same commit, not at its cap), else a new one.
     fn run_for(&mut self, key: Option<(String, String)>) -> usize {
-        if let Some(r) = self.open {
-            if key.is_some() && self.runs[r].key == key && self.runs[r].stats.hunks < MAX_RUN {
-                return r;
-            }
+        if let Some(r) = self.open
+            && key.is_some()
+            && self.runs[r].key == key
+            && self.runs[r].stats.hunks < MAX_RUN
+        {
+            return r;
         }
         self.runs.push(Run {
             key,

@@ -109,7 +109,7 @@ impl Config {
             return Err(unsupported("llama models with attention biases are not supported"));
         }
         let heads = config.num_attention_heads;
-        if heads == 0 || config.hidden_size % heads != 0 {
+        if heads == 0 || !config.hidden_size.is_multiple_of(heads) {
             return Err(invalid(format!(
                 "{heads} attention heads do not divide the hidden size {}",
                 config.hidden_size

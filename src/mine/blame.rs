@@ -212,9 +212,9 @@ impl<'c> Blamer<'c> {
                 stack.pop();
                 continue;
             }
-            if !plans.contains_key(&node) {
+            if let std::collections::hash_map::Entry::Vacant(e) = plans.entry(node) {
                 let plan = self.plan(node.0, node.1)?;
-                plans.insert(node, plan);
+                e.insert(plan);
             }
             let waiting: Vec<(u32, u32)> = plans[&node]
                 .parents

@@ -31,15 +31,15 @@ pub fn device(choice: DeviceChoice) -> anyhow::Result<Device> {
             Device::new_metal(0).context("could not open Metal device 0")
         }
         DeviceChoice::Auto => {
-            if candle_core::utils::cuda_is_available() {
-                if let Ok(d) = Device::new_cuda(0) {
-                    return Ok(d);
-                }
+            if candle_core::utils::cuda_is_available()
+                && let Ok(d) = Device::new_cuda(0)
+            {
+                return Ok(d);
             }
-            if candle_core::utils::metal_is_available() {
-                if let Ok(d) = Device::new_metal(0) {
-                    return Ok(d);
-                }
+            if candle_core::utils::metal_is_available()
+                && let Ok(d) = Device::new_metal(0)
+            {
+                return Ok(d);
             }
             Ok(Device::Cpu)
         }

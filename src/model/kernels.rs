@@ -19,6 +19,8 @@ const LOG2E: f32 = std::f32::consts::LOG2_E;
 
 /// e^x for x in [-87, 88] (clamped outside), relative error below 2e-7.
 #[inline(always)]
+// Not `clamp`: max/min send a NaN to a bound instead of passing it on, and vectorise.
+#[allow(clippy::manual_clamp)]
 fn fast_exp(x: f32) -> f32 {
     let x = x.max(-87.0).min(88.0);
     // n = round(x / ln 2) with the 1.5 * 2^23 trick: after the add, the low mantissa bits of

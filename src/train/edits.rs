@@ -140,10 +140,11 @@ pub fn load_fixes(paths: &[impl AsRef<Path>]) -> Result<Vec<FixHunk>> {
                 .entry(r.project.clone())
                 .or_default()
                 .push((r.author_date, r.commit_id.clone()));
-            if r.fix && !r.diff_truncated {
-                if let Some(d) = r.diff {
-                    fixes.push((r.project, r.commit_id, d));
-                }
+            if r.fix
+                && !r.diff_truncated
+                && let Some(d) = r.diff
+            {
+                fixes.push((r.project, r.commit_id, d));
             }
         }
     }
@@ -579,14 +580,14 @@ pub fn evaluate_suggestions(
                 ..*settings
             };
             let mut written = Vec::new();
-            if let Some(a) = assistant.as_deref_mut() {
-                if let Some(edits) = a.rewrite(&f.path, hunk) {
-                    if suggest::verify(hunk, &edits, text).is_ok() {
-                        rewrites += 1;
-                        model_top1 += matches(hunk, &edits, &f.target) as usize;
-                    }
-                    written.push((0, edits));
+            if let Some(a) = assistant.as_deref_mut()
+                && let Some(edits) = a.rewrite(&f.path, hunk)
+            {
+                if suggest::verify(hunk, &edits, text).is_ok() {
+                    rewrites += 1;
+                    model_top1 += matches(hunk, &edits, &f.target) as usize;
                 }
+                written.push((0, edits));
             }
             let sugg = suggest::suggest(&[target], inputs[k].change, scorer, generator, &written, &s)?;
             let Some(first) = sugg.first() else { continue };

@@ -368,7 +368,7 @@ pub fn with_lm(mut report: PairReport, pairs: &[&FixPair], read: &[PairSurprisal
 }
 
 /// A sample of at most `limit` pairs, the same on every run (see `data::stable_sample`).
-pub fn sample<'a>(pairs: Vec<&'a FixPair>, limit: Option<usize>) -> Vec<&'a FixPair> {
+pub fn sample(pairs: Vec<&FixPair>, limit: Option<usize>) -> Vec<&FixPair> {
     super::data::stable_sample(pairs, limit, |p| {
         let at = format!("{} {}", p.fixed.start.new, p.fixed.count.new);
         super::data::stable_hash(&[&p.project, &p.commit, &p.path, &at])

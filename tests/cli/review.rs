@@ -317,7 +317,7 @@ fn regex_lite_strip_sgr(s: &str) -> String {
                 .skip(1)
                 .take_while(|c| c.is_ascii_digit() || *c == ';')
                 .collect();
-            let after = chars.clone().skip(1 + rest.len()).next();
+            let after = chars.clone().nth(1 + rest.len());
             if after == Some('m') {
                 for _ in 0..rest.len() + 2 {
                     chars.next();
@@ -346,11 +346,11 @@ fn terminal_report_snapshot() {
 fn crlf_non_utf8_and_no_trailing_newline() {
     let r = Repo::new();
     r.write("w.c", "int a;\r\nint b;\r\n");
-    r.write("latin1.c", b"char *s = \"caf\xe9\";\n".to_vec());
+    r.write("latin1.c", b"char *s = \"caf\xe9\";\n");
     r.write("tail.c", "int x;");
     r.commit("one");
     r.write("w.c", "int a;\r\nint c;\r\n");
-    r.write("latin1.c", b"char *s = \"d\xe9j\xe0\";\n".to_vec());
+    r.write("latin1.c", b"char *s = \"d\xe9j\xe0\";\n");
     r.write("tail.c", "int y;");
     r.commit("two");
     let (v, _) = review_json(&r, &["HEAD~1..HEAD"]);

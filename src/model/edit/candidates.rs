@@ -236,21 +236,21 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex) -> Vec<Proposal> {
                     });
                 }
             }
-            if let Ok(n) = toks[j].parse::<u32>() {
-                if toks[j].len() <= 6 {
-                    for m in [n.checked_add(1), n.checked_sub(1)].into_iter().flatten() {
-                        let mut f = base(Op::Number, 1);
-                        f[15] = line_len;
-                        f[18] = (n == 0 || m == 0) as u8 as f32;
-                        out.push(Proposal {
-                            op: Op::Number,
-                            edits: vec![LineEdit {
-                                line: i,
-                                new: Some(replace(&m.to_string())),
-                            }],
-                            features: f,
-                        });
-                    }
+            if let Ok(n) = toks[j].parse::<u32>()
+                && toks[j].len() <= 6
+            {
+                for m in [n.checked_add(1), n.checked_sub(1)].into_iter().flatten() {
+                    let mut f = base(Op::Number, 1);
+                    f[15] = line_len;
+                    f[18] = (n == 0 || m == 0) as u8 as f32;
+                    out.push(Proposal {
+                        op: Op::Number,
+                        edits: vec![LineEdit {
+                            line: i,
+                            new: Some(replace(&m.to_string())),
+                        }],
+                        features: f,
+                    });
                 }
             }
         }
