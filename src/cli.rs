@@ -534,6 +534,12 @@ pub struct TrainArgs {
     /// How far above its fix the pair path wants a buggy version (in logits).
     #[arg(long, default_value_t = 1.0, value_name = "M")]
     pub pair_margin: f64,
+    /// Give the pair path N hashed buckets per side for pairs of tokens next to each other on
+    /// a line (`<` then `=`, `!` then a name), besides its single tokens; 0 for tokens alone.
+    /// Each bucket is a weight per side in the model file (4 bytes × 3 sides).
+    #[arg(long, default_value_t = 0, value_name = "N", requires = "pair_path",
+          value_parser = clap::value_parser!(u32).range(0..=4_194_304))]
+    pub pair_bigrams: u32,
     /// Fit the wide path first and train the transformer on top of its logit (boosting),
     /// instead of fitting the wide path after the transformer.
     #[arg(long, conflicts_with_all = ["no_wide", "base"])]

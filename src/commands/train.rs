@@ -119,6 +119,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             l2: args.pair_l2,
             margin: args.pair_margin,
             seed: args.seed,
+            bigrams: args.pair_bigrams as usize,
             ..Default::default()
         }),
         boost: args.boost,

@@ -31,6 +31,9 @@ pub struct RiskConfig {
     /// It never enters the risk.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pair: bool,
+    /// The pair path's number of hashed token-bigram buckets per side (0: tokens alone).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pair_bigrams: usize,
     /// Whether the input starts with the file's name (names identify projects more than risk).
     #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
     pub file_name: bool,
@@ -92,6 +95,10 @@ impl ChangeCombiner {
     }
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 fn yes() -> bool {
     true
 }
@@ -146,7 +153,13 @@ impl RiskConfig {
         range("n_heads", self.n_heads, 1, 64)?;
         range("d_ff", self.d_ff, 4, 16384)?;
         range("max_len", self.max_len, 8, 8192)?;
-        if self.d_model % self.n_heads != 0 {
+        range(
+            "pair_bigrams",
+            self.pair_bigrams,
+            0,
+            if self.pair { 1 << 22 } else { 0 },
+        )?;
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(ConfigError::Heads {
                 d_model: self.d_model,
                 n_heads: self.n_heads,
@@ -192,7 +205,7 @@ impl RiskConfig {
                 0
             }
             + if self.pair {
-                super::wide::SIDES * self.vocab_size
+                super::wide::SIDES * (self.vocab_size + self.pair_bigrams)
             } else {
                 0
             }
@@ -220,6 +233,7 @@ pub fn tiny(vocab_size: usize) -> RiskConfig {
         bag: false,
         wide: false,
         pair: false,
+        pair_bigrams: 0,
         file_name: true,
         calibration: Platt::IDENTITY,
         change: ChangeCombiner::MAX,
@@ -247,6 +261,26 @@ mod tests {
         c.n_layers = 48;
         c.d_ff = 16384;
         assert!(matches!(c.validate(), Err(ConfigError::TooBig(..))));
+        // Bigram buckets belong to a pair path, and are bounded.
+        let mut c = tiny(100);
+        c.pair_bigrams = 64;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Range {
+                field: "pair_bigrams",
+                ..
+            })
+        ));
+        c.pair = true;
+        assert!(c.validate().is_ok());
+        c.pair_bigrams = 1 << 30;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Range {
+                field: "pair_bigrams",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -104,6 +104,11 @@ impl RiskModel {
         let pair = if config.pair {
             Some(wide::PairPath {
                 tokens: take(wide::PAIR)?,
+                bigrams: if config.pair_bigrams > 0 {
+                    take(wide::PAIR_BIGRAMS)?
+                } else {
+                    vec![]
+                },
             })
         } else {
             None

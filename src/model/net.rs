@@ -259,6 +259,12 @@ impl RiskNet {
         }
         if cfg.pair {
             v.push((super::wide::PAIR.to_string(), vec![super::wide::SIDES * cfg.vocab_size]));
+            if cfg.pair_bigrams > 0 {
+                v.push((
+                    super::wide::PAIR_BIGRAMS.to_string(),
+                    vec![super::wide::SIDES * cfg.pair_bigrams],
+                ));
+            }
         }
         for i in 0..cfg.n_layers {
             let p = |n: &str| format!("blocks.{i}.{n}");

@@ -25,6 +25,9 @@ pub const BIAS: &str = "wide.bias";
 pub const DEEP: &str = "wide.deep";
 /// The pair path's weights (present exactly when `config.pair` is true).
 pub const PAIR: &str = "pair.tokens";
+/// The pair path's hashed token-bigram weights (present exactly when `config.pair_bigrams`
+/// is not 0): `SIDES * pair_bigrams` weights, laid out `[side * buckets + bucket]`.
+pub const PAIR_BIGRAMS: &str = "pair.bigrams";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Wide {
@@ -108,21 +111,91 @@ impl Wide {
 }
 
 /// The pair path: one weight per (side, token) present in a hunk, like the wide path's token
-/// weights, but fitted only on bug/fix pairs (the buggy version's logit above its fix's; see
-/// `train::wide::fit_pairs`). Its logit means nothing on its own: only the difference between
-/// two versions of the same hunk does (which reads as buggier). It has no size features, so
-/// it does not prefer the shorter version; the risk never includes it.
+/// weights, and optionally one per hashed (side, token, next token on the same line) present,
+/// so that it sees `<` beside `=`, `!` before a name, `null` after `==`; fitted only on
+/// bug/fix pairs (the buggy version's logit above its fix's; see `train::wide::fit_pairs`).
+/// Its logit means nothing on its own: only the difference between two versions of the same
+/// hunk does (which reads as buggier). It has no size features, so it does not prefer the
+/// shorter version; the risk never includes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairPath {
     /// `SIDES * vocab_size` weights.
     pub tokens: Vec<f32>,
+    /// `SIDES * buckets` bigram weights; empty when the path has none.
+    pub bigrams: Vec<f32>,
+}
+
+/// The distinct pair-path features of a hunk, as indices into the weights `tokens` then
+/// `bigrams` laid end to end: each (side, token) of [`active`], then each (side, hashed
+/// bigram) of two in-vocabulary tokens next to each other on one line, in order of first
+/// occurrence. `buckets` 0 gives the tokens alone.
+pub fn pair_features(enc: &Encoded, vocab_size: usize, buckets: usize) -> Vec<usize> {
+    let mut out: Vec<usize> = active(enc, vocab_size).into_iter().map(|(f, _)| f).collect();
+    if buckets == 0 {
+        return out;
+    }
+    let base = SIDES * vocab_size;
+    let mut seen = std::collections::HashSet::new();
+    let mut side = SIDE_NAME;
+    let mut prev: Option<(u32, u32)> = None;
+    for (&id, &line) in enc.ids.iter().zip(&enc.line) {
+        if id < N_SPECIAL {
+            side = match id {
+                ADD => SIDE_ADDED,
+                DEL => SIDE_REMOVED,
+                FILE | LANG => SIDE_NAME,
+                _ => side,
+            };
+            prev = None;
+            continue;
+        }
+        if id as usize >= vocab_size || line == NO_LINE {
+            prev = None;
+            continue;
+        }
+        if let Some((p, pline)) = prev
+            && pline == line
+        {
+            let f = base + side * buckets + bucket(p, id, buckets);
+            if seen.insert(f) {
+                out.push(f);
+            }
+        }
+        prev = Some((id, line));
+    }
+    out
+}
+
+/// A fixed hash of an ordered token pair into `0..buckets` (the same on every machine).
+fn bucket(a: u32, b: u32, buckets: usize) -> usize {
+    let mut h = (u64::from(a) << 32 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h ^= h >> 29;
+    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h ^= h >> 32;
+    (h % buckets as u64) as usize
 }
 
 impl PairPath {
+    pub fn vocab_size(&self) -> usize {
+        self.tokens.len() / SIDES
+    }
+
+    pub fn buckets(&self) -> usize {
+        self.bigrams.len() / SIDES
+    }
+
+    /// The weight of one feature of [`pair_features`].
+    pub fn weight(&self, f: usize) -> f32 {
+        match self.tokens.get(f) {
+            Some(&w) => w,
+            None => self.bigrams[f - self.tokens.len()],
+        }
+    }
+
     pub fn logit(&self, enc: &Encoded) -> f32 {
-        active(enc, self.tokens.len() / SIDES)
-            .iter()
-            .map(|&(f, _)| self.tokens[f])
+        pair_features(enc, self.vocab_size(), self.buckets())
+            .into_iter()
+            .map(|f| self.weight(f))
             .sum()
     }
 }
@@ -171,5 +244,39 @@ mod tests {
     fn out_of_vocabulary_ids_are_ignored() {
         let e = enc(vec![ADD, 50, 6], vec![0, 0, 0]);
         assert_eq!(active(&e, 10), vec![(6, 0)]);
+    }
+
+    #[test]
+    fn pair_bigrams_are_neighbours_on_one_line_per_side() {
+        let n = NO_LINE;
+        // <file> 7 8 <add> 9 6 6 9 | <add> 9 | <del> 9 6
+        let e = enc(
+            vec![FILE, 7, 8, ADD, 9, 6, 6, 9, ADD, 9, DEL, 9, 6],
+            vec![n, n, n, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2],
+        );
+        let (v, b) = (10, 16);
+        let base = SIDES * v;
+        assert_eq!(pair_features(&e, v, 0), vec![2 * v + 7, 2 * v + 8, 9, 6, v + 9, v + 6]);
+        let f = pair_features(&e, v, b);
+        let added = |x, y| base + bucket(x, y, b);
+        let removed = |x, y| base + b + bucket(x, y, b);
+        // Added (9,6), (6,6), (6,9) once each; nothing across lines nor from the file name;
+        // the removed side's (9,6) is its own feature.
+        let mut want = vec![added(9, 6), added(6, 6), added(6, 9), removed(9, 6)];
+        want.dedup();
+        assert_eq!(f[..6], pair_features(&e, v, 0)[..]);
+        assert_eq!(f[6..], want[..]);
+        assert!(f[6..].iter().all(|&i| (base..base + SIDES * b).contains(&i)));
+        // The logit sums the weights of both kinds.
+        let mut p = PairPath {
+            tokens: vec![0.0; SIDES * v],
+            bigrams: vec![0.0; SIDES * b],
+        };
+        p.tokens[9] = 1.0;
+        p.bigrams[b + bucket(9, 6, b)] = -0.5;
+        assert_eq!(p.logit(&e), 0.5);
+        // Without bigram weights the same path reads the tokens alone.
+        p.bigrams.clear();
+        assert_eq!(p.logit(&e), 1.0);
     }
 }

@@ -302,6 +302,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         RiskConfig {
             wide: false,
             pair: false,
+            pair_bigrams: 0,
             calibration: Platt::IDENTITY,
             change: ChangeCombiner::MAX,
             ..c.clone()
@@ -323,6 +324,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
             bag: opts.bag,
             wide: false,
             pair: false,
+            pair_bigrams: 0,
             file_name: opts.file_name,
             calibration: Platt::IDENTITY,
             change: ChangeCombiner::MAX,
@@ -396,21 +398,37 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
             Some(path)
         }
         (None, Some(t)) if base_cfg.as_ref().is_some_and(|c| c.pair) => {
-            let get = t
-                .get(crate::model::wide::PAIR)
-                .context("the base model has no pair path tensor")?;
+            let read = |name: &str| -> Result<Vec<f32>> {
+                let get = t
+                    .get(name)
+                    .with_context(|| format!("the base model has no {name} tensor"))?;
+                Ok(get.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+            };
+            let with_bigrams = base_cfg.as_ref().is_some_and(|c| c.pair_bigrams > 0);
             Some(crate::model::wide::PairPath {
-                tokens: get.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+                tokens: read(crate::model::wide::PAIR)?,
+                bigrams: if with_bigrams {
+                    read(crate::model::wide::PAIR_BIGRAMS)?
+                } else {
+                    vec![]
+                },
             })
         }
         _ => None,
     };
     if let Some(p) = &pair {
         cfg.pair = true;
+        cfg.pair_bigrams = p.buckets();
         extra.push((
             crate::model::wide::PAIR.into(),
             candle_core::Tensor::new(p.tokens.as_slice(), device)?,
         ));
+        if !p.bigrams.is_empty() {
+            extra.push((
+                crate::model::wide::PAIR_BIGRAMS.into(),
+                candle_core::Tensor::new(p.bigrams.as_slice(), device)?,
+            ));
+        }
     }
     save(&varmap, extra, &cfg, &opts.out)?;
     transformer::remove_checkpoints(&opts.out);

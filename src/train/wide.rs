@@ -305,6 +305,9 @@ pub struct PairOptions {
     pub margin: f64,
     pub batch: usize,
     pub seed: u64,
+    /// Hashed token-bigram buckets per side (0: token features alone; see
+    /// `model::wide::pair_features`).
+    pub bigrams: usize,
 }
 
 impl Default for PairOptions {
@@ -316,15 +319,17 @@ impl Default for PairOptions {
             margin: 1.0,
             batch: 64,
             seed: 17,
+            bigrams: 0,
         }
     }
 }
 
-/// A pair's features with their signs: the (side, token) features present in the buggy
+/// A pair's features with their signs: the pair-path features present in the buggy
 /// version only (+1) and in the fixed version only (−1); the ones both share cancel.
-fn signed_features(buggy: &Encoded, fixed: &Encoded, vocab_size: usize) -> Vec<(usize, f32)> {
-    let b: std::collections::BTreeSet<usize> = wide::active(buggy, vocab_size).into_iter().map(|(f, _)| f).collect();
-    let f: std::collections::BTreeSet<usize> = wide::active(fixed, vocab_size).into_iter().map(|(f, _)| f).collect();
+fn signed_features(buggy: &Encoded, fixed: &Encoded, vocab_size: usize, buckets: usize) -> Vec<(usize, f32)> {
+    let set =
+        |e| -> std::collections::BTreeSet<usize> { wide::pair_features(e, vocab_size, buckets).into_iter().collect() };
+    let (b, f) = (set(buggy), set(fixed));
     let mut out: Vec<(usize, f32)> = b.difference(&f).map(|&i| (i, 1.0)).collect();
     out.extend(f.difference(&b).map(|&i| (i, -1.0)));
     out
@@ -356,8 +361,11 @@ pub fn fit_pairs(train: &Pairs, calib: &Pairs, vocab_size: usize, opts: &PairOpt
     if train.is_empty() {
         anyhow::bail!("the pair path needs bug/fix pairs in the training split (commit records with `fix` and `diff`)");
     }
-    let n = SIDES * vocab_size;
-    let signed: Vec<Vec<(usize, f32)>> = train.iter().map(|(b, f)| signed_features(b, f, vocab_size)).collect();
+    let n = SIDES * (vocab_size + opts.bigrams);
+    let signed: Vec<Vec<(usize, f32)>> = train
+        .iter()
+        .map(|(b, f)| signed_features(b, f, vocab_size, opts.bigrams))
+        .collect();
     let mut w = vec![0f64; n];
     let (mut m, mut v) = (vec![0f64; n], vec![0f64; n]);
     let (beta1, beta2, eps) = (0.9f64, 0.999f64, 1e-8f64);
@@ -388,8 +396,10 @@ pub fn fit_pairs(train: &Pairs, calib: &Pairs, vocab_size: usize, opts: &PairOpt
                 w[k] -= lr * (m[k] / c1) / ((v[k] / c2).sqrt() + eps);
             }
         }
+        let mut all: Vec<f32> = w.iter().map(|&x| x as f32).collect();
         let path = PairPath {
-            tokens: w.iter().map(|&x| x as f32).collect(),
+            bigrams: all.split_off(SIDES * vocab_size),
+            tokens: all,
         };
         let score = |e: &Encoded| path.logit(e);
         let (on_train, on_calib) = (pair_accuracy(score, train), pair_accuracy(score, calib));
@@ -611,5 +621,42 @@ mod tests {
         // The same seed gives the same path.
         assert_eq!(fit_pairs(train, calib, 64, &opts).unwrap().0, path);
         assert!(fit_pairs(&[], calib, 64, &opts).is_err());
+    }
+
+    #[test]
+    fn with_bigrams_the_pair_path_reads_token_order() {
+        // Both versions hold the same tokens; only their order on the line tells the bug
+        // (`10 11`) from its fix (`11 10`). Tokens alone tie every pair; bigrams rank them.
+        let mut rng = Rng::new(9);
+        let version = |noise: u32, first: u32, second: u32| {
+            let ids = vec![FILE, 7, ADD, noise, first, second];
+            let line = vec![NO_LINE, NO_LINE, 0, 0, 0, 0];
+            Encoded {
+                ids,
+                line,
+                features: [0.0; N_FEATURES],
+            }
+        };
+        let pairs: Vec<(Encoded, Encoded)> = (0..60)
+            .map(|_| {
+                let noise = 12 + rng.below(20) as u32;
+                (version(noise, 10, 11), version(noise, 11, 10))
+            })
+            .collect();
+        let refs: Vec<(&Encoded, &Encoded)> = pairs.iter().map(|(b, f)| (b, f)).collect();
+        let (train, calib) = refs.split_at(40);
+        let tokens_only = PairOptions {
+            epochs: 3,
+            ..PairOptions::default()
+        };
+        assert_eq!(fit_pairs(train, calib, 64, &tokens_only).unwrap().1, 0.5);
+        let with_bigrams = PairOptions {
+            bigrams: 1024,
+            ..tokens_only
+        };
+        let (path, acc) = fit_pairs(train, calib, 64, &with_bigrams).unwrap();
+        assert_eq!(acc, 1.0);
+        assert_eq!((path.tokens.len(), path.bigrams.len()), (SIDES * 64, SIDES * 1024));
+        assert!(path.logit(&pairs[0].0) > path.logit(&pairs[0].1));
     }
 }

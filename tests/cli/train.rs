@@ -545,6 +545,55 @@ fn the_pair_path_learns_from_fixes_leaves_the_risk_alone_and_is_kept_by_a_later_
 }
 
 #[test]
+fn pair_bigrams_are_saved_read_and_kept_by_a_later_base() {
+    let d = tempfile::tempdir().unwrap();
+    let mut data = write_data(d.path());
+    data.push(write_guard_fixes(d.path()));
+    let base = d.path().join("base");
+    train_with(&data, &base, &["--no-wide"]);
+    let (bigram, again) = (d.path().join("bigram"), d.path().join("again"));
+    train_on_base(
+        d.path(),
+        &data,
+        &base,
+        &bigram,
+        &["--pair-path", "--pair-bigrams", "256"],
+    )
+    .success();
+    train_on_base(d.path(), &data, &bigram, &again, &[]).success();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bigram.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["pair_bigrams"], 256, "{config}");
+    let load =
+        |dir: &Path| candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let values = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (bigram_t, again_t) = (load(&bigram), load(&again));
+    let weights = values(&bigram_t["pair.bigrams"]);
+    assert_eq!(weights.len(), 3 * 256);
+    assert!(weights.iter().any(|&w| w != 0.0));
+    assert_eq!(weights, values(&again_t["pair.bigrams"]));
+    let pairs = cmd_in(d.path())
+        .args(["eval-pairs", "--format", "json", "--split", "all", "--model"])
+        .arg(&again)
+        .arg("--data")
+        .arg(&data[2])
+        .output()
+        .unwrap();
+    assert!(pairs.status.success(), "{}", String::from_utf8_lossy(&pairs.stderr));
+    assert_eq!(json_of(&pairs)["pair_path_accuracy"], 1.0);
+    // Bigram buckets without the pair path would fit nothing.
+    train_on_base(
+        d.path(),
+        &data,
+        &base,
+        &d.path().join("alone"),
+        &["--pair-bigrams", "256"],
+    )
+    .code(2)
+    .stderr(predicates::str::contains("--pair-path"));
+}
+
+#[test]
 fn pair_data_feeds_only_the_pair_path_and_refuses_a_project_of_data() {
     let d = tempfile::tempdir().unwrap();
     let mut data = write_data(d.path());
