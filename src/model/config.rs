@@ -122,6 +122,8 @@ pub enum ConfigError {
     Heads { d_model: usize, n_heads: usize },
     #[error("n_features = {0}, but this build encodes 4 (hunk) or {1} (hunk and change) features")]
     Features(usize, usize),
+    #[error("pair_bigrams = {0} without a pair path (pair is false)")]
+    BigramsWithoutPair(usize),
     #[error("calibration or combiner parameter is not a finite number")]
     NotFinite,
     #[error("the model would have {0} parameters; the limit is {1}")]
@@ -153,12 +155,10 @@ impl RiskConfig {
         range("n_heads", self.n_heads, 1, 64)?;
         range("d_ff", self.d_ff, 4, 16384)?;
         range("max_len", self.max_len, 8, 8192)?;
-        range(
-            "pair_bigrams",
-            self.pair_bigrams,
-            0,
-            if self.pair { 1 << 22 } else { 0 },
-        )?;
+        if self.pair_bigrams > 0 && !self.pair {
+            return Err(ConfigError::BigramsWithoutPair(self.pair_bigrams));
+        }
+        range("pair_bigrams", self.pair_bigrams, 0, 1 << 22)?;
         if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(ConfigError::Heads {
                 d_model: self.d_model,
@@ -264,13 +264,7 @@ mod tests {
         // Bigram buckets belong to a pair path, and are bounded.
         let mut c = tiny(100);
         c.pair_bigrams = 64;
-        assert!(matches!(
-            c.validate(),
-            Err(ConfigError::Range {
-                field: "pair_bigrams",
-                ..
-            })
-        ));
+        assert_eq!(c.validate(), Err(ConfigError::BigramsWithoutPair(64)));
         c.pair = true;
         assert!(c.validate().is_ok());
         c.pair_bigrams = 1 << 30;
