@@ -356,7 +356,8 @@ pub fn pair_accuracy(score: impl Fn(&Encoded) -> f32, pairs: &Pairs) -> f64 {
 /// bias, trained so that each buggy version scores above its fix by `margin` (mean
 /// softplus(margin − (buggy logit − fixed logit)) plus an L2 penalty, Adam, minibatches in a
 /// seeded order). Sparse arithmetic in plain Rust: a pair touches a few dozen weights. The
-/// epoch with the best calibration-split pair accuracy is kept; returns it with that accuracy.
+/// epoch with the best calibration-split pair accuracy is kept, scaled to log-odds on the
+/// calibration pairs (see [`in_odds`]); returns it with that accuracy.
 pub fn fit_pairs(train: &Pairs, calib: &Pairs, vocab_size: usize, opts: &PairOptions) -> Result<(PairPath, f64)> {
     if train.is_empty() {
         anyhow::bail!("the pair path needs bug/fix pairs in the training split (commit records with `fix` and `diff`)");
@@ -412,7 +413,43 @@ pub fn fit_pairs(train: &Pairs, calib: &Pairs, vocab_size: usize, opts: &PairOpt
             best = Some((path, on_calib));
         }
     }
-    best.ok_or_else(|| anyhow::anyhow!("the pair path needs at least one epoch"))
+    let (path, acc) = best.ok_or_else(|| anyhow::anyhow!("the pair path needs at least one epoch"))?;
+    Ok((in_odds(path, calib), acc))
+}
+
+/// Scales the pair path so that the difference of two versions' logits reads as log-odds that
+/// the first is the buggier: the slope of a logistic fit (no intercept, both orders of each
+/// calibration pair) of "buggy first" on the difference. Ranking is unchanged; what changes is
+/// how far the pair logit weighs against the generator's log-probability in `suggest`, which
+/// would otherwise depend on the L2 penalty the path was fitted with. A path that is no better
+/// than chance on the calibration pairs (slope ≤ 0) is left as it is.
+fn in_odds(mut path: PairPath, calib: &Pairs) -> PairPath {
+    let gaps: Vec<f64> = calib
+        .iter()
+        .map(|(b, f)| f64::from(path.logit(b) - path.logit(f)))
+        .collect();
+    // Newton steps on Σ softplus(−a·gap) + a²/2 (the mirrored pair gives the same term; the
+    // small ridge keeps the slope finite when every calibration pair is ranked right).
+    let mut a = 0f64;
+    for _ in 0..50 {
+        let (mut g, mut h) = (a, 1f64);
+        for &x in &gaps {
+            let p = 1.0 / (1.0 + (a * x).exp()); // sigmoid(−a·x)
+            g -= p * x;
+            h += p * (1.0 - p) * x * x;
+        }
+        let step = g / h;
+        a -= step;
+        if step.abs() < 1e-9 {
+            break;
+        }
+    }
+    if a.is_finite() && a > 0.0 {
+        for w in path.tokens.iter_mut().chain(path.bigrams.iter_mut()) {
+            *w *= a as f32;
+        }
+    }
+    path
 }
 
 #[cfg(test)]
@@ -658,5 +695,28 @@ mod tests {
         assert_eq!(acc, 1.0);
         assert_eq!((path.tokens.len(), path.bigrams.len()), (SIDES * 64, SIDES * 1024));
         assert!(path.logit(&pairs[0].0) > path.logit(&pairs[0].1));
+    }
+
+    #[test]
+    fn the_pair_path_is_scaled_to_log_odds_on_the_calibration_pairs() {
+        // One feature; calibration gaps of +1 three times in four: the odds are 3 to 1, so
+        // the fitted slope makes a gap of 1 read as about ln 3.
+        let e = |id: u32| Encoded {
+            ids: vec![ADD, id],
+            line: vec![0, 0],
+            features: [0.0; N_FEATURES],
+        };
+        let (hi, lo) = (e(6), e(7));
+        let mut tokens = vec![0f32; SIDES * 8];
+        tokens[6] = 0.5;
+        tokens[7] = -0.5;
+        let path = PairPath { tokens, bigrams: vec![] };
+        let calib: Vec<(&Encoded, &Encoded)> = (0..400).map(|i| if i % 4 == 0 { (&lo, &hi) } else { (&hi, &lo) }).collect();
+        let scaled = in_odds(path.clone(), &calib);
+        let gap = scaled.logit(&hi) - scaled.logit(&lo);
+        assert!((gap - 3f32.ln()).abs() < 0.02, "gap {gap}");
+        // A path that is wrong on most calibration pairs keeps its weights.
+        let wrong: Vec<(&Encoded, &Encoded)> = (0..40).map(|_| (&lo, &hi)).collect();
+        assert_eq!(in_odds(path.clone(), &wrong), path);
     }
 }
