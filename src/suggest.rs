@@ -23,12 +23,13 @@ use crate::model::{Generator, HunkScore, LineEdit, ScoreInput, Scorer};
 use crate::tokenize::ChangeStats;
 use serde::Serialize;
 
-/// With a pair path, a candidate ranks by ln(generator probability) − this × its pair logit.
-/// Chosen on the calibration split's fix hunks (`eval-suggest --split calib`, MODEL_CARD):
-/// 0 keeps the generator's order (69% of first suggestions delete lines), 1.5 is the largest
+/// With a pair path, a candidate ranks by ln(generator probability) − this × its pair logit
+/// (fitted paths are scaled to log-odds, see `train::wide::fit_pairs`). Chosen on the
+/// calibration split's fix hunks (`eval-suggest --split calib`, MODEL_CARD): small weights
+/// keep the generator's order (66% of first suggestions delete lines at 0.5), 4 is the largest
 /// top-1 with at most half of them deletions on all fix hunks and on the small ones, larger
 /// weights lower top-1 further.
-pub const PAIR_RANK_WEIGHT: f32 = 1.5;
+pub const PAIR_RANK_WEIGHT: f32 = 4.0;
 
 /// Hunks per change that get suggestions (the riskiest ones).
 pub const MAX_HUNKS: usize = 16;

@@ -314,7 +314,7 @@ impl Default for PairOptions {
     fn default() -> Self {
         PairOptions {
             epochs: 20,
-            l2: 1e-4,
+            l2: 0.3,
             lr: 0.02,
             margin: 1.0,
             batch: 64,
