@@ -40,6 +40,16 @@ pub struct Wide {
     pub deep: f32,
 }
 
+/// The side the tokens after a special token belong to.
+fn side_after(special: u32, side: usize) -> usize {
+    match special {
+        ADD => SIDE_ADDED,
+        DEL => SIDE_REMOVED,
+        FILE | LANG => SIDE_NAME,
+        _ => side,
+    }
+}
+
 /// The distinct (side, token) features of a hunk, each with the hunk line where it first
 /// occurs ([`NO_LINE`] for the file name and language), in order of first occurrence.
 pub fn active(enc: &Encoded, vocab_size: usize) -> Vec<(usize, u32)> {
@@ -48,12 +58,7 @@ pub fn active(enc: &Encoded, vocab_size: usize) -> Vec<(usize, u32)> {
     let mut side = SIDE_NAME;
     for (&id, &line) in enc.ids.iter().zip(&enc.line) {
         if id < N_SPECIAL {
-            side = match id {
-                ADD => SIDE_ADDED,
-                DEL => SIDE_REMOVED,
-                FILE | LANG => SIDE_NAME,
-                _ => side,
-            };
+            side = side_after(id, side);
             continue;
         }
         let id = id as usize;
@@ -140,12 +145,7 @@ pub fn pair_features(enc: &Encoded, vocab_size: usize, buckets: usize) -> Vec<us
     let mut prev: Option<(u32, u32)> = None;
     for (&id, &line) in enc.ids.iter().zip(&enc.line) {
         if id < N_SPECIAL {
-            side = match id {
-                ADD => SIDE_ADDED,
-                DEL => SIDE_REMOVED,
-                FILE | LANG => SIDE_NAME,
-                _ => side,
-            };
+            side = side_after(id, side);
             prev = None;
             continue;
         }

@@ -710,8 +710,13 @@ mod tests {
         let mut tokens = vec![0f32; SIDES * 8];
         tokens[6] = 0.5;
         tokens[7] = -0.5;
-        let path = PairPath { tokens, bigrams: vec![] };
-        let calib: Vec<(&Encoded, &Encoded)> = (0..400).map(|i| if i % 4 == 0 { (&lo, &hi) } else { (&hi, &lo) }).collect();
+        let path = PairPath {
+            tokens,
+            bigrams: vec![],
+        };
+        let calib: Vec<(&Encoded, &Encoded)> = (0..400)
+            .map(|i| if i % 4 == 0 { (&lo, &hi) } else { (&hi, &lo) })
+            .collect();
         let scaled = in_odds(path.clone(), &calib);
         let gap = scaled.logit(&hi) - scaled.logit(&lo);
         assert!((gap - 3f32.ln()).abs() < 0.02, "gap {gap}");

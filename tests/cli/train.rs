@@ -490,6 +490,19 @@ fn write_guard_fixes_of(dir: &Path, project: &str) -> PathBuf {
     path
 }
 
+/// `eval-pairs --format json --split all` of `model` on `data`, which must succeed.
+fn eval_pairs_json(dir: &Path, model: &Path, data: &Path) -> serde_json::Value {
+    let out = cmd_in(dir)
+        .args(["eval-pairs", "--format", "json", "--split", "all", "--model"])
+        .arg(model)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    json_of(&out)
+}
+
 #[test]
 fn the_pair_path_learns_from_fixes_leaves_the_risk_alone_and_is_kept_by_a_later_base() {
     let d = tempfile::tempdir().unwrap();
@@ -523,25 +536,14 @@ fn the_pair_path_learns_from_fixes_leaves_the_risk_alone_and_is_kept_by_a_later_
     assert_eq!(paired_t.len(), plain_t.len() + 1);
     assert_eq!(values(&paired_t["pair.tokens"]), values(&again_t["pair.tokens"]));
     // It tells each guarded division from the bare one, where the risk need not.
-    let pairs = cmd_in(d.path())
-        .args(["eval-pairs", "--format", "json", "--split", "all", "--model"])
-        .arg(&paired)
-        .arg("--data")
-        .arg(&data[2])
-        .output()
-        .unwrap();
-    assert!(pairs.status.success(), "{}", String::from_utf8_lossy(&pairs.stderr));
-    let v = json_of(&pairs);
+    let v = eval_pairs_json(d.path(), &paired, &data[2]);
     assert_eq!(v["n"], 40, "{v}");
     assert_eq!(v["pair_path_accuracy"], 1.0, "{v}");
-    let plain_pairs = cmd_in(d.path())
-        .args(["eval-pairs", "--format", "json", "--split", "all", "--model"])
-        .arg(&plain)
-        .arg("--data")
-        .arg(&data[2])
-        .output()
-        .unwrap();
-    assert!(json_of(&plain_pairs).get("pair_path_accuracy").is_none());
+    assert!(
+        eval_pairs_json(d.path(), &plain, &data[2])
+            .get("pair_path_accuracy")
+            .is_none()
+    );
 }
 
 #[test]
@@ -572,15 +574,7 @@ fn pair_bigrams_are_saved_read_and_kept_by_a_later_base() {
     assert_eq!(weights.len(), 3 * 256);
     assert!(weights.iter().any(|&w| w != 0.0));
     assert_eq!(weights, values(&again_t["pair.bigrams"]));
-    let pairs = cmd_in(d.path())
-        .args(["eval-pairs", "--format", "json", "--split", "all", "--model"])
-        .arg(&again)
-        .arg("--data")
-        .arg(&data[2])
-        .output()
-        .unwrap();
-    assert!(pairs.status.success(), "{}", String::from_utf8_lossy(&pairs.stderr));
-    assert_eq!(json_of(&pairs)["pair_path_accuracy"], 1.0);
+    assert_eq!(eval_pairs_json(d.path(), &again, &data[2])["pair_path_accuracy"], 1.0);
     // Bigram buckets without the pair path would fit nothing.
     train_on_base(
         d.path(),
