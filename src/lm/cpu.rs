@@ -1330,7 +1330,8 @@ mod tests {
         let cpu = Device::Cpu;
         let mut llama;
         let mut qwen2;
-        let mut forward: Box<dyn FnMut(&Tensor, usize) -> Tensor> = match t.architecture {
+        type Forward = Box<dyn FnMut(&Tensor, usize) -> Tensor>;
+        let mut forward: Forward = match t.architecture {
             "qwen2" => {
                 qwen2 = quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &cpu).unwrap();
                 Box::new(move |x, pos| qwen2.forward(x, pos).unwrap())

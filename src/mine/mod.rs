@@ -363,6 +363,11 @@ fn questions(repo: &Repository, fix: &HistoryCommit, rules: &skip::Rules) -> Res
     Ok(Some(out))
 }
 
+/// The questions about one file: which fix (its index) asks about which of its lines.
+type Asks = Vec<(usize, Vec<u32>)>;
+/// One blamer's answers: the fix (its index) and where its lines came from.
+type Answers = Vec<(usize, Result<Vec<git::Origin>, GitError>)>;
+
 /// Answers every fix's questions, one file at a time per thread (a file's versions are
 /// read once for all the fixes that ask about it), longest histories first.
 fn blame_all(
@@ -374,7 +379,7 @@ fn blame_all(
 ) -> Result<Vec<Blamed>, MineError> {
     let mut blamed = Vec::with_capacity(fixes.len());
     // File -> (fix, lines) of the questions about it.
-    let mut by_file: HashMap<String, Vec<(usize, Vec<u32>)>> = HashMap::new();
+    let mut by_file: HashMap<String, Asks> = HashMap::new();
     for (i, a) in asked.into_iter().enumerate() {
         match a {
             Ok(Some(qs)) => {
@@ -388,12 +393,11 @@ fn blame_all(
             Err(e) => return Err(e),
         }
     }
-    let mut files: Vec<(String, Vec<(usize, Vec<u32>)>)> = by_file.into_iter().collect();
+    let mut files: Vec<(String, Asks)> = by_file.into_iter().collect();
     files.sort_by_cached_key(|(p, _)| (std::cmp::Reverse(commits.versions(p)), p.clone()));
     progress.phase("blaming fixes", files.len());
     let next = AtomicUsize::new(0);
-    let answers: Vec<Result<Vec<(usize, Result<Vec<git::Origin>, GitError>)>, MineError>> = (0
-        ..rayon::current_num_threads())
+    let answers: Vec<Result<Answers, MineError>> = (0..rayon::current_num_threads())
         .into_par_iter()
         .map(|_| {
             let mut b = blame::Blamer::new(Repository::open(path)?, commits);

@@ -206,7 +206,9 @@ pub fn forward_batched(
     // Batches run in parallel: candle's own threading barely helps a model this small (its
     // matrices are too small to split), while independent batches keep every core busy.
     use rayon::prelude::*;
-    let results: Vec<(Vec<usize>, Vec<f32>, Vec<Vec<f32>>)> = order
+    // Per batch: its hunks' positions in `encoded`, their logits and their token scores.
+    type Scored = (Vec<usize>, Vec<f32>, Vec<Vec<f32>>);
+    let results: Vec<Scored> = order
         .par_chunks(BATCH)
         .map(|chunk| {
             let items: Vec<&Encoded> = chunk.iter().map(|&i| encoded[i]).collect();

@@ -191,7 +191,9 @@ fn report(
         ..Default::default()
     };
     let (mut p, mut y, mut base, mut p_add, mut y_add, mut base_add) = (vec![], vec![], vec![], vec![], vec![], vec![]);
-    let mut per_project: HashMap<&str, (Vec<f32>, Vec<bool>, Vec<f32>)> = HashMap::new();
+    // Per project: probabilities, labels and the baseline's scores.
+    type Scores = (Vec<f32>, Vec<bool>, Vec<f32>);
+    let mut per_project: HashMap<&str, Scores> = HashMap::new();
     let mut per_commit: HashMap<(&str, &str), (Vec<f32>, usize)> = HashMap::new();
     for (&i, &logit) in chosen.iter().zip(logits) {
         let s = &data.samples[i];
