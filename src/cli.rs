@@ -539,7 +539,7 @@ pub struct TrainArgs {
     /// a line (`<` then `=`, `!` then a name), besides its single tokens; 0 for tokens alone.
     /// Each bucket is a weight per side in the model file (4 bytes × 3 sides).
     #[arg(long, default_value_t = 0, value_name = "N", requires = "pair_path",
-          value_parser = clap::value_parser!(u32).range(0..=4_194_304))]
+          value_parser = clap::value_parser!(u32).range(0..=crate::model::config::MAX_PAIR_BIGRAMS as i64))]
     pub pair_bigrams: u32,
     /// Fit the wide path first and train the transformer on top of its logit (boosting),
     /// instead of fitting the wide path after the transformer.

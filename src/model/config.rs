@@ -131,6 +131,8 @@ pub enum ConfigError {
 }
 
 pub const MAX_PARAMS: usize = 200_000_000;
+/// The most bigram buckets per side a pair path may have (`pair_bigrams`).
+pub const MAX_PAIR_BIGRAMS: usize = 1 << 22;
 
 impl RiskConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -158,7 +160,7 @@ impl RiskConfig {
         if self.pair_bigrams > 0 && !self.pair {
             return Err(ConfigError::BigramsWithoutPair(self.pair_bigrams));
         }
-        range("pair_bigrams", self.pair_bigrams, 0, 1 << 22)?;
+        range("pair_bigrams", self.pair_bigrams, 0, MAX_PAIR_BIGRAMS)?;
         if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(ConfigError::Heads {
                 d_model: self.d_model,

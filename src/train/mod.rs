@@ -398,21 +398,8 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
             Some(path)
         }
         (None, Some(t)) if base_cfg.as_ref().is_some_and(|c| c.pair) => {
-            let read = |name: &str| -> Result<Vec<f32>> {
-                let get = t
-                    .get(name)
-                    .with_context(|| format!("the base model has no {name} tensor"))?;
-                Ok(get.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
-            };
             let with_bigrams = base_cfg.as_ref().is_some_and(|c| c.pair_bigrams > 0);
-            Some(crate::model::wide::PairPath {
-                tokens: read(crate::model::wide::PAIR)?,
-                bigrams: if with_bigrams {
-                    read(crate::model::wide::PAIR_BIGRAMS)?
-                } else {
-                    vec![]
-                },
-            })
+            Some(pair_of(t, with_bigrams)?)
         }
         _ => None,
     };
@@ -447,7 +434,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
         "wide": opts.wide.as_ref().map(|w| serde_json::json!({"epochs": w.epochs, "l2": w.l2, "lr": w.lr, "batch": w.batch,
             "pairs_weight": w.pairs_weight, "pairs_margin": w.pairs_margin, "pairs_size": w.pairs_size, "train_pairs": run.train_pairs.len()})),
         "pair": opts.pair.as_ref().map(|p| serde_json::json!({"epochs": p.epochs, "l2": p.l2, "lr": p.lr, "margin": p.margin,
-            "batch": p.batch, "train_pairs": run.train_pairs.len(), "calibration_pairs": run.calib_pairs.len(), "pair_data": opts.pair_data})),
+            "batch": p.batch, "train_pairs": run.train_pairs.len(), "calibration_pairs": run.calib_pairs.len(), "pair_data": opts.pair_data, "bigrams": p.bigrams})),
         "train_hunks": run.train.len(),
         "parameters": cfg.param_count(),
         "train_seconds": t0.elapsed().as_secs_f64(),
@@ -461,14 +448,31 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<EvalReport> {
     Ok(test)
 }
 
+type Tensors = std::collections::HashMap<String, candle_core::Tensor>;
+
+/// A base model's tensor as f32 values.
+fn values_of(tensors: &Tensors, name: &str) -> Result<Vec<f32>> {
+    let t = tensors
+        .get(name)
+        .with_context(|| format!("the base model has no tensor {name:?}"))?;
+    Ok(t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// The pair path stored in a model's tensors (as `RiskModel::load` reads it).
+fn pair_of(tensors: &Tensors, with_bigrams: bool) -> Result<crate::model::wide::PairPath> {
+    Ok(crate::model::wide::PairPath {
+        tokens: values_of(tensors, crate::model::wide::PAIR)?,
+        bigrams: if with_bigrams {
+            values_of(tensors, crate::model::wide::PAIR_BIGRAMS)?
+        } else {
+            vec![]
+        },
+    })
+}
+
 /// The wide path stored in a model's tensors (as `RiskModel::load` reads it).
-fn wide_of(tensors: &std::collections::HashMap<String, candle_core::Tensor>) -> Result<crate::model::wide::Wide> {
-    let get = |name: &str| -> Result<Vec<f32>> {
-        let t = tensors
-            .get(name)
-            .with_context(|| format!("the base model has no tensor {name:?}"))?;
-        Ok(t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
-    };
+fn wide_of(tensors: &Tensors) -> Result<crate::model::wide::Wide> {
+    let get = |name: &str| values_of(tensors, name);
     let one = |name: &str| -> Result<f32> {
         get(name)?
             .first()
