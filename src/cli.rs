@@ -552,7 +552,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "resume", "no_wide", "epochs", "d_model", "layers", "heads", "d_ff", "max_len", "vocab",
         "batch", "lr", "weight_decay", "dropout", "hunk_features_only", "bag", "no_file_name",
-        "checkpoint_every", "generator_only", "generator_epochs",
+        "checkpoint_every", "generator_only", "generator_epochs", "repos",
     ])]
     pub base: Option<PathBuf>,
     /// With --base: start the wide path from the base's weights and penalise the distance to
@@ -569,6 +569,19 @@ pub struct TrainArgs {
     /// Passes of the suggestion generator's ranker; the best on the calibration fixes is kept.
     #[arg(long, default_value_t = 40)]
     pub generator_epochs: usize,
+    #[command(flatten)]
+    pub files: FixFilesArgs,
+}
+
+/// Where the files of fix commits are read, for the names the suggestion generator may use.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FixFilesArgs {
+    /// A git repository holding the data's fix commits (repeatable; a clone of each project).
+    /// The suggestion generator then also tries names from the rest of each fixed file, as it
+    /// was before the fix, as `review` does with the reviewed file. Without it, only the names
+    /// in the hunk itself (what the records hold).
+    #[arg(long = "repo", value_name = "DIR")]
+    pub repos: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -650,6 +663,8 @@ pub struct EvalSuggestArgs {
     pub examples: usize,
     #[command(flatten)]
     pub suggest: SuggestArgs,
+    #[command(flatten)]
+    pub files: FixFilesArgs,
     /// Where the model runs.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,

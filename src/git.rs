@@ -314,6 +314,42 @@ pub fn commits(repo: &Repository, range: &str, max: usize) -> Result<Vec<Oid>, G
     Ok(out)
 }
 
+/// Files as a commit found them (at its first parent), read from one or more repositories:
+/// what `eval-suggest` and `train` give the suggestion generator for names, as `review` gives
+/// it the reviewed file.
+pub struct ParentFiles {
+    repos: Vec<Repository>,
+}
+
+impl ParentFiles {
+    /// Opens each path as a repository (a work tree or a bare one).
+    pub fn open(paths: &[impl AsRef<Path>]) -> Result<ParentFiles, GitError> {
+        let repos = paths
+            .iter()
+            .map(|p| {
+                Repository::open(p.as_ref())
+                    .map_err(|e| GitError::NotARepo(format!("{}: {}", p.as_ref().display(), e.message())))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ParentFiles { repos })
+    }
+
+    /// The text of `path` at the first parent of `commit`, from the first repository that has
+    /// the commit; `None` when none has it, it has no parent, the file was not a regular file
+    /// there, or it is binary or not UTF-8.
+    pub fn read(&self, commit: &str, path: &str) -> Option<String> {
+        let id = Oid::from_str(commit).ok()?;
+        self.repos.iter().find_map(|repo| {
+            let parent = repo.find_commit(id).ok()?.parent(0).ok()?;
+            let bytes = read_new(repo, Side::Tree(parent.tree_id()), path).ok()??;
+            if bytes.contains(&0) {
+                return None;
+            }
+            String::from_utf8(bytes).ok()
+        })
+    }
+}
+
 /// The parent a commit is reviewed against: its first parent, `None` for a root commit.
 /// A shallow clone's boundary commit looks parentless: that is an error, not a root.
 pub fn first_parent(repo: &Repository, id: Oid) -> Result<Option<Oid>, GitError> {

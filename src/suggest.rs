@@ -26,10 +26,10 @@ use serde::Serialize;
 /// With a pair path, a candidate ranks by ln(generator probability) − this × its pair logit
 /// (fitted paths are scaled to log-odds, see `train::wide::fit_pairs`). Chosen on the
 /// calibration split's fix hunks (`eval-suggest --split calib`, MODEL_CARD): small weights
-/// keep the generator's order (66% of first suggestions delete lines at 0.5), 4 is the largest
+/// keep the generator's order (68% of first suggestions delete lines at 0), 3.5 is the largest
 /// top-1 with at most half of them deletions on all fix hunks and on the small ones, larger
 /// weights lower top-1 further.
-pub const PAIR_RANK_WEIGHT: f32 = 4.0;
+pub const PAIR_RANK_WEIGHT: f32 = 3.5;
 
 /// Hunks per change that get suggestions (the riskiest ones).
 pub const MAX_HUNKS: usize = 16;
@@ -250,6 +250,9 @@ pub struct Target<'a> {
     pub pair_logit: Option<f32>,
     /// The file's current text on the reviewed side; `None` (binary, unreadable) means no suggestions.
     pub content: Option<&'a str>,
+    /// The text the generator may take names from: `content` in a review; in `eval-suggest`,
+    /// whose `content` is a snippet of the hunk alone, the real file when it could be read.
+    pub names: Option<&'a str>,
 }
 
 /// Generate, verify, re-score and rank (see the module doc). Returns the suggestions of
@@ -304,7 +307,7 @@ pub fn suggest(
             )
         });
         let by_generator = generator
-            .propose(target.hunk_ref, s.plausible)?
+            .propose(target.hunk_ref, target.names, s.plausible)?
             .into_iter()
             .map(|c| (c, Author::Embedded));
         for (c, by) in by_model.collect::<Vec<_>>().into_iter().chain(by_generator) {
@@ -401,6 +404,7 @@ pub fn targets<'a>(
                 risk: score.risk,
                 pair_logit: score.pair_logit,
                 content: contents.get(f).and_then(|c| c.as_deref()),
+                names: contents.get(f).and_then(|c| c.as_deref()),
             });
         }
     }
@@ -492,7 +496,7 @@ mod tests {
         fn describe(&self) -> String {
             "stub".into()
         }
-        fn propose(&self, _: &Hunk, max: usize) -> anyhow::Result<Vec<crate::model::Candidate>> {
+        fn propose(&self, _: &Hunk, _: Option<&str>, max: usize) -> anyhow::Result<Vec<crate::model::Candidate>> {
             Ok(self.0.iter().take(max).cloned().collect())
         }
     }
@@ -508,6 +512,43 @@ mod tests {
                 .collect(),
             probability: p,
         }
+    }
+
+    #[test]
+    fn in_a_review_the_generator_reads_the_reviewed_file_for_names() {
+        struct Seen(std::cell::RefCell<Vec<Option<String>>>);
+        impl Generator for Seen {
+            fn describe(&self) -> String {
+                "seen".into()
+            }
+            fn propose(&self, _: &Hunk, file: Option<&str>, _: usize) -> anyhow::Result<Vec<crate::model::Candidate>> {
+                self.0.borrow_mut().push(file.map(str::to_string));
+                Ok(vec![])
+            }
+        }
+        let files = vec![FileDiff {
+            path: OldNew {
+                old: Some("a.c".into()),
+                new: Some("a.c".into()),
+            },
+            status: crate::diff::FileStatus::Modified,
+            mode: OldNew { old: None, new: None },
+            language: Some("c"),
+            hunks: vec![hunk("@@ -1 +1,2 @@", " a\n+b")],
+            skip: None,
+        }];
+        let scores = vec![vec![HunkScore {
+            risk: 0.9,
+            logit: 0.0,
+            line_weights: vec![],
+            pair_logit: None,
+        }]];
+        let contents = vec![Some("a\nb\nOTHER_NAME\n".to_string())];
+        let t = targets(&files, &scores, &contents);
+        let seen = Seen(Default::default());
+        let stub = Stub(vec![], false);
+        suggest(&t, ChangeStats::default(), &stub, &seen, &[], &Settings::default()).unwrap();
+        assert_eq!(*seen.0.borrow(), vec![Some("a\nb\nOTHER_NAME\n".to_string())]);
     }
 
     #[test]
@@ -538,6 +579,7 @@ mod tests {
                 risk: 0.2,
                 pair_logit: None,
                 content: Some(content),
+                names: None,
             };
             suggest(&[t], ChangeStats::default(), &stub, &stub, &[], &s).unwrap()
         };
@@ -563,6 +605,7 @@ mod tests {
             risk: 0.2,
             pair_logit: None,
             content: Some(content),
+            names: None,
         };
         let high = Settings { above: 0.5, ..s };
         assert!(
@@ -583,6 +626,7 @@ mod tests {
             risk: 0.4,
             pair_logit,
             content: None,
+            names: None,
         };
         let after = |risk, pair_logit| HunkScore {
             risk,
@@ -629,6 +673,7 @@ mod tests {
             risk: 0.2,
             pair_logit: Some(1.0),
             content: Some(content),
+            names: None,
         };
         let s = Settings {
             above: 0.0,

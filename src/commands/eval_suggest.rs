@@ -1,10 +1,10 @@
 //! `deepspark eval-suggest`: measure patch suggestions on bug fixes they were not trained on.
 
-use crate::cli::{EvalFormat, EvalSuggestArgs};
+use crate::cli::{EvalFormat, EvalSuggestArgs, FixFilesArgs};
 use crate::config::Config;
 use crate::model::RiskModel;
 use crate::model::device::device;
-use crate::train::edits::{SuggestReport, evaluate_suggestions, load_fixes};
+use crate::train::edits::{FixHunk, SuggestReport, attach_files, evaluate_suggestions, load_fixes};
 use anyhow::{Result, bail};
 use std::io::Write;
 
@@ -15,7 +15,9 @@ pub fn run(args: EvalSuggestArgs) -> Result<u8> {
         bail!("no suggestion generator: this build embeds none and the model directory has no generator.json");
     };
     let settings = super::review::suggest_settings(&args.suggest, &Config::default());
-    let fixes = load_fixes(&args.data)?;
+    let mut fixes = load_fixes(&args.data)?;
+    fixes.retain(|f| crate::train::data::Dataset::in_split(f.split, args.split));
+    read_files(&mut fixes, &args.files)?;
     let chosen: Vec<_> = fixes
         .iter()
         .filter(|f| crate::train::data::Dataset::in_split(f.split, args.split))
@@ -88,6 +90,13 @@ fn print_text(what: &str, r: &SuggestReport, out: &mut impl Write) -> std::io::R
         "{what} ({} split): {} ({} remove a line; the rest only insert lines, which no rewrite can match)",
         r.split, r.n, r.rewritable
     )?;
+    if r.with_file > 0 {
+        writeln!(
+            out,
+            "  with the file before the fix read (names from all of it): {}",
+            r.with_file
+        )?;
+    }
     writeln!(out, "  top-1 exact match: {}   top-5: {}", pct(r.top1), pct(r.top5))?;
     writeln!(
         out,
@@ -120,5 +129,22 @@ fn print_text(what: &str, r: &SuggestReport, out: &mut impl Write) -> std::io::R
             lm.seconds
         )?;
     }
+    Ok(())
+}
+
+/// Gives the fix hunks their files from `--repo` (none without it) and says on stderr how many
+/// were found, so that a wrong repository shows.
+pub(super) fn read_files(fixes: &mut [FixHunk], args: &FixFilesArgs) -> Result<()> {
+    if args.repos.is_empty() {
+        return Ok(());
+    }
+    let files = crate::git::ParentFiles::open(&args.repos)?;
+    let n = attach_files(fixes, |commit, path| files.read(commit, path));
+    eprintln!(
+        "deepspark: read the file before the fix for {n} of {} fix hunks from {} repositor{}",
+        fixes.len(),
+        args.repos.len(),
+        if args.repos.len() == 1 { "y" } else { "ies" }
+    );
     Ok(())
 }

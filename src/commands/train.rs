@@ -13,9 +13,9 @@ use std::path::Path;
 /// writes generator.json, generator.safetensors and generator_metrics.json into `out`.
 fn train_generator(args: &TrainArgs) -> Result<bool> {
     let fixes = load_fixes(&args.data)?;
-    let fixes: Vec<_> = fixes
+    let mut fixes: Vec<_> = fixes
         .into_iter()
-        .filter(|f| !args.holdout.contains(&f.project))
+        .filter(|f| !args.holdout.contains(&f.project) && f.split != Split::Test)
         .collect();
     if !fixes.iter().any(|f| f.split == Split::Train) {
         eprintln!(
@@ -23,6 +23,7 @@ fn train_generator(args: &TrainArgs) -> Result<bool> {
         );
         return Ok(false);
     }
+    super::eval_suggest::read_files(&mut fixes, &args.files)?;
     let opts = GeneratorOptions {
         epochs: args.generator_epochs,
         seed: args.seed,

@@ -59,7 +59,8 @@ pub trait Scorer {
 pub trait Generator {
     fn describe(&self) -> String;
     /// Candidate rewrites of the hunk's added lines, most probable first (at most `max`).
-    fn propose(&self, hunk: &Hunk, max: usize) -> anyhow::Result<Vec<Candidate>>;
+    /// `file`: the text of the file the added lines are in, when known (read, never written).
+    fn propose(&self, hunk: &Hunk, file: Option<&str>, max: usize) -> anyhow::Result<Vec<Candidate>>;
 }
 
 /// The embedded transformer risk model.

@@ -38,6 +38,11 @@ pub struct FixHunk {
     pub target: Vec<String>,
     /// The fix is a single hunk (over its code files) with at most 5 changed lines.
     pub small: bool,
+    /// The file's path before the fix.
+    pub old_path: String,
+    /// The file as it was before the fix (at the fix's parent), when read (`attach_files`):
+    /// the generator takes names from it. Shared by the hunks of one file.
+    pub file: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +179,7 @@ pub fn load_fixes(paths: &[impl AsRef<Path>]) -> Result<Vec<FixHunk>> {
             .unwrap_or(Split::All);
         for f in files {
             let path = f.path.new.clone().unwrap_or_default();
+            let old_path = f.path.old.clone().unwrap_or_else(|| path.clone());
             for h in &f.hunks {
                 let (view, target) = view_of(h);
                 out.push(FixHunk {
@@ -185,11 +191,34 @@ pub fn load_fixes(paths: &[impl AsRef<Path>]) -> Result<Vec<FixHunk>> {
                     view,
                     target,
                     small: n_hunks == 1 && h.added() + h.removed() <= 5,
+                    old_path: old_path.clone(),
+                    file: None,
                 });
             }
         }
     }
     Ok(out)
+}
+
+/// Gives each fix hunk the text of its file before the fix, from `read(commit, old path)` (the
+/// file at the commit's first parent; `None` when it cannot be read). Each file is read once.
+/// Returns how many hunks got one.
+pub fn attach_files(fixes: &mut [FixHunk], mut read: impl FnMut(&str, &str) -> Option<String>) -> usize {
+    let mut cache: HashMap<(String, String), Option<std::sync::Arc<str>>> = HashMap::new();
+    let bar = super::progress(fixes.len() as u64, "reading files");
+    let mut n = 0;
+    for f in fixes.iter_mut() {
+        let key = (f.commit.clone(), f.old_path.clone());
+        let file = cache
+            .entry(key)
+            .or_insert_with(|| read(&f.commit, &f.old_path).map(std::sync::Arc::from))
+            .clone();
+        n += file.is_some() as usize;
+        f.file = file;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    n
 }
 
 /// Mines edit rules from the fixes' changed line pairs (a run of removed lines followed by
@@ -280,7 +309,7 @@ pub struct GeneratorReport {
 
 /// Candidates of a view with the index of the one matching the fix, if any.
 fn labelled_candidates(f: &FixHunk, rules: &RuleIndex) -> (Vec<crate::model::edit::Proposal>, Option<usize>) {
-    let p = enumerate(&f.view, rules);
+    let p = enumerate(&f.view, rules, f.file.as_deref());
     let hit = p.iter().position(|p| matches(&f.view, &p.edits, &f.target));
     (p, hit)
 }
@@ -437,6 +466,10 @@ pub struct SuggestReport {
     /// Of those, the ones whose fix removed at least one line: the others only insert lines,
     /// so their view has no added line to rewrite and no suggestion can match them.
     pub rewritable: usize,
+    /// Of those, the ones whose file before the fix was read (`--repo`), so that the generator
+    /// could also try the file's names.
+    #[serde(default)]
+    pub with_file: usize,
     /// The first shown suggestion is the human fix.
     pub top1: f64,
     /// One of the first five shown suggestions is the human fix.
@@ -523,6 +556,7 @@ pub fn evaluate_suggestions(
         split: format!("{split:?}").to_lowercase(),
         n: fixes.len(),
         rewritable: fixes.iter().filter(|f| f.view.added() > 0).count(),
+        with_file: fixes.iter().filter(|f| f.file.is_some()).count(),
         ..Default::default()
     };
     let (mut top1, mut top5, mut covered, mut shown, mut applied, mut drop) = (0, 0, 0, 0, 0, 0.0f64);
@@ -545,7 +579,7 @@ pub fn evaluate_suggestions(
             .collect();
         let before = scorer.score(&inputs)?;
         for (k, (f, (text, hunk))) in chunk.iter().zip(&files).enumerate() {
-            let all = enumerate(hunk, &generator.rules);
+            let all = enumerate(hunk, &generator.rules, f.file.as_deref());
             // Every candidate that gives the fix (they may differ in whitespace only).
             let fixed: Vec<Hunk> = all
                 .iter()
@@ -561,6 +595,7 @@ pub fn evaluate_suggestions(
                 risk: before[k].risk,
                 pair_logit: before[k].pair_logit,
                 content: Some(text),
+                names: f.file.as_deref().or(Some(text)),
             };
             if !fixed.is_empty() {
                 reach += 1;
@@ -571,7 +606,7 @@ pub fn evaluate_suggestions(
                     .any(|r| suggest::keeps(&target, r, suggest::Author::Embedded, settings))
                     as usize;
             }
-            let ranked = generator.propose(hunk, 5)?;
+            let ranked = generator.propose(hunk, target.names, 5)?;
             g1 += ranked.first().is_some_and(|c| matches(hunk, &c.edits, &f.target)) as usize;
             g5 += ranked.iter().any(|c| matches(hunk, &c.edits, &f.target)) as usize;
             let s = Settings {

@@ -479,6 +479,8 @@ mod tests {
             view: hunk("@@ -1 +1 @@", "+x"),
             target: vec![],
             small: true,
+            old_path: "a.c".into(),
+            file: None,
         };
         let fixes = vec![
             // Right, same length.

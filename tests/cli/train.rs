@@ -641,3 +641,54 @@ fn pair_data_feeds_only_the_pair_path_and_refuses_a_project_of_data() {
     .code(2)
     .stderr(predicates::str::contains("--pair-path"));
 }
+
+#[test]
+fn with_the_repository_eval_suggest_tries_names_from_the_rest_of_the_file() {
+    // The fix returns the error constant the other function uses: a name the hunk lacks.
+    let r = Repo::new();
+    let before = "int alloc_fail(void *p) {\n  if(!p)\n    return CURLE_OUT_OF_MEMORY;\n  return CURLE_OK;\n}\n\n\
+                  int g(void *q) {\n  if(!q)\n    return CURLE_OK;\n  return CURLE_OK;\n}\n";
+    r.write("lib/x.c", before);
+    r.commit("add g");
+    r.write(
+        "lib/x.c",
+        before.replacen("    return CURLE_OK;", "    return CURLE_OUT_OF_MEMORY;", 1),
+    );
+    let fix = r.commit("fix: g reports the failed allocation");
+    let diff = "diff --git a/lib/x.c b/lib/x.c\nindex 1..2 100644\n--- a/lib/x.c\n+++ b/lib/x.c\n\
+                @@ -6,6 +6,6 @@\n \n int g(void *q) {\n   if(!q)\n-    return CURLE_OK;\n+    return CURLE_OUT_OF_MEMORY;\n\
+                \x20  return CURLE_OK;\n }\n";
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("p.commits.jsonl");
+    let rec = serde_json::json!({"commit_id": fix.to_string(), "project": "p", "buggy": false, "fix": true,
+        "author_date": 1_700_000_120, "subject": "fix", "diff": diff, "fixed_by": []});
+    std::fs::write(&data, format!("{rec}\n")).unwrap();
+    let eval = |repo: Option<&Path>| {
+        let mut c = cmd_in(d.path());
+        c.args(["eval-suggest", "--format", "json", "--split", "all", "--data"])
+            .arg(&data)
+            .arg("--model")
+            .arg(suggest_model());
+        if let Some(p) = repo {
+            c.arg("--repo").arg(p);
+        }
+        c.output().unwrap()
+    };
+    let with = eval(Some(r.path()));
+    assert!(with.status.success(), "{}", String::from_utf8_lossy(&with.stderr));
+    assert!(String::from_utf8_lossy(&with.stderr).contains("for 1 of 1 fix hunks"));
+    let v = json_of(&with);
+    assert_eq!((v["n"].as_u64(), v["with_file"].as_u64()), (Some(1), Some(1)), "{v}");
+    assert_eq!(v["reachable"], 1.0, "the file's name gives the fix: {v}");
+    let v = json_of(&eval(None));
+    assert_eq!(v["with_file"], 0);
+    assert_eq!(v["reachable"], 0.0, "the hunk alone does not hold the name: {v}");
+    // A path that is not a repository is a clear error.
+    let bad = eval(Some(&d.path().join("nowhere")));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("nowhere"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -1,7 +1,8 @@
 //! Candidates: every rule of the index that applies to a hunk's added lines, plus similar
-//! identifiers from the hunk, off-by-one integers and line deletions, each with the features
-//! the ranker sees. Context and removed lines are never touched. It neither ranks (see
-//! `ranker`) nor checks a candidate against the file (see `suggest.rs`).
+//! identifiers from the hunk and from the rest of its file, off-by-one integers and line
+//! deletions, each with the features the ranker sees. Context and removed lines are never
+//! touched; the file is only read for its names. It neither ranks (see `ranker`) nor checks a
+//! candidate against the file (see `suggest.rs`).
 
 use super::rules::{BEFORE_WORD, EOL, INSERT, MAX_RULE_TOKENS, RuleIndex, VALUES_PER_KEY, is_identifier, is_word, lex};
 use crate::diff::{Hunk, LineKind};
@@ -9,11 +10,17 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 /// The features of a candidate that the ranker sees (see `enumerate` for each one).
-pub const N_EDIT_FEATURES: usize = 20;
+pub const N_EDIT_FEATURES: usize = 22;
 /// Hunks adding at most this many lines may get "delete them" as a suggestion.
 const MAX_REVERT_LINES: usize = 2;
 /// Identifiers from the hunk tried in place of a word, per word.
 const COPIES_PER_WORD: usize = 6;
+/// Identifiers found in the file but not in the hunk tried in place of a word, per word
+/// (the most similar; a fix often names the right constant or field of the same file).
+const FILE_COPIES_PER_WORD: usize = 6;
+/// The file's most frequent identifiers considered, at most, and the bytes of it read.
+const MAX_FILE_NAMES: usize = 4000;
+const MAX_FILE_BYTES: usize = 1 << 20;
 /// Added lines edited per hunk at most; beyond that only deletions are proposed.
 const MAX_EDIT_LINES: usize = 30;
 /// Lines longer than this (characters or tokens) are only ever deleted, never edited: a
@@ -37,7 +44,7 @@ pub enum Op {
     Replace,
     ReplaceAll,
     Insert,
-    /// A word replaced by a similar identifier found elsewhere in the hunk.
+    /// A word replaced by a similar identifier found elsewhere in the hunk or in its file.
     Copy,
     /// An integer literal off by one.
     Number,
@@ -53,8 +60,15 @@ pub struct Proposal {
 
 /// Character similarity of two names in [0, 1]: shared prefix and suffix over the longer length.
 fn name_similarity(a: &str, b: &str) -> f32 {
+    if a.is_ascii() && b.is_ascii() {
+        return similarity_of(a.as_bytes(), b.as_bytes());
+    }
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let p = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    similarity_of(&a, &b)
+}
+
+fn similarity_of<T: PartialEq>(a: &[T], b: &[T]) -> f32 {
+    let p = a.iter().zip(b).take_while(|(x, y)| x == y).count();
     let s = a
         .iter()
         .rev()
@@ -78,8 +92,46 @@ fn is_comment_or_blank(text: &str) -> bool {
     t.is_empty() || ["//", "#", "/*", "*", "--", ";"].iter().any(|p| t.starts_with(p))
 }
 
-/// Every candidate edit of the hunk's added lines, deduplicated by result.
-pub fn enumerate(hunk: &Hunk, rules: &RuleIndex) -> Vec<Proposal> {
+/// The identifiers of a file with their counts, most frequent first (at most
+/// `MAX_FILE_NAMES`, from its first `MAX_FILE_BYTES`; over-long lines are passed over).
+fn file_names(file: &str) -> Vec<(&str, usize)> {
+    let mut end = file.len().min(MAX_FILE_BYTES);
+    while !file.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for line in file[..end].lines().filter(|l| l.len() <= MAX_EDIT_CHARS) {
+        for t in lex(line) {
+            if is_identifier(t) {
+                *counts.entry(t).or_default() += 1;
+            }
+        }
+    }
+    let mut names: Vec<(&str, usize)> = counts.into_iter().collect();
+    names.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    names.truncate(MAX_FILE_NAMES);
+    names
+}
+
+/// Pairs of neighbouring tokens (blanks left out) on the lines of `text`, over-long lines
+/// passed over: a name that replaces a word and then stands beside the same neighbours as it
+/// does elsewhere in the file reads like the file's own code.
+fn neighbour_pairs(text: &str) -> std::collections::HashSet<(&str, &str)> {
+    let mut end = text.len().min(MAX_FILE_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut pairs = std::collections::HashSet::new();
+    for line in text[..end].lines().filter(|l| l.len() <= MAX_EDIT_CHARS) {
+        let toks: Vec<&str> = lex(line).into_iter().filter(|t| !t.trim().is_empty()).collect();
+        pairs.extend(toks.windows(2).map(|w| (w[0], w[1])));
+    }
+    pairs
+}
+
+/// Every candidate edit of the hunk's added lines, deduplicated by result. `file`, the text of
+/// the file the added lines are in, when known, adds its names as replacements for a word.
+pub fn enumerate(hunk: &Hunk, rules: &RuleIndex, file: Option<&str>) -> Vec<Proposal> {
     let added: Vec<usize> = (0..hunk.lines.len())
         .filter(|&i| hunk.lines[i].kind == LineKind::Added)
         .collect();
@@ -155,9 +207,24 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex) -> Vec<Proposal> {
             }
         }
     }
+    // Names of the file not in the hunk, by first and by last byte: a name shares neither
+    // with a word has similarity 0 to it and is never proposed.
+    let mut by_end: HashMap<(bool, u8), Vec<(&str, usize)>> = HashMap::new();
+    for (n, c) in file.map(file_names).unwrap_or_default() {
+        if names.contains_key(n) {
+            continue;
+        }
+        let (first, last) = (n.as_bytes()[0], n.as_bytes()[n.len() - 1]);
+        by_end.entry((true, first)).or_default().push((n, c));
+        if last != first {
+            by_end.entry((false, last)).or_default().push((n, c));
+        }
+    }
     let mut names: Vec<(&str, usize)> = names.into_iter().collect();
     names.sort();
     names.truncate(MAX_NAMES);
+    let mut file_similar: HashMap<&str, Vec<(f32, &str, usize)>> = HashMap::new();
+    let pairs = neighbour_pairs(file.unwrap_or(&all_text));
     let mut single_tokens: HashMap<&str, usize> = HashMap::new();
     for &i in added.iter().take(MAX_EDIT_LINES) {
         let (text, cr) = split_cr(&hunk.lines[i].text);
@@ -220,12 +287,45 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex) -> Vec<Proposal> {
                     .map(|&(n, c)| (name_similarity(toks[j], n), n, c))
                     .collect();
                 similar.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.2.cmp(&a.2)).then(a.1.cmp(b.1)));
-                for (rank, (sim, name, count)) in similar.into_iter().take(COPIES_PER_WORD).enumerate() {
+                similar.truncate(COPIES_PER_WORD);
+                let word = toks[j];
+                let from_file = file_similar.entry(word).or_insert_with(|| {
+                    let (first, last) = (word.as_bytes()[0], word.as_bytes()[word.len() - 1]);
+                    let mut s: Vec<(f32, &str, usize)> = [(true, first), (false, last)]
+                        .iter()
+                        .filter_map(|k| by_end.get(k))
+                        .flatten()
+                        .filter(|(n, _)| *n != word)
+                        .map(|&(n, c)| (name_similarity(word, n), n, c))
+                        .filter(|s| s.0 > 0.0)
+                        .collect();
+                    s.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.2.cmp(&a.2)).then(a.1.cmp(b.1)));
+                    s.dedup_by(|a, b| a.1 == b.1);
+                    s.truncate(FILE_COPIES_PER_WORD);
+                    s
+                });
+                let before = toks[..j].iter().rev().find(|t| !t.trim().is_empty()).copied();
+                let after = toks[j + 1..].iter().find(|t| !t.trim().is_empty()).copied();
+                let in_hunk = similar
+                    .into_iter()
+                    .enumerate()
+                    .map(|(r, s)| (r, s, COPIES_PER_WORD, true));
+                let in_file = from_file
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .map(|(r, s)| (r, s, FILE_COPIES_PER_WORD, false));
+                for (rank, (sim, name, count), per_word, seen) in in_hunk.chain(in_file) {
                     let mut f = base(Op::Copy, 1);
-                    f[7] = rank as f32 / COPIES_PER_WORD as f32;
+                    f[7] = rank as f32 / per_word as f32;
+                    // Whether the name occurs in the hunk (else only elsewhere in the file).
+                    f[9] = seen as u8 as f32;
                     f[15] = line_len;
                     f[18] = sim;
                     f[19] = (1.0 + count as f32).ln();
+                    // The name then has the neighbours it has elsewhere (in the file, else the hunk).
+                    f[20] = before.is_some_and(|b| pairs.contains(&(b, name))) as u8 as f32;
+                    f[21] = after.is_some_and(|a| pairs.contains(&(name, a))) as u8 as f32;
                     out.push(Proposal {
                         op: Op::Copy,
                         edits: vec![LineEdit {
@@ -378,7 +478,7 @@ mod tests {
             },
         ]);
         let h = hunk(" ctx\n+if (a < n) {\r\n+  if (x) y();\r\n ctx");
-        let p = enumerate(&h, &rules);
+        let p = enumerate(&h, &rules, None);
         let results: Vec<Vec<LineEdit>> = p.iter().map(|p| p.edits.clone()).collect();
         assert!(results.contains(&vec![LineEdit {
             line: 1,
@@ -395,7 +495,7 @@ mod tests {
         assert!(reverts(&p, 2), "a two-line hunk may be deleted");
         let three = hunk(" ctx\n+a();\n+b();\n+c();");
         assert!(
-            !reverts(&enumerate(&three, &rules), 3),
+            !reverts(&enumerate(&three, &rules, None), 3),
             "a larger hunk is never reverted whole"
         );
         assert_eq!(
@@ -421,13 +521,46 @@ mod tests {
         }]);
         let line: String = (0..40_000).map(|i| format!("a{} ", i % 97)).collect();
         let h = hunk(&format!(" ctx\n+{line}\n+x = a;"));
-        let p = enumerate(&h, &rules);
+        let p = enumerate(&h, &rules, None);
         assert!(p.len() < 100, "{} candidates", p.len());
         assert!(p.iter().all(|p| p.edits.iter().all(|e| e.line != 1 || e.new.is_none())));
     }
 
     #[test]
+    fn names_from_the_rest_of_the_file_replace_a_similar_word() {
+        let h = hunk(" ctx\n+return CURLE_OK;\n ctx");
+        let file = "int f(void) {\n  if(!p)\n    return CURLE_OUT_OF_MEMORY;\n  return CURLE_OK;\n}\nint zzz;\n";
+        let results = |file| -> Vec<String> {
+            enumerate(&h, &RuleIndex::new(&[]), file)
+                .into_iter()
+                .filter_map(|p| p.edits[0].new.clone())
+                .collect()
+        };
+        let with = results(Some(file));
+        assert!(with.contains(&"return CURLE_OUT_OF_MEMORY;".to_string()), "{with:?}");
+        assert!(
+            !with.iter().any(|t| t.contains("zzz")),
+            "a name sharing neither end with the word is never tried: {with:?}"
+        );
+        let without = results(None);
+        assert!(!without.iter().any(|t| t.contains("OUT_OF_MEMORY")), "{without:?}");
+        // The two kinds of copy differ in the feature the ranker sees.
+        let p = enumerate(
+            &hunk(" x = alpha_one;\n+y = alpha_two;"),
+            &RuleIndex::new(&[]),
+            Some("alpha_six"),
+        );
+        let seen = |name: &str| {
+            p.iter()
+                .find(|p| p.op == Op::Copy && p.edits[0].new.as_deref() == Some(&format!("y = {name};")[..]))
+                .map(|p| p.features[9])
+        };
+        assert_eq!(seen("alpha_one"), Some(1.0));
+        assert_eq!(seen("alpha_six"), Some(0.0));
+    }
+
+    #[test]
     fn a_hunk_without_added_lines_gets_nothing() {
-        assert!(enumerate(&hunk(" a\n-b\n c"), &RuleIndex::new(&[])).is_empty());
+        assert!(enumerate(&hunk(" a\n-b\n c"), &RuleIndex::new(&[]), None).is_empty());
     }
 }

@@ -4,9 +4,10 @@
 //! Bug fixes are mostly small edits: a token replaced (`<` for `<=`), a token inserted
 //! (`!`), a line deleted. `train::edits` mines such rules from real fixes (the commits
 //! with `fix: true`), keeping those seen at least twice; this module enumerates every
-//! rule that applies to a hunk's added lines, plus line deletions, describes each
-//! candidate by a few features (the rule's frequency, how specific it is, what kind of
-//! edit it is) and ranks them with a two-layer network trained on which candidate the
+//! rule that applies to a hunk's added lines, plus similar names from the hunk and from the
+//! rest of its file (when the caller has the file), off-by-one integers and line deletions,
+//! describes each candidate by a few features (the rule's frequency, how specific it is,
+//! what kind of edit it is) and ranks them with a two-layer network trained on which candidate the
 //! human fix actually was (softmax over a hunk's candidates). The result is a
 //! probability per candidate.
 //!
@@ -71,8 +72,8 @@ impl super::Generator for EditModel {
         )
     }
 
-    fn propose(&self, hunk: &Hunk, max: usize) -> anyhow::Result<Vec<Candidate>> {
-        let proposals = enumerate(hunk, &self.rules);
+    fn propose(&self, hunk: &Hunk, file: Option<&str>, max: usize) -> anyhow::Result<Vec<Candidate>> {
+        let proposals = enumerate(hunk, &self.rules, file);
         if proposals.is_empty() {
             return Ok(Vec::new());
         }
