@@ -236,6 +236,21 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex, file: Option<&str>) -> Vec<Prop
             continue;
         }
         let line_len = (1.0 + toks.len() as f32).ln();
+        // Whether the new text, put in place of toks[from..to], has on its left and on its right
+        // the neighbours it has somewhere in the file (or the hunk): the edit reads like code
+        // the file already holds.
+        let fits = |f: &mut [f32; N_EDIT_FEATURES], from: usize, to: usize, new: &str| {
+            let before = toks[..from].iter().rev().find(|t| !t.trim().is_empty()).copied();
+            let after = toks[to..].iter().find(|t| !t.trim().is_empty()).copied();
+            let new: Vec<&str> = lex(new).into_iter().filter(|t| !t.trim().is_empty()).collect();
+            let (first, last) = match (new.first(), new.last()) {
+                (Some(a), Some(b)) => (Some(*a), Some(*b)),
+                _ => (after, before),
+            };
+            let seen = |a: Option<&str>, b: Option<&str>| a.zip(b).is_some_and(|p| pairs.contains(&p)) as u8 as f32;
+            f[20] = seen(before, first);
+            f[21] = seen(last, after);
+        };
         let offsets: Vec<usize> = toks
             .iter()
             .scan(0, |o, t| {
@@ -261,6 +276,7 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex, file: Option<&str>) -> Vec<Prop
                     let mut f = base(Op::Replace, 1);
                     rule_features(&mut f, &key, *total, rank, value, *count);
                     f[15] = line_len;
+                    fits(&mut f, j, j + w, value);
                     out.push(Proposal {
                         op: Op::Replace,
                         edits: vec![LineEdit {
@@ -304,8 +320,6 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex, file: Option<&str>) -> Vec<Prop
                     s.truncate(FILE_COPIES_PER_WORD);
                     s
                 });
-                let before = toks[..j].iter().rev().find(|t| !t.trim().is_empty()).copied();
-                let after = toks[j + 1..].iter().find(|t| !t.trim().is_empty()).copied();
                 let in_hunk = similar
                     .into_iter()
                     .enumerate()
@@ -323,9 +337,7 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex, file: Option<&str>) -> Vec<Prop
                     f[15] = line_len;
                     f[18] = sim;
                     f[19] = (1.0 + count as f32).ln();
-                    // The name then has the neighbours it has elsewhere (in the file, else the hunk).
-                    f[20] = before.is_some_and(|b| pairs.contains(&(b, name))) as u8 as f32;
-                    f[21] = after.is_some_and(|a| pairs.contains(&(name, a))) as u8 as f32;
+                    fits(&mut f, j, j + 1, name);
                     out.push(Proposal {
                         op: Op::Copy,
                         edits: vec![LineEdit {
@@ -343,6 +355,7 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex, file: Option<&str>) -> Vec<Prop
                     let mut f = base(Op::Number, 1);
                     f[15] = line_len;
                     f[18] = (n == 0 || m == 0) as u8 as f32;
+                    fits(&mut f, j, j + 1, &m.to_string());
                     out.push(Proposal {
                         op: Op::Number,
                         edits: vec![LineEdit {
@@ -375,6 +388,7 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex, file: Option<&str>) -> Vec<Prop
                     rule_features(&mut f, &key, *total, rank, value, *count);
                     f[15] = line_len;
                     f[18] = (key == BEFORE_WORD) as u8 as f32;
+                    fits(&mut f, j, j, value);
                     out.push(Proposal {
                         op: Op::Insert,
                         edits: vec![LineEdit {
@@ -544,6 +558,16 @@ mod tests {
         );
         let without = results(None);
         assert!(!without.iter().any(|t| t.contains("OUT_OF_MEMORY")), "{without:?}");
+        // A name that then stands beside its usual neighbours reads like the file's code.
+        let file = format!("{file}x = CURLE_AGAIN + 1;\n");
+        let p = enumerate(&h, &RuleIndex::new(&[]), Some(&file));
+        let fit = |name: &str| {
+            p.iter()
+                .find(|p| p.edits[0].new.as_deref() == Some(&format!("return {name};")[..]))
+                .map(|p| (p.features[20], p.features[21]))
+        };
+        assert_eq!(fit("CURLE_OUT_OF_MEMORY"), Some((1.0, 1.0)));
+        assert_eq!(fit("CURLE_AGAIN"), Some((0.0, 0.0)));
         // The two kinds of copy differ in the feature the ranker sees.
         let p = enumerate(
             &hunk(" x = alpha_one;\n+y = alpha_two;"),
