@@ -162,3 +162,31 @@ fn review_end_to_end(b: Bencher, lines: usize) {
     let settings = review::Settings::resolve(&gate, &Default::default()).unwrap();
     b.bench(|| black_box(review::score_files(change(&fx).files, &settings).unwrap().0.p_clean));
 }
+
+/// The suggestion generator on one 10-line hunk, given no file (names from the hunk only) or
+/// a file of 500 or 5,000 lines (its names are also tried): the cost of reading the file.
+#[divan::bench(args = [0, 500, 5000], sample_count = 20)]
+fn generator_propose(b: Bencher, file_lines: usize) {
+    use deepspark::model::Generator;
+    let Some(generator) = review::generator(None).unwrap() else {
+        eprintln!("generator_propose: this build embeds no generator");
+        return;
+    };
+    let body: String = (0..10)
+        .map(|i| format!("+    let total_{i} = compute_len(items[{i}], &config) + offset;\n"))
+        .collect();
+    let hunk = deepspark::diff::Hunk::parse("@@ -1,0 +1,10 @@", &body).unwrap();
+    let file: String = (0..file_lines)
+        .map(|i| {
+            format!(
+                "    let value_{} = compute_{}(item_{}, &config_{});\n",
+                i,
+                i % 97,
+                i % 13,
+                i % 7
+            )
+        })
+        .collect();
+    let file = (file_lines > 0).then_some(file.as_str());
+    b.bench(|| black_box(generator.propose(&hunk, file, 5).unwrap().len()));
+}
