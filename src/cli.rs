@@ -341,7 +341,7 @@ pub enum HookCommand {
     /// Say whether deepspark's hook is installed, and what it chains.
     Status,
     /// Run as git's pre-push hook: reads git's ref lines on stdin (called by the installed hook).
-    Run(HookRunArgs),
+    Run(Box<HookRunArgs>),
 }
 
 #[derive(Args, Debug)]

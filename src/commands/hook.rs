@@ -57,7 +57,7 @@ pub fn run(cmd: HookCommand) -> Result<u8> {
             }
             Ok(exit::PASS)
         }
-        HookCommand::Run(args) => run_pre_push(args),
+        HookCommand::Run(args) => run_pre_push(*args),
     }
 }
 

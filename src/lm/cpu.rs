@@ -294,11 +294,13 @@ mod scalar {
                     .zip(input.q)
                     .map(|(b, y)| {
                         let qs = &b[size - 16..];
-                        let mut s = 0i32;
-                        for j in 0..BLOCK / 2 {
-                            s += i32::from(qs[j] & 15) * i32::from(y.qs[j]);
-                            s += i32::from(qs[j] >> 4) * i32::from(y.qs[j + 16]);
-                        }
+                        let (low, high) = y.qs.split_at(BLOCK / 2);
+                        let s: i32 = qs
+                            .iter()
+                            .zip(low)
+                            .zip(high)
+                            .map(|((q, l), h)| i32::from(q & 15) * i32::from(*l) + i32::from(q >> 4) * i32::from(*h))
+                            .sum();
                         let d = half(&b[0..2]);
                         let m = if kind == Kind::Q4_0 { -8.0 * d } else { half(&b[2..4]) };
                         d * y.d * s as f32 + m * y.s
@@ -417,6 +419,7 @@ mod x86 {
         for j in 0..input[0].q.len() {
             // SAFETY: each input's block j holds 32 bytes.
             let v = input.map(|i| unsafe { _mm256_loadu_si256(i.q[j].qs.as_ptr() as *const __m256i) });
+            #[allow(clippy::needless_range_loop)] // r also places the row in memory
             for r in 0..4 {
                 // SAFETY: block j of row r is within the four rows (the caller's); a prefetch
                 // of any address is harmless.

@@ -178,8 +178,9 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
         b.swap(col, piv);
         for row in col + 1..n {
             let f = a[row][col] / a[col][col];
-            for c in col..n {
-                a[row][c] -= f * a[col][c];
+            let (above, below) = a.split_at_mut(row);
+            for (t, p) in below[0][col..n].iter_mut().zip(&above[col][col..n]) {
+                *t -= f * p;
             }
             b[row] -= f * b[col];
         }
