@@ -18,10 +18,7 @@ pub fn run(args: EvalSuggestArgs) -> Result<u8> {
     let mut fixes = load_fixes(&args.data)?;
     fixes.retain(|f| crate::train::data::Dataset::in_split(f.split, args.split));
     read_files(&mut fixes, &args.files)?;
-    let chosen: Vec<_> = fixes
-        .iter()
-        .filter(|f| crate::train::data::Dataset::in_split(f.split, args.split))
-        .collect();
+    let chosen: Vec<_> = fixes.iter().collect();
     if chosen.is_empty() {
         bail!(
             "no fix hunks in the {:?} split of the given files (eval-suggest reads *.commits.jsonl records with `fix` and `diff`)",

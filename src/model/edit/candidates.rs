@@ -92,41 +92,34 @@ fn is_comment_or_blank(text: &str) -> bool {
     t.is_empty() || ["//", "#", "/*", "*", "--", ";"].iter().any(|p| t.starts_with(p))
 }
 
-/// The identifiers of a file with their counts, most frequent first (at most
-/// `MAX_FILE_NAMES`, from its first `MAX_FILE_BYTES`; over-long lines are passed over).
-fn file_names(file: &str) -> Vec<(&str, usize)> {
-    let mut end = file.len().min(MAX_FILE_BYTES);
-    while !file.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for line in file[..end].lines().filter(|l| l.len() <= MAX_EDIT_CHARS) {
-        for t in lex(line) {
-            if is_identifier(t) {
-                *counts.entry(t).or_default() += 1;
-            }
-        }
-    }
-    let mut names: Vec<(&str, usize)> = counts.into_iter().collect();
-    names.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    names.truncate(MAX_FILE_NAMES);
-    names
+/// What the text around a hunk (its file, else the hunk) tells a candidate: its identifiers
+/// with their counts, most frequent first (at most `MAX_FILE_NAMES`), and the pairs of
+/// neighbouring tokens on its lines (blanks left out): a name that replaces a word and then
+/// stands beside the same neighbours as elsewhere reads like the file's own code. Read from the
+/// first `MAX_FILE_BYTES`; over-long lines are passed over.
+struct Vocabulary<'a> {
+    names: Vec<(&'a str, usize)>,
+    pairs: std::collections::HashSet<(&'a str, &'a str)>,
 }
 
-/// Pairs of neighbouring tokens (blanks left out) on the lines of `text`, over-long lines
-/// passed over: a name that replaces a word and then stands beside the same neighbours as it
-/// does elsewhere in the file reads like the file's own code.
-fn neighbour_pairs(text: &str) -> std::collections::HashSet<(&str, &str)> {
+fn vocabulary(text: &str) -> Vocabulary<'_> {
     let mut end = text.len().min(MAX_FILE_BYTES);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
+    let mut counts: HashMap<&str, usize> = HashMap::new();
     let mut pairs = std::collections::HashSet::new();
     for line in text[..end].lines().filter(|l| l.len() <= MAX_EDIT_CHARS) {
         let toks: Vec<&str> = lex(line).into_iter().filter(|t| !t.trim().is_empty()).collect();
+        for t in toks.iter().filter(|t| is_identifier(t)) {
+            *counts.entry(t).or_default() += 1;
+        }
         pairs.extend(toks.windows(2).map(|w| (w[0], w[1])));
     }
-    pairs
+    let mut names: Vec<(&str, usize)> = counts.into_iter().collect();
+    names.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    names.truncate(MAX_FILE_NAMES);
+    Vocabulary { names, pairs }
 }
 
 /// Every candidate edit of the hunk's added lines, deduplicated by result. `file`, the text of
@@ -209,8 +202,9 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex, file: Option<&str>) -> Vec<Prop
     }
     // Names of the file not in the hunk, by first and by last byte: a name shares neither
     // with a word has similarity 0 to it and is never proposed.
+    let around = vocabulary(file.unwrap_or(&all_text));
     let mut by_end: HashMap<(bool, u8), Vec<(&str, usize)>> = HashMap::new();
-    for (n, c) in file.map(file_names).unwrap_or_default() {
+    for &(n, c) in &around.names {
         if names.contains_key(n) {
             continue;
         }
@@ -224,7 +218,6 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex, file: Option<&str>) -> Vec<Prop
     names.sort();
     names.truncate(MAX_NAMES);
     let mut file_similar: HashMap<&str, Vec<(f32, &str, usize)>> = HashMap::new();
-    let pairs = neighbour_pairs(file.unwrap_or(&all_text));
     let mut single_tokens: HashMap<&str, usize> = HashMap::new();
     for &i in added.iter().take(MAX_EDIT_LINES) {
         let (text, cr) = split_cr(&hunk.lines[i].text);
@@ -247,7 +240,8 @@ pub fn enumerate(hunk: &Hunk, rules: &RuleIndex, file: Option<&str>) -> Vec<Prop
                 (Some(a), Some(b)) => (Some(*a), Some(*b)),
                 _ => (after, before),
             };
-            let seen = |a: Option<&str>, b: Option<&str>| a.zip(b).is_some_and(|p| pairs.contains(&p)) as u8 as f32;
+            let seen =
+                |a: Option<&str>, b: Option<&str>| a.zip(b).is_some_and(|p| around.pairs.contains(&p)) as u8 as f32;
             f[20] = seen(before, first);
             f[21] = seen(last, after);
         };
