@@ -503,13 +503,20 @@ fn eval_pairs_json(dir: &Path, model: &Path, data: &Path) -> serde_json::Value {
     json_of(&out)
 }
 
+/// The labelled data plus the guarded-division fixes, and a base model (no wide path) trained
+/// on them in `dir/base`, for the pair-path tests to fit on.
+fn base_with_guard_fixes(dir: &Path) -> (Vec<PathBuf>, PathBuf) {
+    let mut data = write_data(dir);
+    data.push(write_guard_fixes(dir));
+    let base = dir.join("base");
+    train_with(&data, &base, &["--no-wide"]);
+    (data, base)
+}
+
 #[test]
 fn the_pair_path_learns_from_fixes_leaves_the_risk_alone_and_is_kept_by_a_later_base() {
     let d = tempfile::tempdir().unwrap();
-    let mut data = write_data(d.path());
-    data.push(write_guard_fixes(d.path()));
-    let base = d.path().join("base");
-    train_with(&data, &base, &["--no-wide"]);
+    let (data, base) = base_with_guard_fixes(d.path());
     let on_base = |base: &Path, out: &Path, extra: &[&str]| {
         train_on_base(d.path(), &data, base, out, extra).success();
     };
@@ -549,10 +556,7 @@ fn the_pair_path_learns_from_fixes_leaves_the_risk_alone_and_is_kept_by_a_later_
 #[test]
 fn pair_bigrams_are_saved_read_and_kept_by_a_later_base() {
     let d = tempfile::tempdir().unwrap();
-    let mut data = write_data(d.path());
-    data.push(write_guard_fixes(d.path()));
-    let base = d.path().join("base");
-    train_with(&data, &base, &["--no-wide"]);
+    let (data, base) = base_with_guard_fixes(d.path());
     let (bigram, again) = (d.path().join("bigram"), d.path().join("again"));
     train_on_base(
         d.path(),
