@@ -340,14 +340,17 @@ pub enum HookCommand {
     Uninstall,
     /// Say whether deepspark's hook is installed, and what it chains.
     Status,
-    /// Run as git's pre-push hook: reads git's ref lines on stdin (called by the installed hook).
+    /// Run as a pre-push hook: `pre-push` reads git's ref lines on stdin (the installed hook
+    /// calls it); `pre-commit` reads the pre-commit framework's PRE_COMMIT_FROM_REF and
+    /// PRE_COMMIT_TO_REF (the entry in `.pre-commit-hooks.yaml`).
     Run(Box<HookRunArgs>),
 }
 
 #[derive(Args, Debug)]
 pub struct HookRunArgs {
-    /// The hook name (only `pre-push` is supported).
-    #[arg(value_parser = ["pre-push"])]
+    /// Who calls: `pre-push` (git, refs on stdin) or `pre-commit` (the framework's
+    /// pre-push stage, refs in its environment variables; nothing read from stdin).
+    #[arg(value_parser = ["pre-push", "pre-commit"])]
     pub hook: String,
     /// The remote's name, as git passes it.
     pub remote: Option<String>,

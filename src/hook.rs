@@ -248,6 +248,73 @@ pub fn parse_input(input: &str) -> Result<Vec<PushedRef>, HookError> {
         .collect()
 }
 
+/// What the pre-commit framework tells a `pre-push` stage hook, from its environment
+/// (`PRE_COMMIT_FROM_REF`, `PRE_COMMIT_TO_REF`, `PRE_COMMIT_LOCAL_BRANCH`,
+/// `PRE_COMMIT_REMOTE_BRANCH`; the older `PRE_COMMIT_ORIGIN`/`PRE_COMMIT_SOURCE` too).
+/// Reading them here, not in a shell `entry`, is what keeps quoting out of the hook.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreCommitEnv {
+    pub from_ref: Option<String>,
+    pub to_ref: Option<String>,
+    pub local_branch: Option<String>,
+    pub remote_branch: Option<String>,
+}
+
+impl PreCommitEnv {
+    /// Reads the variables through `var` (`std::env::var` in use; a map in tests).
+    pub fn read(var: impl Fn(&str) -> Option<String>) -> PreCommitEnv {
+        let get = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| var(n))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        PreCommitEnv {
+            from_ref: get(&["PRE_COMMIT_FROM_REF", "PRE_COMMIT_ORIGIN"]),
+            to_ref: get(&["PRE_COMMIT_TO_REF", "PRE_COMMIT_SOURCE"]),
+            local_branch: get(&["PRE_COMMIT_LOCAL_BRANCH"]),
+            remote_branch: get(&["PRE_COMMIT_REMOTE_BRANCH"]),
+        }
+    }
+
+    /// The pushed ref these variables describe, in git's pre-push terms, so that the
+    /// framework's hook follows the native hook's rules: an all-zero or missing to-ref
+    /// is a deletion (nothing to review); an all-zero, missing or unknown from-ref is a
+    /// new branch (reviewed against the remote-tracking refs, see [`base_for`]). With
+    /// neither set (`pre-commit run --hook-stage pre-push` by hand, or a push of a whole
+    /// history), HEAD is reviewed against its upstream when it has one, else as a new branch.
+    pub fn pushed_ref(&self, repo: &Repository) -> Result<PushedRef, HookError> {
+        let resolve = |spec: &str| -> Result<Oid, HookError> {
+            if let Ok(oid) = Oid::from_str(spec)
+                && spec.len() == 40
+            {
+                return Ok(oid);
+            }
+            Ok(repo.revparse_single(spec)?.peel_to_commit()?.id())
+        };
+        let (to_label, local) = match &self.to_ref {
+            Some(spec) => (spec.clone(), resolve(spec)?),
+            None => ("HEAD".to_string(), resolve("HEAD")?),
+        };
+        let remote = match &self.from_ref {
+            Some(spec) => resolve(spec).unwrap_or_else(|_| Oid::ZERO_SHA1),
+            None if self.to_ref.is_none() => repo
+                .revparse_single("@{upstream}")
+                .and_then(|o| o.peel_to_commit())
+                .map(|c| c.id())
+                .unwrap_or_else(|_| Oid::ZERO_SHA1),
+            None => Oid::ZERO_SHA1,
+        };
+        Ok(PushedRef {
+            local_ref: self.local_branch.clone().unwrap_or(to_label),
+            local,
+            remote_ref: self.remote_branch.clone().unwrap_or_default(),
+            remote,
+        })
+    }
+}
+
 /// The old side to review a pushed ref against: the merge base with the remote's tip
 /// when we have it, else (a new branch) the parent of the oldest commit not on any
 /// remote-tracking ref. `Ok(None)` inside `Some` means "against the empty tree";

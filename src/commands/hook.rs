@@ -62,12 +62,22 @@ pub fn run(cmd: HookCommand) -> Result<u8> {
 }
 
 fn run_pre_push(args: HookRunArgs) -> Result<u8> {
-    let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .context("cannot read git's pre-push input")?;
-    let refs = hook::parse_input(&input)?;
     let repo = git::open(None)?;
+    let refs = if args.hook == "pre-commit" {
+        // The framework has already dropped deletions and found the new branch's base
+        // (or given none): what is left is one ref, from its variables.
+        let env = hook::PreCommitEnv::read(|name| std::env::var(name).ok());
+        vec![
+            env.pushed_ref(&repo)
+                .context("cannot read the refs pre-commit passed")?,
+        ]
+    } else {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .context("cannot read git's pre-push input")?;
+        hook::parse_input(&input)?
+    };
     let cfg = super::review::load_config(&args.gate, &repo)?;
     let mut settings = Settings::resolve(&args.gate, &cfg)?;
     settings.dismissed = super::dismiss::load(repo.workdir())?;

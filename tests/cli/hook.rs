@@ -317,3 +317,201 @@ fn a_spent_time_budget_reports_what_was_not_reviewed() {
     );
     assert!(!err.contains("LGTM  "), "an unreviewed change is never LGTM: {err}");
 }
+
+/// The pre-commit framework, when this machine has it: `DEEPSPARK_PRE_COMMIT` (set by
+/// `.ci/run`, which installs it; then it must work) or `pre-commit` on PATH.
+fn pre_commit() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("DEEPSPARK_PRE_COMMIT") {
+        let p = PathBuf::from(p);
+        assert!(p.exists(), "DEEPSPARK_PRE_COMMIT={} does not exist", p.display());
+        return Some(p);
+    }
+    let found = Command::new("pre-commit")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!(
+            "skipped: the pre-commit framework is not installed (pip install pre-commit, or set DEEPSPARK_PRE_COMMIT)"
+        );
+    }
+    found.then(|| PathBuf::from("pre-commit"))
+}
+
+/// The `entry` of our `.pre-commit-hooks.yaml`, read from the file so the test follows it.
+fn published_entry() -> String {
+    let yaml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".pre-commit-hooks.yaml")).unwrap();
+    yaml.lines()
+        .find_map(|l| l.trim().strip_prefix("entry:"))
+        .expect("an entry line")
+        .trim()
+        .to_string()
+}
+
+/// PATH with the built binary first, as a user's shell would find an installed deepspark.
+fn path_with_deepspark() -> std::ffi::OsString {
+    let bin_dir = assert_cmd::cargo::cargo_bin("deepspark")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(&rest))).unwrap()
+}
+
+/// The environment `git(...)` gives, plus PATH and the framework's own store in the repository.
+fn framework_env(c: &mut Command, work: &Path) {
+    c.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", work)
+        .env("DEEPSPARK_MODEL", tiny_model())
+        .env("PATH", path_with_deepspark())
+        .env("PRE_COMMIT_HOME", work.join(".git/pre-commit-store"))
+        .env_remove("PRE_COMMIT_FROM_REF")
+        .env_remove("PRE_COMMIT_TO_REF")
+        .env_remove("DEEPSPARK_FAIL_ON");
+}
+
+/// A repository with a bare origin whose `.pre-commit-config.yaml` runs our published entry
+/// as a local system hook.
+fn with_pre_commit(tool: &Path) -> (Remote, impl Fn(&[&str]) -> Command) {
+    let rm = remote();
+    let config = format!(
+        "repos:\n- repo: local\n  hooks:\n  - id: deepspark\n    name: deepspark review\n    entry: {}\n    language: system\n    pass_filenames: false\n    always_run: true\n    stages: [pre-push]\n",
+        published_entry()
+    );
+    rm.work.write(".pre-commit-config.yaml", config);
+    ok(&mut git(rm.work.path(), &["add", "."]));
+    ok(&mut git(rm.work.path(), &["commit", "-q", "-m", "pre-commit config"]));
+    ok(&mut git(rm.work.path(), &["push", "-q", "origin", "main"]));
+    let work = rm.work.path().to_path_buf();
+    let tool = tool.to_path_buf();
+    let run = move |args: &[&str]| {
+        let mut c = Command::new(&tool);
+        c.current_dir(&work).args(args);
+        framework_env(&mut c, &work);
+        c
+    };
+    (rm, run)
+}
+
+fn output_of(mut c: Command) -> (i32, String) {
+    let out = c.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn the_pre_commit_framework_runs_the_published_entry_for_set_refs() {
+    // Regression: the entry was `sh -c '... "${PRE_COMMIT_FROM_REF:-@{upstream}}..."'`, which
+    // left a stray `}` after the ref and failed every push with exit 2.
+    let Some(tool) = pre_commit() else { return };
+    let (rm, pc) = with_pre_commit(&tool);
+    let from = rm.work.repo.head().unwrap().target().unwrap().to_string();
+    change_and_commit(&rm.work);
+    let to = rm.work.repo.head().unwrap().target().unwrap().to_string();
+    let args = ["run", "--hook-stage", "pre-push", "--from-ref", &from, "--to-ref", &to];
+    let mut blocked = pc(&args);
+    blocked.env("DEEPSPARK_LGTM", "1").env("DEEPSPARK_REJECT", "1");
+    let (code, text) = output_of(blocked);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("exit code: 1") && !text.contains("deepspark: error"),
+        "the gate, not an error: {text}"
+    );
+    assert!(
+        text.contains("b.rs") && !text.contains("a.rs"),
+        "reviews from..to only: {text}"
+    );
+    let mut passed = pc(&args);
+    passed.env("DEEPSPARK_LGTM", "0").env("DEEPSPARK_REJECT", "0");
+    let (code, text) = output_of(passed);
+    assert_eq!(code, 0, "{text}");
+    // No refs at all (`--all-files`, as pre-commit runs a push that includes a root commit):
+    // HEAD against its upstream, never an error.
+    let mut no_refs = pc(&["run", "--hook-stage", "pre-push", "--all-files"]);
+    no_refs.env("DEEPSPARK_LGTM", "0").env("DEEPSPARK_REJECT", "0");
+    let (code, text) = output_of(no_refs);
+    assert_eq!(code, 0, "{text}");
+}
+
+#[test]
+fn pushes_through_the_pre_commit_framework_follow_the_native_hooks_rules() {
+    let Some(tool) = pre_commit() else { return };
+    let (rm, pc) = with_pre_commit(&tool);
+    let (code, text) = output_of(pc(&["install", "--hook-type", "pre-push"]));
+    assert_eq!(code, 0, "{text}");
+    let push = |args: &[&str], lgtm: &str| {
+        let mut c = git(rm.work.path(), args);
+        framework_env(&mut c, rm.work.path());
+        c.env("DEEPSPARK_LGTM", lgtm).env("DEEPSPARK_REJECT", lgtm);
+        output_of(c)
+    };
+    // A new branch: only its own commit is reviewed, and the gate blocks it.
+    ok(&mut git(rm.work.path(), &["checkout", "-q", "-b", "topic"]));
+    rm.work.write("topic.rs", "fn topic() {}\n");
+    ok(&mut git(rm.work.path(), &["add", "."]));
+    ok(&mut git(rm.work.path(), &["commit", "-q", "-m", "topic"]));
+    let (code, text) = push(&["push", "origin", "topic"], "1");
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("topic.rs") && !text.contains("deepspark: error"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("a.rs"),
+        "commits on origin are not reviewed again: {text}"
+    );
+    let (code, text) = push(&["push", "origin", "topic"], "0");
+    assert_eq!(code, 0, "{text}");
+    // Set refs: an update of an existing branch.
+    change_and_commit(&rm.work);
+    let (code, text) = push(&["push", "origin", "topic"], "0");
+    assert_eq!(code, 0, "{text}");
+    // A deletion needs no review (and no model).
+    let mut c = git(rm.work.path(), &["push", "origin", ":topic"]);
+    c.env("DEEPSPARK_MODEL", "/no/such/model");
+    let (code, text) = output_of(c);
+    assert_eq!(code, 0, "{text}");
+}
+
+#[test]
+fn the_pre_commit_mode_reads_an_all_zero_from_ref_as_a_new_branch() {
+    let rm = remote();
+    ok(&mut git(rm.work.path(), &["checkout", "-q", "-b", "topic"]));
+    rm.work.write("topic.rs", "fn topic() {}\n");
+    ok(&mut git(rm.work.path(), &["add", "."]));
+    ok(&mut git(rm.work.path(), &["commit", "-q", "-m", "topic"]));
+    let zero = "0".repeat(40);
+    let out = rm
+        .work
+        .cmd()
+        .args(["hook", "run", "pre-commit", "--color", "never", "--fail-on", "never"])
+        .env("PRE_COMMIT_FROM_REF", &zero)
+        .env("PRE_COMMIT_TO_REF", "topic")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("topic.rs") && !err.contains("a.rs"), "{err}");
+    // An all-zero to-ref is a deletion: nothing to review, no model needed.
+    rm.work
+        .cmd()
+        .args(["hook", "run", "pre-commit"])
+        .env("PRE_COMMIT_FROM_REF", "main")
+        .env("PRE_COMMIT_TO_REF", &zero)
+        .env("DEEPSPARK_MODEL", "/no/such/model")
+        .assert()
+        .code(0);
+    // A ref that does not exist is a clear error.
+    rm.work
+        .cmd()
+        .args(["hook", "run", "pre-commit"])
+        .env("PRE_COMMIT_FROM_REF", "main")
+        .env("PRE_COMMIT_TO_REF", "no-such-branch")
+        .assert()
+        .code(2)
+        .stderr(contains("pre-commit"));
+}
