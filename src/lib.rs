@@ -26,5 +26,6 @@ pub mod render;
 pub mod review;
 pub mod skip;
 pub mod suggest;
+pub mod syntax;
 pub mod tokenize;
 pub mod train;
