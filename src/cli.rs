@@ -306,6 +306,21 @@ pub struct VerdictArgs {
     /// then cached in .git/deepspark/; 0: none) [default: 1000].
     #[arg(long, value_name = "N", env = "DEEPSPARK_HISTORY")]
     pub history: Option<usize>,
+    /// Whose probability P(clean) is: `repository` fits it on this repository's own history
+    /// at the first review (its fixes mined as `mine` does, cached in .git/deepspark/),
+    /// falling back to the model's with a reason; `default` is the embedded model's, pooled
+    /// over its training projects [default: repository].
+    #[arg(long, value_enum, env = "DEEPSPARK_CALIBRATION")]
+    pub calibration: Option<CalibrationChoice>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CalibrationChoice {
+    /// Fitted on this repository's history.
+    Repository,
+    /// The embedded model's own.
+    Default,
 }
 
 /// What is not sent to the model: size limits and skipped paths.

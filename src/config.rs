@@ -18,6 +18,8 @@ pub struct Config {
     pub reject_rank: Option<f64>,
     /// How many recent commits a change is ranked against (0: none).
     pub history: Option<usize>,
+    /// `repository` (fitted on this repository's history) or `default` (the model's own).
+    pub calibration: Option<crate::cli::CalibrationChoice>,
     pub fail_on: Option<crate::cli::FailOn>,
     pub context: Option<u32>,
     pub max_file_lines: Option<usize>,

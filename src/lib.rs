@@ -18,6 +18,7 @@ pub mod config;
 pub mod diff;
 pub mod exit;
 pub mod git;
+pub mod history;
 pub mod hook;
 pub mod lm;
 pub mod mine;

@@ -12,7 +12,9 @@
 
 use crate::cli::FailOn;
 use crate::diff::{FileDiff, Hunk, LineKind};
+use crate::history::calibration::Calibration;
 use crate::model::HunkScore;
+use crate::syntax::{FileSyntax, Kind, Role};
 use serde::Serialize;
 
 /// The verdict thresholds when nothing sets them: LGTM at P(clean) >= 0.95, REJECT below 0.60.
@@ -85,6 +87,66 @@ pub struct Review {
     /// What a language model added (`--lm`): model output, already sanitised, never part of
     /// the verdict.
     pub assist: Assisted,
+    /// Each file's role and each hunk's kind (`syntax::read`); empty when not read.
+    pub syntax: Vec<FileSyntax>,
+    /// The model's change risk over the production hunks (see [`production_scores`]);
+    /// `None` when the change has none: then its risk is the calibration's `quiet` rate.
+    pub production_risk: Option<f32>,
+    /// The calibration that turned `production_risk` into `p_clean`.
+    pub calibration: CalibrationInForce,
+    /// Why the verdict is what it is, for the change as a whole ([`Review::explain`]).
+    pub reasons: Vec<Reason>,
+    /// Why a hunk is pointed at: `(file, hunk)` and a fact about it.
+    pub hunk_reasons: Vec<((usize, usize), Reason)>,
+}
+
+/// A fact that says why a verdict is what it is: JSON `reasons` entries, shown in every
+/// format. Only what was computed; a language model's text is marked as such.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reason {
+    pub kind: ReasonKind,
+    pub text: String,
+    /// What a reviewer can check it against: full commit ids for history facts.
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReasonKind {
+    /// What kind of code the change touches, and how much.
+    Change,
+    /// Where the model's score stands among the repository's own commits.
+    Model,
+    /// The change's size against the repository's commits.
+    Size,
+    /// What the repository's history says about the touched code.
+    History,
+    /// What the parse found.
+    Syntax,
+    /// A rule (e.g. bidirectional-override characters).
+    Rule,
+    /// A language model's comment (`--lm`): model output, never the verdict's cause.
+    LanguageModel,
+}
+
+/// The calibration a review used, and the sentence that names it in reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationInForce {
+    /// `repository` when fitted on this repository's history, else `default`.
+    pub source: &'static str,
+    pub text: String,
+    #[serde(flatten)]
+    pub fit: Calibration,
+}
+
+impl Default for CalibrationInForce {
+    fn default() -> Self {
+        CalibrationInForce {
+            source: "default",
+            text: "the embedded model's calibration (pooled training projects)".into(),
+            fit: Calibration::DEFAULT,
+        }
+    }
 }
 
 /// The language model's part of a review (see `assist/`); empty without `--lm`.
@@ -199,6 +261,8 @@ impl Review {
                 })
             })
             .filter(|f| f.score.risk >= min_risk && !self.dismissed.contains(&f.index))
+            // Tests, comments and reformats carry no risk: they are not pointed at.
+            .filter(|f| self.syntax.get(f.index.0).is_none_or(|s| s.is_production(f.index.1)))
             .collect();
         out.sort_by(|a, b| b.score.risk.total_cmp(&a.score.risk));
         out
@@ -217,16 +281,7 @@ pub fn judge(
         .filter(|f| f.skip.as_ref().is_some_and(|s| s.is_unreviewed()))
         .count();
     let p_clean = (1.0 - change_risk).clamp(0.0, 1.0);
-    let mut verdict = if p_clean >= t.lgtm {
-        Verdict::Lgtm
-    } else if p_clean < t.reject {
-        Verdict::Reject
-    } else {
-        Verdict::NeedsWork
-    };
-    if verdict == Verdict::Lgtm && unreviewed > 0 {
-        verdict = Verdict::NeedsWork;
-    }
+    let verdict = verdict_of(p_clean, t, unreviewed);
     let mut warnings = Vec::new();
     for f in &files {
         for h in &f.hunks {
@@ -258,7 +313,40 @@ pub fn judge(
         history: None,
         tempered: false,
         assist: Assisted::default(),
+        syntax: Vec::new(),
+        production_risk: None,
+        calibration: CalibrationInForce::default(),
+        reasons: Vec::new(),
+        hunk_reasons: Vec::new(),
     }
+}
+
+/// The verdict of a P(clean), with files left unreviewed for size forbidding an LGTM.
+fn verdict_of(p_clean: f64, t: Thresholds, unreviewed: usize) -> Verdict {
+    if p_clean >= t.lgtm && unreviewed == 0 {
+        Verdict::Lgtm
+    } else if p_clean < t.reject {
+        Verdict::Reject
+    } else {
+        Verdict::NeedsWork
+    }
+}
+
+/// The scores of the production hunks (`syntax::FileSyntax::is_production`) that were not
+/// dismissed: the only ones that carry a change's risk. Tests, comments, reformats,
+/// documentation and build files are reported, not scored into the verdict.
+pub fn production_scores(
+    syntax: &[FileSyntax],
+    scores: &[Vec<HunkScore>],
+    dismissed: &[(usize, usize)],
+) -> Vec<HunkScore> {
+    scores
+        .iter()
+        .enumerate()
+        .flat_map(|(f, s)| s.iter().enumerate().map(move |(h, sc)| ((f, h), sc)))
+        .filter(|(at, _)| syntax.get(at.0).is_some_and(|fs| fs.is_production(at.1)) && !dismissed.contains(at))
+        .map(|(_, sc)| sc.clone())
+        .collect()
 }
 
 impl Review {
@@ -286,6 +374,205 @@ impl Review {
             100.0 - self.thresholds.reject_rank
         ))
     }
+}
+
+impl Review {
+    /// Turns the production risk into this repository's P(clean) with `calibration` and
+    /// decides the verdict again (before [`Review::temper`]). A change with nothing scored
+    /// keeps P(clean) 1.
+    pub fn calibrate(&mut self, calibration: CalibrationInForce) {
+        if self.scores.iter().any(|s| !s.is_empty()) {
+            self.p_clean = (1.0 - calibration.fit.risk(self.production_risk)).clamp(0.0, 1.0);
+            self.verdict = verdict_of(self.p_clean, self.thresholds, self.unreviewed);
+        }
+        self.calibration = calibration;
+    }
+
+    /// Gathers the reasons for the verdict: what kind of code changed (always), the
+    /// model's rank and the change's size among the repository's commits (`memory`), the
+    /// history's facts about each pointed production hunk's file, and the rules' warnings.
+    pub fn explain(&mut self, memory: &Memory) {
+        let mut reasons = vec![self.kinds_reason()];
+        if let (Some(h), Some(_)) = (self.history, self.production_risk) {
+            reasons.push(Reason {
+                kind: ReasonKind::Model,
+                text: format!(
+                    "the risk model scores its production code above {:.0}% of this repository's last {} commits",
+                    h.percentile, h.commits
+                ),
+                evidence: Vec::new(),
+            });
+        }
+        let hunks: usize = self.files.iter().map(|f| f.hunks.len()).sum();
+        let files = self.files.iter().filter(|f| !f.hunks.is_empty()).count();
+        if memory.sizes.len() >= MIN_HISTORY {
+            let below = memory.sizes.iter().filter(|&&n| (n as usize) < hunks).count();
+            let share = 100.0 * below as f64 / memory.sizes.len() as f64;
+            if share >= 90.0 {
+                reasons.push(Reason {
+                    kind: ReasonKind::Size,
+                    text: format!(
+                        "larger than {share:.0}% of this repository's last {} commits: {hunks} hunks in {files} files",
+                        memory.sizes.len()
+                    ),
+                    evidence: Vec::new(),
+                });
+            }
+        }
+        if self.unreviewed > 0 {
+            reasons.push(Reason {
+                kind: ReasonKind::Change,
+                text: format!(
+                    "{} file(s) were not reviewed (over the size limits), so it cannot be LGTM",
+                    self.unreviewed
+                ),
+                evidence: Vec::new(),
+            });
+        }
+        for w in &self.warnings {
+            reasons.push(Reason {
+                kind: ReasonKind::Rule,
+                text: format!("{}:{}: {}", w.path, w.line.unwrap_or(0), w.message),
+                evidence: Vec::new(),
+            });
+        }
+        let mut hunk_reasons = Vec::new();
+        for (fi, f) in self.files.iter().enumerate() {
+            let Some(fs) = self.syntax.get(fi) else { continue };
+            let pointed: Vec<usize> = (0..f.hunks.len())
+                .filter(|&hi| {
+                    fs.is_production(hi) && self.scores[fi].get(hi).is_some_and(|s| s.risk >= memory.min_risk)
+                })
+                .filter(|&hi| !self.dismissed.contains(&(fi, hi)))
+                .collect();
+            if pointed.is_empty() {
+                continue;
+            }
+            let path = f.path.old.as_deref().unwrap_or(f.display_path());
+            if let Some(r) = crate::history::facts::file_reason(&memory.fixes, path, memory.now) {
+                hunk_reasons.extend(pointed.iter().map(|&hi| ((fi, hi), r.clone())));
+            }
+        }
+        for c in &self.assist.comments {
+            hunk_reasons.push((
+                (c.file, c.hunk),
+                Reason {
+                    kind: ReasonKind::LanguageModel,
+                    text: format!("language model, line {}: {}", c.line, c.text),
+                    evidence: Vec::new(),
+                },
+            ));
+        }
+        self.reasons = reasons;
+        self.hunk_reasons = hunk_reasons;
+    }
+
+    /// "production code: 3 hunks in 2 files; tests: 1 hunk", or "tests and comments only".
+    fn kinds_reason(&self) -> Reason {
+        let (mut code, mut code_files, mut test, mut comments, mut reformat, mut other) = (0, 0, 0, 0, 0, 0);
+        for fs in &self.syntax {
+            let before = code;
+            for (hi, k) in fs.hunks.iter().enumerate() {
+                match (fs.role, k) {
+                    _ if fs.is_production(hi) => code += 1,
+                    (Role::Docs | Role::Build | Role::Generated, _) => other += 1,
+                    (_, Kind::Test) | (Role::Test, _) => test += 1,
+                    (_, Kind::Comments) => comments += 1,
+                    (_, Kind::Reformat) => reformat += 1,
+                    (_, Kind::Code) => other += 1,
+                }
+            }
+            code_files += usize::from(code > before);
+        }
+        let n = |k: usize, what: &str| format!("{what}: {k} hunk{}", if k == 1 { "" } else { "s" });
+        let mut parts = Vec::new();
+        if code > 0 {
+            parts.push(format!(
+                "{} in {code_files} file{}",
+                n(code, "production code"),
+                if code_files == 1 { "" } else { "s" }
+            ));
+        }
+        for (k, what) in [
+            (test, "tests"),
+            (comments, "comments only"),
+            (reformat, "reformat only"),
+            (other, "docs, build or config files"),
+        ] {
+            if k > 0 {
+                parts.push(n(k, what));
+            }
+        }
+        let text = if code == 0 {
+            let mut only: Vec<&str> = Vec::new();
+            for (k, what) in [
+                (test, "tests"),
+                (comments, "comments"),
+                (reformat, "reformatting"),
+                (other, "docs, build or config files"),
+            ] {
+                if k > 0 {
+                    only.push(what);
+                }
+            }
+            if only.is_empty() {
+                "no production code changed".to_string()
+            } else {
+                format!("no production code changed: {} only", only.join(" and "))
+            }
+        } else {
+            parts.join("; ")
+        };
+        Reason {
+            kind: ReasonKind::Change,
+            text,
+            evidence: Vec::new(),
+        }
+    }
+
+    /// ` Why: fact; fact.` for a finding's message (language-model comments aside), or nothing.
+    pub fn why_suffix(&self, (file, hunk): (usize, usize)) -> String {
+        let facts: Vec<&str> = self
+            .reasons_for(file, hunk)
+            .filter(|r| r.kind != ReasonKind::LanguageModel)
+            .map(|r| r.text.as_str())
+            .collect();
+        if facts.is_empty() {
+            String::new()
+        } else {
+            format!(" Why: {}.", facts.join("; "))
+        }
+    }
+
+    /// ` Why: fact; fact.` for the change, when it is not LGTM (or has no production code).
+    pub fn change_why(&self) -> String {
+        if self.reasons.is_empty() || (self.verdict == Verdict::Lgtm && self.production_risk.is_some()) {
+            return String::new();
+        }
+        let facts: Vec<&str> = self.reasons.iter().map(|r| r.text.as_str()).collect();
+        format!(" Why: {}.", facts.join("; "))
+    }
+
+    /// The reasons given for one hunk.
+    pub fn reasons_for(&self, file: usize, hunk: usize) -> impl Iterator<Item = &Reason> {
+        self.hunk_reasons
+            .iter()
+            .filter(move |(at, _)| *at == (file, hunk))
+            .map(|(_, r)| r)
+    }
+}
+
+/// What the repository's history offers a review's reasons (see `commands/history.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    /// Hunk counts of the repository's recent commits.
+    pub sizes: Vec<u32>,
+    /// The bug fixes of its history.
+    pub fixes: Vec<crate::history::facts::Fix>,
+    /// "Now" for the facts: the date of the commit the history was read at.
+    pub now: i64,
+    /// Hunks below this risk are not pointed at.
+    pub min_risk: f32,
 }
 
 /// The verdict the gate gives a change of risk `risk` ranked against `history` (change risks

@@ -119,21 +119,66 @@ pub fn role(path: &str, language: Option<&str>, skip: Option<&Skip>) -> Role {
     );
     let docs_name = matches!(
         stem,
-        "readme" | "changelog" | "changes" | "news" | "license" | "licence" | "copying" | "authors" | "contributors"
-            | "contributing" | "notice" | "history" | "release-notes" | "security" | "code_of_conduct" | "thanks"
+        "readme"
+            | "changelog"
+            | "changes"
+            | "news"
+            | "license"
+            | "licence"
+            | "copying"
+            | "authors"
+            | "contributors"
+            | "contributing"
+            | "notice"
+            | "history"
+            | "release-notes"
+            | "security"
+            | "code_of_conduct"
+            | "thanks"
     );
     if docs_name || docs_ext || (docs_dir && !language.is_some_and(is_code_language)) {
         return Role::Docs;
     }
     let build_name = matches!(
         name,
-        "cargo.toml" | "makefile" | "gnumakefile" | "cmakelists.txt" | "package.json" | "pom.xml" | "build.gradle"
-            | "build.gradle.kts" | "settings.gradle" | "settings.gradle.kts" | "gradle.properties" | "go.mod"
-            | "setup.py" | "setup.cfg" | "pyproject.toml" | "tox.ini" | "dockerfile" | "configure.ac" | "makefile.am"
-            | "build.rs" | "build.sbt" | ".gitignore" | ".gitattributes" | ".editorconfig" | "tsconfig.json"
-            | "rollup.config.js" | "webpack.config.js" | "karma.conf.js" | "gulpfile.js" | ".eslintrc.js"
-            | "rustfmt.toml" | "clippy.toml" | "deny.toml" | "mkdocs.yml" | "codecov.yml" | ".travis.yml"
-            | "appveyor.yml" | "requirements.txt"
+        "cargo.toml"
+            | "makefile"
+            | "gnumakefile"
+            | "cmakelists.txt"
+            | "package.json"
+            | "pom.xml"
+            | "build.gradle"
+            | "build.gradle.kts"
+            | "settings.gradle"
+            | "settings.gradle.kts"
+            | "gradle.properties"
+            | "go.mod"
+            | "setup.py"
+            | "setup.cfg"
+            | "pyproject.toml"
+            | "tox.ini"
+            | "dockerfile"
+            | "configure.ac"
+            | "makefile.am"
+            | "build.rs"
+            | "build.sbt"
+            | ".gitignore"
+            | ".gitattributes"
+            | ".editorconfig"
+            | "tsconfig.json"
+            | "rollup.config.js"
+            | "webpack.config.js"
+            | "karma.conf.js"
+            | "gulpfile.js"
+            | ".eslintrc.js"
+            | "rustfmt.toml"
+            | "clippy.toml"
+            | "deny.toml"
+            | "mkdocs.yml"
+            | "codecov.yml"
+            | ".travis.yml"
+            | "appveyor.yml"
+            | "requirements.txt"
     ) || name.starts_with("requirements")
         || name.starts_with(".eslintrc")
         || name.starts_with(".prettierrc")
@@ -160,7 +205,10 @@ pub fn kind(role: Role, language: Option<&str>, hunk: &Hunk, tests_from: Option<
     let old = lexer.code_of(hunk, |k| k != LineKind::Added);
     let new = lexer.code_of(hunk, |k| k != LineKind::Removed);
     let changed = |side: &[(LineKind, String, bool)], k: LineKind| -> Vec<String> {
-        side.iter().filter(|(kind, _, _)| *kind == k).map(|(_, c, _)| c.clone()).collect()
+        side.iter()
+            .filter(|(kind, _, _)| *kind == k)
+            .map(|(_, c, _)| c.clone())
+            .collect()
     };
     let old_code = changed(&old, LineKind::Removed);
     let new_code = changed(&new, LineKind::Added);
@@ -295,10 +343,12 @@ impl Lexer {
             .collect();
         let mut in_block = self.block.is_some_and(|(open, close)| {
             let first = lines.iter().map(|(_, t)| t.trim()).find(|t| !t.is_empty());
-            first.is_some_and(|t| (t.starts_with('*') && !t.starts_with("*/") && open == "/*") || {
-                // A close before any open: the hunk began inside a comment.
-                let c = t.find(close);
-                c.is_some() && t.find(open).is_none_or(|o| Some(o) > c)
+            first.is_some_and(|t| {
+                (t.starts_with('*') && !t.starts_with("*/") && open == "/*") || {
+                    // A close before any open: the hunk began inside a comment.
+                    let c = t.find(close);
+                    c.is_some() && t.find(open).is_none_or(|o| Some(o) > c)
+                }
             })
         });
         let mut in_doc: Option<&str> = None;
@@ -352,7 +402,11 @@ impl Lexer {
                 if ch == '"' || (ch == '\'' && self.single_quote_strings) {
                     let end = string_end(rest, ch);
                     // Spacing inside a literal is data, not layout: keep it from the squash.
-                    code.extend(rest[..end].chars().map(|c| if c.is_whitespace() { '\u{1f}' } else { c }));
+                    code.extend(
+                        rest[..end]
+                            .chars()
+                            .map(|c| if c.is_whitespace() { '\u{1f}' } else { c }),
+                    );
                     rest = &rest[end..];
                     continue;
                 }
@@ -411,19 +465,37 @@ mod tests {
         assert_eq!(r(".github/workflows/ci.yml"), Role::Build);
         assert_eq!(r("pom.xml"), Role::Build);
         assert_eq!(r("docs/conf.py"), Role::Source, "code under docs/ is still code");
-        let generated = Skip::Generated { pattern: "**/Cargo.lock".into() };
+        let generated = Skip::Generated {
+            pattern: "**/Cargo.lock".into(),
+        };
         assert_eq!(role("Cargo.lock", None, Some(&generated)), Role::Generated);
     }
 
     #[test]
     fn a_comment_only_change_is_comments_in_each_language() {
-        assert_eq!(kind_of("a.rs", " fn f() {\n-    // old note\n+    // new note\n     g();\n }"), Kind::Comments);
-        assert_eq!(kind_of("a.c", " int f() {\n-    g(); /* old */\n+    g(); /* new */\n }"), Kind::Comments);
-        assert_eq!(kind_of("a.py", " def f():\n-    \"\"\"Old doc.\"\"\"\n+    \"\"\"New doc.\n+\n+    More.\n+    \"\"\"\n     g()"), Kind::Comments);
+        assert_eq!(
+            kind_of("a.rs", " fn f() {\n-    // old note\n+    // new note\n     g();\n }"),
+            Kind::Comments
+        );
+        assert_eq!(
+            kind_of("a.c", " int f() {\n-    g(); /* old */\n+    g(); /* new */\n }"),
+            Kind::Comments
+        );
+        assert_eq!(
+            kind_of(
+                "a.py",
+                " def f():\n-    \"\"\"Old doc.\"\"\"\n+    \"\"\"New doc.\n+\n+    More.\n+    \"\"\"\n     g()"
+            ),
+            Kind::Comments
+        );
         assert_eq!(kind_of("a.py", " def f():\n+    # why\n     g()"), Kind::Comments);
         assert_eq!(kind_of("a.go", " /*\n- * old\n+ * new\n  */"), Kind::Comments);
         assert_eq!(kind_of("a.js", "-// a\n+// b\n x = 1;"), Kind::Comments);
-        assert_eq!(kind_of("A.java", "  * text\n- * old\n+ * new\n  */"), Kind::Comments, "a hunk opening inside a javadoc");
+        assert_eq!(
+            kind_of("A.java", "  * text\n- * old\n+ * new\n  */"),
+            Kind::Comments,
+            "a hunk opening inside a javadoc"
+        );
     }
 
     #[test]
@@ -447,7 +519,10 @@ mod tests {
         assert_eq!(kind_of("a.rs", "-let x = 1;\n+let x = 2;"), Kind::Code);
         assert_eq!(kind_of("a.c", "-if (n < len)\n+if (n <= len)"), Kind::Code);
         assert_eq!(kind_of("tests/t.rs", "-let x = 1;\n+let x = 2;"), Kind::Test);
-        assert_eq!(kind_of("a.js", "-x = '// not a comment';\n+x = '// still not';"), Kind::Code);
+        assert_eq!(
+            kind_of("a.js", "-x = '// not a comment';\n+x = '// still not';"),
+            Kind::Code
+        );
         let text = "fn f() {}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn t() {}\n}\n";
         assert_eq!(test_module_start(text, Some("rust")), Some(3));
         let h = Hunk::parse("@@ -5,1 +5,1 @@", "-    fn t() {}\n+    fn t() { assert!(true) }").unwrap();

@@ -39,3 +39,5 @@ mod spark;
 mod suggest;
 #[path = "cli/train.rs"]
 mod train;
+#[path = "cli/verdict.rs"]
+mod verdict;

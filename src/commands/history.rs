@@ -10,8 +10,11 @@
 //! a cache that cannot be read or written is ignored. A shallow clone gives what it holds.
 
 use super::review::{Settings, model_files};
-use crate::git;
+use crate::history::calibration::{self, Calibration, Sample};
+use crate::history::facts::Fix;
 use crate::model::RiskModel;
+use crate::review::CalibrationInForce;
+use crate::{git, mine};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -25,11 +28,22 @@ const GROUP: usize = 64;
 #[derive(Serialize, Deserialize, Default)]
 struct Cache {
     key: String,
-    risks: BTreeMap<String, f32>,
+    commits: BTreeMap<String, Scored>,
 }
 
-/// The change risks of the last `n` non-merge commits reachable from `at` (sorted, rounded
-/// to 1e-4), scored with `settings`' model, `model` when it is already loaded.
+/// One commit of the history as the review sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    /// The model's change risk over its production hunks (0 when it has none), rounded to 1e-4.
+    pub risk: f32,
+    /// Whether it changed production code (see `syntax.rs`).
+    pub production: bool,
+    /// How many hunks it changed.
+    pub hunks: u32,
+}
+
+/// The change risks of the last `n` non-merge commits reachable from `at` that change
+/// production code (sorted, rounded to 1e-4): what a change is ranked against.
 pub fn risks(
     repo: &git2::Repository,
     at: &str,
@@ -37,6 +51,24 @@ pub fn risks(
     settings: &Settings,
     model: &mut Option<RiskModel>,
 ) -> Result<Vec<f32>> {
+    let mut out: Vec<f32> = scored(repo, at, n, settings, model)?
+        .into_iter()
+        .filter(|(_, s)| s.production)
+        .map(|(_, s)| s.risk)
+        .collect();
+    out.sort_by(f32::total_cmp);
+    Ok(out)
+}
+
+/// The last `n` non-merge commits reachable from `at`, newest first, each scored as the
+/// review scores a change (cached); none when fewer than [`MIN_HISTORY`] are there.
+pub fn scored(
+    repo: &git2::Repository,
+    at: &str,
+    n: usize,
+    settings: &Settings,
+    model: &mut Option<RiskModel>,
+) -> Result<Vec<(git2::Oid, Scored)>> {
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -52,36 +84,37 @@ pub fn risks(
         .filter(|c| c.key == key)
         .unwrap_or(Cache {
             key,
-            risks: BTreeMap::new(),
+            commits: BTreeMap::new(),
         });
     let missing: Vec<(git2::Oid, Option<git2::Oid>)> = ids
         .iter()
-        .filter(|(id, _)| !cache.risks.contains_key(&id.to_string()))
+        .filter(|(id, _)| !cache.commits.contains_key(&id.to_string()))
         .copied()
         .collect();
     if !missing.is_empty() {
         let bar = progress_bar(missing.len());
         for group in missing.chunks(GROUP) {
             for (id, review) in super::scan::review_group(repo, group, settings, model)? {
-                cache
-                    .risks
-                    .insert(id.to_string(), ((1.0 - review.p_clean) * 1e4).round() as f32 / 1e4);
+                let scored = Scored {
+                    risk: (review.production_risk.unwrap_or(0.0) * 1e4).round() / 1e4,
+                    production: review.production_risk.is_some(),
+                    hunks: review.files.iter().map(|f| f.hunks.len() as u32).sum(),
+                };
+                cache.commits.insert(id.to_string(), scored);
             }
             bar.inc(group.len() as u64);
         }
         bar.finish_and_clear();
         // Only what the current history needs is kept, so the file stays small.
         let keep: std::collections::HashSet<String> = ids.iter().map(|(id, _)| id.to_string()).collect();
-        cache.risks.retain(|k, _| keep.contains(k));
+        cache.commits.retain(|k, _| keep.contains(k));
         // A cache that cannot be written (a read-only repository) only costs the next review time.
         let _ = write(&path, &cache);
     }
-    let mut out: Vec<f32> = ids
+    Ok(ids
         .iter()
-        .filter_map(|(id, _)| cache.risks.get(&id.to_string()).copied())
-        .collect();
-    out.sort_by(f32::total_cmp);
-    Ok(out)
+        .filter_map(|(id, _)| cache.commits.get(&id.to_string()).map(|s| (*id, *s)))
+        .collect())
 }
 
 /// The last `n` non-merge commits from `at` with their first parents, newest first; stops
@@ -130,8 +163,9 @@ fn cache_path(repo: &git2::Repository) -> PathBuf {
 fn cache_key(settings: &Settings) -> Result<String> {
     let files = model_files(settings.model.as_deref())?;
     let r = &settings.rules;
+    // "production": scores are over production hunks only (see `syntax.rs`).
     let settings_text = format!(
-        "{} {} {:?} {} {}",
+        "{} production {} {:?} {} {}",
         env!("CARGO_PKG_VERSION"),
         settings.context,
         r.patterns,
@@ -148,9 +182,220 @@ fn cache_key(settings: &Settings) -> Result<String> {
 
 /// Writes the cache through a temporary file and a rename.
 fn write(path: &Path, cache: &Cache) -> std::io::Result<()> {
+    write_json(path, cache)
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     let dir = path.parent().expect("the cache path has a folder");
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".history.json.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_vec(cache)?)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_vec(value)?)?;
     std::fs::rename(&tmp, path)
+}
+
+/// After this many new commits since the last fit, the repository's calibration is fitted
+/// again; fewer leave it as it is (a calibration does not move with every commit).
+const REFIT_AFTER: usize = 100;
+
+/// The repository's calibration and the fixes of its history, as of one commit.
+#[derive(Serialize, Deserialize)]
+struct MemoryCache {
+    key: String,
+    /// The commit the history was labelled at.
+    at: String,
+    fit: Option<Calibration>,
+    /// Why there is no fit.
+    why: Option<String>,
+    /// How many commits were scored, and the labelled ones' cut-off date.
+    window: usize,
+    fixes: Vec<Fix>,
+}
+
+/// What the repository's history gives a review: the calibration in force, and the
+/// fixes (with the date they are read as of) for the reasons.
+pub struct Remembered {
+    pub calibration: CalibrationInForce,
+    pub fixes: Vec<Fix>,
+    pub now: i64,
+}
+
+/// Labels the history up to HEAD (`mine::label`), fits this repository's calibration on
+/// the `scored` commits old enough to be labelled, and keeps it in
+/// `.git/deepspark/memory.json` until HEAD moves on by [`REFIT_AFTER`] commits or leaves
+/// that history (a cache that cannot be read, is from another model, or names a commit
+/// HEAD does not descend from is rebuilt, not trusted).
+pub fn remember(repo: &git2::Repository, settings: &Settings, scored: &[(git2::Oid, Scored)]) -> Result<Remembered> {
+    let head = repo.head()?.peel_to_commit()?;
+    let now = head.time().seconds();
+    let key = cache_key(settings)?;
+    let path = repo.path().join("deepspark").join("memory.json");
+    let cached = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<MemoryCache>(&b).ok())
+        .filter(|c| c.key == key && still_fits(repo, &c.at, head.id()));
+    let memory = match cached {
+        Some(c) => c,
+        None => {
+            let m = label_and_fit(repo, settings, &head, scored, key)?;
+            let _ = write_json(&path, &m);
+            m
+        }
+    };
+    let calibration = match (memory.fit, &memory.why) {
+        (Some(fit), _) => CalibrationInForce {
+            source: "repository",
+            text: format!(
+                "calibrated on this repository's last {} commits: {:.0}% of the {} old enough to tell needed a fix within a year",
+                memory.window,
+                100.0 * fit.fixed_share(),
+                fit.labelled + fit.quiet_labelled
+            ),
+            fit,
+        },
+        (None, why) => CalibrationInForce {
+            text: format!(
+                "the embedded model's calibration: this repository's history supports no fit ({})",
+                why.as_deref().unwrap_or("no history")
+            ),
+            ..CalibrationInForce::default()
+        },
+    };
+    Ok(Remembered {
+        calibration,
+        fixes: memory.fixes,
+        now,
+    })
+}
+
+/// Whether a memory labelled at `at` still serves HEAD: HEAD is `at` or descends from it
+/// by fewer than [`REFIT_AFTER`] commits.
+fn still_fits(repo: &git2::Repository, at: &str, head: git2::Oid) -> bool {
+    let Ok(at) = git2::Oid::from_str(at) else {
+        return false;
+    };
+    if at == head {
+        return true;
+    }
+    if !repo.graph_descendant_of(head, at).unwrap_or(false) {
+        return false;
+    }
+    let Ok(mut walk) = repo.revwalk() else {
+        return false;
+    };
+    walk.push(head).is_ok() && walk.hide(at).is_ok() && walk.take(REFIT_AFTER).count() < REFIT_AFTER
+}
+
+fn label_and_fit(
+    repo: &git2::Repository,
+    settings: &Settings,
+    head: &git2::Commit,
+    scored: &[(git2::Oid, Scored)],
+    key: String,
+) -> Result<MemoryCache> {
+    let bar = LabelBar::new();
+    let labels = mine::label(
+        repo,
+        &head.id().to_string(),
+        &mine::Patterns::default_patterns(),
+        &settings.rules,
+        &bar,
+    )?;
+    bar.0.finish_and_clear();
+    let fixes: Vec<Fix> = labels
+        .fixes
+        .iter()
+        .filter(|(_, paths)| !paths.is_empty())
+        .map(|(i, paths)| {
+            let c = &labels.history[*i];
+            Fix {
+                id: c.id.to_string(),
+                date: c.author_date,
+                subject: c.subject().to_string(),
+                paths: paths.clone(),
+            }
+        })
+        .collect();
+    let dates: std::collections::HashMap<git2::Oid, i64> =
+        labels.history.iter().map(|c| (c.id, c.author_date)).collect();
+    // Commits younger than a year may not have met their fix yet; when a year holds more
+    // than half the scored window, the older half is labelled instead.
+    let mut window_dates: Vec<i64> = scored.iter().filter_map(|(id, _)| dates.get(id).copied()).collect();
+    window_dates.sort_unstable();
+    let median = window_dates.get(window_dates.len() / 2).copied().unwrap_or(i64::MIN);
+    let cutoff = (head.time().seconds() - crate::history::facts::YEAR).max(median);
+    // "Later needed a fix" means within a year of the commit: fixes found years later
+    // (SZZ finds them too) would make older commits look buggier than a new one can be
+    // known to be, and a calibration is about the change in front of the reviewer.
+    let fix_dates: std::collections::HashMap<String, i64> = fixes.iter().map(|f| (f.id.clone(), f.date)).collect();
+    let fixed_within_a_year = |id: &git2::Oid, date: i64| {
+        labels.fixed_by.get(id).is_some_and(|by| {
+            by.iter()
+                .filter_map(|f| fix_dates.get(f))
+                .any(|&d| d - date <= crate::history::facts::YEAR)
+        })
+    };
+    let samples: Vec<Sample> = scored
+        .iter()
+        .filter_map(|(id, s)| dates.get(id).filter(|&&d| d <= cutoff).map(|&d| (id, s, d)))
+        .map(|(id, s, date)| Sample {
+            risk: s.risk,
+            production: s.production,
+            buggy: fixed_within_a_year(id, date),
+        })
+        .collect();
+    let (fit, why) = if labels.summary.shallow {
+        (
+            None,
+            Some("a shallow clone: its history cannot be labelled".to_string()),
+        )
+    } else if scored.is_empty() {
+        (None, Some(format!("fewer than {MIN_HISTORY} commits to score")))
+    } else {
+        match calibration::fit(&samples) {
+            Ok(fit) => (Some(fit), None),
+            Err(e) => (None, Some(e.to_string())),
+        }
+    };
+    Ok(MemoryCache {
+        key,
+        at: head.id().to_string(),
+        fit,
+        why,
+        window: scored.len(),
+        fixes,
+    })
+}
+
+/// Mining's progress, on a terminal only.
+struct LabelBar(indicatif::ProgressBar);
+
+impl LabelBar {
+    fn new() -> LabelBar {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return LabelBar(indicatif::ProgressBar::hidden());
+        }
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("learning this repository's history: {msg} [{bar:30}] {pos}/{len}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        LabelBar(b)
+    }
+}
+
+impl mine::Progress for LabelBar {
+    fn phase(&self, name: &str, steps: usize) {
+        self.0.set_length(steps as u64);
+        self.0.set_position(0);
+        self.0.set_message(name.to_string());
+    }
+    fn step(&self) {
+        self.0.inc(1);
+    }
 }

@@ -95,7 +95,8 @@ fn run_pre_push(args: HookRunArgs) -> Result<u8> {
             continue;
         }
         let (mut review, mut model) = super::review::score_files(files, &settings)?;
-        super::review::rank(&repo, &mut review, &settings, &mut model);
+        let memory = super::review::rank(&repo, &mut review, &settings, &mut model);
+        review.explain(&memory);
         let sides = crate::diff::OldNew {
             old: base.map_or("(empty tree)".to_string(), |b| b.to_string()[..12].to_string()),
             new: r.local_ref.clone(),

@@ -6,13 +6,14 @@
 //! risky enough for suggestions, so an empty change is fast.
 
 use crate::assist::Assistant;
-use crate::cli::{ColorChoice, FailOn, Format, GateArgs, ReviewArgs, SuggestArgs};
+use crate::cli::{CalibrationChoice, ColorChoice, FailOn, Format, GateArgs, ReviewArgs, SuggestArgs};
 use crate::config::Config;
 use crate::diff::{FileDiff, Skip};
+use crate::history::calibration::Calibration;
 use crate::model::device::{DeviceChoice, device};
 use crate::model::weights::ModelFiles;
 use crate::model::{EditModel, HunkScore, RiskModel, ScoreInput, Scorer};
-use crate::review::{Review, Thresholds, gate_tripped, judge};
+use crate::review::{Memory, Review, Thresholds, gate_tripped, judge};
 use crate::{exit, git, render, skip, suggest};
 use anyhow::{Context, Result, bail};
 use std::io::{IsTerminal, Write};
@@ -91,6 +92,8 @@ pub struct Settings {
     pub dismissed: std::collections::HashSet<String>,
     /// How many recent commits a change is ranked against (0: none; see `history.rs`).
     pub history: usize,
+    /// Whose calibration gives P(clean).
+    pub calibration: CalibrationChoice,
 }
 
 impl Settings {
@@ -125,6 +128,11 @@ impl Settings {
                 reject_rank,
             },
             history: args.verdict.history.or(cfg.history).unwrap_or(super::history::HISTORY),
+            calibration: args
+                .verdict
+                .calibration
+                .or(cfg.calibration)
+                .unwrap_or(CalibrationChoice::Repository),
             fail_on: args.fail_on.or(cfg.fail_on).unwrap_or(FailOn::Reject),
             rules: skip::Rules {
                 patterns,
@@ -264,35 +272,89 @@ pub fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Rev
         files[i].skip = Some(Skip::TimeBudget { seconds });
         files[i].hunks.clear();
     }
-    let all: Vec<HunkScore> = scores.iter().flatten().cloned().collect();
-    let risk = model.change_risk(&all)? as f64;
+    let syntax = crate::syntax::read(&files, &[]);
+    let production = crate::review::production_scores(&syntax, &scores, &dismissed);
+    let production_risk = match production.is_empty() {
+        true => None,
+        false => Some(model.change_risk(&production)?),
+    };
+    let risk = Calibration::DEFAULT.risk(production_risk);
     let describe = model.describe() + &learned_note(settings.model.as_deref());
     let mut review = judge(files, scores, risk, settings.thresholds, Some(describe));
     review.dismissed = dismissed;
+    review.syntax = syntax;
+    review.production_risk = production_risk;
     Ok((review, Some(model)))
 }
 
-/// Ranks the change against the repository's recent commits and tempers the verdict by that
-/// rank (`Review::temper`): the history `learn` stored with a learned model, else the last
-/// `settings.history` commits from HEAD, scored with `model` (cached; see `history.rs`).
-/// A change with nothing scored is not ranked; a history that cannot be read gives no rank.
-pub fn rank(repo: &git2::Repository, review: &mut Review, settings: &Settings, model: &mut Option<RiskModel>) {
+/// Places the change in its repository's history: calibrates its risk on that history
+/// (`history::remember`: this repository's own P(clean), or the model's with the reason),
+/// ranks it against the recent commits and tempers a REJECT by that rank
+/// (`Review::temper`). The history is the one `learn` stored with a learned model (whose
+/// calibration is already this repository's), else the last `settings.history` commits
+/// from HEAD, scored with `model` (cached; see `history.rs`). A change with nothing scored
+/// is not placed; a history that cannot be read gives no rank and the default calibration.
+/// Returns what the history offers the reasons (`Review::explain`).
+pub fn rank(
+    repo: &git2::Repository,
+    review: &mut Review,
+    settings: &Settings,
+    model: &mut Option<RiskModel>,
+) -> Memory {
+    let mut memory = Memory {
+        min_risk: settings.min_risk,
+        ..Memory::default()
+    };
     if review.scores.iter().all(|s| s.is_empty()) || settings.history == 0 {
-        return;
+        return memory;
     }
-    let mut history = learned_history(settings.model.as_deref());
-    if history.is_empty() && repo.head().is_ok() {
-        history = match super::history::risks(repo, "HEAD", settings.history, settings, model) {
-            Ok(h) => h,
-            Err(e) => {
-                eprintln!("deepspark: the change is not ranked against this repository's history: {e:#}");
-                Vec::new()
+    let learned = learned_history(settings.model.as_deref());
+    let mut history = learned.clone();
+    if learned.is_empty() && repo.head().is_ok() {
+        let got = super::history::scored(repo, "HEAD", settings.history, settings, model).and_then(|scored| {
+            // Under MIN_HISTORY commits there is nothing to fit on, and nothing is written.
+            let remembered = match scored.is_empty() {
+                true => None,
+                false => Some(super::history::remember(repo, settings, &scored)?),
+            };
+            Ok((scored, remembered))
+        });
+        match got {
+            Ok((_, None)) => review.calibrate(crate::review::CalibrationInForce {
+                text: format!(
+                    "the embedded model's calibration: this repository has fewer than {} commits to learn from",
+                    super::history::MIN_HISTORY
+                ),
+                ..Default::default()
+            }),
+            Ok((scored, Some(remembered))) => {
+                history = scored
+                    .iter()
+                    .filter(|(_, s)| s.production)
+                    .map(|(_, s)| s.risk)
+                    .collect();
+                history.sort_by(f32::total_cmp);
+                memory.sizes = scored.iter().map(|(_, s)| s.hunks).collect();
+                memory.fixes = remembered.fixes;
+                memory.now = remembered.now;
+                if settings.calibration == CalibrationChoice::Repository {
+                    review.calibrate(remembered.calibration);
+                } else {
+                    review.calibrate(crate::review::CalibrationInForce {
+                        text: "the embedded model's calibration (--calibration default)".into(),
+                        ..Default::default()
+                    });
+                }
             }
-        };
+            Err(e) => eprintln!("deepspark: the change is not placed in this repository's history: {e:#}"),
+        }
     }
-    let rank = crate::review::HistoryRank::of(1.0 - review.p_clean, &history)
+    let rank = review
+        .production_risk
+        .and_then(|r| crate::review::HistoryRank::of(r as f64, &history))
         .filter(|h| h.commits >= super::history::MIN_HISTORY);
     review.temper(rank);
+    memory
 }
 
 /// Replaces the scores of dismissed hunks (see `commands::dismiss`) and says which they are.
@@ -512,7 +574,7 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
         );
     }
     let (mut review, mut model) = score_files(change.files, &settings)?;
-    rank(&repo, &mut review, &settings, &mut model);
+    let memory = rank(&repo, &mut review, &settings, &mut model);
     let has_work = review.scores.iter().any(|s| !s.is_empty());
     let mut lm = match (&lm_args.lm, has_work) {
         (Some(_), true) => {
@@ -543,6 +605,7 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
         read(&mut review, &mut a);
         review.assist.report = Some(a.finish());
     }
+    review.explain(&memory);
     // SARIF, GitHub and Markdown reports show only hunks at or above --min-risk: --apply and
     // --patch never write a suggestion the chosen report did not point at.
     let shown = match args.format {

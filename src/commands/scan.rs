@@ -8,6 +8,7 @@
 use super::review::{Settings, load_config, model_files};
 use crate::cli::{ScanArgs, ScanFormat};
 use crate::diff::FileDiff;
+use crate::history::calibration::Calibration;
 use crate::model::device::device;
 use crate::model::{HunkScore, RiskModel, ScoreInput, Scorer};
 use crate::review::{gate_tripped, judge};
@@ -139,13 +140,20 @@ pub fn review_group(
             })
             .collect();
         let dismissed = super::review::dismiss(&files, &mut per_file, &settings.dismissed);
-        let all: Vec<HunkScore> = per_file.iter().flatten().cloned().collect();
-        let risk = match &*model {
-            Some(m) if !all.is_empty() => m.change_risk(&all)? as f64,
-            _ => 0.0,
+        let syntax = crate::syntax::read(&files, &[]);
+        let production = crate::review::production_scores(&syntax, &per_file, &dismissed);
+        let production_risk = match &*model {
+            Some(m) if !production.is_empty() => Some(m.change_risk(&production)?),
+            _ => None,
+        };
+        let risk = match per_file.iter().all(|s| s.is_empty()) {
+            true => 0.0,
+            false => Calibration::DEFAULT.risk(production_risk),
         };
         let mut review = judge(files, per_file, risk, settings.thresholds, None);
         review.dismissed = dismissed;
+        review.syntax = syntax;
+        review.production_risk = production_risk;
         out.push((id, review));
     }
     Ok(out)

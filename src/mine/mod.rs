@@ -173,41 +173,66 @@ fn opened(r: &Result<Repository, git2::Error>) -> Result<&Repository, MineError>
         .map_err(|e| MineError::Git2(git2::Error::from_str(e.message())))
 }
 
-/// Mines the history of `repo` up to `opts.at` and writes the records to `out`.
-pub fn mine(
+/// What SZZ found in a history: the commits (oldest first), the fixes, and which commits
+/// each fix implicates. `mine` writes records from it; the review's history stage
+/// (`history/`) calibrates and gives reasons from it.
+pub struct Labels {
+    /// `at` and its ancestors, oldest first.
+    pub history: Vec<HistoryCommit>,
+    /// Indices into `history` of the commits that can be labelled: not merges, not the
+    /// shallow boundary (whose parent is missing).
+    pub mined: Vec<usize>,
+    /// Indices into `history` of the fixes, and the source files (old paths) whose code
+    /// lines each removed; empty for a sweep or an unreadable fix.
+    pub fixes: Vec<(usize, Vec<String>)>,
+    /// Introducing commit -> path there -> its lines a fix changed.
+    pub lines: HashMap<Oid, HashMap<String, HashSet<u32>>>,
+    /// Introducing commit -> the fixes that implicate it.
+    pub fixed_by: HashMap<Oid, BTreeSet<String>>,
+    pub summary: Summary,
+}
+
+/// Finds the fixes of the history up to `at` and blames the code lines they changed.
+pub fn label(
     repo: &Repository,
-    opts: &Options,
-    out: &mut dyn Write,
+    at: &str,
+    patterns: &Patterns,
+    rules: &skip::Rules,
     progress: &dyn Progress,
-) -> Result<Summary, MineError> {
-    let (history, shallow) = git::history(repo, &opts.at)?;
+) -> Result<Labels, MineError> {
+    let (history, shallow) = git::history(repo, at)?;
     let mut summary = Summary {
         commits: history.len(),
         shallow,
         ..Summary::default()
     };
-    let Some(at) = history.last() else {
-        return Ok(summary);
-    };
-    let now = at.author_date;
     let boundary: HashSet<Oid> = if shallow {
         history.iter().filter(|c| c.parents.is_empty()).map(|c| c.id).collect()
     } else {
         HashSet::new()
     };
-    // Commits that get records: not merges, not the shallow boundary (whose parent is missing).
-    let mined: Vec<&HistoryCommit> = history
-        .iter()
-        .filter(|c| c.parents.len() <= 1 && !boundary.contains(&c.id))
+    let mined: Vec<usize> = (0..history.len())
+        .filter(|&i| history[i].parents.len() <= 1 && !boundary.contains(&history[i].id))
         .collect();
     summary.merges = history.iter().filter(|c| c.parents.len() > 1).count();
-    let known: HashSet<Oid> = mined.iter().map(|c| c.id).collect();
-    let ignore = git::blame_ignore_revs(repo, at.id)?;
-    let fixes: Vec<&HistoryCommit> = mined
+    let known: HashSet<Oid> = mined.iter().map(|&i| history[i].id).collect();
+    let Some(tip) = history.last() else {
+        return Ok(Labels {
+            history,
+            mined,
+            fixes: Vec::new(),
+            lines: HashMap::new(),
+            fixed_by: HashMap::new(),
+            summary,
+        });
+    };
+    let ignore = git::blame_ignore_revs(repo, tip.id)?;
+    let fix_at: Vec<usize> = mined
         .iter()
         .copied()
-        .filter(|c| !c.parents.is_empty() && opts.patterns.is_fix(&c.message))
+        .filter(|&i| !history[i].parents.is_empty() && patterns.is_fix(&history[i].message))
         .collect();
+    let fixes: Vec<&HistoryCommit> = fix_at.iter().map(|&i| &history[i]).collect();
     summary.fixes = fixes.len();
 
     let path = repo.path().to_path_buf();
@@ -218,16 +243,22 @@ pub fn mine(
             || Repository::open(&path),
             |r, fix| {
                 let r = opened(r)?;
-                let got = questions(r, fix, &opts.rules);
+                let got = questions(r, fix, rules);
                 progress.step();
                 got
             },
         )
         .collect();
+    let paths: Vec<Vec<String>> = asked
+        .iter()
+        .map(|a| match a {
+            Ok(Some(qs)) => qs.iter().map(|q| q.path.clone()).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
     progress.phase("reading the history", history.len());
     let commits = blame::Commits::read(&path, &history, &|| progress.step())?;
     let blamed = blame_all(&path, &commits, &fixes, asked, progress)?;
-    // Introducing commit -> path there -> lines there; and who fixed it.
     let mut lines: HashMap<Oid, HashMap<String, HashSet<u32>>> = HashMap::new();
     let mut fixed_by: HashMap<Oid, BTreeSet<String>> = HashMap::new();
     for (fix, origins) in fixes.iter().zip(blamed) {
@@ -256,6 +287,38 @@ pub fn mine(
             fixed_by.entry(o.commit).or_default().insert(fix.id.to_string());
         }
     }
+    Ok(Labels {
+        fixes: fix_at.into_iter().zip(paths).collect(),
+        history,
+        mined,
+        lines,
+        fixed_by,
+        summary,
+    })
+}
+
+/// Mines the history of `repo` up to `opts.at` and writes the records to `out`.
+pub fn mine(
+    repo: &Repository,
+    opts: &Options,
+    out: &mut dyn Write,
+    progress: &dyn Progress,
+) -> Result<Summary, MineError> {
+    let Labels {
+        history,
+        mined,
+        fixes,
+        lines,
+        fixed_by,
+        mut summary,
+    } = label(repo, &opts.at, &opts.patterns, &opts.rules, progress)?;
+    let Some(at) = history.last() else {
+        return Ok(summary);
+    };
+    let now = at.author_date;
+    let mined: Vec<&HistoryCommit> = mined.iter().map(|&i| &history[i]).collect();
+    let path = repo.path().to_path_buf();
+    let fixes: Vec<&HistoryCommit> = fixes.iter().map(|(i, _)| &history[*i]).collect();
 
     let fix_ids: HashSet<Oid> = fixes.iter().map(|c| c.id).collect();
     let written: Vec<&HistoryCommit> = mined

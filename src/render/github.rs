@@ -26,8 +26,9 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl std::io::Write) -> std::i
             property(f.file.display_path()),
             property(&format!("deepspark: {:.0}% risk", f.score.risk * 100.0)),
             data(&format!(
-                "deepspark estimates a {:.0}% chance that this hunk will need a fix.{}",
+                "deepspark estimates a {:.0}% chance that this hunk will need a fix.{}{}",
                 f.score.risk * 100.0,
+                r.why_suffix(f.index),
                 r.assist.comment_suffix(f.index)
             ))
         )?;
@@ -62,6 +63,12 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl std::io::Write) -> std::i
     writeln!(
         out,
         "::{level} title=deepspark verdict::{}",
-        data(&format!("{} (P(clean) {:.1}%)", r.verdict.label(), r.p_clean * 100.0))
+        data(&format!(
+            "{} (P(clean) {:.1}%; {}){}",
+            r.verdict.label(),
+            r.p_clean * 100.0,
+            r.calibration.text,
+            r.change_why()
+        ))
     )
 }

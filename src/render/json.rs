@@ -3,7 +3,8 @@
 
 use crate::cli::FailOn;
 use crate::diff::{FileStatus, LineKind, Skip};
-use crate::review::{Review, Thresholds, Warning, gate_tripped};
+use crate::review::{CalibrationInForce, Reason, Review, Thresholds, Warning, gate_tripped};
+use crate::syntax::{Kind, Role};
 use serde::Serialize;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -24,6 +25,11 @@ struct Doc<'a> {
     /// `thresholds.reject_rank`% of that history: NEEDS WORK instead of REJECT.
     reject_tempered: bool,
     thresholds: Thresholds,
+    /// The calibration that gave `p_clean`: this repository's (`source: "repository"`) or
+    /// the embedded model's (`"default"`, with the reason in `text`).
+    calibration: &'a CalibrationInForce,
+    /// Why the verdict is what it is, for the change as a whole.
+    reasons: &'a [Reason],
     fail_on: FailOn,
     gate_tripped: bool,
     summary: Summary,
@@ -64,6 +70,10 @@ struct File<'a> {
     old_path: Option<&'a str>,
     status: FileStatus,
     language: Option<&'static str>,
+    /// `source`, `test`, `docs`, `build` or `generated` (see `syntax.rs`).
+    role: Option<Role>,
+    /// How the kinds were read: `parsed`, or why not (`no grammar`, ...).
+    syntax: &'static str,
     skipped: Option<&'a Skip>,
     /// What the change to this file does (language model, `--explain`).
     explanation: Option<&'a str>,
@@ -78,6 +88,12 @@ struct HunkOut<'a> {
     new_start: u32,
     new_lines: u32,
     risk: f32,
+    /// `code`, `test`, `comments` or `reformat`: only `code` of a `source` file carries risk.
+    kind: Option<Kind>,
+    /// The enclosing function, method or class, when known (not yet: always null).
+    context: Option<()>,
+    /// Facts about this hunk (history, syntax, rules, a language model's comment).
+    reasons: Vec<&'a Reason>,
     /// The hunk's identity across reviews (SARIF's `partialFingerprints`): what `deepspark dismiss` takes.
     fingerprint: String,
     /// Dismissed with `deepspark dismiss`: scored as no risk.
@@ -152,6 +168,8 @@ pub fn write(
                 .filter(|o| Some(*o) != f.path.new.as_deref() && f.path.new.is_some()),
             status: f.status,
             language: f.language,
+            role: r.syntax.get(fi).map(|s| s.role),
+            syntax: crate::syntax::HEURISTIC,
             skipped: f.skip.as_ref(),
             explanation: r.assist.explanation_for(fi),
             hunks: f
@@ -166,6 +184,9 @@ pub fn write(
                     new_start: h.start.new,
                     new_lines: h.count.new,
                     risk: s.risk,
+                    kind: r.syntax.get(fi).and_then(|s| s.hunks.get(hi).copied()),
+                    context: None,
+                    reasons: r.reasons_for(fi, hi).collect(),
                     fingerprint: crate::review::hunk_fingerprint(f.display_path(), h),
                     dismissed: r.dismissed.contains(&(fi, hi)),
                     hot_lines: hot_lines(&h.lines, &s.line_weights, 3)
@@ -227,6 +248,8 @@ pub fn write(
         history: r.history,
         reject_tempered: r.tempered,
         thresholds: r.thresholds,
+        calibration: &r.calibration,
+        reasons: &r.reasons,
         fail_on,
         gate_tripped: gate_tripped(r.verdict, fail_on),
         summary: Summary {

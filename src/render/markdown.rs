@@ -84,10 +84,26 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
     let hunks: usize = r.scores.iter().map(Vec::len).sum();
     writeln!(
         out,
-        "{reviewed} file(s) and {hunks} hunk(s) reviewed. LGTM at P(clean) ≥ {:.0}%, REJECT below {:.0}%.",
+        "{reviewed} file(s) and {hunks} hunk(s) reviewed. LGTM at P(clean) ≥ {:.0}%, REJECT below {:.0}%; {}.",
         r.thresholds.lgtm * 100.0,
-        r.thresholds.reject * 100.0
+        r.thresholds.reject * 100.0,
+        clean(&r.calibration.text)
     )?;
+    if !r.reasons.is_empty() && (r.verdict != Verdict::Lgtm || r.production_risk.is_none()) {
+        writeln!(
+            out,
+            "
+**Why:**"
+        )?;
+        for reason in &r.reasons {
+            writeln!(
+                out,
+                "- {} ({})",
+                html(&reason.text),
+                crate::render::terminal::reason_label(reason)
+            )?;
+        }
+    }
     if r.unreviewed > 0 {
         writeln!(
             out,
@@ -171,6 +187,17 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
                 .collect();
             if !hot.is_empty() {
                 writeln!(out, "\nLines that drive the score: {}.", hot.join(", "))?;
+            }
+            for reason in r
+                .reasons_for(f.index.0, f.index.1)
+                .filter(|x| x.kind != crate::review::ReasonKind::LanguageModel)
+            {
+                writeln!(
+                    out,
+                    "\n**Why** ({}): {}",
+                    crate::render::terminal::reason_label(reason),
+                    html(&reason.text)
+                )?;
             }
             if let Some(c) = r.assist.comment_for(f.index.0, f.index.1) {
                 writeln!(out, "\n**Language model** on line {}: {}", c.line, model_text(&c.text))?;

@@ -106,8 +106,8 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl std::io::Write) -> std::i
         };
         results.push(json!({
             "ruleId": "DS001", "ruleIndex": 0, "level": level,
-            "message": { "text": format!("{:.0}% risk that this hunk will need a fix (deepspark verdict for the change: {}).{}",
-                f.score.risk * 100.0, r.verdict.label(), r.assist.comment_suffix(f.index)) },
+            "message": { "text": format!("{:.0}% risk that this hunk will need a fix (deepspark verdict for the change: {}).{}{}",
+                f.score.risk * 100.0, r.verdict.label(), r.why_suffix(f.index), r.assist.comment_suffix(f.index)) },
             "locations": location(path, start, end),
             "partialFingerprints": { "deepsparkHunk/v1": crate::review::hunk_fingerprint(path, f.hunk) },
             "properties": { "risk": f.score.risk },
@@ -145,7 +145,7 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl std::io::Write) -> std::i
                                   "informationUri": "https://crates.io/crates/deepspark", "rules": rules } },
             "results": results,
             "properties": { "verdict": match r.verdict { Verdict::Lgtm => "lgtm", Verdict::NeedsWork => "needs-work", Verdict::Reject => "reject" },
-                            "pClean": r.p_clean },
+                            "pClean": r.p_clean, "calibration": r.calibration.text, "reasons": r.reasons },
         }]
     });
     serde_json::to_writer_pretty(&mut *out, &doc)?;

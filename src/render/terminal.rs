@@ -72,6 +72,19 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
         (None, Some(h)) => writeln!(out, "  {}", h.sentence())?,
         (None, None) => {}
     }
+    if r.scores.iter().any(|s| !s.is_empty()) {
+        writeln!(out, "  {}", style.paint("2", &clean(&r.calibration.text)))?;
+    }
+    if r.verdict != Verdict::Lgtm || r.production_risk.is_none() {
+        for reason in &r.reasons {
+            writeln!(
+                out,
+                "  {} {}",
+                style.paint("1", &format!("why ({}):", reason_label(reason))),
+                clean(&reason.text)
+            )?;
+        }
+    }
     let reviewed = r.files.iter().filter(|f| f.skip.is_none()).count();
     let hunks: usize = r.scores.iter().map(Vec::len).sum();
     let skipped = r.files.len() - reviewed;
@@ -143,7 +156,30 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
                 s.risk * 100.0,
                 style.paint("36", &h.header())
             )?;
+            if let Some(kind) = r
+                .syntax
+                .get(fi)
+                .and_then(|fs| fs.hunks.get(hi))
+                .filter(|k| **k != crate::syntax::Kind::Code)
+            {
+                writeln!(
+                    out,
+                    "  {}",
+                    style.paint("2", &format!("{} only: no risk from it", kind.label()))
+                )?;
+            }
             write_hunk(h, &s.line_weights, style, out)?;
+            for reason in r
+                .reasons_for(fi, hi)
+                .filter(|x| x.kind != crate::review::ReasonKind::LanguageModel)
+            {
+                writeln!(
+                    out,
+                    "  {} {}",
+                    style.paint("1;33", &format!("why ({}):", reason_label(reason))),
+                    clean(&reason.text)
+                )?;
+            }
             if let Some(c) = r.assist.comment_for(fi, hi) {
                 writeln!(
                     out,
@@ -217,6 +253,14 @@ pub fn lm_line(lm: &crate::assist::LmReport) -> String {
         lm.calls,
         lm.seconds
     )
+}
+
+/// A reason's kind as the JSON names it.
+pub fn reason_label(r: &crate::review::Reason) -> String {
+    serde_json::to_value(r.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn plural(n: usize) -> &'static str {

@@ -1,0 +1,251 @@
+//! The verdict in a repository's own terms: its calibration (fitted on its history,
+//! cached, rebuilt when it cannot be trusted, never from after HEAD), changes that touch no
+//! production code, and a reason for every NEEDS WORK and REJECT in every format.
+
+use crate::common::*;
+use predicates::str::contains;
+
+/// A repository of 300 commits to ten source files, with a README edited now and then,
+/// and `fixed` of its older commits later fixed by a commit that says so.
+fn history(fixed: usize) -> Repo {
+    let r = Repo::new();
+    for m in 0..10 {
+        r.write(
+            &format!("src/m{m}.rs"),
+            format!("pub fn base{m}() -> u32 {{\n    {m}\n}}\n"),
+        );
+    }
+    r.write("README.md", "# project\n");
+    r.commit("start");
+    let body = |k: usize, v: usize| format!("pub fn f{k}() -> u32 {{\n    {v}\n}}\n");
+    let mut files: Vec<String> = (0..10)
+        .map(|m| format!("pub fn base{m}() -> u32 {{\n    {m}\n}}\n"))
+        .collect();
+    for k in 1..=260 {
+        if k % 13 == 0 {
+            r.write("README.md", format!("# project\n\nNote {k}.\n"));
+            r.commit(&format!("document {k}"));
+            continue;
+        }
+        files[k % 10].push_str(&body(k, k));
+        r.write(&format!("src/m{}.rs", k % 10), &files[k % 10]);
+        r.commit(&format!("add f{k}"));
+    }
+    // The fixes land in the newer half; the commits they blame are in the older half.
+    for k in (1..130).filter(|k| k % 13 != 0).take(fixed) {
+        files[k % 10] = files[k % 10].replace(&body(k, k), &body(k, k + 1));
+        r.write(&format!("src/m{}.rs", k % 10), &files[k % 10]);
+        r.commit(&format!("fix wrong value in f{k}"));
+    }
+    r
+}
+
+/// One more production commit and one docs-only commit on top; their ids.
+fn new_work(r: &Repo) -> (git2::Oid, git2::Oid) {
+    let mut text = std::fs::read_to_string(r.path().join("src/m3.rs")).unwrap();
+    text.push_str("pub fn late() -> u32 {\n    7\n}\n");
+    r.write("src/m3.rs", text);
+    let code = r.commit("add late");
+    r.write("README.md", "# project\n\nHow to use it.\n");
+    let docs = r.commit("document usage");
+    (code, docs)
+}
+
+#[test]
+fn a_mostly_clean_history_gets_more_lgtms_after_calibrating() {
+    let r = history(8);
+    let (code, _) = new_work(&r);
+    let code = code.to_string();
+    let args = |cal: &'static str| ["--commit", "PLACEHOLDER", "--lgtm", "0.9", "--calibration", cal];
+    let run = |cal: &'static str| {
+        let mut a = args(cal).to_vec();
+        a[1] = &code;
+        review_json(&r, &a).0
+    };
+    let before = run("default");
+    let after = run("repository");
+    assert_eq!(before["calibration"]["source"], "default");
+    assert_eq!(after["calibration"]["source"], "repository", "{}", after["calibration"]);
+    let text = after["calibration"]["text"].as_str().unwrap();
+    assert!(text.contains("calibrated on this repository's last"), "{text}");
+    assert!(
+        after["p_clean"].as_f64() > before["p_clean"].as_f64(),
+        "{} vs {}",
+        after["p_clean"],
+        before["p_clean"]
+    );
+    assert_ne!(before["verdict"], "lgtm");
+    assert_eq!(
+        after["verdict"], "lgtm",
+        "8 fixes in ~130 labelled commits: this history is mostly clean"
+    );
+    // The fit is cached beside the history's scores.
+    assert!(r.path().join(".git/deepspark/memory.json").is_file());
+}
+
+#[test]
+fn a_docs_only_commit_is_lgtm_and_says_why() {
+    let r = history(8);
+    let (_, docs) = new_work(&r);
+    let (v, code) = review_json(&r, &["--commit", &docs.to_string()]);
+    assert_eq!(code, 0);
+    assert_eq!(v["verdict"], "lgtm", "{v}");
+    let reasons = v["reasons"].as_array().unwrap();
+    assert!(
+        reasons
+            .iter()
+            .any(|x| x["kind"] == "change" && x["text"].as_str().unwrap().contains("no production code")),
+        "{reasons:?}"
+    );
+    let f = file(&v, "README.md");
+    assert_eq!(f["role"], "docs");
+    assert_eq!(f["hunks"][0]["kind"], "comments");
+}
+
+#[test]
+fn a_history_fact_names_the_fixes_of_the_touched_file() {
+    let r = history(8);
+    let (code, _) = new_work(&r);
+    // m3.rs: f3 and f23... are among the fixed; point at every hunk.
+    let (v, _) = review_json(&r, &["--commit", &code.to_string(), "--lgtm", "1", "--min-risk", "0"]);
+    let hunk = &file(&v, "src/m3.rs")["hunks"][0];
+    let history: Vec<&serde_json::Value> = hunk["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["kind"] == "history")
+        .collect();
+    assert_eq!(history.len(), 1, "{hunk}");
+    let text = history[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("bug fix") && text.contains("src/m3.rs") && text.contains("fix wrong value in f"),
+        "{text}"
+    );
+    let evidence = history[0]["evidence"].as_array().unwrap();
+    assert!(
+        !evidence.is_empty() && evidence.iter().all(|e| e.as_str().unwrap().len() == 40),
+        "{evidence:?}"
+    );
+}
+
+#[test]
+fn every_verdict_short_of_lgtm_says_why_in_every_format() {
+    let r = history(8);
+    let (code, _) = new_work(&r);
+    let code = code.to_string();
+    // LGTM is out of reach (--lgtm 1): NEEDS WORK or REJECT, each with its reasons.
+    let (v, _) = review_json(&r, &["--commit", &code, "--lgtm", "1"]);
+    assert_ne!(v["verdict"], "lgtm");
+    assert!(!v["reasons"].as_array().unwrap().is_empty(), "{v}");
+    let text = |format: &str| {
+        let out = r
+            .cmd()
+            .args([
+                "review",
+                "--commit",
+                &code,
+                "--lgtm",
+                "1",
+                "--min-risk",
+                "0",
+                "--color",
+                "never",
+                "--format",
+                format,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(text("terminal").contains("why (change): production code: 1 hunk in 1 file"));
+    assert!(text("markdown").contains("**Why:**"));
+    assert!(text("github").contains("Why: production code"));
+    let sarif: serde_json::Value = serde_json::from_str(&text("sarif")).unwrap();
+    assert!(!sarif["runs"][0]["properties"]["reasons"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_corrupt_cache_or_one_from_another_history_is_rebuilt() {
+    let r = history(8);
+    let (code, _) = new_work(&r);
+    let code = code.to_string();
+    let memory = r.path().join(".git/deepspark/memory.json");
+    let (first, _) = review_json(&r, &["--commit", &code]);
+    std::fs::write(&memory, "{ not json").unwrap();
+    let (again, _) = review_json(&r, &["--commit", &code]);
+    assert_eq!(first["p_clean"], again["p_clean"]);
+    let cached: serde_json::Value = serde_json::from_slice(&std::fs::read(&memory).unwrap()).unwrap();
+    let head = r.repo.head().unwrap().target().unwrap().to_string();
+    assert_eq!(cached["at"], head.as_str(), "rewritten as of HEAD");
+    // A cache from another history (its commit is not an ancestor of HEAD) is not trusted:
+    // a fake fit that would approve everything must not be used.
+    let mut forged = cached.clone();
+    forged["at"] = serde_json::json!("1234567890123456789012345678901234567890");
+    forged["fit"]["b"] = serde_json::json!(-40.0);
+    std::fs::write(&memory, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let (third, _) = review_json(&r, &["--commit", &code]);
+    assert_eq!(first["p_clean"], third["p_clean"]);
+}
+
+#[test]
+fn a_commit_after_head_is_judged_with_heads_calibration() {
+    let r = history(8);
+    let (code, _) = new_work(&r);
+    // Move HEAD back before the last four fixes: the calibration and the facts are as of there.
+    let head = r.repo.revparse_single("HEAD~6").unwrap();
+    r.repo.set_head_detached(head.id()).unwrap();
+    let (v, _) = review_json(&r, &["--commit", &code.to_string(), "--lgtm", "1", "--min-risk", "0"]);
+    let cached: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(r.path().join(".git/deepspark/memory.json")).unwrap()).unwrap();
+    assert_eq!(cached["at"], head.id().to_string().as_str());
+    let later: Vec<String> = {
+        let mut walk = r.repo.revwalk().unwrap();
+        walk.push(code).unwrap();
+        walk.hide(head.id()).unwrap();
+        walk.map(|id| id.unwrap().to_string()).collect()
+    };
+    let facts: Vec<&serde_json::Value> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["hunks"].as_array().unwrap())
+        .flat_map(|h| h["reasons"].as_array().unwrap())
+        .filter(|x| x["kind"] == "history")
+        .collect();
+    assert!(!facts.is_empty(), "f3's fix came before HEAD: {v}");
+    for f in v["files"].as_array().unwrap() {
+        for h in f["hunks"].as_array().unwrap() {
+            for reason in h["reasons"].as_array().unwrap() {
+                for e in reason["evidence"].as_array().unwrap() {
+                    assert!(
+                        !later.contains(&e.as_str().unwrap().to_string()),
+                        "a fix after HEAD was used: {reason}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_shallow_clone_falls_back_to_the_default_and_says_so() {
+    let r = history(8);
+    new_work(&r);
+    let parent = tempfile::tempdir().unwrap();
+    let shallow = parent.path().join("shallow");
+    let url = format!("file://{}", r.path().display());
+    let out = std::process::Command::new("git")
+        .args(["clone", "-q", "--depth", "150", &url, shallow.to_str().unwrap()])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    cmd_in(&shallow)
+        .args([
+            "review", "--commit", "HEAD~1", "--format", "terminal", "--color", "never", "--lgtm", "1",
+        ])
+        .assert()
+        .stdout(contains(
+            "the embedded model's calibration: this repository's history supports no fit (a shallow clone",
+        ));
+}
