@@ -200,6 +200,9 @@ fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
 /// After this many new commits since the last fit, the repository's calibration is fitted
 /// again; fewer leave it as it is (a calibration does not move with every commit).
 const REFIT_AFTER: usize = 100;
+/// Fewer fix delays than this in the history: the unseen fixes of young commits are not
+/// modelled, and only commits old enough are labelled.
+const MIN_DELAYS: usize = 20;
 
 /// The repository's calibration and the fixes of its history, as of one commit.
 #[derive(Serialize, Deserialize)]
@@ -321,30 +324,47 @@ fn label_and_fit(
         .collect();
     let dates: std::collections::HashMap<git2::Oid, i64> =
         labels.history.iter().map(|c| (c.id, c.author_date)).collect();
-    // Commits younger than a year may not have met their fix yet; when a year holds more
-    // than half the scored window, the older half is labelled instead.
-    let mut window_dates: Vec<i64> = scored.iter().filter_map(|(id, _)| dates.get(id).copied()).collect();
-    window_dates.sort_unstable();
-    let median = window_dates.get(window_dates.len() / 2).copied().unwrap_or(i64::MIN);
-    let cutoff = (head.time().seconds() - crate::history::facts::YEAR).max(median);
+    let now = head.time().seconds();
+    let year = crate::history::facts::YEAR;
     // "Later needed a fix" means within a year of the commit: fixes found years later
     // (SZZ finds them too) would make older commits look buggier than a new one can be
     // known to be, and a calibration is about the change in front of the reviewer.
-    let fix_dates: std::collections::HashMap<String, i64> = fixes.iter().map(|f| (f.id.clone(), f.date)).collect();
-    let fixed_within_a_year = |id: &git2::Oid, date: i64| {
-        labels.fixed_by.get(id).is_some_and(|by| {
-            by.iter()
-                .filter_map(|f| fix_dates.get(f))
-                .any(|&d| d - date <= crate::history::facts::YEAR)
-        })
+    let fix_dates: std::collections::HashMap<&str, i64> = fixes.iter().map(|f| (f.id.as_str(), f.date)).collect();
+    let first_fix = |id: &git2::Oid| -> Option<i64> {
+        labels.fixed_by.get(id)?.iter().filter_map(|f| fix_dates.get(f.as_str()).copied()).min()
     };
+    // How long fixes took, from the commits a year old or more: a younger commit's chance
+    // of having met its fix by now (`Sample::seen`).
+    let mut delays: Vec<i64> = labels
+        .mined
+        .iter()
+        .map(|&i| &labels.history[i])
+        .filter(|c| c.author_date <= now - year)
+        .filter_map(|c| first_fix(&c.id).map(|f| (f - c.author_date).max(0)))
+        .filter(|&d| d <= year)
+        .collect();
+    delays.sort_unstable();
+    let known_delays = delays.len() >= MIN_DELAYS;
+    let seen = |age: i64| -> f64 {
+        if age >= year || !known_delays {
+            return 1.0;
+        }
+        delays.partition_point(|&d| d <= age) as f64 / delays.len() as f64
+    };
+    // Without enough delays to model the unseen fixes, only the older half of the window
+    // (or what is a year old) is labelled, as if fully seen.
+    let mut window_dates: Vec<i64> = scored.iter().filter_map(|(id, _)| dates.get(id).copied()).collect();
+    window_dates.sort_unstable();
+    let median = window_dates.get(window_dates.len() / 2).copied().unwrap_or(i64::MIN);
+    let cutoff = if known_delays { now } else { (now - year).max(median) };
     let samples: Vec<Sample> = scored
         .iter()
         .filter_map(|(id, s)| dates.get(id).filter(|&&d| d <= cutoff).map(|&d| (id, s, d)))
         .map(|(id, s, date)| Sample {
             risk: s.risk,
             production: s.production,
-            buggy: fixed_within_a_year(id, date),
+            buggy: first_fix(id).is_some_and(|f| f - date <= year),
+            seen: seen(now - date),
         })
         .collect();
     let (fit, why) = if labels.summary.shallow {

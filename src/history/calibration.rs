@@ -32,8 +32,12 @@ pub struct Sample {
     /// `production` is false).
     pub risk: f32,
     pub production: bool,
-    /// A later fix changed lines it added.
+    /// A fix within a year changed lines it added, as far as is known now.
     pub buggy: bool,
+    /// The chance that such a fix, had there been one, would have been seen by now: 1 for
+    /// a commit a year old, less for a younger one (the history's fix delays tell how
+    /// much). A young commit that looks clean is partly an unseen buggy one.
+    pub seen: f64,
 }
 
 /// A fitted calibration.
@@ -105,11 +109,34 @@ pub fn fit(samples: &[Sample]) -> Result<Calibration, NoFit> {
     if buggy < MIN_BUGGY {
         return Err(NoFit::TooFewFixed { buggy });
     }
-    let (a, b) = map_logistic(&prod);
+    // EM over the unseen fixes: a young clean-looking commit counts as buggy with the
+    // probability that it is, given the current fit and how much of a year it has had.
+    let seen: Vec<f64> = samples.iter().filter(|s| s.production).map(|s| s.seen.clamp(1e-3, 1.0)).collect();
+    let (mut a, mut b) = map_logistic(&prod);
+    for _ in 0..30 {
+        let soft: Vec<(f64, f64)> = prod
+            .iter()
+            .zip(&seen)
+            .map(|(&(x, y), &s)| (x, if y > 0.5 { 1.0 } else { unseen_buggy(sigmoid(a * x + b), s) }))
+            .collect();
+        let (na, nb) = map_logistic(&soft);
+        let moved = (na - a).abs() + (nb - b).abs();
+        (a, b) = (na, nb);
+        if moved < 1e-6 {
+            break;
+        }
+    }
     let quiet_labelled = samples.iter().filter(|s| !s.production).count();
     let quiet_buggy = samples.iter().filter(|s| !s.production && s.buggy).count();
-    let quiet =
-        (quiet_buggy as f64 + QUIET_PRIOR_COMMITS * QUIET_PRIOR) / (quiet_labelled as f64 + QUIET_PRIOR_COMMITS);
+    let mut quiet = QUIET_PRIOR;
+    for _ in 0..30 {
+        let expected: f64 = samples
+            .iter()
+            .filter(|s| !s.production)
+            .map(|s| if s.buggy { 1.0 } else { unseen_buggy(quiet, s.seen.clamp(1e-3, 1.0)) })
+            .sum();
+        quiet = (expected + QUIET_PRIOR_COMMITS * QUIET_PRIOR) / (quiet_labelled as f64 + QUIET_PRIOR_COMMITS);
+    }
     Ok(Calibration {
         a,
         b,
@@ -119,6 +146,12 @@ pub fn fit(samples: &[Sample]) -> Result<Calibration, NoFit> {
         quiet_labelled,
         quiet_buggy,
     })
+}
+
+/// P(buggy | no fix seen yet) for a commit of prior risk `p` whose fix would have been
+/// seen by now with probability `seen`.
+fn unseen_buggy(p: f64, seen: f64) -> f64 {
+    p * (1.0 - seen) / (1.0 - p * seen).max(1e-9)
 }
 
 /// Newton's method on the penalised log-likelihood of y ~ sigmoid(a x + b), the penalty
@@ -177,6 +210,7 @@ mod tests {
                     risk: sigmoid(x) as f32,
                     production: true,
                     buggy: (rng.uniform() as f64) < truth,
+                    seen: 1.0,
                 }
             })
             .collect()
@@ -198,6 +232,37 @@ mod tests {
     }
 
     #[test]
+    fn young_commits_whose_fixes_may_be_unseen_do_not_lower_the_risk() {
+        // The same history, but half of it so young that only half its fixes were seen.
+        let full = fit(&history(4000)).unwrap();
+        let mut rng = crate::train::rng::Rng::new(9);
+        let censored: Vec<Sample> = history(4000)
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let seen = if i % 2 == 0 { 1.0 } else { 0.5 };
+                Sample {
+                    buggy: s.buggy && (rng.uniform() as f64) < seen,
+                    seen,
+                    ..s
+                }
+            })
+            .collect();
+        let naive: Vec<Sample> = censored.iter().map(|s| Sample { seen: 1.0, ..*s }).collect();
+        let corrected = fit(&censored).unwrap();
+        let naive = fit(&naive).unwrap();
+        let at = Some(0.8f32);
+        assert!(naive.risk(at) < full.risk(at) * 0.9, "ignoring the censoring lowers the risk");
+        assert!(
+            (corrected.risk(at) - full.risk(at)).abs() < (naive.risk(at) - full.risk(at)).abs() / 2.0,
+            "{} vs full {} (naive {})",
+            corrected.risk(at),
+            full.risk(at),
+            naive.risk(at)
+        );
+    }
+
+    #[test]
     fn too_little_history_gives_no_fit_and_quiet_changes_have_their_own_rate() {
         assert_eq!(fit(&history(50)), Err(NoFit::TooFew { labelled: 50 }));
         let clean: Vec<Sample> = (0..200)
@@ -205,6 +270,7 @@ mod tests {
                 risk: 0.3,
                 production: true,
                 buggy: i < 2,
+                seen: 1.0,
             })
             .collect();
         assert_eq!(fit(&clean), Err(NoFit::TooFewFixed { buggy: 2 }));
@@ -213,6 +279,7 @@ mod tests {
             risk: 0.0,
             production: false,
             buggy: false,
+            seen: 1.0,
         }));
         let c = fit(&h).unwrap();
         assert_eq!((c.quiet_labelled, c.quiet_buggy), (300, 0));
