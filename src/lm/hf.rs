@@ -18,7 +18,7 @@
 //! read the tokenizer (`model.rs`).
 
 use super::LmError;
-use super::model::WeightFormat;
+use super::format::WeightFormat;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::safetensors::Load;

@@ -13,6 +13,7 @@
 pub mod chat;
 pub mod cpu;
 pub mod decode;
+pub mod format;
 pub mod gguf;
 pub mod hf;
 pub mod model;
@@ -22,7 +23,8 @@ pub mod tiny;
 pub mod tokenizer;
 
 pub use chat::{Message, Role, Template};
-pub use model::{GgufModel, LoadOptions, WeightFormat};
+pub use format::WeightFormat;
+pub use model::{GgufModel, LoadOptions};
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
