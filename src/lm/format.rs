@@ -1,5 +1,5 @@
 //! How a model's weight matrices are held in memory ([`WeightFormat`]), chosen with `--weights`:
-//! the one type both the Hugging Face rewriter (`hf.rs`) and the loader (`model.rs`) read, kept
+//! the one type both the Hugging Face rewriter (`hf.rs`) and the loader (`model/`) read, kept
 //! apart so that neither imports the other for it. It converts nothing itself.
 
 use super::cpu;

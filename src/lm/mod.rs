@@ -1,9 +1,10 @@
 //! Pretrained language models run in the process: where their weights come from
 //! (`source.rs`), how a GGUF file is checked before it is read (`gguf.rs`), a Hugging Face
 //! safetensors folder rewritten as one (`hf.rs`), tokenizers
-//! (`tokenizer.rs`), chat templates (`chat.rs`), the loaded network (`model.rs`), the
-//! decoder that scores a text in one pass (`net.rs`) and generation and log-probabilities
-//! (`decode.rs`).
+//! (`tokenizer.rs`), chat templates (`chat.rs`), the loaded network (`model/`: its loading
+//! checks in `model/checks.rs`), deepspark's own CPU network and its SIMD kernels (`cpu/`), how
+//! weights are held (`format.rs`), the decoder that scores a text in one pass (`net.rs`) and
+//! generation and log-probabilities (`decode.rs`).
 //!
 //! The rest of deepspark sees only [`LanguageModel`]: a chat completion under a token
 //! budget, and the log-probability of each token of a text after a context. No command

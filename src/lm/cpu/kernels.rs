@@ -43,7 +43,7 @@ pub(super) fn rows(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
 }
 
 /// Whether this CPU has the SIMD kernels this network is built for (x86-64 with AVX2, FMA and
-/// F16C): elsewhere its plain-Rust kernels would be slower than candle's, which `model.rs` uses
+/// F16C): elsewhere its plain-Rust kernels would be slower than candle's, which `model/` uses
 /// instead.
 pub fn has_kernels() -> bool {
     #[cfg(target_arch = "x86_64")]

@@ -12,7 +12,7 @@
 //! and half-split ones for Qwen2, Qwen2's query/key/value biases, grouped-query attention, the
 //! token embedding as output layer when the file has no `output.weight` (tests compare its logits
 //! with candle-transformers'). It returns the logits after the last token, or after each (for
-//! scoring a text); it does not check the file (`model.rs` has, before it is built), and runs
+//! scoring a text); it does not check the file (`model/checks.rs` has, before it is built), and runs
 //! nowhere but an x86-64 CPU with AVX2: CUDA, Metal and other CPUs keep candle-transformers'
 //! networks (its plain-Rust kernels are the reference the SIMD ones are tested against, not a
 //! fast path).
@@ -55,7 +55,7 @@ pub struct CpuNet {
     pool: Option<Arc<rayon::ThreadPool>>,
 }
 
-/// What the network is built from (checked by `model.rs` before).
+/// What the network is built from (checked by `model/checks.rs` before).
 pub struct Shape<'a> {
     pub architecture: &'a str,
     pub embedding: usize,

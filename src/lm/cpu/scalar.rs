@@ -1,6 +1,6 @@
 //! The plain-Rust kernels: the dot product of one row of weights (every [`Kind`]) with an
 //! input, and 32 activations quantised to 8 bits. They run on CPUs without AVX2 (only in tests:
-//! `model.rs` uses candle's networks there) and are the reference the AVX2 kernels (`x86.rs`) are
+//! `model/` uses candle's networks there) and are the reference the AVX2 kernels (`x86.rs`) are
 //! tested against; they are not tuned for speed.
 
 use super::blocks::{BLOCK, Input, Kind, QBlock, half};

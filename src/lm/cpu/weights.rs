@@ -1,7 +1,7 @@
 //! The network's weights: each layer's matrices and vectors, read from a GGUF file's tensors
 //! (as stored, or requantised where there is no kernel for their type), their shapes checked
 //! against the model's dimensions, and the rotary frequencies. It does not check the
-//! hyperparameters (`model.rs` has, before) nor compute anything with the weights.
+//! hyperparameters (`model/checks.rs` has, before) nor compute anything with the weights.
 
 use super::CpuNet;
 use super::Shape;
