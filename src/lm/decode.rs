@@ -2,7 +2,7 @@
 //! log-softmax, and the stop conditions of a generation (end tokens, stop strings, budget).
 //!
 //! Pure functions over logit vectors, so they are tested without a model; the loop that
-//! feeds the network lives in `model.rs`. Randomness comes from deepspark's seeded
+//! feeds the network lives in `model/language_model.rs`. Randomness comes from deepspark's seeded
 //! generator (`train::rng`), never from the system, so a seed fixes the text.
 
 use super::Sampling;

@@ -6,7 +6,7 @@
 //! a tensor when its type is unknown, its dimensions are not sane, or its data would run
 //! past the end of the file. Only then does candle's reader (`gguf_file::Content::read`)
 //! build the metadata, and only then are tensors read. This module does not build models,
-//! tokenizers or templates (see `model.rs`, `tokenizer.rs`, `chat.rs`).
+//! tokenizers or templates (see `model/`, `tokenizer.rs`, `chat.rs`).
 
 use std::io::{BufReader, Read, Seek, SeekFrom};
 

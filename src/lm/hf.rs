@@ -1,5 +1,5 @@
 //! A Hugging Face model folder (`config.json`, `tokenizer.json`, `model.safetensors` or its
-//! shards) rewritten as a GGUF file in memory, so that one loader (`model.rs`) checks it, one
+//! shards) rewritten as a GGUF file in memory, so that one loader (`model/`) checks it, one
 //! network code path runs it, and chat, the KV cache and one-pass log-probabilities work as
 //! for any GGUF file.
 //!
@@ -15,10 +15,10 @@
 //! against the hyperparameters by the loader, as for a GGUF file.
 //!
 //! This module reads the folder; it does not find it (`source.rs`), build the network or
-//! read the tokenizer (`model.rs`).
+//! read the tokenizer (`model/`).
 
 use super::LmError;
-use super::model::WeightFormat;
+use super::format::WeightFormat;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::safetensors::Load;

@@ -1,9 +1,10 @@
 //! Pretrained language models run in the process: where their weights come from
 //! (`source.rs`), how a GGUF file is checked before it is read (`gguf.rs`), a Hugging Face
 //! safetensors folder rewritten as one (`hf.rs`), tokenizers
-//! (`tokenizer.rs`), chat templates (`chat.rs`), the loaded network (`model.rs`), the
-//! decoder that scores a text in one pass (`net.rs`) and generation and log-probabilities
-//! (`decode.rs`).
+//! (`tokenizer.rs`), chat templates (`chat.rs`), the loaded network (`model/`: its loading
+//! checks in `model/checks.rs`), deepspark's own CPU network and its SIMD kernels (`cpu/`), how
+//! weights are held (`format.rs`), the decoder that scores a text in one pass (`net.rs`) and
+//! generation and log-probabilities (`decode.rs`).
 //!
 //! The rest of deepspark sees only [`LanguageModel`]: a chat completion under a token
 //! budget, and the log-probability of each token of a text after a context. No command
@@ -13,6 +14,7 @@
 pub mod chat;
 pub mod cpu;
 pub mod decode;
+pub mod format;
 pub mod gguf;
 pub mod hf;
 pub mod model;
@@ -22,7 +24,8 @@ pub mod tiny;
 pub mod tokenizer;
 
 pub use chat::{Message, Role, Template};
-pub use model::{GgufModel, LoadOptions, WeightFormat};
+pub use format::WeightFormat;
+pub use model::{GgufModel, LoadOptions};
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]

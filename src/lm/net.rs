@@ -1,5 +1,5 @@
 //! A decoder that reads many tokens in one pass and gives the logits at every position: what
-//! `GgufModel::logprobs` scores a text with on CUDA and Metal (on the CPU, `cpu.rs` chats and
+//! `GgufModel::logprobs` scores a text with on CUDA and Metal (on the CPU, `cpu/` chats and
 //! scores). candle-transformers' quantised llama and Qwen2 networks return only the last
 //! position's logits, so scoring a text through them costs one pass per token (decode speed);
 //! this one costs one pass per text (prefill speed).
@@ -12,7 +12,7 @@
 //! owns, so a context read once can be extended by several texts.
 //!
 //! It does not generate (chat there stays on candle-transformers' networks), does not check the
-//! file (`model.rs` has, before it is built), and knows no mixture-of-experts or partial rotary
+//! file (`model/checks.rs` has, before it is built), and knows no mixture-of-experts or partial rotary
 //! embeddings (refused at load).
 
 use candle_core::quantized::{QMatMul, gguf_file};
@@ -87,7 +87,7 @@ pub struct Decoder {
     neg_inf: Tensor,
 }
 
-/// What a decoder is built from, read from the hyperparameters `model.rs` checked.
+/// What a decoder is built from, read from the hyperparameters `model/checks.rs` checked.
 pub struct Shape<'a> {
     pub architecture: &'a str,
     pub embedding: usize,

@@ -14,7 +14,7 @@
 //!
 //! Offline (`HF_HUB_OFFLINE=1` or `--offline`) nothing touches the network: a missing file
 //! is named with the command that fetches it. This module reads directories and manifests;
-//! it does not open the weights (`model.rs` does).
+//! it does not open the weights (`model/` does).
 
 use std::path::{Path, PathBuf};
 

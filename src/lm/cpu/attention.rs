@@ -1,0 +1,174 @@
+//! Attention: the rotary angles of the positions read ([`Angles`], interleaved for llama,
+//! half-split for Qwen2) and causal grouped-query self-attention over the cached keys and
+//! values, a dot product per query and key for a few tokens ([`attend`]) or through candle's
+//! matrix products for a long prompt ([`attend_matmul`]). It does not compute the queries, keys
+//! and values (`forward.rs` does).
+
+use super::kernels::dot_f32;
+use super::weights::Weights;
+use candle_core::Device;
+
+/// The rotary angles' cosines and sines at positions `pos..pos + seq`.
+pub(super) struct Angles {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    pairs: usize,
+}
+
+impl Angles {
+    pub(super) fn new(theta: &[f32], pos: usize, seq: usize) -> Angles {
+        let (mut cos, mut sin) = (
+            Vec::with_capacity(seq * theta.len()),
+            Vec::with_capacity(seq * theta.len()),
+        );
+        for p in pos..pos + seq {
+            for t in theta {
+                let angle = p as f32 * t;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        Angles {
+            cos,
+            sin,
+            pairs: theta.len(),
+        }
+    }
+
+    /// Rotates every head of every token of `x` (`[seq, heads * head_dim]`).
+    pub(super) fn rotate(&self, x: &mut [f32], head_dim: usize, interleaved: bool) {
+        let per_token = x.len() / (self.cos.len() / self.pairs);
+        for (t, token) in x.chunks_exact_mut(per_token).enumerate() {
+            let (cos, sin) = (
+                &self.cos[t * self.pairs..(t + 1) * self.pairs],
+                &self.sin[t * self.pairs..(t + 1) * self.pairs],
+            );
+            for head in token.chunks_exact_mut(head_dim) {
+                for i in 0..self.pairs {
+                    let (a, b) = if interleaved {
+                        (2 * i, 2 * i + 1)
+                    } else {
+                        (i, i + self.pairs)
+                    };
+                    let (x0, x1) = (head[a], head[b]);
+                    head[a] = x0 * cos[i] - x1 * sin[i];
+                    head[b] = x0 * sin[i] + x1 * cos[i];
+                }
+            }
+        }
+    }
+}
+
+/// Tokens read at once from which attention goes through matrix products (candle's gemm)
+/// instead of a dot product per query and key: prefill attention grows with the square of the
+/// prompt, and a 1,400-token prompt spent most of its 12.6 s there.
+pub(super) const MATMUL_ATTENTION: usize = 32;
+
+/// Queries whose attention scores are held at once by [`attend_matmul`] (bounds the
+/// `[heads, queries, keys]` scores of a long prompt).
+pub(super) const QUERY_CHUNK: usize = 256;
+
+/// [`attend`] through matrix products: per key/value head, the scores of its query heads'
+/// queries over all keys, masked, softmaxed and multiplied by the values, `chunk` queries at a
+/// time.
+pub(super) fn attend_matmul(
+    w: &Weights,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    pos: usize,
+    out: &mut [f32],
+    chunk: usize,
+) -> candle_core::Result<()> {
+    let (hd, kvh) = (w.head_dim, w.kv_heads);
+    let group = w.heads / kvh;
+    let seq = q.len() / (w.heads * hd);
+    let cpu = Device::Cpu;
+    for first in (0..seq).step_by(chunk) {
+        let n = chunk.min(seq - first);
+        let total = pos + first + n;
+        let k = candle_core::Tensor::from_slice(&keys[..total * kvh * hd], (total, kvh, hd), &cpu)?
+            .transpose(0, 1)?
+            .contiguous()?;
+        let v = candle_core::Tensor::from_slice(&values[..total * kvh * hd], (total, kvh, hd), &cpu)?
+            .transpose(0, 1)?
+            .contiguous()?;
+        // Head h reads key/value head h / group: [n, kvh, group, hd] → [kvh, group * n, hd].
+        let qs = candle_core::Tensor::from_slice(
+            &q[first * w.heads * hd..(first + n) * w.heads * hd],
+            (n, kvh, group, hd),
+            &cpu,
+        )?
+        .permute((1, 2, 0, 3))?
+        .contiguous()?
+        .reshape((kvh, group * n, hd))?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let scores = (qs.matmul(&k.t()?)? * scale)?;
+        // Query t of the chunk (position pos + first + t) sees keys 0..=pos + first + t.
+        let mask: Vec<f32> = (0..group * n)
+            .flat_map(|r| {
+                let sees = pos + first + r % n;
+                (0..total).map(move |p| if p <= sees { 0.0 } else { f32::NEG_INFINITY })
+            })
+            .collect();
+        let mask = candle_core::Tensor::from_vec(mask, (group * n, total), &cpu)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?;
+        let y = probs
+            .matmul(&v)?
+            .reshape((kvh, group, n, hd))?
+            .permute((2, 0, 1, 3))?
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        out[first * w.heads * hd..(first + n) * w.heads * hd].copy_from_slice(&y);
+    }
+    Ok(())
+}
+
+/// Causal self-attention of the queries `q` (`[seq, heads * head_dim]`, positions `pos..`) over
+/// the cached keys and values (`[pos + seq, kv_heads * head_dim]`), into `out` (`[seq, heads *
+/// head_dim]`).
+pub(super) fn attend(
+    w: &Weights,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    pos: usize,
+    out: &mut [f32],
+    parallel: bool,
+) {
+    use rayon::prelude::*;
+    let (hd, kv) = (w.head_dim, w.kv_heads * w.head_dim);
+    let group = w.heads / w.kv_heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    // One query head of one token: row i of `out` is token i / heads, head i % heads.
+    let head = |(i, oh): (usize, &mut [f32])| {
+        let (t, h) = (i / w.heads, i % w.heads);
+        let qh = &q[i * hd..(i + 1) * hd];
+        let at = (h / group) * hd;
+        let mut scores: Vec<f32> = (0..pos + t + 1)
+            .map(|p| dot_f32(qh, &keys[p * kv + at..p * kv + at + hd]) * scale)
+            .collect();
+        let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        let mut total = 0f32;
+        for s in scores.iter_mut() {
+            *s = (*s - max).exp();
+            total += *s;
+        }
+        oh.fill(0.0);
+        for (p, s) in scores.iter().enumerate() {
+            let v = &values[p * kv + at..p * kv + at + hd];
+            let s = s / total;
+            for (o, v) in oh.iter_mut().zip(v) {
+                *o += s * v;
+            }
+        }
+    };
+    // Split over the pool only when there is one (inside it); else rayon's global pool would
+    // take the work.
+    if parallel {
+        out.par_chunks_mut(hd).enumerate().for_each(head);
+    } else {
+        out.chunks_mut(hd).enumerate().for_each(head);
+    }
+}

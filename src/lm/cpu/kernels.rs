@@ -1,0 +1,109 @@
+//! Which kernel runs: the AVX2 one (`x86.rs`) where the CPU has AVX2, FMA and F16C (checked
+//! once at run time), else the plain-Rust one (`scalar.rs`); here are the entry points the
+//! network calls: the rows of a matrix times one input or two ([`rows`], [`rows2`]), the
+//! activations quantised to 8 bits ([`quantize`]) and an f32 dot product ([`dot_f32`]). It does
+//! not split work over threads (`matmul.rs` does).
+
+use super::blocks::{BLOCK, Input, Matrix, QBlock};
+use super::scalar::{self, quantize_block};
+#[cfg(target_arch = "x86_64")]
+use super::x86;
+
+pub(super) fn quantize(x: &[f32], out: &mut Vec<QBlock>) {
+    out.clear();
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); chunks are whole blocks.
+        out.extend(x.chunks_exact(BLOCK).map(|c| unsafe { x86::quantize(c) }));
+        return;
+    }
+    out.extend(x.chunks_exact(BLOCK).map(quantize_block));
+}
+
+/// `out[i] = w_(first + i) · x` for the rows `first..first + out.len()` of `w`.
+pub(super) fn rows(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
+    let cols_ok = if w.kind.quantised() {
+        input.q.len() * BLOCK == w.cols
+    } else {
+        input.x.len() == w.cols
+    };
+    assert!(
+        first + out.len() <= w.rows && cols_ok,
+        "a matrix product out of its bounds"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above), and the rows and the input
+        // are within `w` and of its width (asserted above; `w.data` holds `rows` whole rows).
+        return unsafe { x86::rows(w, first, out, input) };
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = scalar::dot(w.kind, w.row(first + i), input);
+    }
+}
+
+/// Whether this CPU has the SIMD kernels this network is built for (x86-64 with AVX2, FMA and
+/// F16C): elsewhere its plain-Rust kernels would be slower than candle's, which `model/` uses
+/// instead.
+pub fn has_kernels() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return avx2();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// [`rows`] for two inputs: the same weights against two tokens.
+pub(super) fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Input; 2]) {
+    #[cfg(target_arch = "x86_64")]
+    if w.kind.quantised() && avx2() {
+        let n = out[0].len();
+        let ok = out[1].len() == n && input.iter().all(|i| i.q.len() * BLOCK == w.cols) && first + n <= w.rows;
+        assert!(ok, "a matrix product out of its bounds");
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); rows and inputs are within
+        // `w` and of its width (asserted above).
+        return unsafe { x86::rows2(w, first, out, input) };
+    }
+    let [a, b] = out;
+    rows(w, first, a, input[0]);
+    rows(w, first, b, input[1]);
+}
+
+/// Runs `f` on this thread as if the CPU had none of the SIMD kernels (tests of the paths other
+/// CPUs take).
+#[cfg(test)]
+pub fn without_kernels<T>(f: impl FnOnce() -> T) -> T {
+    super::tests::PLAIN.with(|p| p.set(true));
+    let out = f();
+    super::tests::PLAIN.with(|p| p.set(false));
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    #[cfg(test)]
+    if super::tests::PLAIN.with(|p| p.get()) {
+        return false;
+    }
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+    })
+}
+
+/// `a · b`, in eight independent sums (so that the compiler can vectorise it).
+pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
+        return unsafe { x86::dot_f32(a, b) };
+    }
+    let mut sums = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            sums[i] += x[i] * y[i];
+        }
+    }
+    sums.iter().sum::<f32>() + tail
+}

@@ -1,0 +1,131 @@
+//! The matrix product of a weight matrix and the activations of one or more tokens, its rows
+//! split over the network's thread pool ([`matmul`]), and matrices that read the same input
+//! stacked into one ([`Group`]: query/key/value, gate/up). It leaves the arithmetic to the
+//! kernels (`kernels.rs`).
+
+use super::blocks::{BLOCK, Input, Matrix, QBlock};
+use super::kernels::{quantize, rows, rows2};
+
+/// `out[t][r] = w_r · x_t` for every token t of `xs` (`[tokens, cols]`), the rows split over
+/// `pool`'s threads when there is one.
+pub(super) fn matmul(
+    w: &Matrix,
+    xs: &[f32],
+    q: &mut Vec<QBlock>,
+    out: &mut Vec<f32>,
+    pool: Option<&rayon::ThreadPool>,
+) {
+    use rayon::prelude::*;
+    let tokens = xs.len() / w.cols;
+    q.clear();
+    if w.kind.quantised() {
+        let mut one = Vec::new();
+        for x in xs.chunks_exact(w.cols) {
+            quantize(x, &mut one);
+            q.extend_from_slice(&one);
+        }
+    }
+    let per = w.cols / BLOCK;
+    let input = |t: usize| Input {
+        x: &xs[t * w.cols..(t + 1) * w.cols],
+        q: if q.is_empty() { &[] } else { &q[t * per..(t + 1) * per] },
+    };
+    out.clear();
+    out.resize(tokens * w.rows, 0.0);
+    let threads = pool.map_or(1, |p| p.current_num_threads());
+    if tokens == 1 {
+        let chunk = w.rows.div_ceil(threads * 4).next_multiple_of(4).max(16);
+        let run = |(i, c): (usize, &mut [f32])| rows(w, i * chunk, c, &input(0));
+        match pool {
+            Some(pool) if w.rows > chunk => pool.install(|| out.par_chunks_mut(chunk).enumerate().for_each(run)),
+            _ => out.chunks_mut(chunk).enumerate().for_each(run),
+        }
+        return;
+    }
+    // Groups of rows small enough to stay in the cache while every token passes over them.
+    const GROUP: usize = 16;
+    let group = |g: usize| {
+        let (first, n) = (g * GROUP, GROUP.min(w.rows - g * GROUP));
+        let mut values = vec![0f32; tokens * n];
+        let mut t = 0;
+        for pair in values.chunks_exact_mut(2 * n) {
+            let (a, b) = pair.split_at_mut(n);
+            rows2(w, first, [a, b], [&input(t), &input(t + 1)]);
+            t += 2;
+        }
+        if t < tokens {
+            rows(w, first, &mut values[t * n..], &input(t));
+        }
+        values
+    };
+    let groups = w.rows.div_ceil(GROUP);
+    let done: Vec<Vec<f32>> = match pool {
+        Some(pool) => pool.install(|| (0..groups).into_par_iter().map(group).collect()),
+        None => (0..groups).map(group).collect(),
+    };
+    for (g, values) in done.iter().enumerate() {
+        let n = values.len() / tokens;
+        for (t, v) in values.chunks_exact(n).enumerate() {
+            out[t * w.rows + g * GROUP..t * w.rows + g * GROUP + n].copy_from_slice(v);
+        }
+    }
+}
+
+/// Matrices that multiply the same input, stacked into one when they are of one kind: the
+/// input is then quantised once, and its rows are split over the threads in one go.
+pub(super) enum Group {
+    /// The stacked matrix and the rows of each part.
+    Stacked(Matrix, Vec<usize>),
+    Apart(Vec<Matrix>),
+}
+
+impl Group {
+    pub(super) fn new(parts: Vec<Matrix>) -> Group {
+        let first = &parts[0];
+        if parts.iter().any(|m| m.kind != first.kind || m.cols != first.cols) {
+            return Group::Apart(parts);
+        }
+        let rows = parts.iter().map(|m| m.rows).collect();
+        let (kind, cols) = (first.kind, first.cols);
+        let mut data = Vec::with_capacity(parts.iter().map(|m| m.data.len()).sum());
+        for m in parts {
+            data.extend_from_slice(&m.data);
+        }
+        let stacked = Matrix {
+            kind,
+            rows: data.len() / kind.row_bytes(cols),
+            cols,
+            data,
+        };
+        Group::Stacked(stacked, rows)
+    }
+
+    /// `outs[i] = part_i · x_t` for every token t of `xs`, as [`matmul`] lays them out.
+    pub(super) fn matmul(
+        &self,
+        xs: &[f32],
+        q: &mut Vec<QBlock>,
+        stacked: &mut Vec<f32>,
+        outs: &mut [&mut Vec<f32>],
+        pool: Option<&rayon::ThreadPool>,
+    ) {
+        match self {
+            Group::Apart(parts) => {
+                for (m, out) in parts.iter().zip(outs) {
+                    matmul(m, xs, q, out, pool);
+                }
+            }
+            Group::Stacked(m, rows) => {
+                matmul(m, xs, q, stacked, pool);
+                let mut at = 0;
+                for (&n, out) in rows.iter().zip(outs) {
+                    out.clear();
+                    for token in stacked.chunks_exact(m.rows) {
+                        out.extend_from_slice(&token[at..at + n]);
+                    }
+                    at += n;
+                }
+            }
+        }
+    }
+}

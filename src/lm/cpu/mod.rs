@@ -1,0 +1,66 @@
+//! The CPU network that chat decodes with and `logprobs` scores with: the llama and Qwen2 blocks
+//! of candle-transformers 0.11.1 (`quantized_llama`, `quantized_qwen2`), computed in place. A
+//! decode step of a small model is about 200 small matrix-vector products; through candle's
+//! tensors each costs an allocation and a dispatch, and candle has no SIMD dot product for Q4_1,
+//! the type small GGUF files ship in. Here the weights stay the file's blocks (Q4_0, Q4_1 and
+//! Q8_0; F16 and F32), the activations are quantised per 32 values as llama.cpp does (to 8 bits
+//! with their scale and sum), the dot products use AVX2 (checked at run time), matrices that
+//! read the same input are stacked into one, the keys and values grow in place, and a long
+//! prompt's attention goes through candle's matrix products.
+//!
+//! It computes what those networks compute: RMS norm, interleaved rotary embeddings for llama
+//! and half-split ones for Qwen2, Qwen2's query/key/value biases, grouped-query attention, the
+//! token embedding as output layer when the file has no `output.weight` (tests compare its logits
+//! with candle-transformers'). It returns the logits after the last token, or after each (for
+//! scoring a text); it does not check the file (`model/checks.rs` has, before it is built), and runs
+//! nowhere but an x86-64 CPU with AVX2: CUDA, Metal and other CPUs keep candle-transformers'
+//! networks (its plain-Rust kernels are the reference the SIMD ones are tested against, not a
+//! fast path).
+//!
+//! Where each part is: `blocks.rs` the quantised block types and the weight matrix;
+//! `kernels.rs` which kernel runs (AVX2 or plain) and the activations' quantisation; `scalar.rs`
+//! the plain-Rust dot products (the reference); `x86.rs` the AVX2 ones (the Q4_0/Q4_1 dot
+//! product is `x86::q4` and `x86::q4x4`); `matmul.rs` the matrix product and its threads;
+//! `weights.rs` the layers' weights read from the file; `forward.rs` a pass through the
+//! layers; `attention.rs` the rotary angles and causal attention.
+
+mod attention;
+mod blocks;
+mod forward;
+mod kernels;
+mod matmul;
+mod scalar;
+mod weights;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+#[cfg(test)]
+mod tests;
+
+pub use kernels::has_kernels;
+#[cfg(test)]
+pub use kernels::without_kernels;
+
+use std::sync::Arc;
+use weights::Weights;
+
+/// The network with its keys and values: cloning it shares the weights and copies the cache.
+#[derive(Clone)]
+pub struct CpuNet {
+    w: Arc<Weights>,
+    /// Per layer, `[tokens, kv_heads, head_dim]` after the rotary embedding.
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    len: usize,
+    pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+/// What the network is built from (checked by `model/checks.rs` before).
+pub struct Shape<'a> {
+    pub architecture: &'a str,
+    pub embedding: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub layers: usize,
+    pub context: usize,
+}

@@ -1,0 +1,302 @@
+use super::attention::{attend, attend_matmul};
+use super::blocks::{BLOCK, Input, Kind, Matrix};
+use super::kernels::{dot_f32, quantize, rows};
+use super::matmul::matmul;
+use super::scalar::quantize_block;
+use super::*;
+use crate::lm::tiny::Tiny;
+use candle_core::Device;
+use candle_core::Tensor;
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+use candle_transformers::models::{quantized_llama, quantized_qwen2};
+
+thread_local! {
+    /// Set: this thread computes with the plain kernels even where the CPU has AVX2.
+    pub static PLAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A tiny model's file, read back: its content and an open reader. `exact`: every tensor
+/// is written as the f32 values its quantised blocks stand for.
+fn tiny_file(tiny: &Tiny, exact: bool) -> (tempfile::TempDir, gguf_file::Content, std::fs::File) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    tiny.write_with(&path, |_, tensors| {
+        if exact {
+            for (_, t) in tensors.iter_mut() {
+                *t = QTensor::quantize(&t.dequantize(&Device::Cpu).unwrap(), GgmlDType::F32).unwrap();
+            }
+        }
+    })
+    .unwrap();
+    let mut file = std::fs::File::open(&path).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    (dir, content, file)
+}
+
+fn shape(t: &Tiny) -> Shape<'_> {
+    Shape {
+        architecture: t.architecture,
+        embedding: t.embedding,
+        heads: t.heads,
+        kv_heads: t.kv_heads,
+        layers: t.layers,
+        context: t.context,
+    }
+}
+
+fn build(t: &Tiny, threads: usize) -> CpuNet {
+    let (_dir, content, mut file) = tiny_file(t, false);
+    CpuNet::from_gguf(&shape(t), &content, &mut file, threads).unwrap()
+}
+
+/// candle-transformers' network for the same file (or its `exact` f32 values): the logits
+/// after each step of `steps`.
+fn reference(t: &Tiny, steps: &[&[u32]], exact: bool) -> Vec<Vec<f32>> {
+    let (_dir, content, mut file) = tiny_file(t, exact);
+    let cpu = Device::Cpu;
+    let mut llama;
+    let mut qwen2;
+    type Forward = Box<dyn FnMut(&Tensor, usize) -> Tensor>;
+    let mut forward: Forward = match t.architecture {
+        "qwen2" => {
+            qwen2 = quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &cpu).unwrap();
+            Box::new(move |x, pos| qwen2.forward(x, pos).unwrap())
+        }
+        _ => {
+            llama = quantized_llama::ModelWeights::from_gguf(content, &mut file, &cpu).unwrap();
+            Box::new(move |x, pos| llama.forward(x, pos).unwrap())
+        }
+    };
+    let mut pos = 0;
+    steps
+        .iter()
+        .map(|ids| {
+            let x = Tensor::new(*ids, &cpu).unwrap().unsqueeze(0).unwrap();
+            let logits = forward(&x, pos);
+            pos += ids.len();
+            logits.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        })
+        .collect()
+}
+
+fn worst(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn computes_what_candle_transformers_networks_compute() {
+    // A prompt read at once, then tokens one at a time, for both architectures and every
+    // type with a kernel (and Q5_0, which is requantised to Q8_0). With f32 weights the
+    // logits are candle-transformers'. Quantised, both networks round the activations to 8
+    // bits, and a value that falls on the other side of a rounding step in one of them
+    // moves the logits by more than float error: so each is measured against the exact
+    // product of the same weights, and this network must be as close to it as candle is.
+    // 40 tokens: past MATMUL_ATTENTION, so the second read attends through matrix products.
+    let long: Vec<u32> = (0..40).map(|i| (i * 37 % 250) as u32 + 3).collect();
+    let steps: [&[u32]; 5] = [&[5, 40, 77, 3, 9, 120], &[33], &long, &[7], &[200]];
+    for (architecture, plain) in [("llama", false), ("qwen2", false), ("llama", true)] {
+        // One network without a pool: this thread computes it, with the plain kernels
+        // when `plain` is set.
+        PLAIN.with(|p| p.set(plain));
+        for dtype in [
+            GgmlDType::F32,
+            GgmlDType::F16,
+            GgmlDType::Q8_0,
+            GgmlDType::Q4_0,
+            GgmlDType::Q4_1,
+            GgmlDType::Q5_0,
+        ] {
+            let t = Tiny {
+                architecture,
+                dtype,
+                ..Tiny::default()
+            };
+            let (candle, exact) = (reference(&t, &steps, false), reference(&t, &steps, true));
+            let mut net = build(&t, 1);
+            let mut pos = 0;
+            let (mut ours, mut theirs) = (0f32, 0f32);
+            for (i, ids) in steps.iter().enumerate() {
+                let logits = net.forward(ids, pos).unwrap();
+                pos += ids.len();
+                if matches!(dtype, GgmlDType::F32 | GgmlDType::F16) {
+                    let w = worst(&logits, &candle[i]);
+                    assert!(w < 1e-2, "{architecture} {dtype:?} plain {plain} step {i}: {w}");
+                }
+                ours = ours.max(worst(&logits, &exact[i]));
+                theirs = theirs.max(worst(&candle[i], &exact[i]));
+            }
+            assert_eq!(net.len(), pos);
+            if dtype == GgmlDType::Q5_0 {
+                // No kernel: the network holds the matrices requantised to Q8_0, exactly
+                // as a file that stores them so.
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("q8.gguf");
+                t.write_with(&path, |_, tensors| {
+                    for (_, w) in tensors.iter_mut().filter(|(_, w)| w.dtype() == GgmlDType::Q5_0) {
+                        *w = QTensor::quantize(&w.dequantize(&Device::Cpu).unwrap(), GgmlDType::Q8_0).unwrap();
+                    }
+                })
+                .unwrap();
+                let mut file = std::fs::File::open(&path).unwrap();
+                let content = gguf_file::Content::read(&mut file).unwrap();
+                let mut q8 = CpuNet::from_gguf(&shape(&t), &content, &mut file, 1).unwrap();
+                let all: Vec<u32> = steps.concat();
+                assert_eq!(
+                    q8.forward(&all, 0).unwrap(),
+                    net.forward(&all, 0).unwrap(),
+                    "{architecture}"
+                );
+                continue;
+            }
+            assert!(
+                ours <= 1.5 * theirs + 1e-2,
+                "{architecture} {dtype:?} plain {plain}: {ours} from the exact logits, candle {theirs}"
+            );
+        }
+    }
+}
+
+#[test]
+fn threads_and_a_rewound_cache_change_no_number() {
+    for architecture in ["llama", "qwen2"] {
+        let t = Tiny {
+            architecture,
+            ..Tiny::default()
+        };
+        let (mut one, mut two) = (build(&t, 1), build(&t, 2));
+        let prompt = [5, 40, 77, 3, 9, 120, 12, 13];
+        assert_eq!(one.forward(&prompt, 0).unwrap(), two.forward(&prompt, 0).unwrap());
+        let after = one.forward(&[33], prompt.len()).unwrap();
+        assert_eq!(after, two.forward(&[33], prompt.len()).unwrap());
+        // A clone keeps the cache and shares the weights; rewinding to an earlier position
+        // forgets what came after it.
+        let mut copy = one.clone();
+        assert_eq!(
+            copy.forward(&[7], prompt.len() + 1).unwrap(),
+            one.forward(&[7], prompt.len() + 1).unwrap()
+        );
+        assert_eq!(one.forward(&[33], prompt.len()).unwrap(), after);
+        assert_eq!(one.len(), prompt.len() + 1);
+    }
+}
+
+#[test]
+fn attention_through_matrix_products_equals_the_plain_one() {
+    // Grouped heads, keys cached before, queries in several chunks (the last one short).
+    use crate::train::rng::Rng;
+    let net = build(&Tiny::default(), 1);
+    let w = &net.w;
+    let (pos, seq) = (5, 37);
+    let mut rng = Rng::new(4);
+    let mut random = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal()).collect() };
+    let kv = w.kv_heads * w.head_dim;
+    let (keys, values) = (random((pos + seq) * kv), random((pos + seq) * kv));
+    let q = random(seq * w.heads * w.head_dim);
+    let (mut plain, mut product) = (vec![0f32; q.len()], vec![0f32; q.len()]);
+    attend(w, &q, &keys, &values, pos, &mut plain, false);
+    attend_matmul(w, &q, &keys, &values, pos, &mut product, 16).unwrap();
+    assert!(worst(&plain, &product) < 1e-5, "{}", worst(&plain, &product));
+}
+
+#[test]
+fn out_of_range_reads_are_errors() {
+    let mut net = build(&Tiny::default(), 1);
+    assert!(net.forward(&[], 0).is_err());
+    assert!(
+        net.forward(&[1], 1)
+            .unwrap_err()
+            .to_string()
+            .contains("past the 0 tokens")
+    );
+    assert!(
+        net.forward(&[100_000], 0)
+            .unwrap_err()
+            .to_string()
+            .contains("outside the embedding")
+    );
+    let long = vec![1u32; Tiny::default().context + 1];
+    assert!(
+        net.forward(&long, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("exceed the context")
+    );
+    assert!(net.is_empty());
+}
+
+#[test]
+fn the_simd_kernels_equal_the_plain_ones() {
+    // Every kind, a row count that leaves a remainder after the blocks of four, a tail of
+    // f32 columns that is not a multiple of eight.
+    use crate::train::rng::Rng;
+    let mut rng = Rng::new(9);
+    for (dtype, cols) in [
+        (GgmlDType::F32, 77),
+        (GgmlDType::F16, 77),
+        (GgmlDType::Q8_0, 96),
+        (GgmlDType::Q4_0, 96),
+        (GgmlDType::Q4_1, 96),
+    ] {
+        let n = 11;
+        let values: Vec<f32> = (0..n * cols).map(|_| rng.normal()).collect();
+        let t = Tensor::from_vec(values, (n, cols), &Device::Cpu).unwrap();
+        let w = Matrix::from_qtensor(QTensor::quantize(&t, dtype).unwrap()).unwrap();
+        assert_eq!(Kind::of(dtype), Some(w.kind));
+        let x: Vec<f32> = (0..cols).map(|_| rng.normal()).collect();
+        let mut q = Vec::new();
+        if w.kind.quantised() {
+            quantize(&x, &mut q);
+        }
+        let input = Input { x: &x, q: &q };
+        let mut fast = vec![0f32; n];
+        rows(&w, 0, &mut fast, &input);
+        for (r, fast) in fast.iter().enumerate() {
+            let plain = scalar::dot(w.kind, w.row(r), &input);
+            assert!(
+                (fast - plain).abs() <= 1e-4 * plain.abs().max(1.0),
+                "{dtype:?} row {r}: {fast} vs {plain}"
+            );
+        }
+        // Several tokens at once (two by two, and one left over) give each token's numbers.
+        let xs: Vec<f32> = (0..5 * cols).map(|_| rng.normal()).collect();
+        let (mut q, mut all) = (Vec::new(), Vec::new());
+        matmul(&w, &xs, &mut q, &mut all, None);
+        for (t, x) in xs.chunks_exact(cols).enumerate() {
+            let mut blocks = Vec::new();
+            if w.kind.quantised() {
+                quantize(x, &mut blocks);
+            }
+            let mut one = vec![0f32; n];
+            rows(&w, 0, &mut one, &Input { x, q: &blocks });
+            assert_eq!(&all[t * n..(t + 1) * n], &one[..], "{dtype:?} token {t}");
+        }
+        // The plain dot product is the product of the dequantised row and the input.
+        let mut row = vec![0f32; cols];
+        w.dequantize_row(3, &mut row);
+        let exact: f32 = row.iter().zip(&x).map(|(a, b)| a * b).sum();
+        let plain = scalar::dot(w.kind, w.row(3), &input);
+        assert!(
+            (exact - plain).abs() < 0.05 * exact.abs().max(1.0),
+            "{dtype:?}: {exact} vs {plain}"
+        );
+    }
+    // Quantised activations: the same blocks either way, ties included.
+    let mut x: Vec<f32> = (0..256).map(|_| rng.normal() * 3.0).collect();
+    x[0..32].copy_from_slice(&(0..32).map(|i| i as f32 * 0.5 - 8.0).collect::<Vec<_>>());
+    x[32..64].fill(0.0);
+    let mut fast = Vec::new();
+    quantize(&x, &mut fast);
+    for (i, (f, c)) in fast.iter().zip(x.chunks_exact(BLOCK)).enumerate() {
+        let plain = quantize_block(c);
+        assert!(
+            f.qs == plain.qs && f.d == plain.d && f.s == plain.s,
+            "block {i}: {:?} vs {:?}",
+            f.qs,
+            plain.qs
+        );
+    }
+    let (a, b): (Vec<f32>, Vec<f32>) = (0..19).map(|i| (i as f32, 1.0 - i as f32)).unzip();
+    let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+    assert_eq!(dot_f32(&a, &b), plain);
+}
