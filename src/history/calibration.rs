@@ -21,6 +21,8 @@ const QUIET_PRIOR_COMMITS: f64 = 30.0;
 /// projects (6-44% on the shared data) while the ranking transfers.
 const PRIOR_SLOPE: f64 = 20.0;
 const PRIOR_INTERCEPT: f64 = 2.0;
+/// The one-sided 95% point of the normal distribution.
+const CREDIBLE_Z: f64 = 1.645;
 /// Fewer labelled production commits, or fewer later-fixed ones, than these: no fit.
 pub const MIN_LABELLED: usize = 100;
 pub const MIN_BUGGY: usize = 5;
@@ -53,6 +55,10 @@ pub struct Calibration {
     /// Labelled quiet commits and how many were later fixed.
     pub quiet_labelled: usize,
     pub quiet_buggy: usize,
+    /// The fit's uncertainty: the posterior covariance of (a, b) (Laplace), as
+    /// `[var a, cov ab, var b]`. A review is judged on the risk's upper credible bound.
+    #[serde(default)]
+    pub cov: [f64; 3],
 }
 
 /// Why the history could not support a fit.
@@ -74,13 +80,22 @@ impl Calibration {
         buggy: 0,
         quiet_labelled: 0,
         quiet_buggy: 0,
+        cov: [0.0; 3],
     };
 
     /// The calibrated risk of a change: `Some(model risk)` over its production hunks, or
     /// `None` when it has none.
+    /// The fit's uncertainty counts against the change: this is the upper end of a one-sided
+    /// 95% credible interval, so "95% confident" holds where the history is thin too (an
+    /// extrapolation to risks few labelled commits had is not taken at face value).
     pub fn risk(&self, production_risk: Option<f32>) -> f64 {
         match production_risk {
-            Some(r) => sigmoid(self.a * logit(r as f64) + self.b),
+            Some(r) => {
+                let x = logit(r as f64);
+                let [vaa, vab, vbb] = self.cov;
+                let sd = (x * x * vaa + 2.0 * x * vab + vbb).max(0.0).sqrt();
+                sigmoid(self.a * x + self.b + CREDIBLE_Z * sd)
+            }
             None => self.quiet,
         }
     }
@@ -126,6 +141,7 @@ pub fn fit(samples: &[Sample]) -> Result<Calibration, NoFit> {
             break;
         }
     }
+    let cov = posterior_cov(&prod, a, b);
     let quiet_labelled = samples.iter().filter(|s| !s.production).count();
     let quiet_buggy = samples.iter().filter(|s| !s.production && s.buggy).count();
     let mut quiet = QUIET_PRIOR;
@@ -145,6 +161,7 @@ pub fn fit(samples: &[Sample]) -> Result<Calibration, NoFit> {
         buggy,
         quiet_labelled,
         quiet_buggy,
+        cov,
     })
 }
 
@@ -183,6 +200,24 @@ fn map_logistic(data: &[(f64, f64)]) -> (f64, f64) {
         }
     }
     (a, b)
+}
+
+/// The inverse of the penalised log-likelihood's Hessian at (a, b): the Laplace
+/// approximation of the posterior covariance, `[var a, cov ab, var b]`.
+fn posterior_cov(data: &[(f64, f64)], a: f64, b: f64) -> [f64; 3] {
+    let (mut haa, mut hab, mut hbb) = (PRIOR_SLOPE, 0.0, PRIOR_INTERCEPT);
+    for &(x, _) in data {
+        let p = sigmoid(a * x + b);
+        let w = p * (1.0 - p);
+        haa += w * x * x;
+        hab += w * x;
+        hbb += w;
+    }
+    let det = haa * hbb - hab * hab;
+    if det.abs() < 1e-12 {
+        return [0.0; 3];
+    }
+    [hbb / det, -hab / det, haa / det]
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -229,6 +264,11 @@ mod tests {
             big.risk(Some(0.5)) < 0.5,
             "at model logit 0 the repository says sigmoid(-3)"
         );
+        // The credible bound is above the point estimate, more so where the history is thin.
+        let point = |c: &Calibration, r: f64| sigmoid(c.a * logit(r) + c.b);
+        assert!(big.risk(Some(0.5)) > point(&big, 0.5));
+        let margin = |c: &Calibration| c.risk(Some(0.5)) - point(c, 0.5);
+        assert!(margin(&small) > margin(&big), "{} vs {}", margin(&small), margin(&big));
     }
 
     #[test]
