@@ -4,7 +4,7 @@
 //! The model benchmarks use the embedded default model (weights/). The model's FLOP
 //! count per hunk is printed first so GFLOP/s can be read off hunks/s.
 
-use deepspark::commands::review;
+use deepspark::commands::{scoring, settings};
 use deepspark::git;
 use deepspark::model::weights::ModelFiles;
 use deepspark::model::{RiskModel, ScoreInput};
@@ -159,8 +159,8 @@ fn review_end_to_end(b: Bencher, lines: usize) {
         device: deepspark::model::device::DeviceChoice::Cpu,
         ..Default::default()
     };
-    let settings = review::Settings::resolve(&gate, &Default::default()).unwrap();
-    b.bench(|| black_box(review::score_files(change(&fx).files, &settings).unwrap().0.p_clean));
+    let settings = settings::Settings::resolve(&gate, &Default::default()).unwrap();
+    b.bench(|| black_box(scoring::score_files(change(&fx).files, &settings).unwrap().0.p_clean));
 }
 
 /// The suggestion generator on one 10-line hunk, given no file (names from the hunk only) or
@@ -168,7 +168,7 @@ fn review_end_to_end(b: Bencher, lines: usize) {
 #[divan::bench(args = [0, 500, 5000], sample_count = 20)]
 fn generator_propose(b: Bencher, file_lines: usize) {
     use deepspark::model::Generator;
-    let Some(generator) = review::generator(None).unwrap() else {
+    let Some(generator) = settings::generator(None).unwrap() else {
         eprintln!("generator_propose: this build embeds no generator");
         return;
     };

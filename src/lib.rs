@@ -1,13 +1,11 @@
 //! deepspark: a local, offline AI code reviewer for git.
 //!
 //! The pipeline, one module per stage (see ARCHITECTURE.md):
-//! `git` (revision -> [`diff::FileDiff`]s) -> `skip` (what the model does not see) ->
-//! `tokenize` (hunk -> token ids) -> `model` (ids -> risk) -> `review` (risks -> verdict)
-//! -> `suggest` (risky hunks -> verified, re-scored rewrites) -> `render` (terminal, JSON,
-//! SARIF, ...); `apply` writes suggestions (`--apply`, `--patch`). `mine` labels a
-//! repository's own history (SZZ) for training; `train` fits and measures the models;
-//! `commands` wires each subcommand; `exit` holds the exit codes; `chars` the character
-//! classes several stages test for.
+//! `git` (revision -> [`diff::FileDiff`]s) -> `skip` -> `syntax` (file roles, hunk kinds) ->
+//! `tokenize` -> `model` (ids -> risk) -> `review` (risks -> verdict, with `reason`s) ->
+//! `suggest` -> `render`; beside the review, `history` (the repository's own calibration and
+//! the facts its fixes give). `mine` labels a history (SZZ); `train` fits and measures the
+//! models; `commands` wires each subcommand; `apply` writes suggestions; `exit` the exit codes.
 
 pub mod apply;
 pub mod assist;
@@ -23,6 +21,7 @@ pub mod hook;
 pub mod lm;
 pub mod mine;
 pub mod model;
+pub mod reason;
 pub mod render;
 pub mod review;
 pub mod skip;

@@ -14,6 +14,7 @@ use crate::cli::FailOn;
 use crate::diff::{FileDiff, Hunk, LineKind};
 use crate::history::calibration::Calibration;
 use crate::model::HunkScore;
+pub use crate::reason::{Reason, ReasonKind};
 use crate::syntax::{FileSyntax, Kind, Role};
 use serde::Serialize;
 
@@ -98,35 +99,6 @@ pub struct Review {
     pub reasons: Vec<Reason>,
     /// Why a hunk is pointed at: `(file, hunk)` and a fact about it.
     pub hunk_reasons: Vec<((usize, usize), Reason)>,
-}
-
-/// A fact that says why a verdict is what it is: JSON `reasons` entries, shown in every
-/// format. Only what was computed; a language model's text is marked as such.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Reason {
-    pub kind: ReasonKind,
-    pub text: String,
-    /// What a reviewer can check it against: full commit ids for history facts.
-    pub evidence: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReasonKind {
-    /// What kind of code the change touches, and how much.
-    Change,
-    /// Where the model's score stands among the repository's own commits.
-    Model,
-    /// The change's size against the repository's commits.
-    Size,
-    /// What the repository's history says about the touched code.
-    History,
-    /// What the parse found.
-    Syntax,
-    /// A rule (e.g. bidirectional-override characters).
-    Rule,
-    /// A language model's comment (`--lm`): model output, never the verdict's cause.
-    LanguageModel,
 }
 
 /// The calibration a review used, and the sentence that names it in reports.

@@ -24,7 +24,7 @@ struct Report {
 
 pub fn run(args: EvalArgs) -> Result<u8> {
     let dev = device(args.device)?;
-    let files = super::review::model_files(args.model.as_deref())?;
+    let files = super::settings::model_files(args.model.as_deref())?;
     let model = RiskModel::load(&files, &dev)?;
     // Loaded before the data, so that a wrong --lm fails in a second.
     let mut lm = super::model::open(&args.lm, &dev)?;
@@ -33,7 +33,7 @@ pub fn run(args: EvalArgs) -> Result<u8> {
         (Some(after), _) => {
             let after = match after {
                 When::At(t) => t,
-                When::Learned => super::review::learned_at_date(args.model.as_deref())
+                When::Learned => super::settings::learned_at_date(args.model.as_deref())
                     .context("--after learned needs --model DIR with the learned.json `deepspark learn` writes")?,
             };
             let until = match args.until {

@@ -13,7 +13,7 @@ use std::io::Write;
 
 pub fn run(args: EvalPairsArgs) -> Result<u8> {
     let dev = device(args.device)?;
-    let model = RiskModel::load(&super::review::model_files(args.model.as_deref())?, &dev)?;
+    let model = RiskModel::load(&super::settings::model_files(args.model.as_deref())?, &dev)?;
     // Loaded before the data, so that a wrong --lm fails in a second.
     let mut lm = super::model::open(&args.lm, &dev)?;
     let pairs = load_pairs(&args.data)?;

@@ -10,11 +10,11 @@ use std::io::Write;
 
 pub fn run(args: EvalSuggestArgs) -> Result<u8> {
     let dev = device(args.device)?;
-    let model = RiskModel::load(&super::review::model_files(args.model.as_deref())?, &dev)?;
-    let Some(generator) = super::review::generator(args.model.as_deref())? else {
+    let model = RiskModel::load(&super::settings::model_files(args.model.as_deref())?, &dev)?;
+    let Some(generator) = super::settings::generator(args.model.as_deref())? else {
         bail!("no suggestion generator: this build embeds none and the model directory has no generator.json");
     };
-    let settings = super::review::suggest_settings(&args.suggest, &Config::default());
+    let settings = super::settings::suggest_settings(&args.suggest, &Config::default());
     let mut fixes = load_fixes(&args.data)?;
     fixes.retain(|f| crate::train::data::Dataset::in_split(f.split, args.split));
     read_files(&mut fixes, &args.files)?;

@@ -212,7 +212,7 @@ pub fn run(args: FixArgs) -> Result<u8> {
                 .and_then(|_| writeln!(out))
         }
         FixFormat::Terminal => {
-            let color = super::review::use_color(args.color, std::io::stdout().is_terminal());
+            let color = super::settings::use_color(args.color, std::io::stdout().is_terminal());
             write_terminal(&mut out, patch.as_deref(), reason.as_deref(), &report, color)
         }
     }

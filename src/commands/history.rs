@@ -9,7 +9,7 @@
 //! since the last one. Nothing is written to the working tree, the index, refs or config;
 //! a cache that cannot be read or written is ignored. A shallow clone gives what it holds.
 
-use super::review::{Settings, model_files};
+use super::settings::{Settings, model_files};
 use crate::history::calibration::{self, Calibration, Sample};
 use crate::history::facts::Fix;
 use crate::model::RiskModel;
@@ -94,7 +94,7 @@ pub fn scored(
     if !missing.is_empty() {
         let bar = progress_bar(missing.len());
         for group in missing.chunks(GROUP) {
-            for (id, review) in super::scan::review_group(repo, group, settings, model)? {
+            for (id, review) in super::scoring::review_group(repo, group, settings, model)? {
                 let scored = Scored {
                     risk: (review.production_risk.unwrap_or(0.0) * 1e4).round() / 1e4,
                     production: review.production_risk.is_some(),
@@ -331,7 +331,12 @@ fn label_and_fit(
     // known to be, and a calibration is about the change in front of the reviewer.
     let fix_dates: std::collections::HashMap<&str, i64> = fixes.iter().map(|f| (f.id.as_str(), f.date)).collect();
     let first_fix = |id: &git2::Oid| -> Option<i64> {
-        labels.fixed_by.get(id)?.iter().filter_map(|f| fix_dates.get(f.as_str()).copied()).min()
+        labels
+            .fixed_by
+            .get(id)?
+            .iter()
+            .filter_map(|f| fix_dates.get(f.as_str()).copied())
+            .min()
     };
     // How long fixes took, from the commits a year old or more: a younger commit's chance
     // of having met its fix by now (`Sample::seen`).

@@ -1,6 +1,6 @@
 //! `deepspark hook install|uninstall|status|run`: the pre-push hook (see `hook.rs`).
 
-use super::review::{Settings, use_color};
+use super::settings::{Settings, use_color};
 use crate::cli::{HookCommand, HookRunArgs};
 use crate::hook::{self, Installed, Status};
 use crate::review::gate_tripped;
@@ -78,7 +78,7 @@ fn run_pre_push(args: HookRunArgs) -> Result<u8> {
             .context("cannot read git's pre-push input")?;
         hook::parse_input(&input)?
     };
-    let cfg = super::review::load_config(&args.gate, &repo)?;
+    let cfg = super::settings::load_config(&args.gate, &repo)?;
     let mut settings = Settings::resolve(&args.gate, &cfg)?;
     settings.dismissed = super::dismiss::load(repo.workdir())?;
     settings.budget = Some(Duration::from_secs(args.budget.or(cfg.hook_budget).unwrap_or(60)));
@@ -94,7 +94,7 @@ fn run_pre_push(args: HookRunArgs) -> Result<u8> {
         if files.is_empty() {
             continue;
         }
-        let (mut review, mut model) = super::review::score_files(files, &settings)?;
+        let (mut review, mut model) = super::scoring::score_files(files, &settings)?;
         let memory = super::review::rank(&repo, &mut review, &settings, &mut model);
         review.explain(&memory);
         let sides = crate::diff::OldNew {

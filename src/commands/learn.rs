@@ -19,7 +19,7 @@
 //! printed.
 //! Writes `--out` (default `.deepspark/model/`) and nothing else.
 
-use super::review::{LEARNED_DIR, LEARNED_FILE, model_files};
+use super::settings::{LEARNED_DIR, LEARNED_FILE, model_files};
 use crate::cli::LearnArgs;
 use crate::config::Config;
 use crate::model::RiskModel;
@@ -297,7 +297,7 @@ fn score_history(
         device,
         ..Default::default()
     };
-    let mut settings = super::review::Settings::resolve(&gate, cfg)?;
+    let mut settings = super::settings::Settings::resolve(&gate, cfg)?;
     settings.model = Some(dir.to_path_buf());
     let risks = super::history::risks(repo, at, HISTORY, &settings, &mut None)?;
     Ok(History {

@@ -14,6 +14,8 @@ pub mod model;
 pub mod review;
 pub mod scan;
 pub mod score;
+pub mod scoring;
+pub mod settings;
 pub mod train;
 
 use crate::git::GitError;

@@ -5,15 +5,12 @@
 //! and the hunks of many commits are scored together in length-sorted batches. Writes a
 //! line per commit (or a JSON object per line); never writes to the repository.
 
-use super::review::{Settings, load_config, model_files};
+use super::scoring::review_group;
+use super::settings::{Settings, load_config};
 use crate::cli::{ScanArgs, ScanFormat};
-use crate::diff::FileDiff;
-use crate::history::calibration::Calibration;
-use crate::model::device::device;
-use crate::model::{HunkScore, RiskModel, ScoreInput, Scorer};
-use crate::review::{gate_tripped, judge};
-use crate::tokenize::ChangeStats;
-use crate::{exit, git, render::sanitize::clean, skip};
+use crate::model::RiskModel;
+use crate::review::gate_tripped;
+use crate::{exit, git, render::sanitize::clean};
 use anyhow::{Context, Result};
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
@@ -90,73 +87,6 @@ pub fn run(args: ScanArgs) -> Result<u8> {
         ids.len() as f64 / secs.max(1e-9)
     );
     Ok(if tripped { exit::GATE } else { exit::PASS })
-}
-
-/// The commits of `ids` (each with the parent it is compared with), read from git and
-/// scored together in length-sorted batches: each one's review, in order. The model is
-/// loaded into `model` the first time there is something to score.
-pub fn review_group(
-    repo: &git2::Repository,
-    ids: &[(git2::Oid, Option<git2::Oid>)],
-    settings: &Settings,
-    model: &mut Option<RiskModel>,
-) -> Result<Vec<(git2::Oid, crate::review::Review)>> {
-    let mut changes: Vec<(git2::Oid, Vec<FileDiff>)> = Vec::with_capacity(ids.len());
-    for &(id, parent) in ids {
-        let mut files = git::diff_commits(repo, parent, id, settings.context)?;
-        skip::apply(&mut files, &settings.rules);
-        changes.push((id, files));
-    }
-    let mut inputs: Vec<ScoreInput> = Vec::new();
-    for (_, files) in &changes {
-        let stats = ChangeStats::of(files);
-        for f in files.iter().filter(|f| f.skip.is_none()) {
-            inputs.extend(f.hunks.iter().map(|h| ScoreInput {
-                path: f.display_path(),
-                hunk: h,
-                change: stats,
-            }));
-        }
-    }
-    if model.is_none() && !inputs.is_empty() {
-        *model = Some(RiskModel::load(
-            &model_files(settings.model.as_deref())?,
-            &device(settings.device)?,
-        )?);
-    }
-    let mut scores = match &*model {
-        Some(m) if !inputs.is_empty() => m.score(&inputs)?,
-        _ => Vec::new(),
-    }
-    .into_iter();
-    drop(inputs);
-    let mut out = Vec::with_capacity(changes.len());
-    for (id, files) in changes {
-        let mut per_file: Vec<Vec<HunkScore>> = files
-            .iter()
-            .map(|f| match f.skip {
-                None => scores.by_ref().take(f.hunks.len()).collect(),
-                Some(_) => Vec::new(),
-            })
-            .collect();
-        let dismissed = super::review::dismiss(&files, &mut per_file, &settings.dismissed);
-        let syntax = crate::syntax::read(&files, &[]);
-        let production = crate::review::production_scores(&syntax, &per_file, &dismissed);
-        let production_risk = match &*model {
-            Some(m) if !production.is_empty() => Some(m.change_risk(&production)?),
-            _ => None,
-        };
-        let risk = match per_file.iter().all(|s| s.is_empty()) {
-            true => 0.0,
-            false => Calibration::DEFAULT.risk(production_risk),
-        };
-        let mut review = judge(files, per_file, risk, settings.thresholds, None);
-        review.dismissed = dismissed;
-        review.syntax = syntax;
-        review.production_risk = production_risk;
-        out.push((id, review));
-    }
-    Ok(out)
 }
 
 /// The commits of `range` (newest first, at most `max`), each with the parent it is

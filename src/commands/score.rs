@@ -15,7 +15,7 @@
 //! whatever the input length. Nothing but records reaches stdout, nothing at all reaches
 //! stderr unless the run fails; no repository is read.
 
-use super::review::{Settings, model_files};
+use super::settings::{Settings, model_files};
 use crate::cli::{GateArgs, ScoreArgs};
 use crate::config::Config;
 use crate::diff::{FileDiff, FileStatus, Hunk, Skip, language_of, parse_patch};

@@ -126,13 +126,26 @@ pub fn fit(samples: &[Sample]) -> Result<Calibration, NoFit> {
     }
     // EM over the unseen fixes: a young clean-looking commit counts as buggy with the
     // probability that it is, given the current fit and how much of a year it has had.
-    let seen: Vec<f64> = samples.iter().filter(|s| s.production).map(|s| s.seen.clamp(1e-3, 1.0)).collect();
+    let seen: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.production)
+        .map(|s| s.seen.clamp(1e-3, 1.0))
+        .collect();
     let (mut a, mut b) = map_logistic(&prod);
     for _ in 0..30 {
         let soft: Vec<(f64, f64)> = prod
             .iter()
             .zip(&seen)
-            .map(|(&(x, y), &s)| (x, if y > 0.5 { 1.0 } else { unseen_buggy(sigmoid(a * x + b), s) }))
+            .map(|(&(x, y), &s)| {
+                (
+                    x,
+                    if y > 0.5 {
+                        1.0
+                    } else {
+                        unseen_buggy(sigmoid(a * x + b), s)
+                    },
+                )
+            })
             .collect();
         let (na, nb) = map_logistic(&soft);
         let moved = (na - a).abs() + (nb - b).abs();
@@ -149,7 +162,13 @@ pub fn fit(samples: &[Sample]) -> Result<Calibration, NoFit> {
         let expected: f64 = samples
             .iter()
             .filter(|s| !s.production)
-            .map(|s| if s.buggy { 1.0 } else { unseen_buggy(quiet, s.seen.clamp(1e-3, 1.0)) })
+            .map(|s| {
+                if s.buggy {
+                    1.0
+                } else {
+                    unseen_buggy(quiet, s.seen.clamp(1e-3, 1.0))
+                }
+            })
             .sum();
         quiet = (expected + QUIET_PRIOR_COMMITS * QUIET_PRIOR) / (quiet_labelled as f64 + QUIET_PRIOR_COMMITS);
     }
@@ -292,7 +311,10 @@ mod tests {
         let corrected = fit(&censored).unwrap();
         let naive = fit(&naive).unwrap();
         let at = Some(0.8f32);
-        assert!(naive.risk(at) < full.risk(at) * 0.9, "ignoring the censoring lowers the risk");
+        assert!(
+            naive.risk(at) < full.risk(at) * 0.9,
+            "ignoring the censoring lowers the risk"
+        );
         assert!(
             (corrected.risk(at) - full.risk(at)).abs() < (naive.risk(at) - full.risk(at)).abs() / 2.0,
             "{} vs full {} (naive {})",

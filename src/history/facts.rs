@@ -2,7 +2,7 @@
 //! "3 bug fixes changed this file in the last year (latest 1a2b3c4 'fix …')". Only what
 //! was mined, with the fixes' full ids as evidence. Pure.
 
-use crate::review::{Reason, ReasonKind};
+use crate::reason::{Reason, ReasonKind};
 use serde::{Deserialize, Serialize};
 
 /// A year, in seconds.

@@ -1,0 +1,178 @@
+//! Scoring a change with the review's settings: skip -> syntax -> tokens -> model ->
+//! verdict, for one change (`score_files`) or for many commits at once, batched
+//! (`review_group`), with dismissed hunks scored as no risk. The review, the hook, `scan`
+//! and the history's scoring all call these; placing the change in its history and the
+//! reports are theirs.
+
+use super::settings::{Settings, learned_note, model_files};
+use crate::diff::{FileDiff, Skip};
+use crate::history::calibration::Calibration;
+use crate::model::device::device;
+use crate::model::{HunkScore, RiskModel, ScoreInput, Scorer};
+use crate::review::{Review, judge};
+use crate::tokenize::ChangeStats;
+use crate::{git, skip};
+use anyhow::Result;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+/// skip -> tokens -> model -> verdict, for files read from git; also the loaded model
+/// (none when there was nothing to score). [`rank`] then places it in the history.
+pub fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Review, Option<RiskModel>)> {
+    let start = Instant::now();
+    skip::apply(&mut files, &settings.rules);
+    let mut scores: Vec<Vec<HunkScore>> = vec![Vec::new(); files.len()];
+    let to_score: Vec<usize> = (0..files.len())
+        .filter(|&i| files[i].skip.is_none() && !files[i].hunks.is_empty())
+        .collect();
+    if to_score.is_empty() {
+        return Ok((judge(files, scores, 0.0, settings.thresholds, None), None));
+    }
+    let dev = device(settings.device)?;
+    let model = RiskModel::load(&model_files(settings.model.as_deref())?, &dev)?;
+    let total: usize = to_score.iter().map(|&i| files[i].hunks.len()).sum();
+    let change = crate::tokenize::ChangeStats::of(&files);
+    let bar = progress_bar(total);
+    let mut out_of_time = Vec::new();
+    for &i in &to_score {
+        if let Some(budget) = settings.budget
+            && start.elapsed() > budget
+        {
+            out_of_time.push(i);
+            continue;
+        }
+        let f = &files[i];
+        let inputs: Vec<ScoreInput> = f
+            .hunks
+            .iter()
+            .map(|h| ScoreInput {
+                path: f.display_path(),
+                hunk: h,
+                change,
+            })
+            .collect();
+        scores[i] = model.score(&inputs)?;
+        bar.inc(inputs.len() as u64);
+    }
+    bar.finish_and_clear();
+    let dismissed = dismiss(&files, &mut scores, &settings.dismissed);
+    for i in out_of_time {
+        let seconds = settings.budget.map_or(0, |b| b.as_secs());
+        files[i].skip = Some(Skip::TimeBudget { seconds });
+        files[i].hunks.clear();
+    }
+    let syntax = crate::syntax::read(&files, &[]);
+    let production = crate::review::production_scores(&syntax, &scores, &dismissed);
+    let production_risk = match production.is_empty() {
+        true => None,
+        false => Some(model.change_risk(&production)?),
+    };
+    let risk = Calibration::DEFAULT.risk(production_risk);
+    let describe = model.describe() + &learned_note(settings.model.as_deref());
+    let mut review = judge(files, scores, risk, settings.thresholds, Some(describe));
+    review.dismissed = dismissed;
+    review.syntax = syntax;
+    review.production_risk = production_risk;
+    Ok((review, Some(model)))
+}
+
+/// Replaces the scores of dismissed hunks (see `commands::dismiss`) and says which they are.
+pub fn dismiss(
+    files: &[FileDiff],
+    scores: &mut [Vec<HunkScore>],
+    dismissed: &std::collections::HashSet<String>,
+) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    if dismissed.is_empty() {
+        return out;
+    }
+    for (fi, (f, s)) in files.iter().zip(scores.iter_mut()).enumerate() {
+        for (hi, (h, score)) in f.hunks.iter().zip(s.iter_mut()).enumerate() {
+            if dismissed.contains(&crate::review::hunk_fingerprint(f.display_path(), h)) {
+                *score = crate::review::dismissed_score(h.lines.len());
+                out.push((fi, hi));
+            }
+        }
+    }
+    out
+}
+
+/// The commits of `ids` (each with the parent it is compared with), read from git and
+/// scored together in length-sorted batches: each one's review, in order. The model is
+/// loaded into `model` the first time there is something to score.
+pub fn review_group(
+    repo: &git2::Repository,
+    ids: &[(git2::Oid, Option<git2::Oid>)],
+    settings: &Settings,
+    model: &mut Option<RiskModel>,
+) -> Result<Vec<(git2::Oid, crate::review::Review)>> {
+    let mut changes: Vec<(git2::Oid, Vec<FileDiff>)> = Vec::with_capacity(ids.len());
+    for &(id, parent) in ids {
+        let mut files = git::diff_commits(repo, parent, id, settings.context)?;
+        skip::apply(&mut files, &settings.rules);
+        changes.push((id, files));
+    }
+    let mut inputs: Vec<ScoreInput> = Vec::new();
+    for (_, files) in &changes {
+        let stats = ChangeStats::of(files);
+        for f in files.iter().filter(|f| f.skip.is_none()) {
+            inputs.extend(f.hunks.iter().map(|h| ScoreInput {
+                path: f.display_path(),
+                hunk: h,
+                change: stats,
+            }));
+        }
+    }
+    if model.is_none() && !inputs.is_empty() {
+        *model = Some(RiskModel::load(
+            &model_files(settings.model.as_deref())?,
+            &device(settings.device)?,
+        )?);
+    }
+    let mut scores = match &*model {
+        Some(m) if !inputs.is_empty() => m.score(&inputs)?,
+        _ => Vec::new(),
+    }
+    .into_iter();
+    drop(inputs);
+    let mut out = Vec::with_capacity(changes.len());
+    for (id, files) in changes {
+        let mut per_file: Vec<Vec<HunkScore>> = files
+            .iter()
+            .map(|f| match f.skip {
+                None => scores.by_ref().take(f.hunks.len()).collect(),
+                Some(_) => Vec::new(),
+            })
+            .collect();
+        let dismissed = super::scoring::dismiss(&files, &mut per_file, &settings.dismissed);
+        let syntax = crate::syntax::read(&files, &[]);
+        let production = crate::review::production_scores(&syntax, &per_file, &dismissed);
+        let production_risk = match &*model {
+            Some(m) if !production.is_empty() => Some(m.change_risk(&production)?),
+            _ => None,
+        };
+        let risk = match per_file.iter().all(|s| s.is_empty()) {
+            true => 0.0,
+            false => Calibration::DEFAULT.risk(production_risk),
+        };
+        let mut review = judge(files, per_file, risk, settings.thresholds, None);
+        review.dismissed = dismissed;
+        review.syntax = syntax;
+        review.production_risk = production_risk;
+        out.push((id, review));
+    }
+    Ok(out)
+}
+
+fn progress_bar(total: usize) -> indicatif::ProgressBar {
+    if total < 256 || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(total as u64);
+    b.set_style(
+        indicatif::ProgressStyle::with_template("scoring [{bar:30}] {pos}/{len} hunks ({eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    b
+}
