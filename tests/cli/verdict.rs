@@ -56,7 +56,7 @@ fn a_mostly_clean_history_gets_more_lgtms_after_calibrating() {
     let r = history(8);
     let (code, _) = new_work(&r);
     let code = code.to_string();
-    let args = |cal: &'static str| ["--commit", "PLACEHOLDER", "--lgtm", "0.9", "--calibration", cal];
+    let args = |cal: &'static str| ["--commit", "PLACEHOLDER", "--lgtm", "0.85", "--calibration", cal];
     let run = |cal: &'static str| {
         let mut a = args(cal).to_vec();
         a[1] = &code;
