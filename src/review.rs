@@ -67,7 +67,11 @@ pub struct Review {
     pub files: Vec<FileDiff>,
     /// `scores[f][h]` for file `f`, hunk `h`; empty for skipped files.
     pub scores: Vec<Vec<HunkScore>>,
+    /// P(clean), at the confident end of its credible interval when the repository's
+    /// calibration has one (see `history::calibration`).
     pub p_clean: f64,
+    /// The other end of that interval (equal to `p_clean` without a fitted calibration).
+    pub p_clean_high: f64,
     pub verdict: Verdict,
     pub thresholds: Thresholds,
     pub unreviewed: usize,
@@ -253,7 +257,7 @@ pub fn judge(
         .filter(|f| f.skip.as_ref().is_some_and(|s| s.is_unreviewed()))
         .count();
     let p_clean = (1.0 - change_risk).clamp(0.0, 1.0);
-    let verdict = verdict_of(p_clean, t, unreviewed);
+    let verdict = verdict_of(p_clean, p_clean, t, unreviewed);
     let mut warnings = Vec::new();
     for f in &files {
         for h in &f.hunks {
@@ -274,6 +278,7 @@ pub fn judge(
         files,
         scores,
         p_clean,
+        p_clean_high: p_clean,
         verdict,
         thresholds: t,
         unreviewed,
@@ -294,10 +299,12 @@ pub fn judge(
 }
 
 /// The verdict of a P(clean), with files left unreviewed for size forbidding an LGTM.
-fn verdict_of(p_clean: f64, t: Thresholds, unreviewed: usize) -> Verdict {
+/// `p_clean` is the confident (lower) end, `p_clean_high` the upper end of P(clean): LGTM
+/// needs the lower end at the line, REJECT the upper end below its line.
+fn verdict_of(p_clean: f64, p_clean_high: f64, t: Thresholds, unreviewed: usize) -> Verdict {
     if p_clean >= t.lgtm && unreviewed == 0 {
         Verdict::Lgtm
-    } else if p_clean < t.reject {
+    } else if p_clean_high < t.reject {
         Verdict::Reject
     } else {
         Verdict::NeedsWork
@@ -354,8 +361,10 @@ impl Review {
     /// keeps P(clean) 1.
     pub fn calibrate(&mut self, calibration: CalibrationInForce) {
         if self.scores.iter().any(|s| !s.is_empty()) {
-            self.p_clean = (1.0 - calibration.fit.risk(self.production_risk)).clamp(0.0, 1.0);
-            self.verdict = verdict_of(self.p_clean, self.thresholds, self.unreviewed);
+            let (low, high) = calibration.fit.risk_range(self.production_risk);
+            self.p_clean = (1.0 - high).clamp(0.0, 1.0);
+            self.p_clean_high = (1.0 - low).clamp(0.0, 1.0);
+            self.verdict = verdict_of(self.p_clean, self.p_clean_high, self.thresholds, self.unreviewed);
         }
         self.calibration = calibration;
     }

@@ -89,14 +89,21 @@ impl Calibration {
     /// 95% credible interval, so "95% confident" holds where the history is thin too (an
     /// extrapolation to risks few labelled commits had is not taken at face value).
     pub fn risk(&self, production_risk: Option<f32>) -> f64 {
+        self.risk_range(production_risk).1
+    }
+
+    /// Both ends of the 90% credible interval of the risk (the lower end decides a REJECT:
+    /// blocking needs confidence too); equal where there is no fit.
+    pub fn risk_range(&self, production_risk: Option<f32>) -> (f64, f64) {
         match production_risk {
             Some(r) => {
                 let x = logit(r as f64);
                 let [vaa, vab, vbb] = self.cov;
                 let sd = (x * x * vaa + 2.0 * x * vab + vbb).max(0.0).sqrt();
-                sigmoid(self.a * x + self.b + CREDIBLE_Z * sd)
+                let eta = self.a * x + self.b;
+                (sigmoid(eta - CREDIBLE_Z * sd), sigmoid(eta + CREDIBLE_Z * sd))
             }
-            None => self.quiet,
+            None => (self.quiet, self.quiet),
         }
     }
 

@@ -17,7 +17,10 @@ struct Doc<'a> {
     generator: Option<&'a str>,
     sides: &'a crate::diff::OldNew<String>,
     verdict: &'static str,
+    /// P(clean) at the confident end of its interval (LGTM needs it at the line).
     p_clean: f64,
+    /// The interval's other end (REJECT needs it below its line); equal without a fit.
+    p_clean_high: f64,
     /// Where the change's risk stands among the repository's recent commits (at least
     /// `history::MIN_HISTORY` of them).
     history: Option<crate::review::HistoryRank>,
@@ -245,6 +248,7 @@ pub fn write(
             crate::review::Verdict::Reject => "reject",
         },
         p_clean: r.p_clean,
+        p_clean_high: r.p_clean_high,
         history: r.history,
         reject_tempered: r.tempered,
         thresholds: r.thresholds,

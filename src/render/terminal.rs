@@ -59,9 +59,14 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
         writeln!(out, "suggestions: {}", clean(g))?;
     }
     writeln!(out)?;
+    let range = if r.p_clean_high > r.p_clean + 5e-4 {
+        format!(" (up to {:.1}%)", r.p_clean_high * 100.0)
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "  {}   P(clean) {:.1}%   (LGTM >= {:.0}%, REJECT < {:.0}%)",
+        "  {}   P(clean) {:.1}%{range}   (LGTM >= {:.0}%, REJECT < {:.0}%)",
         style.paint(verdict_code(r.verdict), r.verdict.label()),
         r.p_clean * 100.0,
         r.thresholds.lgtm * 100.0,
