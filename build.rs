@@ -48,7 +48,7 @@ fn main() {
         describe("generator", &generator)
     );
     println!("cargo::rustc-env=DEEPSPARK_VERSION={short}");
-    // rustc-env takes one line: the newlines travel escaped and src/cli.rs cannot unescape
+    // rustc-env takes one line: the newlines travel escaped and src/cli/mod.rs cannot unescape
     // a `&'static str` at compile time, so the long version is written to a file instead.
     let out = Path::new(&env("OUT_DIR")).join("long_version.txt");
     std::fs::write(&out, long).expect("OUT_DIR is writable during a build");

@@ -1,5 +1,5 @@
 //! `deepspark completions SHELL`: a completion script for the shell, on stdout, generated
-//! from the clap definition in `cli.rs` (so it knows every subcommand and flag). It does not
+//! from the clap definition in `cli/` (so it knows every subcommand and flag). It does not
 //! install the script: where it goes depends on the shell (see README.md, "Install").
 
 use crate::cli::{Cli, CompletionsArgs};

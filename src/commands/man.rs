@@ -1,5 +1,5 @@
 //! `deepspark man [SUBCOMMAND]`: the man page (roff) on stdout, generated from the clap
-//! definition in `cli.rs`: deepspark(1), or deepspark-SUBCOMMAND(1) for one subcommand.
+//! definition in `cli/`: deepspark(1), or deepspark-SUBCOMMAND(1) for one subcommand.
 //! It does not install the page (see README.md, "Install").
 
 use crate::cli::{Cli, ManArgs};
