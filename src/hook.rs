@@ -298,7 +298,7 @@ impl PreCommitEnv {
             None => ("HEAD".to_string(), resolve("HEAD")?),
         };
         let remote = match &self.from_ref {
-            Some(spec) => resolve(spec).unwrap_or_else(|_| Oid::ZERO_SHA1),
+            Some(spec) => resolve(spec).unwrap_or(Oid::ZERO_SHA1),
             None if self.to_ref.is_none() => repo
                 .revparse_single("@{upstream}")
                 .and_then(|o| o.peel_to_commit())
