@@ -299,7 +299,7 @@ fn label_and_fit(
     scored: &[(git2::Oid, Scored)],
     key: String,
 ) -> Result<MemoryCache> {
-    let bar = LabelBar::new();
+    let bar = label_bar();
     let labels = mine::label(
         repo,
         &head.id().to_string(),
@@ -396,31 +396,16 @@ fn label_and_fit(
 }
 
 /// Mining's progress, on a terminal only.
-struct LabelBar(indicatif::ProgressBar);
-
-impl LabelBar {
-    fn new() -> LabelBar {
-        use std::io::IsTerminal;
-        if !std::io::stderr().is_terminal() {
-            return LabelBar(indicatif::ProgressBar::hidden());
-        }
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("learning this repository's history: {msg} [{bar:30}] {pos}/{len}")
-                .expect("static template")
-                .progress_chars("=> "),
-        );
-        LabelBar(b)
+fn label_bar() -> super::mine::Bar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return super::mine::Bar(indicatif::ProgressBar::hidden());
     }
-}
-
-impl mine::Progress for LabelBar {
-    fn phase(&self, name: &str, steps: usize) {
-        self.0.set_length(steps as u64);
-        self.0.set_position(0);
-        self.0.set_message(name.to_string());
-    }
-    fn step(&self) {
-        self.0.inc(1);
-    }
+    let b = indicatif::ProgressBar::new(0);
+    b.set_style(
+        indicatif::ProgressStyle::with_template("learning this repository's history: {msg} [{bar:30}] {pos}/{len}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    super::mine::Bar(b)
 }
