@@ -122,7 +122,7 @@ impl Settings {
                 reject,
                 reject_rank,
             },
-            history: args.verdict.history.or(cfg.history).unwrap_or(super::history::HISTORY),
+            history: args.verdict.history.or(cfg.history).unwrap_or(crate::review::HISTORY),
             calibration: args
                 .verdict
                 .calibration
