@@ -86,7 +86,7 @@ pub enum Unverified {
     NotAdded,
     #[error("edits the same line twice")]
     Twice,
-    #[error("changes nothing")]
+    #[error("changes no code (nothing, or only spacing or comments)")]
     NoOp,
     #[error("the file no longer matches the hunk")]
     Stale,
@@ -95,7 +95,8 @@ pub enum Unverified {
 }
 
 /// The checks a candidate must pass before it is shown (see the module doc).
-pub fn verify(hunk: &Hunk, edits: &[LineEdit], content: &str) -> Result<(), Unverified> {
+/// `language` is the file's (`diff::language_of`): it says what a comment is.
+pub fn verify(hunk: &Hunk, edits: &[LineEdit], content: &str, language: Option<&str>) -> Result<(), Unverified> {
     let mut seen = std::collections::HashSet::new();
     for e in edits {
         let line = hunk.lines.get(e.line).ok_or(Unverified::NotAdded)?;
@@ -116,10 +117,20 @@ pub fn verify(hunk: &Hunk, edits: &[LineEdit], content: &str) -> Result<(), Unve
             }
         }
     }
-    if !edits
+    let old: Vec<&str> = hunk
+        .lines
         .iter()
-        .any(|e| e.new.as_deref() != Some(hunk.lines[e.line].text.as_str()))
-    {
+        .filter(|l| l.kind == LineKind::Added)
+        .map(|l| l.text.as_str())
+        .collect();
+    let edited = rewrite(hunk, edits);
+    let new: Vec<&str> = edited
+        .lines
+        .iter()
+        .filter(|l| l.kind == LineKind::Added)
+        .map(|l| l.text.as_str())
+        .collect();
+    if !crate::syntax::changes_code(language, &old, &new) {
         return Err(Unverified::NoOp);
     }
     let file: Vec<&str> = lines_of(content);
@@ -311,7 +322,14 @@ pub fn suggest(
             .into_iter()
             .map(|c| (c, Author::Embedded));
         for (c, by) in by_model.collect::<Vec<_>>().into_iter().chain(by_generator) {
-            if verify(target.hunk_ref, &c.edits, content).is_ok() {
+            if verify(
+                target.hunk_ref,
+                &c.edits,
+                content,
+                crate::diff::language_of(target.path),
+            )
+            .is_ok()
+            {
                 let h = rewrite(target.hunk_ref, &c.edits);
                 pending.push((t, c, h, by));
             }
@@ -429,21 +447,48 @@ mod tests {
                 new: new.map(str::to_string),
             }]
         };
-        assert_eq!(verify(&h, &edit(1, Some("B")), file), Ok(()));
-        assert_eq!(verify(&h, &edit(1, None), file), Ok(()));
+        assert_eq!(verify(&h, &edit(1, Some("B")), file, None), Ok(()));
+        assert_eq!(verify(&h, &edit(1, None), file, None), Ok(()));
         assert_eq!(
-            verify(&h, &edit(0, Some("x")), file),
+            verify(&h, &edit(0, Some("x")), file, None),
             Err(Unverified::NotAdded),
             "context"
         );
-        assert_eq!(verify(&h, &edit(9, Some("x")), file), Err(Unverified::NotAdded));
-        assert_eq!(verify(&h, &edit(1, Some("b")), file), Err(Unverified::NoOp));
-        assert_eq!(verify(&h, &edit(1, Some("B\x1b[2J")), file), Err(Unverified::BadText));
-        assert_eq!(verify(&h, &edit(1, Some("B\u{202e}")), file), Err(Unverified::BadText));
-        assert_eq!(verify(&h, &edit(1, Some("B")), "a\nb\nC\n"), Err(Unverified::Stale));
-        assert_eq!(verify(&h, &edit(1, Some("B")), "x\na\nb\nc\n"), Err(Unverified::Stale));
+        assert_eq!(verify(&h, &edit(9, Some("x")), file, None), Err(Unverified::NotAdded));
+        assert_eq!(verify(&h, &edit(1, Some("b")), file, None), Err(Unverified::NoOp));
+        assert_eq!(
+            verify(&h, &edit(1, Some("B\x1b[2J")), file, None),
+            Err(Unverified::BadText)
+        );
+        assert_eq!(
+            verify(&h, &edit(1, Some("B\u{202e}")), file, None),
+            Err(Unverified::BadText)
+        );
+        assert_eq!(
+            verify(&h, &edit(1, Some("B")), "a\nb\nC\n", None),
+            Err(Unverified::Stale)
+        );
+        assert_eq!(
+            verify(&h, &edit(1, Some("B")), "x\na\nb\nc\n", None),
+            Err(Unverified::Stale)
+        );
         let twice = [edit(1, Some("B")), edit(1, None)].concat();
-        assert_eq!(verify(&h, &twice, file), Err(Unverified::Twice));
+        assert_eq!(verify(&h, &twice, file, None), Err(Unverified::Twice));
+        // Regression: spacing-only rewrites (`let x  =  y;`) were shown as suggestions.
+        let h = Hunk::parse("@@ -1,1 +1,1 @@", "-let x = 1;\n+let x = y;").unwrap();
+        let spaced = vec![LineEdit {
+            line: 1,
+            new: Some("let x  =  y;".into()),
+        }];
+        assert_eq!(verify(&h, &spaced, "let x = y;\n", Some("rust")), Err(Unverified::NoOp));
+        let commented = vec![LineEdit {
+            line: 1,
+            new: Some("let x = y; // fixed".into()),
+        }];
+        assert_eq!(
+            verify(&h, &commented, "let x = y;\n", Some("rust")),
+            Err(Unverified::NoOp)
+        );
     }
 
     #[test]

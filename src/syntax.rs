@@ -212,22 +212,7 @@ pub fn kind(role: Role, language: Option<&str>, hunk: &Hunk, tests_from: Option<
     };
     let old_code = changed(&old, LineKind::Removed);
     let new_code = changed(&new, LineKind::Added);
-    let squash = |lines: &[String]| -> String {
-        if lexer.indentation_matters {
-            // Python: moving a line in or out of a block changes what it does.
-            lines
-                .iter()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| {
-                    let indent = l.len() - l.trim_start().len();
-                    format!("{indent}:{}", l.split_whitespace().collect::<String>())
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        } else {
-            lines.iter().flat_map(|l| l.split_whitespace()).collect()
-        }
-    };
+    let squash = |lines: &[String]| lexer.squash(lines);
     if role == Role::Docs {
         return Kind::Comments;
     }
@@ -261,6 +246,20 @@ pub fn kind(role: Role, language: Option<&str>, hunk: &Hunk, tests_from: Option<
         return Kind::Test;
     }
     Kind::Code
+}
+
+/// Whether `new` lines differ from `old` ones in their code tokens, not only in spacing or
+/// comments: a suggestion that does not is never shown.
+pub fn changes_code(language: Option<&str>, old: &[&str], new: &[&str]) -> bool {
+    let lexer = Lexer::for_language(language);
+    let code = |lines: &[&str]| -> Vec<String> {
+        lexer
+            .code_of_lines(lines.iter().map(|l| (LineKind::Added, *l)).collect())
+            .into_iter()
+            .map(|(_, c, _)| c)
+            .collect()
+    };
+    lexer.squash(&code(old)) != lexer.squash(&code(new))
 }
 
 /// The first line of a Rust file's `#[cfg(test)]` module, which by convention runs to the
@@ -341,6 +340,29 @@ impl Lexer {
             .filter(|l| keep(l.kind))
             .map(|l| (l.kind, l.text.as_str()))
             .collect();
+        self.code_of_lines(lines)
+    }
+
+    /// The code of lines with their comments removed: one string of tokens with the spacing
+    /// between them gone (in Python, each line's indentation kept: it is code there).
+    fn squash(&self, lines: &[String]) -> String {
+        if self.indentation_matters {
+            lines
+                .iter()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    let indent = l.len() - l.trim_start().len();
+                    format!("{indent}:{}", l.split_whitespace().collect::<String>())
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            lines.iter().flat_map(|l| l.split_whitespace()).collect()
+        }
+    }
+
+    /// [`Lexer::code_of`] over lines given with their kinds.
+    fn code_of_lines(&self, lines: Vec<(LineKind, &str)>) -> Vec<(LineKind, String, bool)> {
         let mut in_block = self.block.is_some_and(|(open, close)| {
             let first = lines.iter().map(|(_, t)| t.trim()).find(|t| !t.is_empty());
             first.is_some_and(|t| {
@@ -512,6 +534,18 @@ mod tests {
             Kind::Code,
             "spacing inside a string is data"
         );
+    }
+
+    #[test]
+    fn spacing_and_comments_are_no_change_of_code() {
+        // Regression: suggestions such as `let handle  =  spawn(...)` were shown.
+        let rs = Some("rust");
+        assert!(!changes_code(rs, &["let x = y;"], &["let x  =  y;"]));
+        assert!(!changes_code(rs, &["let x = y; // a"], &["let x = y; // b"]));
+        assert!(changes_code(rs, &["let x = y;"], &["let x = z;"]));
+        assert!(changes_code(rs, &["let s = \"a b\";"], &["let s = \"a  b\";"]));
+        assert!(!changes_code(Some("python"), &["x = 1  # a"], &["x = 1"]));
+        assert!(changes_code(Some("python"), &["    y()"], &["y()"]));
     }
 
     #[test]

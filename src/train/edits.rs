@@ -618,7 +618,7 @@ pub fn evaluate_suggestions(
             if let Some(a) = assistant.as_deref_mut()
                 && let Some(edits) = a.rewrite(&f.path, hunk)
             {
-                if suggest::verify(hunk, &edits, text).is_ok() {
+                if suggest::verify(hunk, &edits, text, crate::diff::language_of(&f.path)).is_ok() {
                     rewrites += 1;
                     model_top1 += matches(hunk, &edits, &f.target) as usize;
                 }
