@@ -115,7 +115,11 @@ fn add_suggestions(
             contents[f] = git::read_new(repo, new_side, path)?.and_then(|b| String::from_utf8(b).ok());
         }
     }
-    let targets = suggest::targets(&review.files, &review.scores, &contents);
+    // Only production code gets suggestions: tests, comments and reformats carry no risk.
+    let targets: Vec<suggest::Target> = suggest::targets(&review.files, &review.scores, &contents)
+        .into_iter()
+        .filter(|t| review.syntax.get(t.file).is_none_or(|s| s.is_production(t.hunk)))
+        .collect();
     let mut written = Vec::new();
     if let Some(a) = assistant {
         for (k, t) in suggest::chosen(&targets, s).into_iter().enumerate() {
