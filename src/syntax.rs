@@ -546,7 +546,10 @@ mod tests {
         assert!(!changes_code(rs, &["let x = y;"], &["let x  =  y;"]));
         assert!(!changes_code(rs, &["let x = y; // a"], &["let x = y; // b"]));
         assert!(changes_code(rs, &["let x = y;"], &["let x = z;"]));
-        assert!(!changes_code(rs, &["let s = \"a:b\";"], &["let s = \"a : b\";"]), "nor inside a string");
+        assert!(
+            !changes_code(rs, &["let s = \"a:b\";"], &["let s = \"a : b\";"]),
+            "nor inside a string"
+        );
         assert!(changes_code(rs, &["let s = \"a:b\";"], &["let s = \"a:c\";"]));
         assert!(!changes_code(Some("python"), &["x = 1  # a"], &["x = 1"]));
         assert!(changes_code(Some("python"), &["    y()"], &["y()"]));
