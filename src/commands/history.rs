@@ -300,12 +300,22 @@ fn label_and_fit(
     key: String,
 ) -> Result<MemoryCache> {
     let bar = label_bar();
+    // The labels the fit needs reach back to the oldest scored commit, and the fix delays
+    // to two years: older history is not read (curl's 30,000 commits took 36 s).
+    let oldest_scored = scored
+        .iter()
+        .filter_map(|(id, _)| repo.find_commit(*id).ok())
+        .map(|c| c.author().when().seconds())
+        .min()
+        .unwrap_or(i64::MAX);
+    let since = oldest_scored.min(head.time().seconds() - 2 * crate::history::facts::YEAR);
     let labels = mine::label(
         repo,
         &head.id().to_string(),
         &mine::Patterns::default_patterns(),
         &settings.rules,
         &bar,
+        Some(since),
     )?;
     bar.0.finish_and_clear();
     let fixes: Vec<Fix> = labels

@@ -53,7 +53,7 @@ pub fn file_reason(fixes: &[Fix], path: &str, now: i64) -> Option<Reason> {
     Some(Reason {
         kind: ReasonKind::History,
         text: format!(
-            "{} changed {path} in the last year ({} in all); the latest, {days} days ago: {short} \"{subject}\"",
+            "{} changed {path} in the last year ({} in the history read); the latest, {days} days ago: {short} \"{subject}\"",
             times(recent),
             of.len()
         ),
@@ -92,7 +92,7 @@ mod tests {
         assert_eq!(r.kind, ReasonKind::History);
         assert!(
             r.text
-                .starts_with("3 bug fixes changed src/x.c in the last year (4 in all)"),
+                .starts_with("3 bug fixes changed src/x.c in the last year (4 in the history read)"),
             "{}",
             r.text
         );

@@ -249,3 +249,45 @@ fn a_shallow_clone_falls_back_to_the_default_and_says_so() {
             "the embedded model's calibration: this repository's history supports no fit (a shallow clone",
         ));
 }
+
+struct Quiet;
+impl deepspark::mine::Progress for Quiet {
+    fn phase(&self, _: &str, _: usize) {}
+    fn step(&self) {}
+}
+
+#[test]
+fn labelling_only_recent_history_leaves_older_commits_at_the_boundary() {
+    // The review mines only the history it needs (`since`): a commit older than that is
+    // never labelled, even when a later fix blames it, and the fixes of the kept history
+    // still label the commits inside it.
+    let r = history(8);
+    let rules = deepspark::skip::Rules {
+        patterns: vec![],
+        max_file_lines: 5000,
+        max_change_lines: 20000,
+    };
+    let patterns = deepspark::mine::Patterns::default_patterns();
+    let add = |k: usize| {
+        let mut walk = r.repo.revwalk().unwrap();
+        walk.push_head().unwrap();
+        walk.map(|id| r.repo.find_commit(id.unwrap()).unwrap())
+            .find(|c| c.summary().ok().flatten() == Some(format!("add f{k}").as_str()))
+            .unwrap()
+    };
+    let all = deepspark::mine::label(&r.repo, "HEAD", &patterns, &rules, &Quiet, None).unwrap();
+    assert!(all.fixed_by.contains_key(&add(1).id()) && all.fixed_by.contains_key(&add(8).id()));
+    let since = add(5).time().seconds();
+    let recent = deepspark::mine::label(&r.repo, "HEAD", &patterns, &rules, &Quiet, Some(since)).unwrap();
+    assert!(
+        !recent.fixed_by.contains_key(&add(1).id()),
+        "add f1 is older than the history read"
+    );
+    assert!(recent.fixed_by.contains_key(&add(8).id()), "add f8 is inside it");
+    assert!(recent.history.iter().all(|c| c.author_date >= since));
+    let boundary = recent.history.iter().position(|c| c.id == add(5).id()).unwrap();
+    assert!(
+        !recent.mined.contains(&boundary),
+        "the oldest kept commit stands at the boundary"
+    );
+}
