@@ -369,7 +369,7 @@ impl Lexer {
         let mut in_block = self.block.is_some_and(|(open, close)| {
             let first = lines.iter().map(|(_, t)| t.trim()).find(|t| !t.is_empty());
             first.is_some_and(|t| {
-                (t.starts_with('*') && !t.starts_with("*/") && open == "/*") || {
+                ((t == "*" || t.starts_with("* ")) && open == "/*") || {
                     // A close before any open: the hunk began inside a comment.
                     let c = t.find(close);
                     c.is_some() && t.find(open).is_none_or(|o| Some(o) > c)
@@ -404,7 +404,8 @@ impl Lexer {
                     }
                     continue;
                 }
-                if self.line.iter().any(|m| rest.starts_with(m)) {
+                // `://` is a URL (often in a string the hunk began inside), not a comment.
+                if self.line.iter().any(|m| rest.starts_with(m)) && !(rest.starts_with("//") && code.ends_with(':')) {
                     break;
                 }
                 if let Some((open, _)) = self.block
@@ -546,6 +547,12 @@ mod tests {
         assert!(!changes_code(rs, &["let x = y;"], &["let x  =  y;"]));
         assert!(!changes_code(rs, &["let x = y; // a"], &["let x = y; // b"]));
         assert!(changes_code(rs, &["let x = y;"], &["let x = z;"]));
+        // A hunk that begins inside a multi-line string: a URL there is not a comment.
+        assert!(changes_code(
+            rs,
+            &["*file://{host}{file}* will emit"],
+            &["*file://{host}{path}* will emit"]
+        ));
         assert!(
             !changes_code(rs, &["let s = \"a:b\";"], &["let s = \"a : b\";"]),
             "nor inside a string"
