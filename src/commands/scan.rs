@@ -53,6 +53,9 @@ pub fn run(args: ScanArgs) -> Result<u8> {
                     "{}",
                     serde_json::json!({
                         "commit": id.to_string(), "verdict": review.verdict, "p_clean": review.p_clean,
+                        // scan judges each commit with the model's own calibration (production
+                        // code only); `review` fits this repository's (see history.rs).
+                        "calibration": review.calibration.source,
                         "hunks": hunks, "max_hunk_risk": max_risk,
                         "not_reviewed_files": review.unreviewed, "subject": subject,
                     })

@@ -384,6 +384,7 @@ fn scan_reviews_each_commit_with_one_line_each() {
     assert_eq!(lines[0]["subject"], "second");
     assert_eq!(lines[1]["subject"], "first");
     for l in &lines {
+        assert_eq!(l["calibration"], "default", "scan says whose probability it gives");
         assert!(l["p_clean"].as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)));
         assert!(l["hunks"].as_u64().unwrap() >= 1);
     }
