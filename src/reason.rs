@@ -33,3 +33,31 @@ pub enum ReasonKind {
     /// A language model's comment (`--lm`): model output, never the verdict's cause.
     LanguageModel,
 }
+
+impl ReasonKind {
+    /// The kind as the JSON names it (and the reports show it).
+    pub fn label(self) -> &'static str {
+        match self {
+            ReasonKind::Change => "change",
+            ReasonKind::Model => "model",
+            ReasonKind::Size => "size",
+            ReasonKind::History => "history",
+            ReasonKind::Syntax => "syntax",
+            ReasonKind::Rule => "rule",
+            ReasonKind::LanguageModel => "language-model",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_the_json_names() {
+        use ReasonKind::*;
+        for k in [Change, Model, Size, History, Syntax, Rule, LanguageModel] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.label());
+        }
+    }
+}

@@ -466,43 +466,27 @@ impl Review {
             code_files += usize::from(code > before);
         }
         let n = |k: usize, what: &str| format!("{what}: {k} hunk{}", if k == 1 { "" } else { "s" });
-        let mut parts = Vec::new();
-        if code > 0 {
-            parts.push(format!(
-                "{} in {code_files} file{}",
-                n(code, "production code"),
-                if code_files == 1 { "" } else { "s" }
-            ));
-        }
-        for (k, what) in [
-            (test, "tests"),
-            (comments, "comments only"),
-            (reformat, "reformat only"),
-            (other, "docs, build or config files"),
-        ] {
-            if k > 0 {
-                parts.push(n(k, what));
-            }
-        }
-        let text = if code == 0 {
-            let mut only: Vec<&str> = Vec::new();
-            for (k, what) in [
-                (test, "tests"),
-                (comments, "comments"),
-                (reformat, "reformatting"),
-                (other, "docs, build or config files"),
-            ] {
-                if k > 0 {
-                    only.push(what);
-                }
-            }
+        // Each other kind: its count, its name in a list of counts, its name in "... only".
+        let others = [
+            (test, "tests", "tests"),
+            (comments, "comments only", "comments"),
+            (reformat, "reformat only", "reformatting"),
+            (other, "docs, build or config files", "docs, build or config files"),
+        ];
+        let present = others.iter().filter(|(k, _, _)| *k > 0);
+        let text = if code > 0 {
+            let files = format!("in {code_files} file{}", if code_files == 1 { "" } else { "s" });
+            std::iter::once(format!("{} {files}", n(code, "production code")))
+                .chain(present.map(|(k, counted, _)| n(*k, counted)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        } else {
+            let only: Vec<&str> = present.map(|(_, _, only)| *only).collect();
             if only.is_empty() {
                 "no production code changed".to_string()
             } else {
                 format!("no production code changed: {} only", only.join(" and "))
             }
-        } else {
-            parts.join("; ")
         };
         Reason {
             kind: ReasonKind::Change,

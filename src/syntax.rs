@@ -67,18 +67,6 @@ impl Kind {
     }
 }
 
-impl Role {
-    pub fn label(self) -> &'static str {
-        match self {
-            Role::Source => "source",
-            Role::Test => "test",
-            Role::Docs => "docs",
-            Role::Build => "build",
-            Role::Generated => "generated",
-        }
-    }
-}
-
 /// Reads every file of a change; `texts[i]`, when present, is file `i`'s reviewed (new)
 /// text, which only refines where a source file's test module starts.
 pub fn read(files: &[FileDiff], texts: &[Option<String>]) -> Vec<FileSyntax> {

@@ -109,7 +109,7 @@ pub fn scored(
         let keep: std::collections::HashSet<String> = ids.iter().map(|(id, _)| id.to_string()).collect();
         cache.commits.retain(|k, _| keep.contains(k));
         // A cache that cannot be written (a read-only repository) only costs the next review time.
-        let _ = write(&path, &cache);
+        let _ = write_json(&path, &cache);
     }
     Ok(ids
         .iter()
@@ -180,11 +180,7 @@ fn cache_key(settings: &Settings) -> Result<String> {
     ]))
 }
 
-/// Writes the cache through a temporary file and a rename.
-fn write(path: &Path, cache: &Cache) -> std::io::Result<()> {
-    write_json(path, cache)
-}
-
+/// Writes a cache file through a temporary file and a rename.
 fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     let dir = path.parent().expect("the cache path has a folder");
     std::fs::create_dir_all(dir)?;
@@ -213,7 +209,7 @@ struct MemoryCache {
     fit: Option<Calibration>,
     /// Why there is no fit.
     why: Option<String>,
-    /// How many commits were scored, and the labelled ones' cut-off date.
+    /// How many commits were scored.
     window: usize,
     fixes: Vec<Fix>,
 }
@@ -308,7 +304,9 @@ fn label_and_fit(
         .map(|c| c.author().when().seconds())
         .min()
         .unwrap_or(i64::MAX);
-    let since = oldest_scored.min(head.time().seconds() - 2 * crate::history::facts::YEAR);
+    let now = head.time().seconds();
+    let year = crate::history::facts::YEAR;
+    let since = oldest_scored.min(now - 2 * year);
     let labels = mine::label(
         repo,
         &head.id().to_string(),
@@ -334,8 +332,6 @@ fn label_and_fit(
         .collect();
     let dates: std::collections::HashMap<git2::Oid, i64> =
         labels.history.iter().map(|c| (c.id, c.author_date)).collect();
-    let now = head.time().seconds();
-    let year = crate::history::facts::YEAR;
     // "Later needed a fix" means within a year of the commit: fixes found years later
     // (SZZ finds them too) would make older commits look buggier than a new one can be
     // known to be, and a calibration is about the change in front of the reviewer.

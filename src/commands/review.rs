@@ -101,7 +101,15 @@ fn add_suggestions(
 ) -> Result<Vec<Option<String>>> {
     let s = &settings.suggest;
     let mut contents: Vec<Option<String>> = vec![None; review.files.len()];
-    let wanted = |f: usize| review.scores[f].iter().any(|h| h.risk >= s.above);
+    // Only production code gets suggestions (tests, comments and reformats carry no risk),
+    // so only files with a risky production hunk are read.
+    let production = |f: usize, h: usize| review.syntax.get(f).is_none_or(|s| s.is_production(h));
+    let wanted = |f: usize| {
+        review.scores[f]
+            .iter()
+            .enumerate()
+            .any(|(h, score)| score.risk >= s.above && production(f, h))
+    };
     if s.per_hunk == 0 || !(0..review.files.len()).any(wanted) {
         return Ok(contents);
     }
@@ -115,10 +123,9 @@ fn add_suggestions(
             contents[f] = git::read_new(repo, new_side, path)?.and_then(|b| String::from_utf8(b).ok());
         }
     }
-    // Only production code gets suggestions: tests, comments and reformats carry no risk.
     let targets: Vec<suggest::Target> = suggest::targets(&review.files, &review.scores, &contents)
         .into_iter()
-        .filter(|t| review.syntax.get(t.file).is_none_or(|s| s.is_production(t.hunk)))
+        .filter(|t| production(t.file, t.hunk))
         .collect();
     let mut written = Vec::new();
     if let Some(a) = assistant {

@@ -17,7 +17,7 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 /// skip -> tokens -> model -> verdict, for files read from git; also the loaded model
-/// (none when there was nothing to score). [`rank`] then places it in the history.
+/// (none when there was nothing to score). `review::rank` then places it in the history.
 pub fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Review, Option<RiskModel>)> {
     let start = Instant::now();
     skip::apply(&mut files, &settings.rules);
@@ -55,25 +55,42 @@ pub fn score_files(mut files: Vec<FileDiff>, settings: &Settings) -> Result<(Rev
         bar.inc(inputs.len() as u64);
     }
     bar.finish_and_clear();
-    let dismissed = dismiss(&files, &mut scores, &settings.dismissed);
     for i in out_of_time {
         let seconds = settings.budget.map_or(0, |b| b.as_secs());
         files[i].skip = Some(Skip::TimeBudget { seconds });
         files[i].hunks.clear();
     }
+    let describe = model.describe() + &learned_note(settings.model.as_deref());
+    let review = judge_scored(files, scores, Some(&model), settings, Some(describe))?;
+    Ok((review, Some(model)))
+}
+
+/// Scores -> verdict with the model's own calibration: dismissed hunks as no risk, and the
+/// change's risk over its production hunks only (`syntax::read`); with none, the quiet
+/// rate. `review::rank` may then calibrate it on the repository.
+fn judge_scored(
+    files: Vec<FileDiff>,
+    mut scores: Vec<Vec<HunkScore>>,
+    model: Option<&RiskModel>,
+    settings: &Settings,
+    describe: Option<String>,
+) -> Result<Review> {
+    let dismissed = dismiss(&files, &mut scores, &settings.dismissed);
     let syntax = crate::syntax::read(&files, &[]);
     let production = crate::review::production_scores(&syntax, &scores, &dismissed);
-    let production_risk = match production.is_empty() {
-        true => None,
-        false => Some(model.change_risk(&production)?),
+    let production_risk = match model {
+        Some(m) if !production.is_empty() => Some(m.change_risk(&production)?),
+        _ => None,
     };
-    let risk = Calibration::DEFAULT.risk(production_risk);
-    let describe = model.describe() + &learned_note(settings.model.as_deref());
-    let mut review = judge(files, scores, risk, settings.thresholds, Some(describe));
+    let risk = match scores.iter().all(|s| s.is_empty()) {
+        true => 0.0,
+        false => Calibration::DEFAULT.risk(production_risk),
+    };
+    let mut review = judge(files, scores, risk, settings.thresholds, describe);
     review.dismissed = dismissed;
     review.syntax = syntax;
     review.production_risk = production_risk;
-    Ok((review, Some(model)))
+    Ok(review)
 }
 
 /// Replaces the scores of dismissed hunks (see `commands::dismiss`) and says which they are.
@@ -137,29 +154,14 @@ pub fn review_group(
     drop(inputs);
     let mut out = Vec::with_capacity(changes.len());
     for (id, files) in changes {
-        let mut per_file: Vec<Vec<HunkScore>> = files
+        let per_file: Vec<Vec<HunkScore>> = files
             .iter()
             .map(|f| match f.skip {
                 None => scores.by_ref().take(f.hunks.len()).collect(),
                 Some(_) => Vec::new(),
             })
             .collect();
-        let dismissed = super::scoring::dismiss(&files, &mut per_file, &settings.dismissed);
-        let syntax = crate::syntax::read(&files, &[]);
-        let production = crate::review::production_scores(&syntax, &per_file, &dismissed);
-        let production_risk = match &*model {
-            Some(m) if !production.is_empty() => Some(m.change_risk(&production)?),
-            _ => None,
-        };
-        let risk = match per_file.iter().all(|s| s.is_empty()) {
-            true => 0.0,
-            false => Calibration::DEFAULT.risk(production_risk),
-        };
-        let mut review = judge(files, per_file, risk, settings.thresholds, None);
-        review.dismissed = dismissed;
-        review.syntax = syntax;
-        review.production_risk = production_risk;
-        out.push((id, review));
+        out.push((id, judge_scored(files, per_file, model.as_ref(), settings, None)?));
     }
     Ok(out)
 }

@@ -57,11 +57,7 @@ pub fn file_reason(fixes: &[Fix], path: &str, now: i64) -> Option<Reason> {
             times(recent),
             of.len()
         ),
-        evidence: of
-            .iter()
-            .take(NAMED.max(recent.min(NAMED)))
-            .map(|f| f.id.clone())
-            .collect(),
+        evidence: of.iter().take(NAMED).map(|f| f.id.clone()).collect(),
     })
 }
 

@@ -96,12 +96,7 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
 **Why:**"
         )?;
         for reason in &r.reasons {
-            writeln!(
-                out,
-                "- {} ({})",
-                html(&reason.text),
-                crate::render::terminal::reason_label(reason)
-            )?;
+            writeln!(out, "- {} ({})", html(&reason.text), reason.kind.label())?;
         }
     }
     if r.unreviewed > 0 {
@@ -192,12 +187,7 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
                 .reasons_for(f.index.0, f.index.1)
                 .filter(|x| x.kind != crate::review::ReasonKind::LanguageModel)
             {
-                writeln!(
-                    out,
-                    "\n**Why** ({}): {}",
-                    crate::render::terminal::reason_label(reason),
-                    html(&reason.text)
-                )?;
+                writeln!(out, "\n**Why** ({}): {}", reason.kind.label(), html(&reason.text))?;
             }
             if let Some(c) = r.assist.comment_for(f.index.0, f.index.1) {
                 writeln!(out, "\n**Language model** on line {}: {}", c.line, model_text(&c.text))?;

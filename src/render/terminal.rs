@@ -85,7 +85,7 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
             writeln!(
                 out,
                 "  {} {}",
-                style.paint("1", &format!("why ({}):", reason_label(reason))),
+                style.paint("1", &format!("why ({}):", reason.kind.label())),
                 clean(&reason.text)
             )?;
         }
@@ -181,7 +181,7 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
                 writeln!(
                     out,
                     "  {} {}",
-                    style.paint("1;33", &format!("why ({}):", reason_label(reason))),
+                    style.paint("1;33", &format!("why ({}):", reason.kind.label())),
                     clean(&reason.text)
                 )?;
             }
@@ -258,14 +258,6 @@ pub fn lm_line(lm: &crate::assist::LmReport) -> String {
         lm.calls,
         lm.seconds
     )
-}
-
-/// A reason's kind as the JSON names it.
-pub fn reason_label(r: &crate::review::Reason) -> String {
-    serde_json::to_value(r.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn plural(n: usize) -> &'static str {
