@@ -1,5 +1,7 @@
 //! Benchmarks of each pipeline stage on fixtures built here: a temporary repository with
 //! one commit changing 50, 500 or 5,000 lines. Run with `cargo bench`.
+//! `syntax_read` is the syntax stage's cost (reading both sides and parsing them); the
+//! end-to-end review includes it.
 //!
 //! The model benchmarks use the embedded default model (weights/). The model's FLOP
 //! count per hunk is printed first so GFLOP/s can be read off hunks/s.
@@ -160,7 +162,37 @@ fn review_end_to_end(b: Bencher, lines: usize) {
         ..Default::default()
     };
     let settings = settings::Settings::resolve(&gate, &Default::default()).unwrap();
-    b.bench(|| black_box(scoring::score_files(change(&fx).files, &settings).unwrap().0.p_clean));
+    let repo = git::open(Some(fx.dir.path())).unwrap();
+    b.bench_local(|| {
+        let c = change(&fx);
+        let sides = git::Sides {
+            old_tree: c.old_tree,
+            new: c.new_side,
+        };
+        black_box(
+            scoring::score_files(&repo, sides, c.files, &settings)
+                .unwrap()
+                .0
+                .p_clean,
+        )
+    });
+}
+
+/// The syntax stage: both sides of every changed file read from git and parsed by its
+/// grammar (here Rust), each hunk's kind and context found.
+#[divan::bench(args = SIZES, sample_count = 20)]
+fn syntax_read(b: Bencher, lines: usize) {
+    let fx = fixture(lines);
+    let repo = git::open(Some(fx.dir.path())).unwrap();
+    let c = change(&fx);
+    let sides = git::Sides {
+        old_tree: c.old_tree,
+        new: c.new_side,
+    };
+    b.counter(ItemsCount::new(c.files.len())).bench_local(|| {
+        let texts = sides.texts(&repo, &c.files, deepspark::syntax::wants_text).unwrap();
+        black_box(deepspark::syntax::read(&c.files, &texts))
+    });
 }
 
 /// The suggestion generator on one 10-line hunk, given no file (names from the hunk only) or

@@ -48,6 +48,8 @@ pub struct Request {
 #[derive(Debug, Clone)]
 pub struct Change {
     pub sides: OldNew<String>,
+    /// The tree of the old side (`None`: the empty tree before a first commit).
+    pub old_tree: Option<Oid>,
     pub new_side: Side,
     pub files: Vec<FileDiff>,
 }
@@ -58,6 +60,50 @@ pub enum Side {
     Tree(Oid),
     Index,
     WorkTree,
+}
+
+/// Both sides of a change as trees (or the index, or the work tree): where its files' texts are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sides {
+    pub old_tree: Option<Oid>,
+    pub new: Side,
+}
+
+impl Sides {
+    /// The sides of a commit compared with `old` (its parent, or none for a first commit).
+    pub fn of_commits(repo: &Repository, old: Option<Oid>, new: Oid) -> Result<Sides, GitError> {
+        let old_tree = old.map(|o| repo.find_commit(o).map(|c| c.tree_id())).transpose()?;
+        let new = Side::Tree(repo.find_commit(new)?.tree_id());
+        Ok(Sides { old_tree, new })
+    }
+
+    /// The old and new text of each file `want` picks (`None` where the file is absent, not
+    /// a regular file, or not UTF-8); files not picked get `None` on both sides.
+    pub fn texts(
+        &self,
+        repo: &Repository,
+        files: &[FileDiff],
+        want: impl Fn(&FileDiff) -> bool,
+    ) -> Result<Vec<OldNew<Option<String>>>, GitError> {
+        let text = |side: Side, path: Option<&str>| -> Result<Option<String>, GitError> {
+            let Some(path) = path else { return Ok(None) };
+            Ok(read_new(repo, side, path)?.and_then(|b| String::from_utf8(b).ok()))
+        };
+        files
+            .iter()
+            .map(|f| {
+                if !want(f) {
+                    return Ok(OldNew { old: None, new: None });
+                }
+                let old = match self.old_tree {
+                    Some(t) => text(Side::Tree(t), f.path.old.as_deref())?,
+                    None => None,
+                };
+                let new = text(self.new, f.path.new.as_deref())?;
+                Ok(OldNew { old, new })
+            })
+            .collect()
+    }
 }
 
 /// A file's bytes on the new side, as reviewed: `None` when it is not a regular file there
@@ -283,8 +329,14 @@ pub fn diff(repo: &Repository, req: &Request) -> Result<Change, GitError> {
         NewSide::Index => Side::Index,
         NewSide::WorkTree => Side::WorkTree,
     };
+    let old_tree = old.as_ref().map(|t| t.id());
     let files = collect(repo, old.as_ref(), new, req.context)?;
-    Ok(Change { sides, new_side, files })
+    Ok(Change {
+        sides,
+        old_tree,
+        new_side,
+        files,
+    })
 }
 
 /// The commits of `range` (`REV`: REV and its ancestors; `A..B`: those of B not in A),

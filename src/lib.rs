@@ -1,7 +1,8 @@
 //! deepspark: a local, offline AI code reviewer for git.
 //!
 //! The pipeline, one module per stage (see ARCHITECTURE.md):
-//! `git` (revision -> [`diff::FileDiff`]s) -> `skip` -> `syntax` (file roles, hunk kinds) ->
+//! `git` (revision -> [`diff::FileDiff`]s) -> `skip` -> `syntax` (file roles, hunk kinds and
+//! functions, by tree-sitter grammars) ->
 //! `tokenize` -> `model` (ids -> risk) -> `review` (risks -> verdict, with `reason`s) ->
 //! `suggest` -> `render`; beside the review, `history` (the repository's own calibration and
 //! the facts its fixes give). `mine` labels a history (SZZ); `train` fits and measures the

@@ -214,6 +214,25 @@ impl Finding<'_> {
 }
 
 impl Review {
+    /// Whether something forbids an LGTM whatever the probability: files left unreviewed
+    /// for size, or a syntax error the change brings (`syntax::SyntaxError`).
+    pub fn no_lgtm(&self) -> bool {
+        self.unreviewed > 0 || self.syntax.iter().any(|s| s.error.is_some())
+    }
+
+    /// Sets the syntax stage's reading and decides the verdict again with it.
+    pub fn set_syntax(&mut self, syntax: Vec<crate::syntax::FileSyntax>) {
+        self.syntax = syntax;
+        if self.verdict == Verdict::Lgtm && self.no_lgtm() {
+            self.verdict = Verdict::NeedsWork;
+        }
+    }
+
+    /// The function, method or class hunk `hunk` of file `file` sits in, when a grammar says.
+    pub fn context_of(&self, file: usize, hunk: usize) -> Option<&crate::syntax::Context> {
+        self.syntax.get(file)?.contexts.get(hunk)?.as_ref()
+    }
+
     /// The suggestions for one hunk, best first.
     pub fn suggestions_for(&self, file: usize, hunk: usize) -> impl Iterator<Item = &crate::suggest::Suggestion> {
         self.suggestions
@@ -257,7 +276,7 @@ pub fn judge(
         .filter(|f| f.skip.as_ref().is_some_and(|s| s.is_unreviewed()))
         .count();
     let p_clean = (1.0 - change_risk).clamp(0.0, 1.0);
-    let verdict = verdict_of(p_clean, p_clean, t, unreviewed);
+    let verdict = verdict_of(p_clean, p_clean, t, unreviewed > 0);
     let mut warnings = Vec::new();
     for f in &files {
         for h in &f.hunks {
@@ -298,11 +317,12 @@ pub fn judge(
     }
 }
 
-/// The verdict of a P(clean), with files left unreviewed for size forbidding an LGTM.
-/// `p_clean` is the confident (lower) end, `p_clean_high` the upper end of P(clean): LGTM
-/// needs the lower end at the line, REJECT the upper end below its line.
-fn verdict_of(p_clean: f64, p_clean_high: f64, t: Thresholds, unreviewed: usize) -> Verdict {
-    if p_clean >= t.lgtm && unreviewed == 0 {
+/// The verdict of a P(clean); `no_lgtm` (files left unreviewed for size, a syntax error
+/// the change brings) forbids an LGTM. `p_clean` is the confident (lower) end,
+/// `p_clean_high` the upper end of P(clean): LGTM needs the lower end at the line, REJECT
+/// the upper end below its line.
+fn verdict_of(p_clean: f64, p_clean_high: f64, t: Thresholds, no_lgtm: bool) -> Verdict {
+    if p_clean >= t.lgtm && !no_lgtm {
         Verdict::Lgtm
     } else if p_clean_high < t.reject {
         Verdict::Reject
@@ -364,7 +384,7 @@ impl Review {
             let (low, high) = calibration.fit.risk_range(self.production_risk);
             self.p_clean = (1.0 - high).clamp(0.0, 1.0);
             self.p_clean_high = (1.0 - low).clamp(0.0, 1.0);
-            self.verdict = verdict_of(self.p_clean, self.p_clean_high, self.thresholds, self.unreviewed);
+            self.verdict = verdict_of(self.p_clean, self.p_clean_high, self.thresholds, self.no_lgtm());
         }
         self.calibration = calibration;
     }
@@ -374,6 +394,22 @@ impl Review {
     /// history's facts about each pointed production hunk's file, and the rules' warnings.
     pub fn explain(&mut self, memory: &Memory) {
         let mut reasons = vec![self.kinds_reason()];
+        let mut hunk_reasons = Vec::new();
+        for (fi, fs) in self.syntax.iter().enumerate() {
+            let Some(e) = &fs.error else { continue };
+            let reason = Reason {
+                kind: ReasonKind::Syntax,
+                text: format!(
+                    "{}:{}: the change does not parse ({}) where the old code did, so it cannot be LGTM",
+                    self.files[fi].display_path(),
+                    e.line,
+                    e.what
+                ),
+                evidence: Vec::new(),
+            };
+            hunk_reasons.push(((fi, e.hunk), reason.clone()));
+            reasons.push(reason);
+        }
         if let (Some(h), Some(_)) = (self.history, self.production_risk) {
             reasons.push(Reason {
                 kind: ReasonKind::Model,
@@ -417,7 +453,6 @@ impl Review {
                 evidence: Vec::new(),
             });
         }
-        let mut hunk_reasons = Vec::new();
         for (fi, f) in self.files.iter().enumerate() {
             let Some(fs) = self.syntax.get(fi) else { continue };
             let pointed: Vec<usize> = (0..f.hunks.len())
@@ -654,6 +689,47 @@ mod tests {
         assert_eq!(r.verdict, Verdict::NeedsWork);
         let r = judge(vec![file(Some(Skip::Binary))], vec![vec![]], 0.0, T, None);
         assert_eq!(r.verdict, Verdict::Lgtm);
+    }
+
+    #[test]
+    fn a_syntax_error_the_change_brings_forbids_lgtm_and_is_a_reason() {
+        use crate::syntax::{FileSyntax, Kind, Parse, Role, SyntaxError};
+        let reading = |error: Option<SyntaxError>| FileSyntax {
+            role: Role::Source,
+            hunks: vec![Kind::Code],
+            contexts: vec![None],
+            parse: Parse::ParseError,
+            error,
+        };
+        let mut clean = judge(vec![file(None)], vec![vec![]], 0.0, T, None);
+        clean.set_syntax(vec![reading(None)]);
+        assert_eq!(clean.verdict, Verdict::Lgtm);
+        let mut broken = judge(vec![file(None)], vec![vec![]], 0.0, T, None);
+        let error = SyntaxError {
+            line: 2,
+            what: "missing `)`".into(),
+            hunk: 0,
+        };
+        broken.set_syntax(vec![reading(Some(error))]);
+        assert_eq!(broken.verdict, Verdict::NeedsWork);
+        // A later calibration decides again, and still may not say LGTM.
+        broken.calibrate(CalibrationInForce::default());
+        assert_eq!(broken.verdict, Verdict::NeedsWork);
+        broken.explain(&Memory::default());
+        let why: Vec<&Reason> = broken.reasons.iter().filter(|r| r.kind == ReasonKind::Syntax).collect();
+        assert_eq!(why.len(), 1, "{:?}", broken.reasons);
+        assert!(
+            why[0].text.contains(":2: the change does not parse (missing `)`)"),
+            "{}",
+            why[0].text
+        );
+        assert_eq!(
+            broken
+                .reasons_for(0, 0)
+                .filter(|r| r.kind == ReasonKind::Syntax)
+                .count(),
+            1
+        );
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub fn scored(
     if !missing.is_empty() {
         let bar = progress_bar(missing.len());
         for group in missing.chunks(GROUP) {
-            for (id, review) in super::scoring::review_group(repo, group, settings, model)? {
+            for (id, review) in super::scoring::review_group(repo, group, settings, model, false)? {
                 let scored = Scored {
                     risk: (review.production_risk.unwrap_or(0.0) * 1e4).round() / 1e4,
                     production: review.production_risk.is_some(),
@@ -163,9 +163,10 @@ fn cache_path(repo: &git2::Repository) -> PathBuf {
 fn cache_key(settings: &Settings) -> Result<String> {
     let files = model_files(settings.model.as_deref())?;
     let r = &settings.rules;
-    // "production": scores are over production hunks only (see `syntax.rs`).
+    // "production parsed": scores are over production hunks only, as the grammars read
+    // them (see `syntax/`); a change to that reading must invalidate the cached scores.
     let settings_text = format!(
-        "{} production {} {:?} {} {}",
+        "{} production parsed {} {:?} {} {}",
         env!("CARGO_PKG_VERSION"),
         settings.context,
         r.patterns,

@@ -94,7 +94,8 @@ fn run_pre_push(args: HookRunArgs) -> Result<u8> {
         if files.is_empty() {
             continue;
         }
-        let (mut review, mut model) = super::scoring::score_files(files, &settings)?;
+        let sides = git::Sides::of_commits(&repo, base, r.local)?;
+        let (mut review, mut model) = super::scoring::score_files(&repo, sides, files, &settings)?;
         let memory = super::review::rank(&repo, &mut review, &settings, &mut model);
         review.explain(&memory);
         let sides = crate::diff::OldNew {

@@ -135,7 +135,11 @@ fn add_suggestions(
                 a.skip(format!("suggestion for {} {}", target.path, target.hunk_ref.header()));
                 continue;
             }
-            if let Some(edits) = a.rewrite(target.path, target.hunk_ref) {
+            if let Some(edits) = a.rewrite(
+                target.path,
+                review.context_of(target.file, target.hunk),
+                target.hunk_ref,
+            ) {
                 written.push((t, edits));
             }
         }
@@ -204,7 +208,7 @@ fn comment(review: &mut Review, a: &mut Assistant, min_risk: f32, max: usize) {
             a.skip(format!("comment on {path} {} (--lm-comments {max})", hunk.header()));
             continue;
         }
-        if let Some(c) = a.comment(path, hunk) {
+        if let Some(c) = a.comment(path, review.context_of(fi, hi), hunk) {
             review.assist.comments.push(crate::assist::HunkComment {
                 file: fi,
                 hunk: hi,
@@ -281,7 +285,11 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
             change.sides.new
         );
     }
-    let (mut review, mut model) = score_files(change.files, &settings)?;
+    let sides = git::Sides {
+        old_tree: change.old_tree,
+        new: change.new_side,
+    };
+    let (mut review, mut model) = score_files(&repo, sides, change.files, &settings)?;
     let memory = rank(&repo, &mut review, &settings, &mut model);
     let has_work = review.scores.iter().any(|s| !s.is_empty());
     let mut lm = match (&lm_args.lm, has_work) {

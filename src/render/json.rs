@@ -93,8 +93,8 @@ struct HunkOut<'a> {
     risk: f32,
     /// `code`, `test`, `comments` or `reformat`: only `code` of a `source` file carries risk.
     kind: Option<Kind>,
-    /// The enclosing function, method or class, when known (not yet: always null).
-    context: Option<()>,
+    /// The enclosing function, method or class, when a grammar says (see `syntax/`).
+    context: Option<&'a crate::syntax::Context>,
     /// Facts about this hunk (history, syntax, rules, a language model's comment).
     reasons: Vec<&'a Reason>,
     /// The hunk's identity across reviews (SARIF's `partialFingerprints`): what `deepspark dismiss` takes.
@@ -172,7 +172,7 @@ pub fn write(
             status: f.status,
             language: f.language,
             role: r.syntax.get(fi).map(|s| s.role),
-            syntax: crate::syntax::HEURISTIC,
+            syntax: r.syntax.get(fi).map_or("no text", |s| s.parse.label()),
             skipped: f.skip.as_ref(),
             explanation: r.assist.explanation_for(fi),
             hunks: f
@@ -188,7 +188,11 @@ pub fn write(
                     new_lines: h.count.new,
                     risk: s.risk,
                     kind: r.syntax.get(fi).and_then(|s| s.hunks.get(hi).copied()),
-                    context: None,
+                    context: r
+                        .syntax
+                        .get(fi)
+                        .and_then(|s| s.contexts.get(hi))
+                        .and_then(|c| c.as_ref()),
                     reasons: r.reasons_for(fi, hi).collect(),
                     fingerprint: crate::review::hunk_fingerprint(f.display_path(), h),
                     dismissed: r.dismissed.contains(&(fi, hi)),

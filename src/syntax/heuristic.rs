@@ -1,191 +1,11 @@
-//! What kind of code a change touches, read before any model sees it: each file's
-//! [`Role`] (source, test, docs, build, generated) and each hunk's [`Kind`] (code, test,
-//! comments, reformat). `syntax::read` is the stage's one verb.
-//!
-//! This is the heuristic reading: paths by common conventions, and a small lexer that
-//! knows each language's comments and string quotes, over the hunk's own lines (and over
-//! the reviewed file, when given, for Rust's `#[cfg(test)] mod tests`). It parses no
-//! grammar, so every file says `"no grammar"` in the JSON's `syntax`; a tree-sitter parse
-//! would replace [`kind`] where a grammar exists. It does not score, and it never reads
-//! the repository itself.
+//! The heuristic reading of a hunk, for files without a grammar or whose text is not at
+//! hand: a small lexer that knows each language's comments and string quotes, over the
+//! hunk's own lines (and over the reviewed file, when given, for Rust's
+//! `#[cfg(test)] mod tests`). It tells code from comments and reformats; it knows no
+//! functions and finds no syntax errors (`tree.rs` does, where a grammar parses the file).
 
-use crate::diff::{FileDiff, Hunk, LineKind, Skip, is_code_language, is_test_path};
-use serde::Serialize;
-
-/// What a file is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    Source,
-    Test,
-    Docs,
-    Build,
-    Generated,
-}
-
-/// What a hunk changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// Production code.
-    Code,
-    /// Test code: in a test file, or a test module of a source file.
-    Test,
-    /// Comments, docstrings, documentation and blank lines only.
-    Comments,
-    /// The same code tokens on both sides: only spacing or line breaks moved.
-    Reformat,
-}
-
-/// How the kinds were read (the JSON's `syntax`).
-pub const HEURISTIC: &str = "no grammar";
-
-/// The stage's reading of one file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileSyntax {
-    pub role: Role,
-    /// One per hunk of the file, in order.
-    pub hunks: Vec<Kind>,
-}
-
-impl FileSyntax {
-    /// Whether hunk `h` is production code: a source file's code, neither test nor comment
-    /// nor reformat. Only such hunks carry a change's risk.
-    pub fn is_production(&self, h: usize) -> bool {
-        self.role == Role::Source && self.hunks.get(h) == Some(&Kind::Code)
-    }
-}
-
-impl Kind {
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Code => "code",
-            Kind::Test => "test",
-            Kind::Comments => "comments",
-            Kind::Reformat => "reformat",
-        }
-    }
-}
-
-/// Reads every file of a change; `texts[i]`, when present, is file `i`'s reviewed (new)
-/// text, which only refines where a source file's test module starts.
-pub fn read(files: &[FileDiff], texts: &[Option<String>]) -> Vec<FileSyntax> {
-    files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let role = role(f.display_path(), f.language, f.skip.as_ref());
-            let tests_from = texts
-                .get(i)
-                .and_then(|t| t.as_deref())
-                .and_then(|t| test_module_start(t, f.language));
-            let hunks = f.hunks.iter().map(|h| kind(role, f.language, h, tests_from)).collect();
-            FileSyntax { role, hunks }
-        })
-        .collect()
-}
-
-/// A file's role from its path (and its skip, for generated and vendored files).
-pub fn role(path: &str, language: Option<&str>, skip: Option<&Skip>) -> Role {
-    if matches!(skip, Some(Skip::Generated { .. })) {
-        return Role::Generated;
-    }
-    let lower = path.to_ascii_lowercase();
-    let name = lower.rsplit('/').next().unwrap_or(&lower);
-    let stem = name.split('.').next().unwrap_or(name);
-    if is_test_path(path) {
-        return Role::Test;
-    }
-    let docs_dir = lower
-        .split('/')
-        .rev()
-        .skip(1)
-        .any(|seg| matches!(seg, "doc" | "docs" | "documentation" | "man" | "examples" | "example"));
-    let docs_ext = matches!(
-        name.rsplit_once('.').map(|(_, e)| e),
-        Some("md" | "markdown" | "rst" | "txt" | "adoc" | "asciidoc" | "1" | "3" | "texi" | "pod")
-    );
-    let docs_name = matches!(
-        stem,
-        "readme"
-            | "changelog"
-            | "changes"
-            | "news"
-            | "license"
-            | "licence"
-            | "copying"
-            | "authors"
-            | "contributors"
-            | "contributing"
-            | "notice"
-            | "history"
-            | "release-notes"
-            | "security"
-            | "code_of_conduct"
-            | "thanks"
-    );
-    if docs_name || docs_ext || (docs_dir && !language.is_some_and(is_code_language)) {
-        return Role::Docs;
-    }
-    let build_name = matches!(
-        name,
-        "cargo.toml"
-            | "makefile"
-            | "gnumakefile"
-            | "cmakelists.txt"
-            | "package.json"
-            | "pom.xml"
-            | "build.gradle"
-            | "build.gradle.kts"
-            | "settings.gradle"
-            | "settings.gradle.kts"
-            | "gradle.properties"
-            | "go.mod"
-            | "setup.py"
-            | "setup.cfg"
-            | "pyproject.toml"
-            | "tox.ini"
-            | "dockerfile"
-            | "configure.ac"
-            | "makefile.am"
-            | "build.rs"
-            | "build.sbt"
-            | ".gitignore"
-            | ".gitattributes"
-            | ".editorconfig"
-            | "tsconfig.json"
-            | "rollup.config.js"
-            | "webpack.config.js"
-            | "karma.conf.js"
-            | "gulpfile.js"
-            | ".eslintrc.js"
-            | "rustfmt.toml"
-            | "clippy.toml"
-            | "deny.toml"
-            | "mkdocs.yml"
-            | "codecov.yml"
-            | ".travis.yml"
-            | "appveyor.yml"
-            | "requirements.txt"
-    ) || name.starts_with("requirements")
-        || name.starts_with(".eslintrc")
-        || name.starts_with(".prettierrc")
-        || name.starts_with(".babelrc");
-    let build_dir = lower.starts_with(".github/")
-        || lower.starts_with(".circleci/")
-        || lower.starts_with("ci/")
-        || lower.starts_with(".ci/")
-        || lower.starts_with("gradle/")
-        || lower.starts_with(".cargo/");
-    let config_language = matches!(
-        language,
-        Some("yaml" | "toml" | "json" | "xml" | "make" | "cmake" | "docker" | "gradle")
-    );
-    if build_name || build_dir || config_language || name.ends_with(".am") || name.ends_with(".m4") {
-        return Role::Build;
-    }
-    Role::Source
-}
+use super::{Kind, Role};
+use crate::diff::{Hunk, LineKind};
 
 /// A hunk's kind. `tests_from`: the first line (new side) of a source file's test module.
 pub fn kind(role: Role, language: Option<&str>, hunk: &Hunk, tests_from: Option<u32>) -> Kind {
@@ -255,7 +75,7 @@ pub fn changes_code(language: Option<&str>, old: &[&str], new: &[&str]) -> bool 
 
 /// The first line of a Rust file's `#[cfg(test)]` module, which by convention runs to the
 /// end of the file; `None` for other languages or when there is none.
-fn test_module_start(text: &str, language: Option<&str>) -> Option<u32> {
+pub(super) fn test_module_start(text: &str, language: Option<&str>) -> Option<u32> {
     if language != Some("rust") {
         return None;
     }
@@ -452,6 +272,8 @@ fn string_end(s: &str, quote: char) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diff::Skip;
+    use crate::syntax::role;
 
     fn hunk(body: &str) -> Hunk {
         let removed = body.lines().filter(|l| !l.starts_with('+')).count();

@@ -1,0 +1,281 @@
+//! The parsed reading, language by language: a comment-only change and a reformat are no
+//! change of code, a change inside a test module or test function of a source file is test
+//! code, the context names the enclosing function, and a syntax error the change brings is
+//! found (and one the old side already had, or a C preprocessor's, is not).
+
+use super::*;
+use crate::diff::{FileStatus, OldNew};
+
+/// The change from `old` to `new` at `path` as the git stage would give it (3 lines of context).
+fn change(path: &str, old: &str, new: &str) -> FileDiff {
+    let diff = similar::TextDiff::from_lines(old, new);
+    let text = diff.unified_diff().context_radius(3).to_string();
+    let mut hunks = Vec::new();
+    let mut header: Option<String> = None;
+    let mut body: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("@@") {
+            if let Some(h) = header.take() {
+                hunks.push(Hunk::parse(&h, &body.join("\n")).unwrap());
+            }
+            header = Some(line.to_string());
+            body.clear();
+        } else if !line.starts_with("\\") {
+            body.push(line);
+        }
+    }
+    if let Some(h) = header {
+        hunks.push(Hunk::parse(&h, &body.join("\n")).unwrap());
+    }
+    FileDiff {
+        path: OldNew {
+            old: Some(path.into()),
+            new: Some(path.into()),
+        },
+        status: FileStatus::Modified,
+        mode: OldNew {
+            old: Some(0o100644),
+            new: Some(0o100644),
+        },
+        language: crate::diff::language_of(path),
+        hunks,
+        skip: None,
+    }
+}
+
+fn read_change(path: &str, old: &str, new: &str) -> FileSyntax {
+    let f = change(path, old, new);
+    assert!(!f.hunks.is_empty(), "no hunks for {path}");
+    let texts = OldNew {
+        old: Some(old.to_string()),
+        new: Some(new.to_string()),
+    };
+    read(std::slice::from_ref(&f), &[texts]).remove(0)
+}
+
+fn kinds(path: &str, old: &str, new: &str) -> Vec<Kind> {
+    let s = read_change(path, old, new);
+    assert_eq!(s.parse, Parse::Parsed, "{path} should parse");
+    s.hunks
+}
+
+/// One program per language: (path, old text, a comment changed, a reformat, a code change
+/// in the function `compute`, a change inside test code, test code's first line).
+struct Case {
+    path: &'static str,
+    old: &'static str,
+    comment: (&'static str, &'static str),
+    reformat: (&'static str, &'static str),
+    code: (&'static str, &'static str),
+    test: (&'static str, &'static str),
+}
+
+const CASES: &[Case] = &[
+    Case {
+        path: "src/lib.rs",
+        old: "/// Adds.\nfn compute(a: i32) -> i32 {\n    let b = a + 1; // one\n    b * 2\n}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn t() {\n        assert_eq!(super::compute(1), 4);\n    }\n}\n",
+        comment: ("let b = a + 1; // one", "let b = a + 1; // plus one"),
+        reformat: ("let b = a + 1;", "let b=a+1;"),
+        code: ("let b = a + 1;", "let b = a + 2;"),
+        test: ("compute(1), 4)", "compute(2), 6)"),
+    },
+    Case {
+        path: "pkg/calc.py",
+        old: "def compute(a):\n    \"\"\"Adds one.\"\"\"\n    b = a + 1  # one\n    return b * 2\n\n\ndef test_compute():\n    assert compute(1) == 4\n",
+        comment: ("\"\"\"Adds one.\"\"\"", "\"\"\"Adds one, then doubles.\"\"\""),
+        reformat: ("b = a + 1", "b = a+1"),
+        code: ("b = a + 1", "b = a + 2"),
+        test: ("compute(1) == 4", "compute(2) == 6"),
+    },
+    Case {
+        path: "src/main/java/Calc.java",
+        old: "class Calc {\n    /** Adds. */\n    int compute(int a) {\n        int b = a + 1; // one\n        return b * 2;\n    }\n\n    @Test\n    void works() {\n        assertEquals(4, compute(1));\n    }\n}\n",
+        comment: ("// one", "// plus one"),
+        reformat: ("int b = a + 1;", "int b = a+1;"),
+        code: ("int b = a + 1;", "int b = a + 2;"),
+        test: ("assertEquals(4, compute(1));", "assertEquals(6, compute(2));"),
+    },
+    Case {
+        path: "lib/calc.js",
+        old: "// Adds.\nfunction compute(a) {\n  const b = a + 1; // one\n  return b * 2;\n}\n\ndescribe('compute', () => {\n  it('adds', () => {\n    expect(compute(1)).toBe(4);\n  });\n});\n",
+        comment: ("// one", "// plus one"),
+        reformat: ("const b = a + 1;", "const b = a+1;"),
+        code: ("const b = a + 1;", "const b = a + 2;"),
+        test: ("expect(compute(1)).toBe(4);", "expect(compute(2)).toBe(6);"),
+    },
+    Case {
+        path: "src/calc.ts",
+        old: "// Adds.\nexport function compute(a: number): number {\n  const b: number = a + 1; // one\n  return b * 2;\n}\n\ntest('adds', () => {\n  expect(compute(1)).toBe(4);\n});\n",
+        comment: ("// one", "// plus one"),
+        reformat: ("const b: number = a + 1;", "const b: number = a+1;"),
+        code: ("const b: number = a + 1;", "const b: number = a + 2;"),
+        test: ("expect(compute(1)).toBe(4);", "expect(compute(2)).toBe(6);"),
+    },
+    Case {
+        path: "calc.go",
+        old: "package calc\n\n// Compute adds.\nfunc compute(a int) int {\n\tb := a + 1 // one\n\treturn b * 2\n}\n\nfunc TestCompute(t *testing.T) {\n\tif compute(1) != 4 {\n\t\tt.Fail()\n\t}\n}\n",
+        comment: ("// one", "// plus one"),
+        reformat: ("b := a + 1", "b := a+1"),
+        code: ("b := a + 1", "b := a + 2"),
+        test: ("compute(1) != 4", "compute(2) != 6"),
+    },
+    Case {
+        path: "lib/calc.c",
+        old: "/* Adds. */\nint compute(int a)\n{\n  int b = a + 1; /* one */\n  return b * 2;\n}\n",
+        comment: ("/* one */", "/* plus one */"),
+        reformat: ("int b = a + 1;", "int b = a+1;"),
+        code: ("int b = a + 1;", "int b = a + 2;"),
+        test: ("", ""),
+    },
+    Case {
+        path: "src/calc.cpp",
+        old: "// Adds.\nnamespace calc {\nint compute(int a) {\n  int b = a + 1; // one\n  return b * 2;\n}\n}\n",
+        comment: ("// one", "// plus one"),
+        reformat: ("int b = a + 1;", "int b = a+1;"),
+        code: ("int b = a + 1;", "int b = a + 2;"),
+        test: ("", ""),
+    },
+];
+
+fn edited(old: &str, (from, to): (&str, &str)) -> String {
+    assert!(old.contains(from), "{from:?} not in the program");
+    old.replacen(from, to, 1)
+}
+
+#[test]
+fn a_comment_change_and_a_reformat_are_no_change_of_code_in_each_language() {
+    for c in CASES {
+        assert_eq!(
+            kinds(c.path, c.old, &edited(c.old, c.comment)),
+            vec![Kind::Comments],
+            "{}",
+            c.path
+        );
+        assert_eq!(
+            kinds(c.path, c.old, &edited(c.old, c.reformat)),
+            vec![Kind::Reformat],
+            "{}",
+            c.path
+        );
+        assert_eq!(
+            kinds(c.path, c.old, &edited(c.old, c.code)),
+            vec![Kind::Code],
+            "{}",
+            c.path
+        );
+    }
+}
+
+#[test]
+fn a_change_inside_test_code_of_a_source_file_is_test_code() {
+    for c in CASES.iter().filter(|c| !c.test.0.is_empty()) {
+        let s = read_change(c.path, c.old, &edited(c.old, c.test));
+        assert_eq!(s.role, Role::Source, "{}", c.path);
+        assert_eq!(s.hunks, vec![Kind::Test], "{}", c.path);
+        assert!(!s.is_production(0), "{}", c.path);
+    }
+}
+
+#[test]
+fn the_context_names_the_enclosing_function() {
+    for c in CASES {
+        let s = read_change(c.path, c.old, &edited(c.old, c.code));
+        let ctx = s.contexts[0]
+            .as_ref()
+            .unwrap_or_else(|| panic!("no context in {}", c.path));
+        assert_eq!(ctx.name, "compute", "{}", c.path);
+        let expected = if c.path.ends_with(".java") {
+            "method"
+        } else {
+            "function"
+        };
+        assert_eq!(ctx.kind, expected, "{}", c.path);
+        let line = c.old.lines().position(|l| l.contains(c.code.0)).unwrap() as u32 + 1;
+        assert!(
+            ctx.start < line && line <= ctx.end,
+            "{}: {ctx:?} around line {line}",
+            c.path
+        );
+    }
+    // A method of a Python class, and a Rust method in an impl.
+    let py = "class A:\n    def run(self):\n        return 1\n";
+    let s = read_change("a.py", py, &py.replace("return 1", "return 2"));
+    assert_eq!(
+        s.contexts[0].as_ref().map(|c| (c.kind, c.name.as_str())),
+        Some(("method", "run"))
+    );
+    let rs = "struct A;\nimpl A {\n    fn run(&self) -> u8 {\n        1\n    }\n}\n";
+    let s = read_change("a.rs", rs, &rs.replace("        1\n", "        2\n"));
+    assert_eq!(
+        s.contexts[0].as_ref().map(|c| (c.kind, c.name.as_str())),
+        Some(("method", "run"))
+    );
+}
+
+#[test]
+fn a_syntax_error_the_change_brings_is_found() {
+    let cases = [
+        ("a.rs", "fn f() {\n    g(1);\n}\n", "fn f() {\n    g(1;\n}\n"),
+        ("a.py", "def f():\n    return g(1)\n", "def f():\n    return g(1\n"),
+        (
+            "A.java",
+            "class A {\n  void f() {\n    g(1);\n  }\n}\n",
+            "class A {\n  void f() {\n    g(1;\n  }\n}\n",
+        ),
+        (
+            "a.js",
+            "function f() {\n  if (a) {\n    g(1);\n  }\n}\n",
+            "function f() {\n  if (a {\n    g(1);\n  }\n}\n",
+        ),
+        (
+            "a.go",
+            "package a\n\nfunc f() {\n\tg(1)\n}\n",
+            "package a\n\nfunc f() {\n\tg(1\n}\n",
+        ),
+    ];
+    for (path, old, new) in cases {
+        let s = read_change(path, old, new);
+        assert_eq!(s.parse, Parse::ParseError, "{path}");
+        let e = s.error.as_ref().unwrap_or_else(|| panic!("no error found in {path}"));
+        assert_eq!(e.hunk, 0, "{path}");
+        assert!(e.line >= 2 && e.line <= 4, "{path}: {e:?}");
+        // The same text on both sides: the error is not the change's.
+        let s = read_change(path, new, &format!("{new}\n"));
+        assert_eq!(s.error, None, "{path}: the old side had the error already");
+    }
+    // C is read before its preprocessor: what looks like an error there is not a finding.
+    let old = "int f(void) {\n  return g(1);\n}\n";
+    let s = read_change("a.c", old, &old.replace("g(1)", "g(1"));
+    assert_eq!(s.error, None);
+}
+
+#[test]
+fn a_file_without_a_grammar_or_its_text_falls_back_and_says_why() {
+    let f = change("run.sh", "echo a\n", "echo b\n");
+    let s = read(std::slice::from_ref(&f), &[]).remove(0);
+    assert_eq!((s.parse, s.hunks.clone()), (Parse::NoGrammar, vec![Kind::Code]));
+    let f = change("a.rs", "fn f() {}\n", "fn f() { g() }\n");
+    let s = read(std::slice::from_ref(&f), &[]).remove(0);
+    assert_eq!((s.parse, s.hunks.clone()), (Parse::NoText, vec![Kind::Code]));
+    assert_eq!(s.contexts, vec![None]);
+}
+
+#[test]
+fn hostile_files_fall_back_without_a_panic() {
+    // Too large for the parser: the heuristics read it.
+    let big = "let x = 1;\n".repeat(tree::MAX_BYTES / 10);
+    let old = format!("fn f() {{\n{big}}}\n");
+    let new = old.replacen("let x = 1;", "let x = 2;", 1);
+    let s = read_change("a.rs", &old, &new);
+    assert_eq!((s.parse, s.hunks.clone()), (Parse::TooLarge, vec![Kind::Code]));
+    // Deep nesting: read by a cursor, not by recursion.
+    let deep = format!("fn f() {{ let x = {}1{}; }}\n", "(".repeat(20_000), ")".repeat(20_000));
+    let s = read_change("a.rs", &deep, &deep.replace("let x", "let y"));
+    assert_eq!(s.hunks, vec![Kind::Code]);
+    // Bytes that are no language at all.
+    let junk: String = (0..5_000u32)
+        .map(|i| char::from_u32(33 + (i * 7919) % 90).unwrap())
+        .collect();
+    let s = read_change("a.py", &junk, &format!("{junk}x"));
+    assert_eq!(s.hunks.len(), 1);
+}

@@ -1,0 +1,396 @@
+//! One side of a file read through its tree-sitter grammar: which lines hold code and
+//! which only comments or docstrings, the code tokens in order (for telling a reformat from
+//! a change), the spans of test code inside a source file, the definitions (functions,
+//! methods, classes) a hunk can sit in, and the first syntax error.
+//!
+//! Bounded: files over [`MAX_BYTES`] are not parsed, a parse that runs past [`TIME_LIMIT`]
+//! is stopped, and the tree is walked with a cursor, never by recursion, so a deeply nested
+//! file cannot overflow the stack. It does not decide a hunk's kind (`mod.rs` does, from two
+//! sides) and knows no language without a grammar here (`grammar`).
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+use tree_sitter::{Language, Node, ParseOptions, Parser, TreeCursor};
+
+/// Files larger than this are read by the heuristics instead.
+pub const MAX_BYTES: usize = 1 << 20;
+/// A parse that takes longer than this is stopped (the heuristics read the file instead).
+pub const TIME_LIMIT: Duration = Duration::from_millis(500);
+
+/// Why a side was not parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotParsed {
+    NoGrammar,
+    TooLarge,
+    Timeout,
+}
+
+/// A function, method, class or other definition a hunk may sit in; lines are 1-based.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Def {
+    pub kind: &'static str,
+    pub name: String,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// What the parse of one side says, line by line (rows are 0-based here).
+#[derive(Debug, Clone, Default)]
+pub struct SideTree {
+    /// The code tokens in order, each with the rows it spans (a string literal may span several).
+    pub tokens: Vec<(u32, u32, String)>,
+    /// Python: the indentation of each row that starts with code (it is syntax there).
+    pub indents: Vec<(u32, usize)>,
+    /// Row spans (inclusive) of test code: test modules and test functions.
+    pub tests: Vec<(u32, u32)>,
+    pub defs: Vec<Def>,
+    /// The first syntax error: its 1-based line and what the parser saw there.
+    pub error: Option<(u32, String)>,
+}
+
+impl SideTree {
+    /// The code tokens that touch any of `rows` (sorted), with Python's indentation of those rows.
+    pub fn tokens_on(&self, rows: &[u32]) -> Vec<String> {
+        let touches = |a: u32, b: u32| {
+            let i = rows.partition_point(|&r| r < a);
+            rows.get(i).is_some_and(|&r| r <= b)
+        };
+        let mut out: Vec<String> = Vec::new();
+        let mut indents = self.indents.iter().filter(|(r, _)| touches(*r, *r)).peekable();
+        for (a, b, t) in &self.tokens {
+            while let Some((r, n)) = indents.peek() {
+                if *r > *a {
+                    break;
+                }
+                out.push(format!("\u{1f}indent {n}"));
+                indents.next();
+            }
+            if touches(*a, *b) {
+                out.push(t.clone());
+            }
+        }
+        out
+    }
+
+    /// Whether every one of `rows` lies in test code.
+    pub fn all_tests(&self, rows: &[u32]) -> bool {
+        !rows.is_empty() && rows.iter().all(|r| self.tests.iter().any(|(a, b)| a <= r && r <= b))
+    }
+
+    /// The innermost definition around 1-based `line`.
+    pub fn around(&self, line: u32) -> Option<&Def> {
+        self.defs
+            .iter()
+            .filter(|d| d.start <= line && line <= d.end)
+            .min_by_key(|d| d.end - d.start)
+    }
+}
+
+/// The grammar for a file, by its language and (for TSX) its extension.
+pub fn grammar(path: &str, language: Option<&str>) -> Option<Language> {
+    Some(match language? {
+        "rust" => tree_sitter_rust::LANGUAGE.into(),
+        "python" => tree_sitter_python::LANGUAGE.into(),
+        "java" => tree_sitter_java::LANGUAGE.into(),
+        "javascript" => tree_sitter_javascript::LANGUAGE.into(),
+        "typescript" if path.ends_with(".tsx") => tree_sitter_typescript::LANGUAGE_TSX.into(),
+        "typescript" => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
+        "go" => tree_sitter_go::LANGUAGE.into(),
+        "c" => tree_sitter_c::LANGUAGE.into(),
+        "cpp" => tree_sitter_cpp::LANGUAGE.into(),
+        _ => return None,
+    })
+}
+
+/// Parses `text` as `language` and reads the parts of the tree that touch `rows` (0-based,
+/// sorted): the tokens, tests and definitions there. The whole file is parsed (a part alone
+/// would not parse), but only the nodes over those rows are walked.
+pub fn parse(path: &str, language: Option<&str>, text: &str, rows: &[u32]) -> Result<SideTree, NotParsed> {
+    let grammar = grammar(path, language).ok_or(NotParsed::NoGrammar)?;
+    if text.len() > MAX_BYTES {
+        return Err(NotParsed::TooLarge);
+    }
+    let mut parser = Parser::new();
+    // A grammar of another ABI than the library's: say so as having no grammar.
+    parser.set_language(&grammar).map_err(|_| NotParsed::NoGrammar)?;
+    let start = Instant::now();
+    let mut stop = |_: &tree_sitter::ParseState| {
+        if start.elapsed() > TIME_LIMIT {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let bytes = text.as_bytes();
+    let mut input = |at: usize, _| bytes.get(at..).unwrap_or(&[]);
+    let options = ParseOptions::new().progress_callback(&mut stop);
+    let tree = parser
+        .parse_with_options(&mut input, None, Some(options))
+        .ok_or(NotParsed::Timeout)?;
+    Ok(read(tree.root_node(), bytes, language.unwrap_or(""), rows))
+}
+
+fn read(root: Node, src: &[u8], language: &str, rows: &[u32]) -> SideTree {
+    let mut out = SideTree::default();
+    let mut cursor = root.walk();
+    let mut last_indent_row = None;
+    let touches = |n: Node| {
+        let (a, b) = (n.start_position().row as u32, n.end_position().row as u32);
+        let i = rows.partition_point(|&r| r < a);
+        rows.get(i).is_some_and(|&r| r <= b)
+    };
+    loop {
+        let node = cursor.node();
+        let descend = touches(node) && visit(node, src, language, &mut out, &mut last_indent_row);
+        if !advance(&mut cursor, descend) {
+            break;
+        }
+    }
+    if root.has_error() {
+        out.error = first_error(root, src, language);
+    }
+    out
+}
+
+/// Moves to the next node in document order: into the node's children when `descend`,
+/// else past its subtree; false at the end.
+fn advance(cursor: &mut TreeCursor, descend: bool) -> bool {
+    (descend && cursor.goto_first_child()) || next(cursor)
+}
+
+/// Moves to the next node in document order after a subtree; false at the end.
+fn next(cursor: &mut TreeCursor) -> bool {
+    loop {
+        if cursor.goto_next_sibling() {
+            return true;
+        }
+        if !cursor.goto_parent() {
+            return false;
+        }
+    }
+}
+
+/// Records what `node` says; returns whether its children are worth reading.
+fn visit(node: Node, src: &[u8], language: &str, out: &mut SideTree, last_indent_row: &mut Option<u32>) -> bool {
+    let kind = node.kind();
+    if kind.contains("comment") || is_docstring(node, language) {
+        return false;
+    }
+    if let Some(def) = definition(node, src, language) {
+        out.defs.push(def);
+    }
+    if is_test(node, src, language) {
+        out.tests
+            .push((node.start_position().row as u32, node.end_position().row as u32));
+    }
+    let atom = is_string(kind);
+    if atom || node.child_count() == 0 {
+        let text = node.utf8_text(src).unwrap_or("");
+        if !text.is_empty() {
+            let (a, b) = (node.start_position(), node.end_position());
+            if language == "python" && *last_indent_row != Some(a.row as u32) {
+                out.indents.push((a.row as u32, a.column));
+                *last_indent_row = Some(a.row as u32);
+            }
+            out.tokens.push((a.row as u32, b.row as u32, text.to_string()));
+        }
+        return false;
+    }
+    true
+}
+
+fn is_string(kind: &str) -> bool {
+    kind.ends_with("string")
+        || kind.ends_with("string_literal")
+        || kind == "char_literal"
+        || kind == "rune_literal"
+        || kind == "character_literal"
+        || kind == "template_string"
+        || kind == "text_block"
+}
+
+/// A Python statement that is only a string: a docstring, documentation rather than code.
+fn is_docstring(node: Node, language: &str) -> bool {
+    language == "python"
+        && node.kind() == "expression_statement"
+        && node.named_child_count() == 1
+        && node
+            .named_child(0)
+            .is_some_and(|c| matches!(c.kind(), "string" | "concatenated_string"))
+}
+
+/// The attributes, annotations or decorators written just before `node`.
+fn preceding_attributes(node: Node, src: &[u8]) -> String {
+    let mut text = String::new();
+    let mut at = node.prev_named_sibling();
+    while let Some(p) = at {
+        match p.kind() {
+            "attribute_item" => text.push_str(p.utf8_text(src).unwrap_or("")),
+            k if k.contains("comment") => {}
+            _ => break,
+        }
+        at = p.prev_named_sibling();
+    }
+    text
+}
+
+/// Test code inside a file by its language's conventions: Rust `#[cfg(test)]` modules and
+/// `#[test]` functions, Python `test_*` functions and `Test*` classes, Java `@Test` methods,
+/// JavaScript/TypeScript `describe`/`it`/`test` blocks, Go `Test*`/`Benchmark*`/`Fuzz*` functions.
+fn is_test(node: Node, src: &[u8], language: &str) -> bool {
+    let name = || {
+        node.child_by_field_name("name")
+            .and_then(|n| n.utf8_text(src).ok())
+            .unwrap_or("")
+    };
+    match (language, node.kind()) {
+        ("rust", "mod_item") => preceding_attributes(node, src).replace(' ', "").contains("cfg(test)"),
+        ("rust", "function_item") => {
+            let attrs = preceding_attributes(node, src);
+            attrs.contains("test]") || attrs.contains("::test")
+        }
+        ("python", "function_definition") => name().starts_with("test"),
+        ("python", "class_definition") => name().starts_with("Test"),
+        ("java", "method_declaration") => node
+            .child(0)
+            .filter(|m| m.kind() == "modifiers")
+            .and_then(|m| m.utf8_text(src).ok())
+            .is_some_and(|m| m.contains("@Test") || m.contains("@ParameterizedTest") || m.contains("@RepeatedTest")),
+        ("javascript" | "typescript", "call_expression") => node
+            .child_by_field_name("function")
+            .and_then(|f| f.utf8_text(src).ok())
+            .is_some_and(|f| matches!(f, "describe" | "it" | "test")),
+        ("go", "function_declaration") => {
+            let n = name();
+            ["Test", "Benchmark", "Fuzz"].iter().any(|p| n.starts_with(p))
+        }
+        _ => false,
+    }
+}
+
+/// `node` as a definition a hunk can sit in, with its name.
+fn definition(node: Node, src: &[u8], language: &str) -> Option<Def> {
+    let inside = |kinds: &[&str]| {
+        let mut p = node.parent();
+        while let Some(n) = p {
+            if kinds.contains(&n.kind()) {
+                return true;
+            }
+            p = n.parent();
+        }
+        false
+    };
+    let field = |f: &str| node.child_by_field_name(f);
+    let (kind, name): (&'static str, Option<Node>) = match (language, node.kind()) {
+        ("rust", "function_item") if inside(&["impl_item", "trait_item"]) => ("method", field("name")),
+        ("rust", "function_item") => ("function", field("name")),
+        ("rust", "impl_item") => ("impl", field("type")),
+        ("rust", "trait_item") => ("trait", field("name")),
+        ("rust", "struct_item") => ("struct", field("name")),
+        ("rust", "enum_item") => ("enum", field("name")),
+        ("rust", "mod_item") if field("body").is_some() => ("module", field("name")),
+        ("python", "function_definition") if inside(&["class_definition"]) => ("method", field("name")),
+        ("python", "function_definition") => ("function", field("name")),
+        ("python", "class_definition") => ("class", field("name")),
+        ("java", "method_declaration") => ("method", field("name")),
+        ("java", "constructor_declaration") => ("constructor", field("name")),
+        ("java", "class_declaration" | "record_declaration") => ("class", field("name")),
+        ("java", "interface_declaration") => ("interface", field("name")),
+        ("java", "enum_declaration") => ("enum", field("name")),
+        ("javascript" | "typescript", "function_declaration" | "generator_function_declaration") => {
+            ("function", field("name"))
+        }
+        ("javascript" | "typescript", "method_definition") => ("method", field("name")),
+        ("javascript" | "typescript", "class_declaration" | "class") if field("name").is_some() => {
+            ("class", field("name"))
+        }
+        ("typescript", "interface_declaration") => ("interface", field("name")),
+        ("javascript" | "typescript", "variable_declarator")
+            if field("value").is_some_and(|v| is_function(v.kind())) =>
+        {
+            ("function", field("name"))
+        }
+        ("javascript" | "typescript", "pair") if field("value").is_some_and(|v| is_function(v.kind())) => {
+            ("method", field("key"))
+        }
+        ("javascript" | "typescript", "assignment_expression")
+            if field("right").is_some_and(|v| is_function(v.kind())) =>
+        {
+            ("function", field("left"))
+        }
+        ("go", "function_declaration") => ("function", field("name")),
+        ("go", "method_declaration") => ("method", field("name")),
+        ("go", "type_spec") => ("type", field("name")),
+        ("c" | "cpp", "function_definition") if inside(&["class_specifier", "struct_specifier"]) => {
+            ("method", declared_name(node))
+        }
+        ("c" | "cpp", "function_definition") => ("function", declared_name(node)),
+        ("c" | "cpp", "struct_specifier") if field("body").is_some() => ("struct", field("name")),
+        ("cpp", "class_specifier") if field("body").is_some() => ("class", field("name")),
+        ("cpp", "namespace_definition") => ("namespace", field("name")),
+        _ => return None,
+    };
+    let name: String = name?
+        .utf8_text(src)
+        .ok()?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let name: String = name.chars().filter(|c| !c.is_control()).take(120).collect();
+    Some(Def {
+        kind,
+        name,
+        start: node.start_position().row as u32 + 1,
+        end: node.end_position().row as u32 + 1,
+    })
+}
+
+fn is_function(kind: &str) -> bool {
+    matches!(
+        kind,
+        "arrow_function" | "function_expression" | "function" | "generator_function"
+    )
+}
+
+/// The name a C/C++ function definition declares: down its `declarator` fields to the identifier.
+fn declared_name(node: Node) -> Option<Node> {
+    let mut at = node.child_by_field_name("declarator")?;
+    for _ in 0..16 {
+        match at.kind() {
+            "identifier" | "field_identifier" | "qualified_identifier" | "destructor_name" | "operator_name" => {
+                return Some(at);
+            }
+            _ => at = at.child_by_field_name("declarator")?,
+        }
+    }
+    None
+}
+
+/// Where the tree first shows an error or a missing token, and what is there. Rust's
+/// `try!` (the 2015 edition's macro; `try` is a keyword to the grammar) is not an error.
+fn first_error(root: Node, src: &[u8], language: &str) -> Option<(u32, String)> {
+    let mut cursor = root.walk();
+    loop {
+        let node = cursor.node();
+        if node.is_missing() {
+            let what = format!("missing `{}`", node.kind());
+            return Some((node.start_position().row as u32 + 1, what));
+        }
+        let text = node.utf8_text(src).unwrap_or("");
+        let old_try = language == "rust" && text.starts_with("try!");
+        if node.is_error() && !old_try {
+            let near: String = text
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(40)
+                .collect();
+            return Some((node.start_position().row as u32 + 1, format!("unexpected `{near}`")));
+        }
+        let descend = node.has_error() && !old_try;
+        if !advance(&mut cursor, descend) {
+            return None;
+        }
+    }
+}
