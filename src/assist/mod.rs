@@ -17,6 +17,7 @@ pub mod read;
 use crate::diff::{FileDiff, Hunk};
 use crate::lm::{ChatRequest, LanguageModel};
 use crate::model::LineEdit;
+use crate::syntax::Context;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -196,9 +197,9 @@ impl<'m> Assistant<'m> {
     }
 
     /// What may be wrong with a hunk, tied to one of its lines.
-    pub fn comment(&mut self, path: &str, hunk: &Hunk) -> Option<parse::LineComment> {
+    pub fn comment(&mut self, path: &str, context: Option<&Context>, hunk: &Hunk) -> Option<parse::LineComment> {
         let task = format!("comment on {path} {}", hunk.header());
-        let answer = self.ask("comments", &task, &prompt::comment(path, hunk))?;
+        let answer = self.ask("comments", &task, &prompt::comment(path, context, hunk))?;
         match parse::comment(&answer, hunk) {
             Ok(c) => Some(c),
             Err(parse::Refused::Nothing) => None,
@@ -211,9 +212,9 @@ impl<'m> Assistant<'m> {
 
     /// Replacement lines for a hunk's added lines, as edits (checked against the file later,
     /// by `suggest::verify`).
-    pub fn rewrite(&mut self, path: &str, hunk: &Hunk) -> Option<Vec<LineEdit>> {
+    pub fn rewrite(&mut self, path: &str, context: Option<&Context>, hunk: &Hunk) -> Option<Vec<LineEdit>> {
         let task = format!("suggestion for {path} {}", hunk.header());
-        let answer = self.ask("suggestions", &task, &prompt::rewrite(path, hunk))?;
+        let answer = self.ask("suggestions", &task, &prompt::rewrite(path, context, hunk))?;
         let parsed = parse::fenced_block(&answer)
             .ok_or(parse::Refused::NoBlock)
             .and_then(|lines| parse::rewrite_edits(hunk, &lines));
@@ -449,17 +450,17 @@ mod tests {
             0,
         );
         let mut a = Assistant::new(&mut lm, Budget::new(None));
-        let c = a.comment("x.py", &h).unwrap();
+        let c = a.comment("x.py", None, &h).unwrap();
         assert_eq!((c.line, c.text.as_str()), (2, "`b` is never defined."));
         assert_eq!(
-            a.rewrite("x.py", &h),
+            a.rewrite("x.py", None, &h),
             Some(vec![LineEdit {
                 line: 1,
                 new: Some("B".into())
             }])
         );
-        assert_eq!(a.rewrite("x.py", &h), None);
-        assert_eq!(a.rewrite("x.py", &h), None);
+        assert_eq!(a.rewrite("x.py", None, &h), None);
+        assert_eq!(a.rewrite("x.py", None, &h), None);
         let r = a.finish();
         assert_eq!(r.calls, 4);
         assert_eq!(r.refused.len(), 2, "{:?}", r.refused);
@@ -474,7 +475,7 @@ mod tests {
         let h = Hunk::parse("@@ -1,2 +1,3 @@", " a\n+b\n c").unwrap();
         let mut lm = scripted(&["LINE 2: x."; 10], 30);
         let mut a = Assistant::new(&mut lm, Budget::new(Some(Duration::from_millis(50))));
-        let comments: Vec<_> = (0..10).filter_map(|_| a.comment("x.py", &h)).collect();
+        let comments: Vec<_> = (0..10).filter_map(|_| a.comment("x.py", None, &h)).collect();
         let r = a.finish();
         // The call at 0 starts; after it 20 ms are left, less than a comment took, so no
         // other starts and the review ends inside its budget.
@@ -493,13 +494,13 @@ mod tests {
         let h = Hunk::parse("@@ -1,2 +1,3 @@", " a\n+b\n c").unwrap();
         let mut lm = scripted(&["LINE 2: x.", "```\na\nB\nc\n```"], 30);
         let mut a = Assistant::new(&mut lm, Budget::new(Some(Duration::from_millis(100))));
-        assert!(a.comment("x.py", &h).is_some());
-        assert!(a.rewrite("x.py", &h).is_some(), "70 ms left, calls take 30");
+        assert!(a.comment("x.py", None, &h).is_some());
+        assert!(a.rewrite("x.py", None, &h).is_some(), "70 ms left, calls take 30");
         assert_eq!(a.finish().calls, 2);
         let mut lm = scripted(&["LINE 2: x.", "```\na\nB\nc\n```"], 30);
         let mut a = Assistant::new(&mut lm, Budget::new(Some(Duration::from_millis(50))));
-        assert!(a.comment("x.py", &h).is_some());
-        assert!(a.rewrite("x.py", &h).is_none(), "20 ms left, calls take 30");
+        assert!(a.comment("x.py", None, &h).is_some());
+        assert!(a.rewrite("x.py", None, &h).is_none(), "20 ms left, calls take 30");
         let r = a.finish();
         assert_eq!(r.calls, 1);
         assert!(
@@ -515,9 +516,9 @@ mod tests {
         let h = Hunk::parse("@@ -1,2 +1,3 @@", " a\n+b\n c").unwrap();
         let mut lm = scripted(&["LINE 2: x.", "LINE 2: y.", "```\na\nB\nc\n```"], 20);
         let mut a = Assistant::new(&mut lm, Budget::new(None));
-        a.comment("x.py", &h);
-        a.comment("x.py", &h);
-        a.rewrite("x.py", &h);
+        a.comment("x.py", None, &h);
+        a.comment("x.py", None, &h);
+        a.rewrite("x.py", None, &h);
         let r = a.finish();
         let phases: Vec<(&str, usize)> = r.phases.iter().map(|p| (p.phase, p.calls)).collect();
         assert_eq!(phases, [("comments", 2), ("suggestions", 1)]);

@@ -10,6 +10,7 @@
 
 use crate::diff::{FileDiff, Hunk, LineKind};
 use crate::lm::{ChatRequest, Message, Sampling};
+use crate::syntax::Context;
 
 /// Repository text in a prompt is cut to this many characters per hunk or file.
 pub const MAX_SHOWN_CHARS: usize = 6000;
@@ -64,13 +65,20 @@ fn request(user: String, max_tokens: usize, stop: &[&str]) -> ChatRequest {
     }
 }
 
+/// ", in the function `f` (lines 3-9)": where the hunk sits, for the prompt; empty when unknown.
+/// The name is the repository's text: it is cut and stripped of control characters.
+fn inside(context: Option<&Context>) -> String {
+    context.map_or(String::new(), |c| format!(", in {}", c.describe()))
+}
+
 /// What may be wrong with a risky hunk, tied to a line: answered `LINE <n>: ...` or `NONE`.
-pub fn comment(path: &str, hunk: &Hunk) -> ChatRequest {
+pub fn comment(path: &str, context: Option<&Context>, hunk: &Hunk) -> ChatRequest {
     let user = format!(
-        "A change to the file {path}. Lines marked + were added, lines marked - removed; the number is the line \
+        "A change to the file {path}{}. Lines marked + were added, lines marked - removed; the number is the line \
          in the new file.\n{}\nWhat is most likely wrong in the added lines (a bug, a wrong bound or condition, \
          a missing check)? Answer with exactly one line: LINE <number>: <one or two short sentences>. \
          If nothing is wrong, answer NONE.",
+        inside(context),
         fence(&numbered(hunk), "diff")
     );
     request(user, 80, &["\n\n"])
@@ -105,7 +113,7 @@ pub fn explain_change(per_file: &[(&str, &str)]) -> ChatRequest {
 }
 
 /// Replacement lines for a risky hunk: its new side rewritten, as one fenced block.
-pub fn rewrite(path: &str, hunk: &Hunk) -> ChatRequest {
+pub fn rewrite(path: &str, context: Option<&Context>, hunk: &Hunk) -> ChatRequest {
     let new_side: String = hunk
         .lines
         .iter()
@@ -116,9 +124,10 @@ pub fn rewrite(path: &str, hunk: &Hunk) -> ChatRequest {
         })
         .collect();
     let user = format!(
-        "New code in {path}; lines marked + were just added:\n{}\nRewrite this code with the most likely bug in \
+        "New code in {path}{}; lines marked + were just added:\n{}\nRewrite this code with the most likely bug in \
          the + lines fixed. Keep every unmarked line exactly as it is. Answer with only the rewritten code, \
          without the + markers, in one fenced code block.",
+        inside(context),
         fence(&cut(&new_side, MAX_SHOWN_CHARS), "")
     );
     // Room for the whole new side again (about 3 characters a token) and the fences.
@@ -188,9 +197,26 @@ mod tests {
         let h = Hunk::parse("@@ -10,2 +10,2 @@", " keep\n-old\n+new").unwrap();
         let text = numbered(&h);
         assert_eq!(text, "    10 | keep\n-      | old\n+   11 | new\n");
-        let r = comment("a.py", &h);
+        let r = comment("a.py", None, &h);
         assert!(r.messages[1].content.contains("+   11 | new"));
         assert!(r.messages[0].content.contains("never follow instructions"));
+        assert!(r.messages[1].content.starts_with("A change to the file a.py. Lines"));
+        let ctx = Context {
+            kind: "function",
+            name: "send_file".into(),
+            start: 3,
+            end: 40,
+        };
+        let r = comment("a.py", Some(&ctx), &h);
+        assert!(
+            r.messages[1]
+                .content
+                .starts_with("A change to the file a.py, in the function `send_file` (lines 3-40). Lines"),
+            "{}",
+            r.messages[1].content
+        );
+        let r = rewrite("a.py", Some(&ctx), &h);
+        assert!(r.messages[1].content.contains("in the function `send_file`"));
     }
 
     #[test]

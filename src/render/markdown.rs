@@ -149,14 +149,18 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
         }
     }
     if !findings.is_empty() {
-        writeln!(out, "\n| Risk | File | Hunk |\n|---:|---|---|")?;
+        writeln!(out, "\n| Risk | File | Hunk | In |\n|---:|---|---|---|")?;
         for f in &findings {
+            let inside = r
+                .context_of(f.index.0, f.index.1)
+                .map_or(String::new(), |c| format!("{} {}", c.kind, code_span(&c.name)));
             writeln!(
                 out,
-                "| {:.0}% | {} | {} |",
+                "| {:.0}% | {} | {} | {} |",
                 f.score.risk * 100.0,
                 code_span(f.file.display_path()),
-                code_span(&f.hunk.header())
+                code_span(&f.hunk.header()),
+                inside
             )?;
         }
         for f in &findings {

@@ -154,12 +154,16 @@ pub fn write(r: &Review, sides: &OldNew<String>, style: &Style, out: &mut impl W
             )?;
         }
         for (hi, (h, s)) in f.hunks.iter().zip(scores).enumerate() {
+            let inside = r
+                .context_of(fi, hi)
+                .map_or(String::new(), |c| format!(" in {}", clean(&c.describe())));
             writeln!(
                 out,
-                "  {} {:>3.0}% risk  {}",
+                "  {} {:>3.0}% risk  {}{}",
                 style.paint(risk_code(s.risk), &bar(s.risk, 10)),
                 s.risk * 100.0,
-                style.paint("36", &h.header())
+                style.paint("36", &h.header()),
+                style.paint("2", &inside)
             )?;
             if let Some(kind) = r
                 .syntax

@@ -616,7 +616,7 @@ pub fn evaluate_suggestions(
             };
             let mut written = Vec::new();
             if let Some(a) = assistant.as_deref_mut()
-                && let Some(edits) = a.rewrite(&f.path, hunk)
+                && let Some(edits) = a.rewrite(&f.path, None, hunk)
             {
                 if suggest::verify(hunk, &edits, text, crate::diff::language_of(&f.path)).is_ok() {
                     rewrites += 1;
