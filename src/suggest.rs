@@ -2,9 +2,10 @@
 //!
 //! For each hunk whose risk is at least `Settings::above`, the generator proposes its
 //! `Settings::plausible` most probable rewrites of the hunk's added lines. Each is
-//! **verified** (it edits only added lines of this hunk, it changes something, and the
+//! **verified** (it edits only added lines of this hunk, it changes code tokens, and the
 //! hunk's whole new side, context included, is exactly what the file holds at those line
-//! numbers), then applied in place and **re-scored** by the risk model. With a pair path
+//! numbers), then applied in place and **re-scored** by the risk model; a kept one must
+//! also parse where the file parsed (`syntax::parses_clean`). With a pair path
 //! (`model::wide::PairPath`, fitted on bug/fix pairs), a candidate is kept when it does not
 //! raise the risk by more than `Settings::margin`, and the kept ones are ranked by the
 //! generator's log-probability minus [`PAIR_RANK_WEIGHT`] × the pair logit after the edit
@@ -350,6 +351,8 @@ pub fn suggest(
     };
     let mut out: Vec<Suggestion> = Vec::new();
     for (t, target) in targets.iter().enumerate() {
+        let language = crate::diff::language_of(target.path);
+        let mut parsed_before: Option<Option<bool>> = None;
         let mut mine: Vec<(Option<f32>, Suggestion)> = pending
             .iter()
             .zip(&scores)
@@ -357,6 +360,12 @@ pub fn suggest(
             .filter_map(|((_, c, _, by), sc)| {
                 let content = target.content?;
                 let new = apply_to(content, &line_edits(target.hunk_ref, &c.edits));
+                // It must parse where the file parsed (a grammar's reading, where one is reliable).
+                let before =
+                    *parsed_before.get_or_insert_with(|| crate::syntax::parses_clean(target.path, language, content));
+                if before == Some(true) && crate::syntax::parses_clean(target.path, language, &new) == Some(false) {
+                    return None;
+                }
                 // A path that is not a safe repository-relative path gets no suggestion.
                 let diff = crate::apply::patch(&[crate::apply::FileEdit {
                     path: target.path.to_string(),
@@ -658,6 +667,57 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_candidate_that_breaks_the_parse_is_never_shown() {
+        // Two added lines; each candidate deletes one: the risk falls from 0.2 to 0.1 for both.
+        let h = hunk("@@ -1,2 +1,4 @@", " fn f() {\n+    if a {\n+        g();\n }");
+        let content = "fn f() {\n    if a {\n        g();\n}\n";
+        let stub = Stub(
+            vec![
+                candidate(vec![(1, None)], 0.5), // deletes `if a {`
+                candidate(vec![(2, None)], 0.4), // deletes `g();`
+            ],
+            false,
+        );
+        let s = Settings {
+            above: 0.0,
+            margin: 0.05,
+            per_hunk: 5,
+            plausible: 10,
+        };
+        // The file as given does not parse either (`if` unclosed): both are judged by risk alone.
+        let run = |content: &str| {
+            let t = Target {
+                file: 0,
+                hunk: 0,
+                path: "src/a.rs",
+                hunk_ref: &h,
+                risk: 0.2,
+                pair_logit: None,
+                content: Some(content),
+                names: None,
+            };
+            suggest(&[t], ChangeStats::default(), &stub, &stub, &[], &s).unwrap()
+        };
+        assert_eq!(run(content).len(), 2);
+        // Closed, the file parses: only the candidate that keeps it parsing is shown.
+        let h2 = hunk("@@ -1,3 +1,5 @@", " fn f() {\n+    if a {\n+        g();\n     }\n }");
+        let closed = "fn f() {\n    if a {\n        g();\n    }\n}\n";
+        let t = Target {
+            file: 0,
+            hunk: 0,
+            path: "src/a.rs",
+            hunk_ref: &h2,
+            risk: 0.2,
+            pair_logit: None,
+            content: Some(closed),
+            names: None,
+        };
+        let out = suggest(&[t], ChangeStats::default(), &stub, &stub, &[], &s).unwrap();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].edits[0].line, 2, "deleting `if a {{` leaves a `}}` unmatched");
     }
 
     #[test]
