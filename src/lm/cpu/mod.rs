@@ -35,6 +35,8 @@ mod weights;
 mod x86;
 
 #[cfg(test)]
+mod kquant_tests;
+#[cfg(test)]
 mod tests;
 
 pub use kernels::has_kernels;
