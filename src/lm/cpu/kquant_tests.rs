@@ -130,3 +130,44 @@ fn activations_quantise_to_the_same_super_blocks_either_way() {
         assert_eq!(plain.sums[..], sums[..]);
     }
 }
+
+#[test]
+#[ignore = "a timing, not a test: cargo test --lib kquant_speed -- --ignored --nocapture"]
+fn kquant_speed() {
+    // One thread: a 1.7B model's FFN matrix (8192 x 2048) for one token (decode) and for 64
+    // (prefill), Q8_0 (what K-quants were requantised to) beside Q4_K, Q5_K and Q6_K.
+    let mut rng = Rng::new(3);
+    let (n, cols) = (8192, 2048);
+    let xs: Vec<f32> = (0..64 * cols).map(|_| rng.normal()).collect();
+    for dtype in [
+        GgmlDType::Q8_0,
+        GgmlDType::Q4_0,
+        GgmlDType::Q4K,
+        GgmlDType::Q5K,
+        GgmlDType::Q6K,
+    ] {
+        let w = if dtype == GgmlDType::Q8_0 || dtype == GgmlDType::Q4_0 {
+            let t = candle_core::Tensor::from_vec(xs[..cols].repeat(n), (n, cols), &Device::Cpu).unwrap();
+            Matrix::from_qtensor(candle_core::quantized::QTensor::quantize(&t, dtype).unwrap()).unwrap()
+        } else {
+            let data = random_blocks(dtype, n, cols, &mut rng);
+            Matrix::from_qtensor(ggml_file::qtensor_from_ggml(dtype, &data, vec![n, cols], &Device::Cpu).unwrap())
+                .unwrap()
+        };
+        let (mut q, mut out) = (Quantised::default(), Vec::new());
+        let start = std::time::Instant::now();
+        for _ in 0..20 {
+            matmul(&w, &xs[..cols], &mut q, &mut out, None);
+        }
+        let one = start.elapsed().as_secs_f64() / 20.0;
+        let start = std::time::Instant::now();
+        matmul(&w, &xs, &mut q, &mut out, None);
+        let many = start.elapsed().as_secs_f64() / 64.0;
+        eprintln!(
+            "{dtype:?}: one token {:.2} ms ({:.1} GB/s), 64 tokens {:.2} ms a token",
+            one * 1e3,
+            w.data.len() as f64 / one / 1e9,
+            many * 1e3
+        );
+    }
+}

@@ -221,10 +221,22 @@ unsafe fn unpack_scales(p: *const u8) -> __m256i {
 /// `i` < 8.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn scale_shuffle(i: usize) -> __m256i {
-    let (a, b) = (2 * i as i8, 2 * i as i8 + 1);
-    _mm256_setr_epi8(
-        a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b,
-    )
+    // A table: built with `_mm256_setr_epi8` from `i`, the mask cost 32 inserts each time.
+    static MASKS: [[u8; 32]; 8] = {
+        let mut m = [[0u8; 32]; 8];
+        let mut i = 0;
+        while i < 8 {
+            let mut b = 0;
+            while b < 32 {
+                m[i][b] = (2 * i + b % 2) as u8;
+                b += 1;
+            }
+            i += 1;
+        }
+        m
+    };
+    // SAFETY: i < 8 (the caller's).
+    unsafe { _mm256_loadu_si256(MASKS.get_unchecked(i).as_ptr() as *const __m256i) }
 }
 
 /// A shuffle of 16 bytes that copies byte `2i` to the first eight places and `2i + 1` to the
@@ -234,8 +246,21 @@ unsafe fn scale_shuffle(i: usize) -> __m256i {
 /// `i` < 8.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_shuffle(i: usize) -> __m128i {
-    let (a, b) = (2 * i as i8, 2 * i as i8 + 1);
-    _mm_setr_epi8(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)
+    static MASKS: [[u8; 16]; 8] = {
+        let mut m = [[0u8; 16]; 8];
+        let mut i = 0;
+        while i < 8 {
+            let mut b = 0;
+            while b < 16 {
+                m[i][b] = (2 * i + b / 8) as u8;
+                b += 1;
+            }
+            i += 1;
+        }
+        m
+    };
+    // SAFETY: i < 8 (the caller's).
+    unsafe { _mm_loadu_si128(MASKS.get_unchecked(i).as_ptr() as *const __m128i) }
 }
 
 /// [`super::super::scalar::quantize_super`] of 256 values.
