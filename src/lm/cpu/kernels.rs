@@ -1,6 +1,7 @@
 //! Which kernel runs: the AVX2 one (`x86.rs`) where the CPU has AVX2, FMA and F16C (checked
 //! once at run time), else the plain-Rust one (`scalar.rs`); here are the entry points the
-//! network calls: the rows of a matrix times one input or two ([`rows`], [`rows2`]), the
+//! network calls: the rows of a matrix times one, two or four inputs ([`rows`], [`rows2`],
+//! [`rows4`]), the
 //! activations quantised to 8 bits as the weights' kind wants them ([`quantize`]) and an f32
 //! dot product ([`dot_f32`]). It does not split work over threads (`matmul.rs` does).
 
@@ -72,6 +73,24 @@ pub(super) fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Inp
     let [a, b] = out;
     rows(w, first, a, input[0]);
     rows(w, first, b, input[1]);
+}
+
+/// [`rows`] for four inputs: the K-quant kernels unpack each super-block once for all four;
+/// the other kinds take them two by two.
+pub(super) fn rows4(w: &Matrix, first: usize, out: [&mut [f32]; 4], input: [&Input; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if w.kind.activations() == Activations::Q8K && avx2() {
+        let n = out[0].len();
+        let ok =
+            out.iter().all(|o| o.len() == n) && input.iter().all(|i| i.fits(w.kind, w.cols)) && first + n <= w.rows;
+        assert!(ok, "a matrix product out of its bounds");
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); rows and inputs are within
+        // `w` and of its width (asserted above); `w` is a K-quant.
+        return unsafe { x86::rows4(w, first, out, input) };
+    }
+    let [a, b, c, d] = out;
+    rows2(w, first, [a, b], [input[0], input[1]]);
+    rows2(w, first, [c, d], [input[2], input[3]]);
 }
 
 /// Runs `f` on this thread as if the CPU had none of the SIMD kernels (tests of the paths other

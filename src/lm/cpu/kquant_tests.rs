@@ -33,8 +33,8 @@ fn random_blocks(dtype: GgmlDType, rows: usize, cols: usize, rng: &mut Rng) -> V
 #[test]
 fn the_k_quant_kernels_compute_candles_dequantised_weights_times_the_input() {
     // Random super-blocks (every scale, minimum and high bit pattern), 11 rows (not a multiple
-    // of four), three super-blocks wide; one token, then five through the matrix product (two
-    // by two, one left over), with the AVX2 kernels and with the plain ones.
+    // of four), three super-blocks wide; one token, then seven through the matrix product (four
+    // at once, two, and one left over), with the AVX2 kernels and with the plain ones.
     let mut rng = Rng::new(21);
     let (n, cols) = (11, 3 * SUPER);
     for dtype in [GgmlDType::Q4K, GgmlDType::Q5K, GgmlDType::Q6K] {
@@ -55,7 +55,7 @@ fn the_k_quant_kernels_compute_candles_dequantised_weights_times_the_input() {
             w.dequantize_row(r, &mut row);
             assert_eq!(row, exact[r * cols..(r + 1) * cols], "{dtype:?} row {r} dequantised");
         }
-        let xs: Vec<f32> = (0..5 * cols).map(|_| rng.normal()).collect();
+        let xs: Vec<f32> = (0..7 * cols).map(|_| rng.normal()).collect();
         for plain in [false, true] {
             PLAIN.with(|p| p.set(plain));
             let (mut q, mut all) = (Quantised::default(), Vec::new());
@@ -95,7 +95,7 @@ fn the_k_quant_kernels_compute_candles_dequantised_weights_times_the_input() {
                         "{dtype:?} row {r}: {got} vs {unquantised}"
                     );
                 }
-                // Two tokens at a time give each token's numbers.
+                // Several tokens at a time give each token's numbers.
                 assert_eq!(&all[t * n..(t + 1) * n], &one[..], "{dtype:?} plain {plain} token {t}");
             }
         }

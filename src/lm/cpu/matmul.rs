@@ -4,7 +4,7 @@
 //! kernels (`kernels.rs`).
 
 use super::blocks::{Input, Matrix, Quantised};
-use super::kernels::{quantize, rows, rows2};
+use super::kernels::{quantize, rows, rows2, rows4};
 
 /// `out[t][r] = w_r · x_t` for every token t of `xs` (`[tokens, cols]`), the rows split over
 /// `pool`'s threads when there is one.
@@ -40,7 +40,18 @@ pub(super) fn matmul(w: &Matrix, xs: &[f32], q: &mut Quantised, out: &mut Vec<f3
         let (first, n) = (g * GROUP, GROUP.min(w.rows - g * GROUP));
         let mut values = vec![0f32; tokens * n];
         let mut t = 0;
-        for pair in values.chunks_exact_mut(2 * n) {
+        for quad in values.chunks_exact_mut(4 * n) {
+            let (ab, cd) = quad.split_at_mut(2 * n);
+            let ((a, b), (c, d)) = (ab.split_at_mut(n), cd.split_at_mut(n));
+            rows4(
+                w,
+                first,
+                [a, b, c, d],
+                [&input(t), &input(t + 1), &input(t + 2), &input(t + 3)],
+            );
+            t += 4;
+        }
+        for pair in values[t * n..].chunks_exact_mut(2 * n) {
             let (a, b) = pair.split_at_mut(n);
             rows2(w, first, [a, b], [&input(t), &input(t + 1)]);
             t += 2;

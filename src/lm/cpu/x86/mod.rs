@@ -107,6 +107,17 @@ pub unsafe fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Inp
     }
 }
 
+/// [`rows`] of a K-quant `w` for four inputs at once: each super-block unpacked once for the
+/// four.
+///
+/// # Safety
+/// As for [`rows`], for every input and output; `w` is a K-quant.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn rows4(w: &Matrix, first: usize, out: [&mut [f32]; 4], input: [&Input; 4]) {
+    // SAFETY: the caller's.
+    unsafe { kquants::rows(w, first, out, input) }
+}
+
 /// Four Q8_0 rows, `row_bytes` apart from `base`, times each of `N` inputs: each block of
 /// weights is loaded once for all of them.
 ///
