@@ -1,5 +1,6 @@
 //! Tests of the K-quant kernels (Q4_K, Q5_K, Q6_K) on random super-blocks, held to candle's
-//! dequantisation of the very same bytes; the whole network on K-quant files is in `tests.rs`.
+//! dequantisation of the very same bytes, and an ignored timing of them beside Q8_0 and Q4_0
+//! (`kquant_speed`, run by hand). The whole network on K-quant files is in `tests.rs`.
 
 use super::blocks::{Input, Kind, Matrix, Quantised, SUPER};
 use super::kernels::{quantize, rows};

@@ -1,7 +1,7 @@
 //! The AVX2 kernels (x86-64 with AVX2, FMA and F16C): the dot products of Q4_0, Q4_1 ([`q4`],
 //! four rows at a time in [`q4x4`]), Q8_0, f16 and f32 rows with an input, for one or two
 //! inputs at once, the activations' quantisation per 32 values and an f32 dot product; the
-//! K-quants' (Q4_K, Q5_K, Q6_K) are in `kquants.rs`. Every function assumes the CPU has those
+//! K-quants' (Q4_K, Q5_K, Q6_K; one, two or four inputs at once) are in `kquants.rs`. Every function assumes the CPU has those
 //! features: `kernels.rs` checks before it calls one. They compute what `scalar.rs` computes
 //! (tests compare them); they do not choose rows or threads.
 
