@@ -12,8 +12,9 @@ pub enum WeightFormat {
     /// Q8_0 on other CPUs, where candle computes and is fastest with it.
     #[default]
     Auto,
-    /// As the file stores them (on a CPU with deepspark's kernels, for Q4_0, Q4_1, Q8_0, f16
-    /// and f32; other block types are requantised to Q8_0).
+    /// As the file stores them (on a CPU with deepspark's kernels, for Q4_0, Q4_1, Q8_0, Q4_K,
+    /// Q5_K, Q6_K, f16 and f32; other block types are requantised to Q8_0, as the model's
+    /// description says).
     AsStored,
     /// Requantised to Q8_0 at load; 8.5 bits a weight.
     #[value(name = "q8_0")]

@@ -1,13 +1,16 @@
 //! The data the kernels read: the GGUF block types this network has a kernel for ([`Kind`]), a
 //! weight matrix held as the file's blocks ([`Matrix`], with its dequantisation of one row for
-//! the embedding lookup), and 32 activations quantised to 8 bits ([`QBlock`]) as the input of a
-//! product ([`Input`]). It computes no product (`kernels.rs`, `scalar.rs`, `x86.rs` do).
+//! the embedding lookup), and the activations quantised to 8 bits as the input of a product
+//! ([`Input`]): per 32 values ([`QBlock`]) for Q4_0, Q4_1 and Q8_0 weights, per 256 ([`KBlock`],
+//! ggml's Q8_K) for the K-quants. It computes no product (`kernels.rs`, `scalar.rs`, `x86/` do).
 
 use candle_core::Device;
 use candle_core::quantized::{GgmlDType, QTensor};
 
 /// Values a block of quantised weights or activations covers.
 pub(super) const BLOCK: usize = 32;
+/// Values a K-quant super-block of weights or activations covers.
+pub(super) const SUPER: usize = 256;
 
 /// How a weight matrix is stored: a GGUF type this network has a kernel for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +23,26 @@ pub(super) enum Kind {
     Q4_1,
     /// 32 weights: an f16 scale and 32 signed bytes, `d * q`.
     Q8_0,
+    /// 256 weights (144 bytes): f16 `d` and `dmin`, twelve bytes of eight 6-bit scales and
+    /// eight 6-bit minimums ([`scales_mins`]), 128 bytes of 4-bit values; value `v` of
+    /// sub-block `j` (32 values) is `d * sc_j * q - dmin * m_j`.
+    Q4K,
+    /// 256 weights (176 bytes): as Q4_K, with a fifth bit per value in 32 bytes `qh` between
+    /// the scales and the 4-bit values.
+    Q5K,
+    /// 256 weights (210 bytes): 128 bytes of low 4 bits, 64 of high 2 bits, sixteen signed
+    /// 8-bit scales (one per 16 values) and an f16 `d`; a value is `d * sc * (q - 32)`.
+    Q6K,
+}
+
+/// How a matrix's input is quantised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Activations {
+    F32,
+    /// Per 32 values ([`QBlock`]).
+    Q8_0,
+    /// Per 256 values ([`KBlock`]).
+    Q8K,
 }
 
 impl Kind {
@@ -30,6 +53,9 @@ impl Kind {
             GgmlDType::Q4_0 => Kind::Q4_0,
             GgmlDType::Q4_1 => Kind::Q4_1,
             GgmlDType::Q8_0 => Kind::Q8_0,
+            GgmlDType::Q4K => Kind::Q4K,
+            GgmlDType::Q5K => Kind::Q5K,
+            GgmlDType::Q6K => Kind::Q6K,
             _ => return None,
         })
     }
@@ -42,11 +68,27 @@ impl Kind {
             Kind::Q4_0 => cols / BLOCK * 18,
             Kind::Q4_1 => cols / BLOCK * 20,
             Kind::Q8_0 => cols / BLOCK * 34,
+            Kind::Q4K => cols / SUPER * 144,
+            Kind::Q5K => cols / SUPER * 176,
+            Kind::Q6K => cols / SUPER * 210,
         }
     }
 
-    pub(super) fn quantised(self) -> bool {
-        matches!(self, Kind::Q4_0 | Kind::Q4_1 | Kind::Q8_0)
+    /// Values one block covers: a row is whole blocks.
+    pub(super) fn block(self) -> usize {
+        match self.activations() {
+            Activations::F32 => 1,
+            Activations::Q8_0 => BLOCK,
+            Activations::Q8K => SUPER,
+        }
+    }
+
+    pub(super) fn activations(self) -> Activations {
+        match self {
+            Kind::F32 | Kind::F16 => Activations::F32,
+            Kind::Q4_0 | Kind::Q4_1 | Kind::Q8_0 => Activations::Q8_0,
+            Kind::Q4K | Kind::Q5K | Kind::Q6K => Activations::Q8K,
+        }
     }
 }
 
@@ -63,7 +105,7 @@ impl Matrix {
     /// else requantised to Q8_0 (or f32 where rows do not fill whole blocks).
     pub(super) fn from_qtensor(t: QTensor) -> candle_core::Result<Matrix> {
         let (rows, cols) = t.shape().dims2()?;
-        let kind = Kind::of(t.dtype()).filter(|k| !k.quantised() || cols % BLOCK == 0);
+        let kind = Kind::of(t.dtype()).filter(|k| cols % k.block() == 0);
         let (kind, t) = match kind {
             Some(kind) => (kind, t),
             None => {
@@ -125,8 +167,61 @@ impl Matrix {
                     }
                 }
             }
+            Kind::Q4K | Kind::Q5K => {
+                let size = if self.kind == Kind::Q4K { 144 } else { 176 };
+                for (o, b) in out.chunks_exact_mut(SUPER).zip(row.chunks_exact(size)) {
+                    let (d, dmin) = (half(&b[0..2]), half(&b[2..4]));
+                    let (sc, m) = scales_mins(&b[4..16]);
+                    let (qh, qs) = if size == 144 {
+                        (None, &b[16..])
+                    } else {
+                        (Some(&b[16..48]), &b[48..])
+                    };
+                    for (j, o) in o.chunks_exact_mut(32).enumerate() {
+                        let (scale, min) = (d * f32::from(sc[j]), dmin * f32::from(m[j]));
+                        for (l, o) in o.iter_mut().enumerate() {
+                            let q = qs[32 * (j / 2) + l] >> (4 * (j % 2)) & 15;
+                            let high = qh.map_or(0, |qh| (qh[l] >> j & 1) << 4);
+                            *o = scale * f32::from(q | high) - min;
+                        }
+                    }
+                }
+            }
+            Kind::Q6K => {
+                for (o, b) in out.chunks_exact_mut(SUPER).zip(row.chunks_exact(210)) {
+                    let d = half(&b[208..210]);
+                    for (v, o) in o.iter_mut().enumerate() {
+                        *o = d * f32::from(b[192 + v / 16] as i8) * f32::from(q6(b, v));
+                    }
+                }
+            }
         }
     }
+}
+
+/// The eight 6-bit scales and eight 6-bit minimums of a Q4_K or Q5_K super-block, from its
+/// twelve bytes: bytes 0–3 hold scales 0–3 and bytes 4–7 minimums 0–3 in their low six bits;
+/// bytes 8–11 hold the low four bits of scales 4–7 (low half) and minimums 4–7 (high half),
+/// whose top two bits are the top bits of bytes 0–3 and 4–7.
+pub(super) fn scales_mins(b: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let (mut sc, mut m) = ([0u8; 8], [0u8; 8]);
+    for j in 0..4 {
+        sc[j] = b[j] & 63;
+        m[j] = b[j + 4] & 63;
+        sc[j + 4] = (b[j + 8] & 15) | (b[j] >> 6) << 4;
+        m[j + 4] = (b[j + 8] >> 4) | (b[j + 4] >> 6) << 4;
+    }
+    (sc, m)
+}
+
+/// Value `v` (0–255) of a Q6_K super-block `b`, `q - 32`: in each half of 128 values, values
+/// `l`, `l + 32`, `l + 64`, `l + 96` take the low and high halves of bytes `l` and `l + 32` of
+/// that half's 64 low-bit bytes, and two bits each of its byte `l` of high bits.
+pub(super) fn q6(b: &[u8], v: usize) -> i8 {
+    let (half, k, l) = (v / 128, v % 128 / 32, v % 32);
+    let low = b[64 * half + l + 32 * (k % 2)] >> (4 * (k / 2)) & 15;
+    let high = b[128 + 32 * half + l] >> (2 * k) & 3;
+    (low | high << 4) as i8 - 32
 }
 
 pub(super) fn half(b: &[u8]) -> f32 {
@@ -143,8 +238,38 @@ pub(super) struct QBlock {
     pub(super) qs: [i8; BLOCK],
 }
 
-/// A matrix's input: the activations, and their quantised blocks when the matrix is quantised.
+/// 256 activations quantised to 8 bits (ggml's Q8_K): `x ≈ d * q`, and the sum of each 16
+/// values `q` (what the K-quants' minimums and Q6_K's offset multiply).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(super) struct KBlock {
+    pub(super) d: f32,
+    pub(super) qs: [i8; SUPER],
+    pub(super) sums: [i16; SUPER / 16],
+}
+
+/// A matrix's input: the activations, and their quantised blocks as the matrix's kind wants
+/// them ([`Kind::activations`]; the other slice may be empty).
 pub(super) struct Input<'a> {
     pub(super) x: &'a [f32],
     pub(super) q: &'a [QBlock],
+    pub(super) k: &'a [KBlock],
+}
+
+impl Input<'_> {
+    /// Whether this input has what a product with `cols` columns of `kind` reads.
+    pub(super) fn fits(&self, kind: Kind, cols: usize) -> bool {
+        match kind.activations() {
+            Activations::F32 => self.x.len() == cols,
+            Activations::Q8_0 => self.q.len() * BLOCK == cols,
+            Activations::Q8K => self.k.len() * SUPER == cols,
+        }
+    }
+}
+
+/// An input's quantised blocks, the allocation kept from one product to the next.
+#[derive(Default)]
+pub(super) struct Quantised {
+    pub(super) q: Vec<QBlock>,
+    pub(super) k: Vec<KBlock>,
 }

@@ -5,6 +5,7 @@
 
 use super::CpuNet;
 use super::attention::{Angles, MATMUL_ATTENTION, QUERY_CHUNK, attend, attend_matmul};
+use super::blocks::Quantised;
 use super::kernels::dot_f32;
 use super::matmul::matmul;
 use std::sync::Arc;
@@ -47,7 +48,7 @@ impl CpuNet {
         let w = &self.w;
         let mut normed = vec![0f32; x.len()];
         rms_norm(x, &w.norm, w.eps, &mut normed);
-        let (mut q, mut logits) = (Vec::new(), Vec::new());
+        let (mut q, mut logits) = (Quantised::default(), Vec::new());
         matmul(
             w.output.as_ref().unwrap_or(&w.embedding),
             &normed,
@@ -85,7 +86,7 @@ impl CpuNet {
         for (row, &id) in x.chunks_exact_mut(e).zip(ids) {
             w.embedding.dequantize_row(id as usize, row);
         }
-        let (mut h, mut q) = (vec![0f32; seq * e], Vec::new());
+        let (mut h, mut q) = (vec![0f32; seq * e], Quantised::default());
         let (mut a, mut b, mut c, mut stacked) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let angles = Angles::new(&w.theta, pos, seq);
         for (i, l) in w.layers.iter().enumerate() {

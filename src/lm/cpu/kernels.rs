@@ -1,34 +1,41 @@
 //! Which kernel runs: the AVX2 one (`x86.rs`) where the CPU has AVX2, FMA and F16C (checked
 //! once at run time), else the plain-Rust one (`scalar.rs`); here are the entry points the
-//! network calls: the rows of a matrix times one input or two ([`rows`], [`rows2`]), the
-//! activations quantised to 8 bits ([`quantize`]) and an f32 dot product ([`dot_f32`]). It does
-//! not split work over threads (`matmul.rs` does).
+//! network calls: the rows of a matrix times one, two or four inputs ([`rows`], [`rows2`],
+//! [`rows4`]), the
+//! activations quantised to 8 bits as the weights' kind wants them ([`quantize`]) and an f32
+//! dot product ([`dot_f32`]). It does not split work over threads (`matmul.rs` does).
 
-use super::blocks::{BLOCK, Input, Matrix, QBlock};
-use super::scalar::{self, quantize_block};
+use super::blocks::{Activations, BLOCK, Input, Kind, Matrix, Quantised, SUPER};
+use super::scalar::{self, quantize_block, quantize_super};
 #[cfg(target_arch = "x86_64")]
 use super::x86;
 
-pub(super) fn quantize(x: &[f32], out: &mut Vec<QBlock>) {
-    out.clear();
+/// Appends `x` quantised as a product with `kind` weights reads it (nothing for f32 and f16
+/// weights); `x` is whole blocks.
+pub(super) fn quantize(kind: Kind, x: &[f32], out: &mut Quantised) {
     #[cfg(target_arch = "x86_64")]
     if avx2() {
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); chunks are whole blocks.
-        out.extend(x.chunks_exact(BLOCK).map(|c| unsafe { x86::quantize(c) }));
+        // SAFETY (both): the CPU has AVX2, FMA and F16C (checked above); chunks are whole blocks.
+        match kind.activations() {
+            Activations::F32 => {}
+            Activations::Q8_0 => out.q.extend(x.chunks_exact(BLOCK).map(|c| unsafe { x86::quantize(c) })),
+            Activations::Q8K => out
+                .k
+                .extend(x.chunks_exact(SUPER).map(|c| unsafe { x86::quantize_super(c) })),
+        }
         return;
     }
-    out.extend(x.chunks_exact(BLOCK).map(quantize_block));
+    match kind.activations() {
+        Activations::F32 => {}
+        Activations::Q8_0 => out.q.extend(x.chunks_exact(BLOCK).map(quantize_block)),
+        Activations::Q8K => out.k.extend(x.chunks_exact(SUPER).map(quantize_super)),
+    }
 }
 
 /// `out[i] = w_(first + i) · x` for the rows `first..first + out.len()` of `w`.
 pub(super) fn rows(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
-    let cols_ok = if w.kind.quantised() {
-        input.q.len() * BLOCK == w.cols
-    } else {
-        input.x.len() == w.cols
-    };
     assert!(
-        first + out.len() <= w.rows && cols_ok,
+        first + out.len() <= w.rows && input.fits(w.kind, w.cols),
         "a matrix product out of its bounds"
     );
     #[cfg(target_arch = "x86_64")]
@@ -55,9 +62,9 @@ pub fn has_kernels() -> bool {
 /// [`rows`] for two inputs: the same weights against two tokens.
 pub(super) fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Input; 2]) {
     #[cfg(target_arch = "x86_64")]
-    if w.kind.quantised() && avx2() {
+    if w.kind.activations() != Activations::F32 && avx2() {
         let n = out[0].len();
-        let ok = out[1].len() == n && input.iter().all(|i| i.q.len() * BLOCK == w.cols) && first + n <= w.rows;
+        let ok = out[1].len() == n && input.iter().all(|i| i.fits(w.kind, w.cols)) && first + n <= w.rows;
         assert!(ok, "a matrix product out of its bounds");
         // SAFETY: the CPU has AVX2, FMA and F16C (checked above); rows and inputs are within
         // `w` and of its width (asserted above).
@@ -66,6 +73,24 @@ pub(super) fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Inp
     let [a, b] = out;
     rows(w, first, a, input[0]);
     rows(w, first, b, input[1]);
+}
+
+/// [`rows`] for four inputs: the K-quant kernels unpack each super-block once for all four;
+/// the other kinds take them two by two.
+pub(super) fn rows4(w: &Matrix, first: usize, out: [&mut [f32]; 4], input: [&Input; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if w.kind.activations() == Activations::Q8K && avx2() {
+        let n = out[0].len();
+        let ok =
+            out.iter().all(|o| o.len() == n) && input.iter().all(|i| i.fits(w.kind, w.cols)) && first + n <= w.rows;
+        assert!(ok, "a matrix product out of its bounds");
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); rows and inputs are within
+        // `w` and of its width (asserted above); `w` is a K-quant.
+        return unsafe { x86::rows4(w, first, out, input) };
+    }
+    let [a, b, c, d] = out;
+    rows2(w, first, [a, b], [input[0], input[1]]);
+    rows2(w, first, [c, d], [input[2], input[3]]);
 }
 
 /// Runs `f` on this thread as if the CPU had none of the SIMD kernels (tests of the paths other

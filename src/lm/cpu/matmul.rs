@@ -3,32 +3,24 @@
 //! stacked into one ([`Group`]: query/key/value, gate/up). It leaves the arithmetic to the
 //! kernels (`kernels.rs`).
 
-use super::blocks::{BLOCK, Input, Matrix, QBlock};
-use super::kernels::{quantize, rows, rows2};
+use super::blocks::{Input, Matrix, Quantised};
+use super::kernels::{quantize, rows, rows2, rows4};
 
 /// `out[t][r] = w_r · x_t` for every token t of `xs` (`[tokens, cols]`), the rows split over
 /// `pool`'s threads when there is one.
-pub(super) fn matmul(
-    w: &Matrix,
-    xs: &[f32],
-    q: &mut Vec<QBlock>,
-    out: &mut Vec<f32>,
-    pool: Option<&rayon::ThreadPool>,
-) {
+pub(super) fn matmul(w: &Matrix, xs: &[f32], q: &mut Quantised, out: &mut Vec<f32>, pool: Option<&rayon::ThreadPool>) {
     use rayon::prelude::*;
     let tokens = xs.len() / w.cols;
-    q.clear();
-    if w.kind.quantised() {
-        let mut one = Vec::new();
-        for x in xs.chunks_exact(w.cols) {
-            quantize(x, &mut one);
-            q.extend_from_slice(&one);
-        }
-    }
-    let per = w.cols / BLOCK;
+    q.q.clear();
+    q.k.clear();
+    quantize(w.kind, xs, q);
+    let q = &*q;
+    // Each token's blocks: the ones of this matrix's kind, the others empty.
+    let (per_q, per_k) = (q.q.len() / tokens.max(1), q.k.len() / tokens.max(1));
     let input = |t: usize| Input {
         x: &xs[t * w.cols..(t + 1) * w.cols],
-        q: if q.is_empty() { &[] } else { &q[t * per..(t + 1) * per] },
+        q: &q.q[t * per_q..(t + 1) * per_q],
+        k: &q.k[t * per_k..(t + 1) * per_k],
     };
     out.clear();
     out.resize(tokens * w.rows, 0.0);
@@ -48,7 +40,18 @@ pub(super) fn matmul(
         let (first, n) = (g * GROUP, GROUP.min(w.rows - g * GROUP));
         let mut values = vec![0f32; tokens * n];
         let mut t = 0;
-        for pair in values.chunks_exact_mut(2 * n) {
+        for quad in values.chunks_exact_mut(4 * n) {
+            let (ab, cd) = quad.split_at_mut(2 * n);
+            let ((a, b), (c, d)) = (ab.split_at_mut(n), cd.split_at_mut(n));
+            rows4(
+                w,
+                first,
+                [a, b, c, d],
+                [&input(t), &input(t + 1), &input(t + 2), &input(t + 3)],
+            );
+            t += 4;
+        }
+        for pair in values[t * n..].chunks_exact_mut(2 * n) {
             let (a, b) = pair.split_at_mut(n);
             rows2(w, first, [a, b], [&input(t), &input(t + 1)]);
             t += 2;
@@ -104,7 +107,7 @@ impl Group {
     pub(super) fn matmul(
         &self,
         xs: &[f32],
-        q: &mut Vec<QBlock>,
+        q: &mut Quantised,
         stacked: &mut Vec<f32>,
         outs: &mut [&mut Vec<f32>],
         pool: Option<&rayon::ThreadPool>,

@@ -3,10 +3,13 @@
 //! decode step of a small model is about 200 small matrix-vector products; through candle's
 //! tensors each costs an allocation and a dispatch, and candle has no SIMD dot product for Q4_1,
 //! the type small GGUF files ship in. Here the weights stay the file's blocks (Q4_0, Q4_1 and
-//! Q8_0; F16 and F32), the activations are quantised per 32 values as llama.cpp does (to 8 bits
-//! with their scale and sum), the dot products use AVX2 (checked at run time), matrices that
-//! read the same input are stacked into one, the keys and values grow in place, and a long
-//! prompt's attention goes through candle's matrix products.
+//! Q8_0; the K-quants Q4_K, Q5_K and Q6_K of `Q4_K_M`/`Q5_K_M` files; F16 and F32; any other
+//! type is requantised to Q8_0 at load, and the model's description says so), the activations
+//! are quantised as llama.cpp does (to 8 bits with their scale, per 32 values with their sum
+//! for the 32-value types, per 256 with the sums of each 16 for the K-quants), the dot products
+//! use AVX2 (checked at run time), matrices that read the same input are stacked into one, the
+//! keys and values grow in place, and a long prompt's attention goes through candle's matrix
+//! products.
 //!
 //! It computes what those networks compute: RMS norm, interleaved rotary embeddings for llama
 //! and half-split ones for Qwen2, Qwen2's query/key/value biases, grouped-query attention, the
@@ -17,12 +20,14 @@
 //! networks (its plain-Rust kernels are the reference the SIMD ones are tested against, not a
 //! fast path).
 //!
-//! Where each part is: `blocks.rs` the quantised block types and the weight matrix;
-//! `kernels.rs` which kernel runs (AVX2 or plain) and the activations' quantisation; `scalar.rs`
-//! the plain-Rust dot products (the reference); `x86.rs` the AVX2 ones (the Q4_0/Q4_1 dot
-//! product is `x86::q4` and `x86::q4x4`); `matmul.rs` the matrix product and its threads;
+//! Where each part is: `blocks.rs` the quantised block types (their layouts) and the weight
+//! matrix; `kernels.rs` which kernel runs (AVX2 or plain) and the activations' quantisation;
+//! `scalar.rs` the plain-Rust dot products (the reference); `x86/` the AVX2 ones (`x86/mod.rs`:
+//! the Q4_0/Q4_1 dot product is `x86::q4` and `x86::q4x4`, Q8_0, f16, f32;
+//! `x86/kquants.rs`: Q4_K, Q5_K, Q6_K); `matmul.rs` the matrix product and its threads;
 //! `weights.rs` the layers' weights read from the file; `forward.rs` a pass through the
-//! layers; `attention.rs` the rotary angles and causal attention.
+//! layers; `attention.rs` the rotary angles and causal attention. `tests.rs` holds the network
+//! to candle-transformers', `kquant_tests.rs` the K-quant kernels to candle's dequantisation.
 
 mod attention;
 mod blocks;
@@ -34,6 +39,8 @@ mod weights;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+#[cfg(test)]
+mod kquant_tests;
 #[cfg(test)]
 mod tests;
 

@@ -1,5 +1,5 @@
 use super::attention::{attend, attend_matmul};
-use super::blocks::{BLOCK, Input, Kind, Matrix};
+use super::blocks::{BLOCK, Input, Kind, Matrix, Quantised, SUPER};
 use super::kernels::{dot_f32, quantize, rows};
 use super::matmul::matmul;
 use super::scalar::quantize_block;
@@ -106,10 +106,17 @@ fn computes_what_candle_transformers_networks_compute() {
             GgmlDType::Q4_0,
             GgmlDType::Q4_1,
             GgmlDType::Q5_0,
+            GgmlDType::Q4K,
+            GgmlDType::Q5K,
+            GgmlDType::Q6K,
         ] {
+            // The K-quants' rows are whole super-blocks of 256.
+            let k = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K);
             let t = Tiny {
                 architecture,
                 dtype,
+                embedding: if k { 256 } else { 64 },
+                feed_forward: if k { 512 } else { 128 },
                 ..Tiny::default()
             };
             let (candle, exact) = (reference(&t, &steps, false), reference(&t, &steps, true));
@@ -237,6 +244,9 @@ fn the_simd_kernels_equal_the_plain_ones() {
         (GgmlDType::Q8_0, 96),
         (GgmlDType::Q4_0, 96),
         (GgmlDType::Q4_1, 96),
+        (GgmlDType::Q4K, 512),
+        (GgmlDType::Q5K, 512),
+        (GgmlDType::Q6K, 512),
     ] {
         let n = 11;
         let values: Vec<f32> = (0..n * cols).map(|_| rng.normal()).collect();
@@ -244,11 +254,13 @@ fn the_simd_kernels_equal_the_plain_ones() {
         let w = Matrix::from_qtensor(QTensor::quantize(&t, dtype).unwrap()).unwrap();
         assert_eq!(Kind::of(dtype), Some(w.kind));
         let x: Vec<f32> = (0..cols).map(|_| rng.normal()).collect();
-        let mut q = Vec::new();
-        if w.kind.quantised() {
-            quantize(&x, &mut q);
-        }
-        let input = Input { x: &x, q: &q };
+        let mut q = Quantised::default();
+        quantize(w.kind, &x, &mut q);
+        let input = Input {
+            x: &x,
+            q: &q.q,
+            k: &q.k,
+        };
         let mut fast = vec![0f32; n];
         rows(&w, 0, &mut fast, &input);
         for (r, fast) in fast.iter().enumerate() {
@@ -260,34 +272,49 @@ fn the_simd_kernels_equal_the_plain_ones() {
         }
         // Several tokens at once (two by two, and one left over) give each token's numbers.
         let xs: Vec<f32> = (0..5 * cols).map(|_| rng.normal()).collect();
-        let (mut q, mut all) = (Vec::new(), Vec::new());
-        matmul(&w, &xs, &mut q, &mut all, None);
+        let (mut many, mut all) = (Quantised::default(), Vec::new());
+        matmul(&w, &xs, &mut many, &mut all, None);
         for (t, x) in xs.chunks_exact(cols).enumerate() {
-            let mut blocks = Vec::new();
-            if w.kind.quantised() {
-                quantize(x, &mut blocks);
-            }
+            let mut blocks = Quantised::default();
+            quantize(w.kind, x, &mut blocks);
             let mut one = vec![0f32; n];
-            rows(&w, 0, &mut one, &Input { x, q: &blocks });
+            rows(
+                &w,
+                0,
+                &mut one,
+                &Input {
+                    x,
+                    q: &blocks.q,
+                    k: &blocks.k,
+                },
+            );
             assert_eq!(&all[t * n..(t + 1) * n], &one[..], "{dtype:?} token {t}");
         }
-        // The plain dot product is the product of the dequantised row and the input.
+        // The plain dot product is the product of the dequantised row and the input, but for
+        // the activations' rounding: at most half a step of each value's block (32 values
+        // share a step for the 32-value kinds, 256 for the K-quants), times its weight.
         let mut row = vec![0f32; cols];
         w.dequantize_row(3, &mut row);
         let exact: f32 = row.iter().zip(&x).map(|(a, b)| a * b).sum();
         let plain = scalar::dot(w.kind, w.row(3), &input);
+        let step = |i: usize| match (q.q.get(i / BLOCK), q.k.get(i / SUPER)) {
+            (Some(b), _) => b.d,
+            (_, Some(b)) => b.d,
+            _ => 0.0,
+        };
+        let rounding: f32 = row.iter().enumerate().map(|(i, w)| w.abs() * step(i) / 2.0).sum();
         assert!(
-            (exact - plain).abs() < 0.05 * exact.abs().max(1.0),
-            "{dtype:?}: {exact} vs {plain}"
+            (exact - plain).abs() <= rounding + 1e-4 * exact.abs().max(1.0),
+            "{dtype:?}: {exact} vs {plain}, rounding at most {rounding}"
         );
     }
     // Quantised activations: the same blocks either way, ties included.
     let mut x: Vec<f32> = (0..256).map(|_| rng.normal() * 3.0).collect();
     x[0..32].copy_from_slice(&(0..32).map(|i| i as f32 * 0.5 - 8.0).collect::<Vec<_>>());
     x[32..64].fill(0.0);
-    let mut fast = Vec::new();
-    quantize(&x, &mut fast);
-    for (i, (f, c)) in fast.iter().zip(x.chunks_exact(BLOCK)).enumerate() {
+    let mut fast = Quantised::default();
+    quantize(Kind::Q8_0, &x, &mut fast);
+    for (i, (f, c)) in fast.q.iter().zip(x.chunks_exact(BLOCK)).enumerate() {
         let plain = quantize_block(c);
         assert!(
             f.qs == plain.qs && f.d == plain.d && f.s == plain.s,

@@ -5,7 +5,7 @@
 
 use super::CpuNet;
 use super::Shape;
-use super::blocks::Matrix;
+use super::blocks::{Kind, Matrix};
 use super::matmul::Group;
 use candle_core::Device;
 use candle_core::quantized::{QTensor, gguf_file};
@@ -38,6 +38,9 @@ pub(super) struct Weights {
     pub(super) theta: Vec<f32>,
     pub(super) interleaved: bool,
     pub(super) context: usize,
+    /// The types the file stores that have no kernel here, each with what it is held as
+    /// (`Q3_K as Q8_0`), sorted.
+    pub(super) requantised: Vec<String>,
 }
 
 impl CpuNet {
@@ -60,10 +63,11 @@ impl CpuNet {
         let mut tensor = |name: &str| content.tensor(reader, name, &cpu);
         let vector = |t: QTensor| -> candle_core::Result<Vec<f32>> { t.dequantize(&cpu)?.flatten_all()?.to_vec1() };
         let head_dim = shape.embedding / shape.heads;
-        let embedding = Matrix::from_qtensor(tensor("token_embd.weight")?)?;
+        let mut requantised = Vec::new();
+        let embedding = hold(tensor("token_embd.weight")?, &mut requantised)?;
         let norm = vector(tensor("output_norm.weight")?)?;
         let output = match tensor("output.weight") {
-            Ok(w) => Some(Matrix::from_qtensor(w)?),
+            Ok(w) => Some(hold(w, &mut requantised)?),
             Err(_) => None,
         };
         let qwen = arch == "qwen2";
@@ -71,7 +75,7 @@ impl CpuNet {
         let fits = |m: &Matrix, rows: usize, cols: usize| m.rows == rows && m.cols == cols;
         let mut layers = Vec::with_capacity(shape.layers);
         for i in 0..shape.layers {
-            let mut matrix = |name: &str| Matrix::from_qtensor(tensor(&format!("blk.{i}.{name}.weight"))?);
+            let mut matrix = |name: &str| hold(tensor(&format!("blk.{i}.{name}.weight"))?, &mut requantised);
             let (q, k, v, out) = (
                 matrix("attn_q")?,
                 matrix("attn_k")?,
@@ -143,6 +147,11 @@ impl CpuNet {
                 theta,
                 interleaved: !qwen,
                 context: shape.context,
+                requantised: {
+                    requantised.sort();
+                    requantised.dedup();
+                    requantised
+                },
             }),
             keys: vec![Vec::new(); shape.layers],
             values: vec![Vec::new(); shape.layers],
@@ -150,4 +159,30 @@ impl CpuNet {
             pool,
         })
     }
+}
+
+impl CpuNet {
+    /// The file's types that this network holds requantised, with what it holds them as
+    /// (`Q3_K as Q8_0`): those it has no kernel for. Empty when it computes on the file's blocks.
+    pub fn requantised(&self) -> &[String] {
+        &self.w.requantised
+    }
+}
+
+/// A weight matrix as [`Matrix::from_qtensor`] holds it, its type and what it is held as noted
+/// in `requantised` when that differs.
+fn hold(t: QTensor, requantised: &mut Vec<String>) -> candle_core::Result<Matrix> {
+    let stored = t.dtype();
+    let m = Matrix::from_qtensor(t)?;
+    if Kind::of(stored) != Some(m.kind) {
+        // GGUF's names: Q3_K, not candle's Q3K.
+        let name = format!("{stored:?}");
+        let name = match name.strip_suffix('K') {
+            Some(stem) if !stem.ends_with('_') => format!("{stem}_K"),
+            _ => name,
+        };
+        let held = if m.kind == Kind::Q8_0 { "Q8_0" } else { "f32" };
+        requantised.push(format!("{name} as {held}"));
+    }
+    Ok(m)
 }

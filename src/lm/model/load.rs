@@ -100,7 +100,11 @@ impl GgufModel {
         let start_id = bos
             .or(end_ids.last().copied())
             .filter(|&id| (id as usize) < hyper.vocab);
-        let description = describe(&content, &header, &hyper, options.weights, path, &template);
+        let name = content
+            .metadata
+            .get("general.name")
+            .and_then(|v| v.to_string().ok())
+            .cloned();
         let net = match weights {
             WeightFormat::AsStored | WeightFormat::Auto => build(&hyper, content, &mut reader, &options.device)?,
             target => {
@@ -110,6 +114,11 @@ impl GgufModel {
                 build(&hyper, content, &mut memory, &options.device)?
             }
         };
+        let requantised = match &net {
+            Net::Cpu(net) => net.requantised(),
+            _ => &[],
+        };
+        let description = describe(name, &header, &hyper, options.weights, requantised, path, &template);
         Ok(GgufModel {
             net,
             tokenizer,
@@ -228,24 +237,22 @@ pub(super) fn convert<R: Read + Seek>(
     Ok(out.into_inner())
 }
 
+/// `requantised`: the types the CPU network has no kernel for and holds otherwise (said here,
+/// once, at load).
 fn describe(
-    content: &gguf_file::Content,
+    name: Option<String>,
     header: &Header,
     hyper: &Hyper,
     weights: WeightFormat,
+    requantised: &[String],
     path: &Path,
     template: &Template,
 ) -> String {
-    let name = content
-        .metadata
-        .get("general.name")
-        .and_then(|v| v.to_string().ok())
-        .cloned()
-        .unwrap_or_else(|| {
-            path.file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        });
+    let name = name.unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
     let params: u64 = header.tensors.iter().map(|t| t.dims.iter().product::<u64>()).sum();
     let mut types: Vec<&str> = header
         .tensors
@@ -256,7 +263,10 @@ fn describe(
     types.sort();
     types.dedup();
     let held = match weights {
-        WeightFormat::AsStored | WeightFormat::Auto => String::new(),
+        WeightFormat::AsStored | WeightFormat::Auto if requantised.is_empty() => String::new(),
+        WeightFormat::AsStored | WeightFormat::Auto => {
+            format!(", requantised for want of a kernel: {}", requantised.join(", "))
+        }
         WeightFormat::Q8_0 => ", run as Q8_0".into(),
         WeightFormat::F32 => ", run as f32".into(),
     };

@@ -7,7 +7,7 @@ use crate::lm::net::Cache;
 use crate::lm::tiny::Tiny;
 use crate::lm::{ChatRequest, LanguageModel, StopReason};
 use crate::lm::{Message, Sampling};
-use candle_core::quantized::{QTensor, gguf_file};
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use gguf_file::Value;
 use std::io::Cursor;
 
@@ -64,6 +64,32 @@ fn greedy_is_repeatable_and_keeps_the_budget() {
             first.stop == StopReason::Budget || first.stop == StopReason::EndOfText,
             "{first:?}"
         );
+    }
+}
+
+#[test]
+fn the_load_says_which_types_have_no_kernel() {
+    // Q5_0 has none: held as Q8_0, and the description says so once; K-quants have theirs.
+    let (_a, q5) = load(
+        &Tiny {
+            dtype: GgmlDType::Q5_0,
+            ..Tiny::default()
+        },
+        WeightFormat::Auto,
+    );
+    let (_b, k) = load(
+        &Tiny {
+            dtype: GgmlDType::Q4K,
+            embedding: 256,
+            feed_forward: 512,
+            ..Tiny::default()
+        },
+        WeightFormat::Auto,
+    );
+    if cpu::has_kernels() {
+        let said = ", requantised for want of a kernel: Q5_0 as Q8_0, ";
+        assert!(q5.describe().contains(said), "{}", q5.describe());
+        assert!(!k.describe().contains("requantised"), "{}", k.describe());
     }
 }
 

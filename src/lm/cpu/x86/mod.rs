@@ -1,8 +1,13 @@
 //! The AVX2 kernels (x86-64 with AVX2, FMA and F16C): the dot products of Q4_0, Q4_1 ([`q4`],
 //! four rows at a time in [`q4x4`]), Q8_0, f16 and f32 rows with an input, for one or two
-//! inputs at once, the activations' quantisation and an f32 dot product. Every function assumes
-//! the CPU has those features: `kernels.rs` checks before it calls one. They compute what
-//! `scalar.rs` computes (tests compare them); they do not choose rows or threads.
+//! inputs at once, the activations' quantisation per 32 values and an f32 dot product; the
+//! K-quants' (Q4_K, Q5_K, Q6_K; one, two or four inputs at once) are in `kquants.rs`. Every function assumes the CPU has those
+//! features: `kernels.rs` checks before it calls one. They compute what `scalar.rs` computes
+//! (tests compare them); they do not choose rows or threads.
+
+mod kquants;
+
+pub use kquants::quantize_super;
 
 use super::blocks::{Input, Kind, Matrix};
 use std::arch::x86_64::*;
@@ -30,6 +35,8 @@ pub unsafe fn rows(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
         Kind::Q4_0 => 18,
         Kind::Q4_1 => 20,
         Kind::Q8_0 => 34,
+        // SAFETY: the caller's.
+        Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows(w, first, [out], [input]) },
     };
     let row_bytes = w.kind.row_bytes(w.cols);
     let mut i = 0;
@@ -67,6 +74,8 @@ pub unsafe fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Inp
         Kind::Q4_0 => 18,
         Kind::Q4_1 => 20,
         Kind::Q8_0 => 34,
+        // SAFETY: the caller's.
+        Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows(w, first, out, input) },
         Kind::F32 | Kind::F16 => unreachable!("rows2 of an unquantised matrix"),
     };
     let [out_a, out_b] = out;
@@ -96,6 +105,17 @@ pub unsafe fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Inp
             };
         }
     }
+}
+
+/// [`rows`] of a K-quant `w` for four inputs at once: each super-block unpacked once for the
+/// four.
+///
+/// # Safety
+/// As for [`rows`], for every input and output; `w` is a K-quant.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn rows4(w: &Matrix, first: usize, out: [&mut [f32]; 4], input: [&Input; 4]) {
+    // SAFETY: the caller's.
+    unsafe { kquants::rows(w, first, out, input) }
 }
 
 /// Four Q8_0 rows, `row_bytes` apart from `base`, times each of `N` inputs: each block of

@@ -1,0 +1,310 @@
+//! The AVX2 dot products of K-quant rows (Q4_K, Q5_K, Q6_K: 256 weights a super-block) with
+//! activations quantised per 256 ([`KBlock`]), for one input or several at once (each
+//! super-block's weights unpacked once for all of them), and that quantisation. As ggml does:
+//! the weights' small integers times the activations' bytes with `maddubs`, the 6-bit or 8-bit
+//! scales applied in integers with `madd`, one float multiply per super-block; the minimums
+//! (Q4_K, Q5_K) and Q6_K's offset of 32 go through the sums of 16 activations. They compute what
+//! `scalar.rs` computes (tests compare them); they do not choose rows or threads.
+
+use super::super::blocks::{Input, KBlock, Kind, Matrix, SUPER};
+use super::{half_at, hsum};
+use std::arch::x86_64::*;
+
+/// Rows `first..first + out[t].len()` of the K-quant `w` times each of `N` inputs.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; the rows are within `w`; each input has `w.cols / 256`
+/// super-blocks and each output as many values as the first.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn rows<const N: usize>(w: &Matrix, first: usize, out: [&mut [f32]; N], input: [&Input; N]) {
+    let dot = |row: &[u8]| -> [f32; N] {
+        // SAFETY: the caller's: a whole row, one super-block of each input per block of it.
+        unsafe {
+            match w.kind {
+                Kind::Q4K => q45_k::<N, false>(row, input),
+                Kind::Q5K => q45_k::<N, true>(row, input),
+                Kind::Q6K => q6_k(row, input),
+                _ => unreachable!("a K-quant product of a {:?} matrix", w.kind),
+            }
+        }
+    };
+    let mut out = out;
+    for i in 0..out[0].len() {
+        let values = dot(w.row(first + i));
+        for (o, v) in out.iter_mut().zip(values) {
+            o[i] = v;
+        }
+    }
+}
+
+/// A Q4_K row (`FIVE` false; 144 bytes a super-block) or a Q5_K row (`FIVE`; 176) times each
+/// of `N` inputs.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; each input has a super-block for each of `row`'s.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q45_k<const N: usize, const FIVE: bool>(row: &[u8], input: [&Input; N]) -> [f32; N] {
+    let size = if FIVE { 176 } else { 144 };
+    let (low4, bit4) = (_mm256_set1_epi8(15), _mm256_set1_epi8(16));
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut acc_min = [_mm_setzero_ps(); N];
+    for (s, b) in row.chunks_exact(size).enumerate() {
+        let p = b.as_ptr();
+        // SAFETY: b holds a whole super-block: d, dmin, 12 bytes of scales, then (Q5_K) 32
+        // bytes of fifth bits and 128 bytes of 4-bit values.
+        let (d, dmin, scales_mins, mut high) = unsafe {
+            (
+                half_at(p),
+                half_at(p.add(2)),
+                unpack_scales(p.add(4)),
+                if FIVE {
+                    _mm256_loadu_si256(p.add(16) as *const __m256i)
+                } else {
+                    _mm256_setzero_si256()
+                },
+            )
+        };
+        let qs = if FIVE { 48 } else { 16 };
+        let y = input.map(|i| &i.k[s]);
+        // The minimums times each 32 activations' sum (pairs of the sums of 16).
+        let mins = _mm256_extracti128_si256(scales_mins, 1);
+        for t in 0..N {
+            // SAFETY: sums holds 16 i16.
+            let sums = unsafe { _mm256_loadu_si256(y[t].sums.as_ptr() as *const __m256i) };
+            let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+            let m = _mm_cvtepi32_ps(_mm_madd_epi16(mins, pairs));
+            acc_min[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * y[t].d), m, acc_min[t]);
+        }
+        let scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(scales_mins));
+        let mut sum = [_mm256_setzero_si256(); N];
+        for j in 0..4 {
+            // SAFETY: 32 bytes of 4-bit values at qs + 32 j, within the super-block; j < 4.
+            let (packed, scale_low, scale_high) = unsafe {
+                (
+                    _mm256_loadu_si256(p.add(qs + 32 * j) as *const __m256i),
+                    _mm256_shuffle_epi8(scales, scale_shuffle(2 * j)),
+                    _mm256_shuffle_epi8(scales, scale_shuffle(2 * j + 1)),
+                )
+            };
+            let mut q_low = _mm256_and_si256(packed, low4);
+            let mut q_high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+            if FIVE {
+                // Bit 2j of byte l of the fifth bits belongs to value 64 j + l, bit 2j + 1 to
+                // value 64 j + 32 + l: move each to bit 4 of its byte (the 16-bit shifts
+                // carry nothing into the bits kept).
+                q_low = _mm256_or_si256(q_low, _mm256_and_si256(_mm256_slli_epi16(high, 4), bit4));
+                q_high = _mm256_or_si256(q_high, _mm256_and_si256(_mm256_slli_epi16(high, 3), bit4));
+                high = _mm256_srli_epi16(high, 2);
+            }
+            for t in 0..N {
+                // SAFETY: the super-block's 256 activations hold values 64 j .. 64 j + 64.
+                let (a, b) = unsafe {
+                    let at = y[t].qs.as_ptr().add(64 * j);
+                    (
+                        _mm256_loadu_si256(at as *const __m256i),
+                        _mm256_loadu_si256(at.add(32) as *const __m256i),
+                    )
+                };
+                let low = _mm256_madd_epi16(scale_low, _mm256_maddubs_epi16(q_low, a));
+                let high = _mm256_madd_epi16(scale_high, _mm256_maddubs_epi16(q_high, b));
+                sum[t] = _mm256_add_epi32(sum[t], _mm256_add_epi32(low, high));
+            }
+        }
+        for t in 0..N {
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t].d), _mm256_cvtepi32_ps(sum[t]), acc[t]);
+        }
+    }
+    let mut out = [0f32; N];
+    for t in 0..N {
+        let m = acc_min[t];
+        let m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+        out[t] = hsum(acc[t]) - _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
+    }
+    out
+}
+
+/// A Q6_K row (210 bytes a super-block) times each of `N` inputs.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; each input has a super-block for each of `row`'s.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6_k<const N: usize>(row: &[u8], input: [&Input; N]) -> [f32; N] {
+    let (low4, low2) = (_mm256_set1_epi8(15), _mm256_set1_epi8(3));
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (s, b) in row.chunks_exact(210).enumerate() {
+        let p = b.as_ptr();
+        // SAFETY: b holds a whole super-block: 128 bytes of low bits, 64 of high bits, 16
+        // scales, d.
+        let (d, scales) = unsafe { (half_at(p.add(208)), _mm_loadu_si128(p.add(192) as *const __m128i)) };
+        let y = input.map(|i| &i.k[s]);
+        // The offset of 32: Σ scale_g · 32 · (sum of group g's activations), taken off in
+        // integers before the one float multiply.
+        let wide = _mm256_cvtepi8_epi16(scales);
+        let mut sum = [_mm256_setzero_si256(); N];
+        for t in 0..N {
+            // SAFETY: sums holds 16 i16.
+            let sums = unsafe { _mm256_loadu_si256(y[t].sums.as_ptr() as *const __m256i) };
+            sum[t] = _mm256_sub_epi32(sum[t], _mm256_slli_epi32(_mm256_madd_epi16(wide, sums), 5));
+        }
+        for half in 0..2 {
+            // SAFETY: the half's 64 bytes of low bits and 32 of high bits are within b.
+            let (low_a, low_b, bits) = unsafe {
+                (
+                    _mm256_loadu_si256(p.add(64 * half) as *const __m256i),
+                    _mm256_loadu_si256(p.add(64 * half + 32) as *const __m256i),
+                    _mm256_loadu_si256(p.add(128 + 32 * half) as *const __m256i),
+                )
+            };
+            // Values 128 half + 32 k + l, k = 0..4 (see `blocks::q6`), 0..63 before the offset.
+            let q = [
+                _mm256_or_si256(
+                    _mm256_and_si256(low_a, low4),
+                    _mm256_slli_epi16(_mm256_and_si256(bits, low2), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(low_b, low4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 2), low2), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(low_a, 4), low4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), low2), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(low_b, 4), low4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 6), low2), 4),
+                ),
+            ];
+            for (k, q) in q.into_iter().enumerate() {
+                // Groups 8 half + 2k and 8 half + 2k + 1: eight copies of each scale.
+                // SAFETY: 4 half + k < 8.
+                let scale = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, unsafe { group_shuffle(4 * half + k) }));
+                for t in 0..N {
+                    // SAFETY: values 128 half + 32 k .. + 32 are within the 256 activations.
+                    let a = unsafe { _mm256_loadu_si256(y[t].qs.as_ptr().add(128 * half + 32 * k) as *const __m256i) };
+                    let products = _mm256_madd_epi16(scale, _mm256_maddubs_epi16(q, a));
+                    sum[t] = _mm256_add_epi32(sum[t], products);
+                }
+            }
+        }
+        for t in 0..N {
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t].d), _mm256_cvtepi32_ps(sum[t]), acc[t]);
+        }
+    }
+    acc.map(|a| hsum(a))
+}
+
+/// The eight scales (low 128 bits) and eight minimums (high) of a Q4_K or Q5_K super-block as
+/// 16-bit integers, from its twelve bytes of them (the layout `blocks::scales_mins` reads).
+///
+/// # Safety
+/// `p` points at 12 readable bytes.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn unpack_scales(p: *const u8) -> __m256i {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const TOP2: u32 = 0x0303_0303;
+    // SAFETY: the caller's.
+    let [a, b, c] = [0, 4, 8].map(|i| unsafe { std::ptr::read_unaligned(p.add(i) as *const u32) });
+    let scales_high = (c & LOW4) | ((a >> 6) & TOP2) << 4;
+    let mins_high = ((c >> 4) & LOW4) | ((b >> 6) & TOP2) << 4;
+    _mm256_cvtepu8_epi16(_mm_setr_epi32(
+        (a & LOW6) as i32,
+        scales_high as i32,
+        (b & LOW6) as i32,
+        mins_high as i32,
+    ))
+}
+
+/// A shuffle that copies 16-bit value `i` (< 8) of each 128-bit lane to all eight of its places.
+///
+/// # Safety
+/// `i` < 8.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scale_shuffle(i: usize) -> __m256i {
+    // A table: built with `_mm256_setr_epi8` from `i`, the mask cost 32 inserts each time.
+    static MASKS: [[u8; 32]; 8] = {
+        let mut m = [[0u8; 32]; 8];
+        let mut i = 0;
+        while i < 8 {
+            let mut b = 0;
+            while b < 32 {
+                m[i][b] = (2 * i + b % 2) as u8;
+                b += 1;
+            }
+            i += 1;
+        }
+        m
+    };
+    // SAFETY: i < 8 (the caller's).
+    unsafe { _mm256_loadu_si256(MASKS.get_unchecked(i).as_ptr() as *const __m256i) }
+}
+
+/// A shuffle of 16 bytes that copies byte `2i` to the first eight places and `2i + 1` to the
+/// last eight.
+///
+/// # Safety
+/// `i` < 8.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn group_shuffle(i: usize) -> __m128i {
+    static MASKS: [[u8; 16]; 8] = {
+        let mut m = [[0u8; 16]; 8];
+        let mut i = 0;
+        while i < 8 {
+            let mut b = 0;
+            while b < 16 {
+                m[i][b] = (2 * i + b / 8) as u8;
+                b += 1;
+            }
+            i += 1;
+        }
+        m
+    };
+    // SAFETY: i < 8 (the caller's).
+    unsafe { _mm_loadu_si128(MASKS.get_unchecked(i).as_ptr() as *const __m128i) }
+}
+
+/// [`super::super::scalar::quantize_super`] of 256 values.
+///
+/// # Safety
+/// `c` holds 256 values.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_super(c: &[f32]) -> KBlock {
+    assert!(c.len() >= SUPER);
+    let sign = _mm256_set1_ps(-0.0);
+    let mut m = _mm256_setzero_ps();
+    for i in (0..SUPER).step_by(8) {
+        // SAFETY: i + 8 <= 256 <= c.len() (asserted).
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, unsafe { _mm256_loadu_ps(c.as_ptr().add(i)) }));
+    }
+    let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+    let d = amax / 127.0;
+    let inv = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
+    let mut k = KBlock {
+        d,
+        qs: [0; SUPER],
+        sums: [0; SUPER / 16],
+    };
+    for g in 0..SUPER / 32 {
+        // SAFETY: values 32 g .. 32 g + 32 are within c (asserted).
+        let q = [0, 8, 16, 24].map(|i| {
+            let x = unsafe { _mm256_loadu_ps(c.as_ptr().add(32 * g + i)) };
+            _mm256_cvtps_epi32(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm256_mul_ps(x, inv),
+            ))
+        });
+        for h in 0..2 {
+            let s = _mm256_add_epi32(q[2 * h], q[2 * h + 1]);
+            let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+            k.sums[2 * g + h] = _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01))) as i16;
+        }
+        // The packs work within 128-bit lanes: put the eight groups of four back in order.
+        let packed = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        let ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        // SAFETY: qs holds 32 bytes from 32 g.
+        unsafe { _mm256_storeu_si256(k.qs.as_mut_ptr().add(32 * g) as *mut __m256i, ordered) };
+    }
+    k
+}
