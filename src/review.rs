@@ -465,6 +465,15 @@ impl Review {
                 continue;
             }
             let path = f.path.old.as_deref().unwrap_or(f.display_path());
+            for &hi in &pointed {
+                let Some(c) = self.context_of(fi, hi) else { continue };
+                let fixed = &memory.functions_fixed;
+                if let Some(r) =
+                    crate::history::facts::function_reason(&memory.fixes, fixed, path, c.kind, &c.name, memory.now)
+                {
+                    hunk_reasons.push(((fi, hi), r));
+                }
+            }
             if let Some(r) = crate::history::facts::file_reason(&memory.fixes, path, memory.now) {
                 hunk_reasons.extend(pointed.iter().map(|&hi| ((fi, hi), r.clone())));
             }
@@ -571,6 +580,8 @@ pub struct Memory {
     pub fixes: Vec<crate::history::facts::Fix>,
     /// "Now" for the facts: the date of the commit the history was read at.
     pub now: i64,
+    /// The functions the fixes of the reviewed files changed (see `facts::function_reason`).
+    pub functions_fixed: crate::history::facts::FunctionsFixed,
     /// Hunks below this risk are not pointed at.
     pub min_risk: f32,
 }

@@ -11,7 +11,7 @@
 
 use super::settings::{Settings, model_files};
 use crate::history::calibration::{self, Calibration, Sample};
-use crate::history::facts::Fix;
+use crate::history::facts::{Fix, FunctionsFixed};
 use crate::model::RiskModel;
 use crate::review::CalibrationInForce;
 use crate::{git, mine};
@@ -415,4 +415,75 @@ fn label_bar() -> super::mine::Bar {
             .progress_chars("=> "),
     );
     super::mine::Bar(b)
+}
+
+/// The cache of the functions each fix changed (`.git/deepspark/functions.json`): what a
+/// fix changed never changes, so entries are kept until the grammars' reading does.
+#[derive(Serialize, Deserialize, Default)]
+struct FunctionsCache {
+    version: u32,
+    /// "<fix id> <path>" -> the names of the functions, methods and classes its hunks sit in.
+    fixed: BTreeMap<String, Vec<String>>,
+}
+
+/// Bumped when the syntax stage reads contexts differently.
+const FUNCTIONS_VERSION: u32 = 1;
+
+/// Which functions the last year's fixes of each of `paths` (at most
+/// `facts::FUNCTION_FIXES_READ` each) changed in that file, read with the grammars from each
+/// fix's own diff against its parent. Cached; a fix that cannot be read is left out.
+pub fn functions_fixed(repo: &git2::Repository, fixes: &[Fix], paths: &[&str], now: i64) -> FunctionsFixed {
+    let path = repo.path().join("deepspark").join("functions.json");
+    let mut cache = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<FunctionsCache>(&b).ok())
+        .filter(|c| c.version == FUNCTIONS_VERSION)
+        .unwrap_or(FunctionsCache {
+            version: FUNCTIONS_VERSION,
+            ..Default::default()
+        });
+    let mut out = FunctionsFixed::new();
+    let mut added = false;
+    for &p in paths {
+        let (of, _) = crate::history::facts::fixes_of(fixes, p, now);
+        let recent = of.into_iter().filter(|f| f.date > now - crate::history::facts::YEAR);
+        for fix in recent.take(crate::history::facts::FUNCTION_FIXES_READ) {
+            let key = format!("{} {p}", fix.id);
+            let names = match cache.fixed.get(&key) {
+                Some(n) => n.clone(),
+                None => match functions_of_fix(repo, &fix.id, p) {
+                    Ok(n) => {
+                        cache.fixed.insert(key, n.clone());
+                        added = true;
+                        n
+                    }
+                    Err(_) => continue,
+                },
+            };
+            out.insert((fix.id.clone(), p.to_string()), names);
+        }
+    }
+    if added {
+        let _ = write_json(&path, &cache);
+    }
+    out
+}
+
+/// The functions, methods and classes the hunks of fix `id` sit in, in the file that was
+/// `path` before it (empty where no grammar reads the file).
+fn functions_of_fix(repo: &git2::Repository, id: &str, path: &str) -> Result<Vec<String>> {
+    let id = git2::Oid::from_str(id)?;
+    let parent = repo.find_commit(id)?.parent_ids().next();
+    let mut files = git::diff_commits(repo, parent, id, 0)?;
+    files.retain(|f| f.path.old.as_deref() == Some(path));
+    let texts = git::Sides::of_commits(repo, parent, id)?.texts(repo, &files, crate::syntax::wants_text)?;
+    let mut names: Vec<String> = crate::syntax::read(&files, &texts)
+        .into_iter()
+        .flat_map(|s| s.contexts)
+        .flatten()
+        .map(|c| c.name)
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
 }

@@ -85,6 +85,17 @@ pub fn rank(
         .and_then(|r| crate::review::HistoryRank::of(r as f64, &history))
         .filter(|h| h.commits >= super::history::MIN_HISTORY);
     review.temper(rank);
+    // The functions the touched files' recent fixes changed, for the history's reasons.
+    let paths: Vec<&str> = review
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(fi, f)| (0..f.hunks.len()).any(|hi| review.context_of(*fi, hi).is_some()))
+        .filter_map(|(_, f)| f.path.old.as_deref())
+        .collect();
+    if !memory.fixes.is_empty() && !paths.is_empty() {
+        memory.functions_fixed = super::history::functions_fixed(repo, &memory.fixes, &paths, memory.now);
+    }
     memory
 }
 

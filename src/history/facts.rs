@@ -1,6 +1,8 @@
 //! Facts about the code a change touches, from the bug fixes of the repository's history:
-//! "3 bug fixes changed this file in the last year (latest 1a2b3c4 'fix …')". Only what
-//! was mined, with the fixes' full ids as evidence. Pure.
+//! "3 bug fixes changed this file in the last year (latest 1a2b3c4 'fix …')", and "2 of them
+//! changed the function `parse`" where the grammars read which functions each fix changed
+//! (`commands/history.rs` reads them from the fixes' own diffs). Only what was mined, with
+//! the fixes' full ids as evidence. Pure.
 
 use crate::reason::{Reason, ReasonKind};
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,52 @@ pub fn fixes_of<'a>(fixes: &'a [Fix], path: &str, now: i64) -> (Vec<&'a Fix>, us
     of.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.id.cmp(&b.id)));
     let recent = of.iter().filter(|f| f.date > now - YEAR).count();
     (of, recent)
+}
+
+/// The functions each fix changed in one file: (fix id, path before the fix) -> names.
+pub type FunctionsFixed = std::collections::HashMap<(String, String), Vec<String>>;
+
+/// How many of a file's fixes of the year are read for the functions they changed.
+pub const FUNCTION_FIXES_READ: usize = 20;
+
+/// The history reason for a function or class `name` of `path`, when fixes of the year
+/// before `now` changed it (as `changed` says; a fix it does not list was not read).
+pub fn function_reason(
+    fixes: &[Fix],
+    changed: &FunctionsFixed,
+    path: &str,
+    kind: &str,
+    name: &str,
+    now: i64,
+) -> Option<Reason> {
+    let (of, _) = fixes_of(fixes, path, now);
+    let hit: Vec<&Fix> = of
+        .into_iter()
+        .filter(|f| f.date > now - YEAR)
+        .take(FUNCTION_FIXES_READ)
+        .filter(|f| {
+            changed
+                .get(&(f.id.clone(), path.to_string()))
+                .is_some_and(|names| names.iter().any(|n| n == name))
+        })
+        .collect();
+    let latest = hit.first()?;
+    let short: String = latest.id.chars().take(10).collect();
+    let subject: String = latest.subject.chars().take(80).collect();
+    let days = ((now - latest.date).max(0) / 86_400) as u64;
+    let n = hit.len();
+    Some(Reason {
+        kind: ReasonKind::History,
+        text: format!(
+            "{} changed the {kind} `{name}` in {path} in the last year; the latest, {days} days ago: {short} \"{subject}\"",
+            if n == 1 {
+                "1 bug fix".to_string()
+            } else {
+                format!("{n} bug fixes")
+            }
+        ),
+        evidence: hit.iter().take(NAMED).map(|f| f.id.clone()).collect(),
+    })
 }
 
 /// The history reason for a file, when a fix changed it in the year before `now`.
@@ -106,5 +154,43 @@ mod tests {
             "{}",
             r.text
         );
+    }
+
+    #[test]
+    fn a_function_fixed_twice_names_those_fixes_and_no_other() {
+        let now = 1_000 * 86_400;
+        let fixes = vec![
+            fix('a', 10, "src/x.c"),
+            fix('b', 100, "src/x.c"),
+            fix('c', 200, "src/x.c"),
+            fix('d', 500, "src/x.c"),
+        ];
+        let key = |c: char| (c.to_string().repeat(40), "src/x.c".to_string());
+        let changed: FunctionsFixed = [
+            (key('a'), vec!["parse".to_string()]),
+            (key('b'), vec!["emit".to_string(), "parse".to_string()]),
+            (key('c'), vec!["emit".to_string()]),
+            (key('d'), vec!["parse".to_string()]),
+        ]
+        .into_iter()
+        .collect();
+        let r = function_reason(&fixes, &changed, "src/x.c", "function", "parse", now).unwrap();
+        assert!(
+            r.text.starts_with(
+                "2 bug fixes changed the function `parse` in src/x.c in the last year; the latest, 10 days ago"
+            ),
+            "{}",
+            r.text
+        );
+        assert_eq!(
+            r.evidence,
+            vec!["a".repeat(40), "b".repeat(40)],
+            "d is older than a year"
+        );
+        assert!(function_reason(&fixes, &changed, "src/x.c", "function", "other", now).is_none());
+        // As of 50 days ago only b had happened.
+        let r = function_reason(&fixes, &changed, "src/x.c", "function", "parse", now - 50 * 86_400).unwrap();
+        assert!(r.text.starts_with("1 bug fix changed"), "{}", r.text);
+        assert_eq!(r.evidence, vec!["b".repeat(40)]);
     }
 }

@@ -129,6 +129,48 @@ fn a_history_fact_names_the_fixes_of_the_touched_file() {
 }
 
 #[test]
+fn a_history_fact_names_the_fixes_of_the_touched_function_and_not_of_its_neighbours() {
+    let r = history(8);
+    let (late, _) = new_work(&r);
+    // f3 of src/m3.rs was fixed once ("fix wrong value in f3"); change it again.
+    let text = std::fs::read_to_string(r.path().join("src/m3.rs")).unwrap();
+    let fixed_f3 = "pub fn f3() -> u32 {\n    4\n}\n";
+    assert!(text.contains(fixed_f3), "the history's fix of f3 is in place");
+    r.write("src/m3.rs", text.replace(fixed_f3, "pub fn f3() -> u32 {\n    40\n}\n"));
+    let again = r.commit("change f3");
+    let function_facts = |id: git2::Oid| -> Vec<serde_json::Value> {
+        let (v, _) = review_json(&r, &["--commit", &id.to_string(), "--lgtm", "1", "--min-risk", "0"]);
+        let hunk = &file(&v, "src/m3.rs")["hunks"][0];
+        hunk["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["kind"] == "history" && x["text"].as_str().unwrap().contains("the function"))
+            .cloned()
+            .collect()
+    };
+    let facts = function_facts(again);
+    assert_eq!(facts.len(), 1, "{facts:?}");
+    let text = facts[0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("1 bug fix changed the function `f3` in src/m3.rs in the last year")
+            && text.contains("fix wrong value in f3"),
+        "{text}"
+    );
+    let fix = r
+        .repo
+        .revparse_single(":/fix wrong value in f3")
+        .unwrap()
+        .id()
+        .to_string();
+    assert_eq!(facts[0]["evidence"], serde_json::json!([fix]));
+    // `late`, new in the same file, was never fixed: the file's fact only.
+    assert!(function_facts(late).is_empty());
+    // What each fix changed is cached beside the history.
+    assert!(r.path().join(".git/deepspark/functions.json").is_file());
+}
+
+#[test]
 fn every_verdict_short_of_lgtm_says_why_in_every_format() {
     let r = history(8);
     let (code, _) = new_work(&r);
