@@ -391,7 +391,7 @@ impl Review {
 
     /// Gathers the reasons for the verdict: what kind of code changed (always), the
     /// model's rank and the change's size among the repository's commits (`memory`), the
-    /// history's facts about each pointed production hunk's file, and the rules' warnings.
+    /// history's facts about each production hunk's file and function, and the rules' warnings.
     pub fn explain(&mut self, memory: &Memory) {
         let mut reasons = vec![self.kinds_reason()];
         let mut hunk_reasons = Vec::new();
@@ -455,11 +455,10 @@ impl Review {
         }
         for (fi, f) in self.files.iter().enumerate() {
             let Some(fs) = self.syntax.get(fi) else { continue };
+            // Every production hunk, whatever its own score: what the history says of the
+            // code it changes is a fact about the change (reports show it where they show the hunk).
             let pointed: Vec<usize> = (0..f.hunks.len())
-                .filter(|&hi| {
-                    fs.is_production(hi) && self.scores[fi].get(hi).is_some_and(|s| s.risk >= memory.min_risk)
-                })
-                .filter(|&hi| !self.dismissed.contains(&(fi, hi)))
+                .filter(|&hi| fs.is_production(hi) && !self.dismissed.contains(&(fi, hi)))
                 .collect();
             if pointed.is_empty() {
                 continue;
@@ -582,8 +581,6 @@ pub struct Memory {
     pub now: i64,
     /// The functions the fixes of the reviewed files changed (see `facts::function_reason`).
     pub functions_fixed: crate::history::facts::FunctionsFixed,
-    /// Hunks below this risk are not pointed at.
-    pub min_risk: f32,
 }
 
 /// The verdict the gate gives a change of risk `risk` ranked against `history` (change risks

@@ -32,10 +32,7 @@ pub fn rank(
     settings: &Settings,
     model: &mut Option<RiskModel>,
 ) -> Memory {
-    let mut memory = Memory {
-        min_risk: settings.min_risk,
-        ..Memory::default()
-    };
+    let mut memory = Memory::default();
     if review.scores.iter().all(|s| s.is_empty()) || settings.history == 0 {
         return memory;
     }
