@@ -23,6 +23,8 @@ Shapes (--shape):
     python3 benches/kquant_gguf.py .models/SmolLM2-135M-Instruct.Q4_1.gguf /tmp/q4_k_m-qwen1.5b.gguf \\
         --shape qwen2.5-coder-1.5b
     python3 benches/lm_compare.py /tmp/q4_k_m-1.7b.gguf --tokens 32 --runs 2 --weights as-stored
+
+What they measured, with the machine's load average beside it: README.md, the language model's speed.
 """
 import argparse
 

@@ -4,6 +4,12 @@ same prompt, same thread count, greedy.
 
     python3 benches/lm_compare.py PATH.gguf [--threads 2] [--tokens 64] [--runs 3]
 
+Files in the shapes of SmolLM2-1.7B and Qwen2.5-Coder-1.5B (random Q4_K_M weights, never committed):
+
+    python3 benches/kquant_gguf.py .models/SmolLM2-135M-Instruct.Q4_1.gguf /tmp/q4_k_m-1.7b.gguf
+    python3 benches/kquant_gguf.py .models/SmolLM2-135M-Instruct.Q4_1.gguf /tmp/q4_k_m-qwen1.5b.gguf \\
+        --shape qwen2.5-coder-1.5b
+
 deepspark is timed through `deepspark model run` (the release binary, built first with
 `cargo build --release`), once per weight format (`--lm-weights q8_0|f32|as-stored`); it
 reports its own prefill and decode times on stderr. llama.cpp is timed through
