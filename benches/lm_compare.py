@@ -4,14 +4,25 @@ same prompt, same thread count, greedy.
 
     python3 benches/lm_compare.py PATH.gguf [--threads 2] [--tokens 64] [--runs 3]
 
+Files in the shapes of SmolLM2-1.7B and Qwen2.5-Coder-1.5B (random Q4_K_M weights, never committed):
+
+    python3 benches/kquant_gguf.py .models/SmolLM2-135M-Instruct.Q4_1.gguf /tmp/q4_k_m-1.7b.gguf
+    python3 benches/kquant_gguf.py .models/SmolLM2-135M-Instruct.Q4_1.gguf /tmp/q4_k_m-qwen1.5b.gguf \\
+        --shape qwen2.5-coder-1.5b
+
 deepspark is timed through `deepspark model run` (the release binary, built first with
 `cargo build --release`), once per weight format (`--lm-weights q8_0|f32|as-stored`); it
 reports its own prefill and decode times on stderr. llama.cpp is timed through
 llama-cpp-python when it is installed (`pip install llama-cpp-python` builds it from source,
-many minutes on 2 cores); otherwise that half is skipped. The last line is always
-`decode tokens/s ratio candle/llama.cpp: X.XX` (or `n/a` when llama.cpp was skipped), with
-deepspark's best weight format ("candle": the name the issue that asked for it gave deepspark's
-in-process engine, which reads the file through candle). The best of --runs is kept for each figure.
+many minutes on 2 cores); otherwise that half is skipped. The last two lines are always
+
+    prefill tokens/s ratio candle/llama.cpp: X.XX
+    decode tokens/s ratio candle/llama.cpp: X.XX
+
+(`n/a` when llama.cpp was skipped), each with deepspark's best weight format for that figure
+("candle": the name the issue that asked for it gave deepspark's in-process engine, which reads the
+file through candle). The decode line stays last, as it was before the prefill line was added. The
+best of --runs is kept for each figure.
 """
 
 import argparse
@@ -103,13 +114,13 @@ def main():
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other work on the machine slows both)")
     if args.threads > 1:
         print("note: CANDLE_NUM_THREADS sets deepspark's language-model threads (default: one per core); this script sets it")
-    best_decode = 0.0
+    best_prefill, best_decode = 0.0, 0.0
     for w in args.weights.split(","):
         runs = [candle(args.binary, args.gguf, w, args.threads, args.tokens) for _ in range(args.runs)]
         prompt = runs[0][0]
         prefill = max(r[1] for r in runs)
         decode = max(r[3] for r in runs)
-        best_decode = max(best_decode, decode)
+        best_prefill, best_decode = max(best_prefill, prefill), max(best_decode, decode)
         print(f"deepspark {w:<9} prompt {prompt} tokens: prefill {prefill:7.1f} tokens/s, decode {decode:6.1f} tokens/s")
     ref = None
     for _ in range(args.runs):
@@ -119,9 +130,11 @@ def main():
         ref = r if ref is None else (r[0], max(ref[1], r[1]), r[2], max(ref[3], r[3]))
     if ref is None:
         print("llama.cpp skipped: llama-cpp-python is not installed (pip install llama-cpp-python)")
+        print("prefill tokens/s ratio candle/llama.cpp: n/a")
         print("decode tokens/s ratio candle/llama.cpp: n/a")
         return
     print(f"llama.cpp        prompt {ref[0]} tokens: prefill {ref[1]:7.1f} tokens/s, decode {ref[3]:6.1f} tokens/s")
+    print(f"prefill tokens/s ratio candle/llama.cpp: {best_prefill / ref[1]:.2f}")
     print(f"decode tokens/s ratio candle/llama.cpp: {best_decode / ref[3]:.2f}")
 
 
