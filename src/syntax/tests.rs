@@ -279,3 +279,25 @@ fn hostile_files_fall_back_without_a_panic() {
     let s = read_change("a.py", &junk, &format!("{junk}x"));
     assert_eq!(s.hunks.len(), 1);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Arbitrary texts in every grammar's language: no panic, one kind and one context per hunk.
+    #[test]
+    fn any_text_is_read_without_a_panic(
+        pick in 0usize..9,
+        old in "[ -~\n\t{}()\\[\\]\"'/*#]{0,300}",
+        new in "[ -~\n\t{}()\\[\\]\"'/*#]{0,300}",
+    ) {
+        let path = ["a.rs", "a.py", "A.java", "a.js", "a.ts", "a.tsx", "a.go", "a.c", "a.cpp"][pick];
+        let f = change(path, &old, &new);
+        let texts = OldNew { old: Some(old.clone()), new: Some(new.clone()) };
+        let s = read(std::slice::from_ref(&f), &[texts]).remove(0);
+        proptest::prop_assert_eq!(s.hunks.len(), f.hunks.len());
+        proptest::prop_assert_eq!(s.contexts.len(), f.hunks.len());
+        for c in s.contexts.iter().flatten() {
+            proptest::prop_assert!(c.start <= c.end);
+        }
+    }
+}
