@@ -167,6 +167,7 @@ fn review_end_to_end(b: Bencher, lines: usize) {
         let c = change(&fx);
         let sides = git::Sides {
             old_tree: c.old_tree,
+            old_commit: c.old_commit,
             new: c.new_side,
         };
         black_box(
@@ -187,6 +188,7 @@ fn syntax_read(b: Bencher, lines: usize) {
     let c = change(&fx);
     let sides = git::Sides {
         old_tree: c.old_tree,
+        old_commit: c.old_commit,
         new: c.new_side,
     };
     b.counter(ItemsCount::new(c.files.len())).bench_local(|| {

@@ -50,6 +50,8 @@ pub struct Change {
     pub sides: OldNew<String>,
     /// The tree of the old side (`None`: the empty tree before a first commit).
     pub old_tree: Option<Oid>,
+    /// The commit of the old side, where it is one.
+    pub old_commit: Option<Oid>,
     pub new_side: Side,
     pub files: Vec<FileDiff>,
 }
@@ -66,6 +68,8 @@ pub enum Side {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sides {
     pub old_tree: Option<Oid>,
+    /// The commit of the old side, where it is one (who wrote its lines: `history::written`).
+    pub old_commit: Option<Oid>,
     pub new: Side,
 }
 
@@ -74,7 +78,11 @@ impl Sides {
     pub fn of_commits(repo: &Repository, old: Option<Oid>, new: Oid) -> Result<Sides, GitError> {
         let old_tree = old.map(|o| repo.find_commit(o).map(|c| c.tree_id())).transpose()?;
         let new = Side::Tree(repo.find_commit(new)?.tree_id());
-        Ok(Sides { old_tree, new })
+        Ok(Sides {
+            old_tree,
+            old_commit: old,
+            new,
+        })
     }
 
     /// The old and new text of each file `want` picks (`None` where the file is absent, not
@@ -330,13 +338,48 @@ pub fn diff(repo: &Repository, req: &Request) -> Result<Change, GitError> {
         NewSide::WorkTree => Side::WorkTree,
     };
     let old_tree = old.as_ref().map(|t| t.id());
+    let old_commit = old_commit(repo, req).filter(|c| {
+        // Only a commit whose tree is the old side (a revision may name a tree).
+        repo.find_commit(*c).is_ok_and(|c| Some(c.tree_id()) == old_tree)
+    });
     let files = collect(repo, old.as_ref(), new, req.context)?;
     Ok(Change {
         sides,
         old_tree,
+        old_commit,
         new_side,
         files,
     })
+}
+
+/// The commit of a request's old side, where it is one (for blame: who wrote the lines a
+/// change modifies); `None` for the empty tree or a revision that names no commit.
+fn old_commit(repo: &Repository, req: &Request) -> Option<Oid> {
+    let commit = |rev: &str| commit_id(repo, rev).ok();
+    if let Some(rev) = &req.commit {
+        return repo.find_commit(commit(rev)?).ok()?.parent_id(0).ok();
+    }
+    match req.revs.as_slice() {
+        [] => repo.head().ok()?.peel_to_commit().ok().map(|c| c.id()),
+        [one] => match one.split_once("...") {
+            Some((a, b)) => {
+                let or_head = |s: &str| {
+                    if s.is_empty() {
+                        "HEAD".to_string()
+                    } else {
+                        s.to_string()
+                    }
+                };
+                repo.merge_base(commit(&or_head(a))?, commit(&or_head(b))?).ok()
+            }
+            None => match one.split_once("..") {
+                Some((a, _)) => commit(if a.is_empty() { "HEAD" } else { a }),
+                None => commit(one),
+            },
+        },
+        [a, _] => commit(a),
+        _ => None,
+    }
 }
 
 /// The commits of `range` (`REV`: REV and its ancestors; `A..B`: those of B not in A),

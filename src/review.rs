@@ -473,6 +473,15 @@ impl Review {
                     hunk_reasons.push(((fi, hi), r));
                 }
             }
+            for (at, w) in memory
+                .written
+                .iter()
+                .filter(|(at, _)| at.0 == fi && pointed.contains(&at.1))
+            {
+                if let Some(r) = crate::history::facts::written_reason(w, &memory.fixes, memory.now) {
+                    hunk_reasons.push((*at, r));
+                }
+            }
             if let Some(r) = crate::history::facts::file_reason(&memory.fixes, path, memory.now) {
                 hunk_reasons.extend(pointed.iter().map(|&hi| ((fi, hi), r.clone())));
             }
@@ -581,6 +590,8 @@ pub struct Memory {
     pub now: i64,
     /// The functions the fixes of the reviewed files changed (see `facts::function_reason`).
     pub functions_fixed: crate::history::facts::FunctionsFixed,
+    /// Who wrote the lines each production hunk changes (see `facts::written_reason`).
+    pub written: Vec<((usize, usize), crate::history::facts::Written)>,
 }
 
 /// The verdict the gate gives a change of risk `risk` ranked against `history` (change risks

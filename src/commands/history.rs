@@ -11,7 +11,7 @@
 
 use super::settings::{Settings, model_files};
 use crate::history::calibration::{self, Calibration, Sample};
-use crate::history::facts::{Fix, FunctionsFixed};
+use crate::history::facts::{Fix, FunctionsFixed, Written};
 use crate::model::RiskModel;
 use crate::review::CalibrationInForce;
 use crate::{git, mine};
@@ -486,4 +486,77 @@ fn functions_of_fix(repo: &git2::Repository, id: &str, path: &str) -> Result<Vec
     names.sort();
     names.dedup();
     Ok(names)
+}
+
+/// How many files, and how long a span of each, `written` blames.
+const BLAME_FILES: usize = 8;
+const BLAME_LINES: u32 = 400;
+
+/// Who wrote the lines each production hunk of `review` modifies or deletes: blame of the
+/// old side's commit `old` (whitespace ignored) over the removed lines, file by file, with
+/// each line's commit date. Blame walks the file's whole history, so it is bounded by what
+/// it asks: the first [`BLAME_FILES`] files with removed production lines, each over at
+/// most [`BLAME_LINES`] lines; a file blame cannot read is left out.
+pub fn written(
+    repo: &git2::Repository,
+    old: git2::Oid,
+    review: &crate::review::Review,
+) -> Vec<((usize, usize), Written)> {
+    let mut out = Vec::new();
+    let mut dates: std::collections::HashMap<git2::Oid, i64> = std::collections::HashMap::new();
+    let mut blamed = 0;
+    for (fi, f) in review.files.iter().enumerate() {
+        let Some(path) = f.path.old.as_deref() else { continue };
+        let removed: Vec<(usize, Vec<u32>)> = f
+            .hunks
+            .iter()
+            .enumerate()
+            .filter(|(hi, _)| review.syntax.get(fi).is_some_and(|s| s.is_production(*hi)))
+            .map(|(hi, h)| {
+                let lines = h
+                    .lines
+                    .iter()
+                    .filter(|l| l.kind == crate::diff::LineKind::Removed)
+                    .filter_map(|l| l.lineno.old)
+                    .collect();
+                (hi, lines)
+            })
+            .filter(|(_, lines): &(usize, Vec<u32>)| !lines.is_empty())
+            .collect();
+        if blamed == BLAME_FILES {
+            break;
+        }
+        let (Some(first), Some(last)) = (
+            removed.iter().flat_map(|(_, l)| l).min(),
+            removed.iter().flat_map(|(_, l)| l).max(),
+        ) else {
+            continue;
+        };
+        if last - first >= BLAME_LINES {
+            continue;
+        }
+        blamed += 1;
+        let mut opts = git2::BlameOptions::new();
+        opts.newest_commit(old)
+            .min_line(*first as usize)
+            .max_line(*last as usize);
+        opts.ignore_whitespace(true);
+        let Ok(blame) = repo.blame_file(Path::new(path), Some(&mut opts)) else {
+            continue;
+        };
+        for (hi, lines) in removed {
+            let origins = lines
+                .iter()
+                .filter_map(|&l| {
+                    let id = blame.get_line(l as usize)?.final_commit_id();
+                    let date = *dates
+                        .entry(id)
+                        .or_insert_with(|| repo.find_commit(id).map_or(0, |c| c.time().seconds()));
+                    Some((id.to_string(), date))
+                })
+                .collect();
+            out.push(((fi, hi), Written { origins }));
+        }
+    }
+    out
 }

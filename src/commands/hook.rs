@@ -96,7 +96,7 @@ fn run_pre_push(args: HookRunArgs) -> Result<u8> {
         }
         let sides = git::Sides::of_commits(&repo, base, r.local)?;
         let (mut review, mut model) = super::scoring::score_files(&repo, sides, files, &settings)?;
-        let memory = super::review::rank(&repo, &mut review, &settings, &mut model);
+        let memory = super::review::rank(&repo, &mut review, &settings, &mut model, sides.old_commit);
         review.explain(&memory);
         let sides = crate::diff::OldNew {
             old: base.map_or("(empty tree)".to_string(), |b| b.to_string()[..12].to_string()),

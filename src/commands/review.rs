@@ -31,6 +31,7 @@ pub fn rank(
     review: &mut Review,
     settings: &Settings,
     model: &mut Option<RiskModel>,
+    old_commit: Option<git2::Oid>,
 ) -> Memory {
     let mut memory = Memory::default();
     if review.scores.iter().all(|s| s.is_empty()) || settings.history == 0 {
@@ -92,6 +93,12 @@ pub fn rank(
         .collect();
     if !memory.fixes.is_empty() && !paths.is_empty() {
         memory.functions_fixed = super::history::functions_fixed(repo, &memory.fixes, &paths, memory.now);
+    }
+    // Who wrote the lines the change modifies: a fix, or fresh code (blame at the old side).
+    if let Some(old) = old_commit
+        && memory.now > 0
+    {
+        memory.written = super::history::written(repo, old, review);
     }
     memory
 }
@@ -295,10 +302,11 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
     }
     let sides = git::Sides {
         old_tree: change.old_tree,
+        old_commit: change.old_commit,
         new: change.new_side,
     };
     let (mut review, mut model) = score_files(&repo, sides, change.files, &settings)?;
-    let memory = rank(&repo, &mut review, &settings, &mut model);
+    let memory = rank(&repo, &mut review, &settings, &mut model, change.old_commit);
     let has_work = review.scores.iter().any(|s| !s.is_empty());
     let mut lm = match (&lm_args.lm, has_work) {
         (Some(_), true) => {

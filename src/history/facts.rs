@@ -81,6 +81,86 @@ pub fn function_reason(
     })
 }
 
+/// Who wrote the lines a hunk modifies or deletes, as blame at the change's old side says:
+/// each line's commit and that commit's date.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Written {
+    pub origins: Vec<(String, i64)>,
+}
+
+/// Lines written this recently are "fresh": a change that rewrites them is churn.
+pub const FRESH: i64 = 30 * 24 * 3600;
+
+/// The history reason for the lines a hunk changes: written by a bug fix (which, when),
+/// or else all written in the last 30 days before `now`.
+pub fn written_reason(w: &Written, fixes: &[Fix], now: i64) -> Option<Reason> {
+    let n = w.origins.len();
+    if n == 0 {
+        return None;
+    }
+    let by_id: std::collections::HashMap<&str, &Fix> = fixes.iter().map(|f| (f.id.as_str(), f)).collect();
+    let mut by_fix: Vec<(&Fix, usize)> = Vec::new();
+    for (id, _) in &w.origins {
+        if let Some(f) = by_id.get(id.as_str()).filter(|f| f.date <= now) {
+            match by_fix.iter_mut().find(|(g, _)| g.id == f.id) {
+                Some((_, k)) => *k += 1,
+                None => by_fix.push((f, 1)),
+            }
+        }
+    }
+    let lines = |k: usize| {
+        if k == 1 {
+            "1 line".to_string()
+        } else {
+            format!("{k} lines")
+        }
+    };
+    let days = |t: i64| ((now - t).max(0) / 86_400) as u64;
+    if !by_fix.is_empty() {
+        by_fix.sort_by(|a, b| b.0.date.cmp(&a.0.date).then_with(|| a.0.id.cmp(&b.0.id)));
+        let written: usize = by_fix.iter().map(|(_, k)| k).sum();
+        let (latest, _) = by_fix[0];
+        let short: String = latest.id.chars().take(10).collect();
+        let subject: String = latest.subject.chars().take(80).collect();
+        let fixes_text = if by_fix.len() == 1 {
+            "the bug fix".to_string()
+        } else {
+            format!("{} bug fixes, the latest", by_fix.len())
+        };
+        return Some(Reason {
+            kind: ReasonKind::History,
+            text: format!(
+                "{} of the {} it changes {} written by {fixes_text} {short} \"{subject}\" ({} days ago)",
+                lines(written),
+                lines(n),
+                if written == 1 { "was" } else { "were" },
+                days(latest.date)
+            ),
+            evidence: by_fix.iter().take(NAMED).map(|(f, _)| f.id.clone()).collect(),
+        });
+    }
+    let newest = w.origins.iter().map(|(_, t)| *t).max()?;
+    let oldest = w.origins.iter().map(|(_, t)| *t).min()?;
+    if now - oldest > FRESH || oldest > now {
+        return None;
+    }
+    let mut ids: Vec<&str> = w.origins.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Some(Reason {
+        kind: ReasonKind::History,
+        text: format!(
+            "the {} it changes {} written in the last 30 days ({} commit{}, the latest {} days ago)",
+            lines(n),
+            if n == 1 { "was" } else { "were" },
+            ids.len(),
+            if ids.len() == 1 { "" } else { "s" },
+            days(newest)
+        ),
+        evidence: ids.iter().take(NAMED).map(|s| s.to_string()).collect(),
+    })
+}
+
 /// The history reason for a file, when a fix changed it in the year before `now`.
 pub fn file_reason(fixes: &[Fix], path: &str, now: i64) -> Option<Reason> {
     let (of, recent) = fixes_of(fixes, path, now);
@@ -154,6 +234,44 @@ mod tests {
             "{}",
             r.text
         );
+    }
+
+    #[test]
+    fn lines_a_fix_wrote_are_named_and_fresh_lines_are_churn() {
+        let now = 1_000 * 86_400;
+        let fixes = vec![fix('a', 40, "src/x.c"), fix('b', 5, "src/x.c")];
+        let day = |d: i64| now - d * 86_400;
+        let w = Written {
+            origins: vec![
+                ("a".repeat(40), day(40)),
+                ("a".repeat(40), day(40)),
+                ("c".repeat(40), day(400)),
+            ],
+        };
+        let r = written_reason(&w, &fixes, now).unwrap();
+        assert_eq!(
+            r.text,
+            format!(
+                "2 lines of the 3 lines it changes were written by the bug fix {} \"fix a\" (40 days ago)",
+                "a".repeat(10)
+            )
+        );
+        assert_eq!(r.evidence, vec!["a".repeat(40)]);
+        // As of 50 days ago fix a did not exist yet; the old line keeps it from being churn.
+        assert!(written_reason(&w, &fixes, now - 50 * 86_400).is_none());
+        // Fresh lines by ordinary commits: churn.
+        let w = Written {
+            origins: vec![("d".repeat(40), day(3)), ("e".repeat(40), day(12))],
+        };
+        let r = written_reason(&w, &fixes, now).unwrap();
+        assert!(
+            r.text.starts_with(
+                "the 2 lines it changes were written in the last 30 days (2 commits, the latest 3 days ago)"
+            ),
+            "{}",
+            r.text
+        );
+        assert!(written_reason(&Written::default(), &fixes, now).is_none());
     }
 
     #[test]

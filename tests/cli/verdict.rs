@@ -129,7 +129,7 @@ fn a_history_fact_names_the_fixes_of_the_touched_file() {
 }
 
 #[test]
-fn a_history_fact_names_the_fixes_of_the_touched_function_and_not_of_its_neighbours() {
+fn history_facts_name_the_fixes_of_the_touched_function_and_of_the_lines_it_changes() {
     let r = history(8);
     let (late, _) = new_work(&r);
     // f3 of src/m3.rs was fixed once ("fix wrong value in f3"); change it again.
@@ -164,6 +164,24 @@ fn a_history_fact_names_the_fixes_of_the_touched_function_and_not_of_its_neighbo
         .id()
         .to_string();
     assert_eq!(facts[0]["evidence"], serde_json::json!([fix]));
+    // The line it changes is the one the fix wrote: blame at the old side says so.
+    let (v, _) = review_json(&r, &["--commit", &again.to_string(), "--lgtm", "1", "--min-risk", "0"]);
+    let written: Vec<&serde_json::Value> = file(&v, "src/m3.rs")["hunks"][0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["kind"] == "history" && x["text"].as_str().unwrap().contains("it changes"))
+        .collect();
+    assert_eq!(written.len(), 1, "{v}");
+    assert!(
+        written[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 line of the 1 line it changes was written by the bug fix"),
+        "{}",
+        written[0]["text"]
+    );
+    assert_eq!(written[0]["evidence"], serde_json::json!([fix]));
     // `late`, new in the same file, was never fixed: the file's fact only.
     assert!(function_facts(late).is_empty());
     // What each fix changed is cached beside the history.
