@@ -91,8 +91,9 @@ pub struct Written {
 /// Lines written this recently are "fresh": a change that rewrites them is churn.
 pub const FRESH: i64 = 30 * 24 * 3600;
 
-/// The history reason for the lines a hunk changes: written by a bug fix (which, when),
-/// or else all written in the last 30 days before `now`.
+/// The history reason for the lines a hunk changes: written by a bug fix (which, when:
+/// one of the year before `now`, or an older one that wrote at least half of them), or else
+/// all written in the last 30 days before `now`.
 pub fn written_reason(w: &Written, fixes: &[Fix], now: i64) -> Option<Reason> {
     let n = w.origins.len();
     if n == 0 {
@@ -116,6 +117,9 @@ pub fn written_reason(w: &Written, fixes: &[Fix], now: i64) -> Option<Reason> {
         }
     };
     let days = |t: i64| ((now - t).max(0) / 86_400) as u64;
+    // A fix of long ago that wrote one line of many says little: keep the year's fixes,
+    // and older ones that wrote at least half the lines.
+    by_fix.retain(|(f, k)| f.date > now - YEAR || 2 * k >= n);
     if !by_fix.is_empty() {
         by_fix.sort_by(|a, b| b.0.date.cmp(&a.0.date).then_with(|| a.0.id.cmp(&b.0.id)));
         let written: usize = by_fix.iter().map(|(_, k)| k).sum();
@@ -272,6 +276,15 @@ mod tests {
             r.text
         );
         assert!(written_reason(&Written::default(), &fixes, now).is_none());
+        // A fix of two years ago that wrote 1 line of 4: not a fact worth a reason; of 2, it is.
+        let old_fix = vec![fix('f', 730, "src/x.c")];
+        let w = |n: usize| Written {
+            origins: std::iter::once(("f".repeat(40), day(730)))
+                .chain((1..n).map(|_| ("g".repeat(40), day(900))))
+                .collect(),
+        };
+        assert!(written_reason(&w(4), &old_fix, now).is_none());
+        assert!(written_reason(&w(2), &old_fix, now).unwrap().text.starts_with("1 line of the 2 lines"));
     }
 
     #[test]
