@@ -284,7 +284,12 @@ mod tests {
                 .collect(),
         };
         assert!(written_reason(&w(4), &old_fix, now).is_none());
-        assert!(written_reason(&w(2), &old_fix, now).unwrap().text.starts_with("1 line of the 2 lines"));
+        assert!(
+            written_reason(&w(2), &old_fix, now)
+                .unwrap()
+                .text
+                .starts_with("1 line of the 2 lines")
+        );
     }
 
     #[test]
