@@ -36,7 +36,7 @@ struct Cache {
 pub struct Scored {
     /// The model's change risk over its production hunks (0 when it has none), rounded to 1e-4.
     pub risk: f32,
-    /// Whether it changed production code (see `syntax.rs`).
+    /// Whether it changed production code (see `syntax/`).
     pub production: bool,
     /// How many hunks it changed.
     pub hunks: u32,

@@ -4,7 +4,7 @@
 //! combines them into the change's risk; [`Generator`] turns a hunk into candidate
 //! rewrites. The pipeline only ever sees these traits, so other models plug in beside the
 //! embedded one; pretrained language models live in `lm/` behind their own trait
-//! (`lm::LanguageModel`). This module does not read git or decide verdicts (see `review.rs`).
+//! (`lm::LanguageModel`). This module does not read git or decide verdicts (see `review/`).
 
 pub mod config;
 pub mod device;

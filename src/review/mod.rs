@@ -77,7 +77,7 @@ pub struct Review {
     pub unreviewed: usize,
     pub warnings: Vec<Warning>,
     pub model: Option<String>,
-    /// Verified suggestions, best first within each hunk (see `suggest.rs`); empty until suggested.
+    /// Verified suggestions, best first within each hunk (see `suggest/`); empty until suggested.
     pub suggestions: Vec<crate::suggest::Suggestion>,
     /// The generator that made them.
     pub generator: Option<String>,

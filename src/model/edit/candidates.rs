@@ -2,7 +2,7 @@
 //! identifiers from the hunk and from the rest of its file, off-by-one integers and line
 //! deletions, each with the features the ranker sees. Context and removed lines are never
 //! touched; the file is only read for its names. It neither ranks (see `ranker`) nor checks a
-//! candidate against the file (see `suggest.rs`).
+//! candidate against the file (see `suggest/`).
 
 use super::rules::{BEFORE_WORD, EOL, INSERT, MAX_RULE_TOKENS, RuleIndex, VALUES_PER_KEY, is_identifier, is_word, lex};
 use crate::diff::{Hunk, LineKind};

@@ -13,7 +13,7 @@
 //!
 //! It only ever edits or deletes the hunk's added lines: context and removed lines are
 //! never touched, and no line is invented. It does not check that a candidate applies
-//! to the file, re-score it or rank it by risk (see `suggest.rs`).
+//! to the file, re-score it or rank it by risk (see `suggest/`).
 //!
 //! Files: `generator.json` (the rules and the network's sizes) and
 //! `generator.safetensors` (the network), embedded from `weights/` like the risk model.
