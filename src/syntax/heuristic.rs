@@ -26,19 +26,7 @@ pub fn kind(role: Role, language: Option<&str>, hunk: &Hunk, tests_from: Option<
     }
     let same_code = squash(&old_code) == squash(&new_code);
     if same_code {
-        let text = |k: LineKind| -> String {
-            hunk.lines
-                .iter()
-                .filter(|l| l.kind == k)
-                .flat_map(|l| l.text.split_whitespace())
-                .collect()
-        };
-        // Nothing but spacing moved: a reformat; a comment changed: a comment change.
-        return if text(LineKind::Removed) == text(LineKind::Added) {
-            Kind::Reformat
-        } else {
-            Kind::Comments
-        };
+        return super::no_code_change(hunk);
     }
     if role == Role::Test {
         return Kind::Test;

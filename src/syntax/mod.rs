@@ -270,18 +270,7 @@ fn parsed_kind(role: Role, h: &Hunk, old: &tree::SideTree, new: &tree::SideTree)
     }
     let (old_rows, new_rows) = changed_rows(h);
     if old.tokens_on(&old_rows) == new.tokens_on(&new_rows) {
-        let text = |k: LineKind| -> String {
-            h.lines
-                .iter()
-                .filter(|l| l.kind == k)
-                .flat_map(|l| l.text.split_whitespace())
-                .collect()
-        };
-        return if text(LineKind::Removed) == text(LineKind::Added) {
-            Kind::Reformat
-        } else {
-            Kind::Comments
-        };
+        return no_code_change(h);
     }
     let in_tests =
         (old_rows.is_empty() || old.all_tests(&old_rows)) && (new_rows.is_empty() || new.all_tests(&new_rows));
@@ -289,6 +278,23 @@ fn parsed_kind(role: Role, h: &Hunk, old: &tree::SideTree, new: &tree::SideTree)
         return Kind::Test;
     }
     Kind::Code
+}
+
+/// The kind of a hunk whose code tokens did not change: a reformat when nothing but spacing
+/// moved, else a comment change.
+fn no_code_change(h: &Hunk) -> Kind {
+    let text = |k: LineKind| -> String {
+        h.lines
+            .iter()
+            .filter(|l| l.kind == k)
+            .flat_map(|l| l.text.split_whitespace())
+            .collect()
+    };
+    if text(LineKind::Removed) == text(LineKind::Added) {
+        Kind::Reformat
+    } else {
+        Kind::Comments
+    }
 }
 
 /// The innermost definition around a hunk's first changed line (new side; old side when
