@@ -482,8 +482,10 @@ impl Review {
                     hunk_reasons.push((*at, r));
                 }
             }
+            // The file's fact once, on its first production hunk: repeated under each hunk it
+            // buried the facts about functions and lines.
             if let Some(r) = crate::history::facts::file_reason(&memory.fixes, path, memory.now) {
-                hunk_reasons.extend(pointed.iter().map(|&hi| ((fi, hi), r.clone())));
+                hunk_reasons.push(((fi, pointed[0]), r));
             }
         }
         for c in &self.assist.comments {
