@@ -10,7 +10,7 @@ among hunks that remove lines), since larger hunks are fixed more often whatever
 A finding is kept (made a `syntax` reason) only when its hunks are fixed clearly more often than
 size-matched ones; the README says what this printed and which were kept.
 """
-import gzip, json, re, glob, collections, os, sys
+import gzip, json, re, glob, os, sys
 DATA = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'jit')
 CHECK = re.compile(r'(!=|==)\s*(nil|NULL|null|None|undefined)\b|\bis (not )?None\b|(nil|NULL|null|None)\s*(!=|==)|if\s*\(?\s*!\s*\w+\s*\)|\berr\s*!=\s*nil')
 CODE = re.compile(r'\.(go|c|h|cc|cpp|java|js|ts|py|rs)$')
@@ -26,7 +26,7 @@ def findings(h):
     # a bound changed: same line but < <-> <= or > <-> >=
     for r in rem:
         for a in add:
-            if r != a and len(r) == len(a) + 1 or len(a) == len(r) + 1:
+            if abs(len(r) - len(a)) == 1:
                 nr, na = norm(r), norm(a)
                 for x, y in (('<=', '<'), ('>=', '>')):
                     if nr.replace(x, y) == na.replace(x, y) and nr != na and (x in nr or x in na):
@@ -36,61 +36,45 @@ def findings(h):
     if re.search(r'catch\s*\([^)]*\)\s*\{\s*\}', txt) or re.search(r'except[^:]*:\s*\n?\s*pass\b', txt) or re.search(r'\b_\s*=\s*err\b', txt):
         out.add('error_swallowed')
     return out
-tot = collections.Counter(); hit = collections.Counter(); per = collections.defaultdict(collections.Counter)
+def size(h):
+    return sum(1 for l in h.split('\n') if l[:1] in '+-')
+
+
+# One pass over the labelled hunks: (project, later fixed?, size bucket, removes lines?, findings).
+rows = []
 for f in sorted(glob.glob(DATA + '/*.hunks.jsonl.gz')):
     proj = f.split('/')[-1].split('.')[0]
     for l in gzip.open(f, 'rt'):
         d = json.loads(l)
-        if not CODE.search(d['file']) or 'test' in d['file'].lower(): continue
+        if not CODE.search(d['file']) or 'test' in d['file'].lower():
+            continue
         lab = str(d['hunk_label'])
-        if lab not in ('1', '0'): continue  # buggy hunks vs hunks of clean commits
-        y = lab == '1'
-        tot[y] += 1; per[proj][('all', y)] += 1
-        for k in findings(d['hunk']):
-            hit[(k, y)] += 1; per[proj][(k, y)] += 1
-base = tot[True] / (tot[True] + tot[False])
-print('base buggy-hunk rate %.3f over %d production hunks' % (base, tot[True] + tot[False]))
-for k in ('removed_check', 'bound_changed', 'error_swallowed'):
-    n = hit[(k, True)] + hit[(k, False)]
-    print(k, 'n', n, 'buggy rate %.3f' % (hit[(k, True)] / n if n else 0), 'lift %.2f' % ((hit[(k, True)] / n) / base if n else 0))
-    for p in sorted(per):
-        a, b = per[p][(k, True)], per[p][(k, False)]
-        ba, bb = per[p][('all', True)], per[p][('all', False)]
-        if a + b: print('   %-28s n %4d rate %.3f base %.3f' % (p, a + b, a / (a + b), ba / (ba + bb)))
-# Size-matched control: hunks with removed lines, bucketed by changed-line count.
-def size(h): return sum(1 for l in h.split('\n') if l[:1] in '+-')
-ctl = collections.Counter(); fnd = collections.Counter()
-for f in sorted(glob.glob(DATA + '/*.hunks.jsonl.gz')):
-    for l in gzip.open(f, 'rt'):
-        d = json.loads(l)
-        if not CODE.search(d['file']) or 'test' in d['file'].lower(): continue
-        lab = str(d['hunk_label'])
-        if lab not in ('1', '0'): continue
+        if lab not in ('1', '0'):  # buggy hunks against hunks of clean commits
+            continue
         h = d['hunk']
-        if not any(x.startswith('-') for x in h.split('\n')): continue
-        b = min(size(h) // 5, 8); y = lab == '1'
-        ctl[(b, y)] += 1
-        if 'removed_check' in findings(h): fnd[(b, y)] += 1
-exp = 0; obs = 0; n = 0
-for b in range(9):
-    fb = fnd[(b, True)] + fnd[(b, False)]
-    cb = ctl[(b, True)] + ctl[(b, False)]
-    if fb and cb:
-        exp += fb * ctl[(b, True)] / cb; obs += fnd[(b, True)]; n += fb
-print('removed_check, size-matched among hunks that remove lines: n %d observed buggy %d expected %.1f (rate %.3f vs %.3f)' % (n, obs, exp, obs / n, exp / n))
-ctl = collections.Counter(); fnd = collections.Counter()
-for f in sorted(glob.glob(DATA + '/*.hunks.jsonl.gz')):
-    for l in gzip.open(f, 'rt'):
-        d = json.loads(l)
-        if not CODE.search(d['file']) or 'test' in d['file'].lower(): continue
-        lab = str(d['hunk_label'])
-        if lab not in ('1', '0'): continue
-        h = d['hunk']; b = min(size(h) // 5, 8); y = lab == '1'
-        ctl[(b, y)] += 1
-        for k in findings(h): fnd[(k, b, y)] += 1
-for k in ('bound_changed', 'error_swallowed'):
-    exp = obs = n = 0
+        removes = any(x.startswith('-') for x in h.split('\n'))
+        rows.append((proj, lab == '1', min(size(h) // 5, 8), removes, findings(h)))
+
+base = sum(r[1] for r in rows) / len(rows)
+print('base buggy-hunk rate %.3f over %d production hunks' % (base, len(rows)))
+for k in ('removed_check', 'bound_changed', 'error_swallowed'):
+    hit = [r for r in rows if k in r[4]]
+    if not hit:
+        continue
+    rate = sum(r[1] for r in hit) / len(hit)
+    print(k, 'n', len(hit), 'buggy rate %.3f' % rate, 'lift %.2f' % (rate / base))
+    for p in sorted({r[0] for r in hit}):
+        mine = [r for r in hit if r[0] == p]
+        alls = [r for r in rows if r[0] == p]
+        print('   %-28s n %4d rate %.3f base %.3f' % (p, len(mine), sum(r[1] for r in mine) / len(mine),
+                                                      sum(r[1] for r in alls) / len(alls)))
+    # Against hunks of the same size (for a removed check: among hunks that remove lines).
+    pool = [r for r in rows if r[3]] if k == 'removed_check' else rows
+    expected = 0.0
     for b in range(9):
-        fb = fnd[(k, b, True)] + fnd[(k, b, False)]; cb = ctl[(b, True)] + ctl[(b, False)]
-        if fb and cb: exp += fb * ctl[(b, True)] / cb; obs += fnd[(k, b, True)]; n += fb
-    print('%s size-matched: n %d observed %d expected %.1f (rate %.3f vs %.3f)' % (k, n, obs, exp, obs / n, exp / n))
+        in_b = [r for r in pool if r[2] == b]
+        if in_b:
+            expected += sum(1 for r in hit if r[2] == b) * sum(r[1] for r in in_b) / len(in_b)
+    observed = sum(r[1] for r in hit)
+    print('%s size-matched: n %d observed %d expected %.1f (rate %.3f vs %.3f)'
+          % (k, len(hit), observed, expected, observed / len(hit), expected / len(hit)))
