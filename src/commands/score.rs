@@ -330,13 +330,7 @@ impl<'s, W: Write> Filter<'s, W> {
                     with_fields(&raw, record, [("risk", num(s.risk)), ("logit", num(s.logit))])
                 }
                 Pending::Commit { raw, record, files } => {
-                    let per_file: Vec<Vec<HunkScore>> = files
-                        .iter()
-                        .map(|f| match f.skip {
-                            None => scores.by_ref().take(f.hunks.len()).collect(),
-                            Some(_) => Vec::new(),
-                        })
-                        .collect();
+                    let per_file = super::scoring::split_by_file(&files, &mut scores);
                     let all: Vec<HunkScore> = per_file.iter().flatten().cloned().collect();
                     let risk = match &self.model {
                         Some(m) if !all.is_empty() => m.change_risk(&all)?,

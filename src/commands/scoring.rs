@@ -26,7 +26,6 @@ pub fn score_files(
 ) -> Result<(Review, Option<RiskModel>)> {
     let start = Instant::now();
     skip::apply(&mut files, &settings.rules);
-    let texts = sides.texts(repo, &files, crate::syntax::wants_text)?;
     let mut scores: Vec<Vec<HunkScore>> = vec![Vec::new(); files.len()];
     let to_score: Vec<usize> = (0..files.len())
         .filter(|&i| files[i].skip.is_none() && !files[i].hunks.is_empty())
@@ -34,6 +33,8 @@ pub fn score_files(
     if to_score.is_empty() {
         return Ok((judge(files, scores, 0.0, settings.thresholds, None), None));
     }
+    // Both sides of each file a grammar reads, for the syntax stage (nothing to read above).
+    let texts = sides.texts(repo, &files, crate::syntax::wants_text)?;
     let dev = device(settings.device)?;
     let model = RiskModel::load(&model_files(settings.model.as_deref())?, &dev)?;
     let total: usize = to_score.iter().map(|&i| files[i].hunks.len()).sum();
@@ -171,19 +172,25 @@ pub fn review_group(
     drop(inputs);
     let mut out = Vec::with_capacity(changes.len());
     for (id, files, texts) in changes {
-        let per_file: Vec<Vec<HunkScore>> = files
-            .iter()
-            .map(|f| match f.skip {
-                None => scores.by_ref().take(f.hunks.len()).collect(),
-                Some(_) => Vec::new(),
-            })
-            .collect();
+        let per_file = split_by_file(&files, &mut scores);
         out.push((
             id,
             judge_scored(files, &texts, per_file, model.as_ref(), settings, None)?,
         ));
     }
     Ok(out)
+}
+
+/// The next scores of a flat, in-order stream, split into one list per file: a file's
+/// hunks take the next scores unless it is skipped (skipped files were not scored).
+pub fn split_by_file(files: &[FileDiff], scores: &mut impl Iterator<Item = HunkScore>) -> Vec<Vec<HunkScore>> {
+    files
+        .iter()
+        .map(|f| match f.skip {
+            None => scores.by_ref().take(f.hunks.len()).collect(),
+            Some(_) => Vec::new(),
+        })
+        .collect()
 }
 
 fn progress_bar(total: usize) -> indicatif::ProgressBar {
