@@ -12,6 +12,7 @@
 use super::settings::{Settings, model_files};
 use crate::history::calibration::{self, Calibration, Sample};
 use crate::history::facts::{Fix, FunctionsFixed, Written};
+use crate::history::similar::FixedHunk;
 use crate::model::RiskModel;
 use crate::review::CalibrationInForce;
 use crate::{git, mine};
@@ -213,6 +214,8 @@ struct MemoryCache {
     /// How many commits were scored.
     window: usize,
     fixes: Vec<Fix>,
+    /// The fixes' hunks, for similar past bugs (a cache without them is rebuilt).
+    fixed_hunks: Vec<FixedHunk>,
 }
 
 /// What the repository's history gives a review: the calibration in force, and the
@@ -220,6 +223,7 @@ struct MemoryCache {
 pub struct Remembered {
     pub calibration: CalibrationInForce,
     pub fixes: Vec<Fix>,
+    pub fixed_hunks: Vec<FixedHunk>,
     pub now: i64,
 }
 
@@ -267,6 +271,7 @@ pub fn remember(repo: &git2::Repository, settings: &Settings, scored: &[(git2::O
     Ok(Remembered {
         calibration,
         fixes: memory.fixes,
+        fixed_hunks: memory.fixed_hunks,
         now,
     })
 }
@@ -399,6 +404,7 @@ fn label_and_fit(
         why,
         window: scored.len(),
         fixes,
+        fixed_hunks: labels.fixed_hunks,
     })
 }
 

@@ -21,6 +21,7 @@
 
 use crate::diff::{FileDiff, Hunk, LineKind, is_code_language, is_cosmetic, is_test_path};
 use crate::git::{self, GitError, HistoryCommit};
+use crate::history::similar::{self, FixedHunk};
 use crate::skip;
 use git2::{Oid, Repository};
 use rayon::prelude::*;
@@ -189,6 +190,8 @@ pub struct Labels {
     pub lines: HashMap<Oid, HashMap<String, HashSet<u32>>>,
     /// Introducing commit -> the fixes that implicate it.
     pub fixed_by: HashMap<Oid, BTreeSet<String>>,
+    /// The fixes' hunks that removed a telling code line (`history::similar`), oldest fix first.
+    pub fixed_hunks: Vec<FixedHunk>,
     pub summary: Summary,
 }
 
@@ -236,6 +239,7 @@ pub fn label(
             fixes: Vec::new(),
             lines: HashMap::new(),
             fixed_by: HashMap::new(),
+            fixed_hunks: Vec::new(),
             summary,
         });
     };
@@ -261,6 +265,13 @@ pub fn label(
                 got
             },
         )
+        .collect();
+    let fixed_hunks: Vec<FixedHunk> = asked
+        .iter()
+        .flat_map(|a| match a {
+            Ok(Some(qs)) => qs.iter().flat_map(|q| q.fixed.iter().cloned()).collect(),
+            _ => Vec::new(),
+        })
         .collect();
     let paths: Vec<Vec<String>> = asked
         .iter()
@@ -306,6 +317,7 @@ pub fn label(
         mined,
         lines,
         fixed_by,
+        fixed_hunks,
         summary,
     })
 }
@@ -324,6 +336,7 @@ pub fn mine(
         lines,
         fixed_by,
         mut summary,
+        ..
     } = label(repo, &opts.at, &opts.patterns, &opts.rules, progress, None)?;
     let Some(at) = history.last() else {
         return Ok(summary);
@@ -392,10 +405,12 @@ fn missing(e: &git2::Error) -> bool {
     e.code() == git2::ErrorCode::NotFound && e.class() == git2::ErrorClass::Odb
 }
 
-/// Lines to blame: the code lines a fix removed from one file, at the fix's parent.
+/// Lines to blame: the code lines a fix removed from one file, at the fix's parent; and the
+/// fix's hunks of that file, for `history::similar`.
 struct Question {
     path: String,
     lines: Vec<u32>,
+    fixed: Vec<FixedHunk>,
 }
 
 /// What blaming one fix found.
@@ -422,6 +437,31 @@ fn questions(repo: &Repository, fix: &HistoryCommit, rules: &skip::Rules) -> Res
             continue;
         };
         let language = f.language;
+        let put_back: HashSet<String> = f
+            .hunks
+            .iter()
+            .flat_map(|h| h.lines.iter())
+            .filter(|l| l.kind == LineKind::Added)
+            .map(|l| similar::normal(&l.text))
+            .collect();
+        let fixed = match f.path.new.as_deref() {
+            Some(new_path) => f
+                .hunks
+                .iter()
+                .filter_map(|h| {
+                    let of = |k: LineKind| h.lines.iter().filter(move |l| l.kind == k).map(|l| l.text.clone());
+                    FixedHunk::of(
+                        (fix.id.to_string(), fix.author_date),
+                        new_path.to_string(),
+                        of(LineKind::Removed).collect(),
+                        of(LineKind::Added).collect(),
+                        &put_back,
+                        language,
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let lines: Vec<u32> = f
             .hunks
             .iter()
@@ -433,6 +473,7 @@ fn questions(repo: &Repository, fix: &HistoryCommit, rules: &skip::Rules) -> Res
             out.push(Question {
                 path: old_path.to_string(),
                 lines,
+                fixed,
             });
         }
     }
