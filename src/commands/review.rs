@@ -65,6 +65,7 @@ pub fn rank(
                 history.sort_by(f32::total_cmp);
                 memory.sizes = scored.iter().map(|(_, s)| s.hunks).collect();
                 memory.fixes = remembered.fixes;
+                memory.fixed_hunks = remembered.fixed_hunks;
                 memory.now = remembered.now;
                 if settings.calibration == CalibrationChoice::Repository {
                     review.calibrate(remembered.calibration);
@@ -94,6 +95,35 @@ pub fn rank(
     if !memory.fixes.is_empty() && !paths.is_empty() {
         memory.functions_fixed = super::history::functions_fixed(repo, &memory.fixes, &paths, memory.now);
     }
+    // Lines a bug fix had removed that the change adds back: only fixes older than the
+    // change's old side are evidence about it.
+    memory.before = old_commit
+        .and_then(|o| repo.find_commit(o).ok())
+        .map_or(memory.now, |c| c.time().seconds());
+    if !memory.fixed_hunks.is_empty() {
+        let index = crate::history::similar::Index::new(&memory.fixed_hunks);
+        for (fi, f) in review.files.iter().enumerate() {
+            let Some(path) = f.path.new.as_deref() else { continue };
+            // A line the file already holds (elsewhere, or where the change moves it from)
+            // is an idiom of the file, not the code a fix took out: the old side's lines
+            // are not matched. Read only for a file with a match.
+            let mut held: Option<std::collections::HashSet<String>> = None;
+            for (hi, h) in f.hunks.iter().enumerate() {
+                let production = review.syntax.get(fi).is_some_and(|s| s.is_production(hi));
+                if production && !review.dismissed.contains(&(fi, hi)) {
+                    let none = std::collections::HashSet::new();
+                    if index.readded(path, h, memory.before, &none).is_none() {
+                        continue;
+                    }
+                    let held = held.get_or_insert_with(|| old_lines(repo, old_commit, f.path.old.as_deref()));
+                    if let Some(r) = index.readded(path, h, memory.before, held) {
+                        memory.readded.push(((fi, hi), r));
+                    }
+                }
+            }
+        }
+        review.set_readded(memory.readded.iter().map(|(at, _)| *at).collect());
+    }
     // Who wrote the lines the change modifies: a fix, or fresh code (blame at the old side).
     if let Some(old) = old_commit
         && memory.now > 0
@@ -103,9 +133,32 @@ pub fn rank(
     memory
 }
 
+/// The lines of `path` at `commit`, whitespace collapsed (`history::similar::normal`); none
+/// for a new file or one git cannot read.
+fn old_lines(
+    repo: &git2::Repository,
+    commit: Option<git2::Oid>,
+    path: Option<&str>,
+) -> std::collections::HashSet<String> {
+    let text = (|| {
+        let tree = repo.find_commit(commit?).ok()?.tree().ok()?;
+        let blob = tree
+            .get_path(Path::new(path?))
+            .ok()?
+            .to_object(repo)
+            .ok()?
+            .peel_to_blob()
+            .ok()?;
+        Some(String::from_utf8_lossy(blob.content()).into_owned())
+    })();
+    text.map(|t| t.lines().map(crate::history::similar::normal).collect())
+        .unwrap_or_default()
+}
+
 /// Adds verified suggestions to the review for hunks at or above the threshold, and returns
 /// the reviewed contents of the files (for --apply and --patch). With an assistant, the
-/// language model first rewrites the riskiest of those hunks (see `suggest::suggest`).
+/// language model first rewrites the riskiest of those hunks; a hunk that adds back the
+/// lines a bug fix had replaced is offered that fix's replacement (see `suggest::suggest`).
 fn add_suggestions(
     review: &mut Review,
     model: &RiskModel,
@@ -113,17 +166,29 @@ fn add_suggestions(
     new_side: git::Side,
     settings: &Settings,
     assistant: Option<&mut Assistant>,
+    memory: &Memory,
 ) -> Result<Vec<Option<String>>> {
     let s = &settings.suggest;
     let mut contents: Vec<Option<String>> = vec![None; review.files.len()];
     // Only production code gets suggestions (tests, comments and reformats carry no risk),
     // so only files with a risky production hunk are read.
     let production = |f: usize, h: usize| review.syntax.get(f).is_none_or(|s| s.is_production(h));
+    let from_history: Vec<((usize, usize), Vec<crate::model::LineEdit>)> = memory
+        .readded
+        .iter()
+        .filter_map(|(at, r)| {
+            Some((
+                *at,
+                crate::history::similar::candidate(r, &review.files[at.0].hunks[at.1])?,
+            ))
+        })
+        .collect();
     let wanted = |f: usize| {
         review.scores[f]
             .iter()
             .enumerate()
             .any(|(h, score)| score.risk >= s.above && production(f, h))
+            || from_history.iter().any(|(at, _)| at.0 == f)
     };
     if s.per_hunk == 0 || !(0..review.files.len()).any(wanted) {
         return Ok(contents);
@@ -142,7 +207,13 @@ fn add_suggestions(
         .into_iter()
         .filter(|t| production(t.file, t.hunk))
         .collect();
-    let mut written = Vec::new();
+    let mut written: Vec<(usize, Vec<crate::model::LineEdit>, suggest::Author)> = from_history
+        .into_iter()
+        .filter_map(|(at, edits)| {
+            let t = targets.iter().position(|t| (t.file, t.hunk) == at)?;
+            Some((t, edits, suggest::Author::History))
+        })
+        .collect();
     if let Some(a) = assistant {
         for (k, t) in suggest::chosen(&targets, s).into_iter().enumerate() {
             let target = &targets[t];
@@ -155,7 +226,7 @@ fn add_suggestions(
                 review.context_of(target.file, target.hunk),
                 target.hunk_ref,
             ) {
-                written.push((t, edits));
+                written.push((t, edits, suggest::Author::LanguageModel));
             }
         }
     }
@@ -323,7 +394,15 @@ pub fn run(args: ReviewArgs) -> Result<u8> {
         comment(&mut review, a, settings.min_risk, args.assist.lm_comments.unwrap_or(8));
     }
     let contents = match &model {
-        Some(m) => add_suggestions(&mut review, m, &repo, change.new_side, &settings, assistant.as_mut())?,
+        Some(m) => add_suggestions(
+            &mut review,
+            m,
+            &repo,
+            change.new_side,
+            &settings,
+            assistant.as_mut(),
+            &memory,
+        )?,
         None => vec![None; review.files.len()],
     };
     drop(model);

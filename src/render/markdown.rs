@@ -202,10 +202,10 @@ pub fn write(r: &Review, min_risk: f32, out: &mut impl Write) -> std::io::Result
                 writeln!(
                     out,
                     "\nA possible change{} (risk {:.0}% → {:.0}% if applied; `deepspark review --apply` applies it):\n\n{fence}diff\n{}{fence}",
-                    if sg.by == crate::suggest::Author::LanguageModel {
-                        ", written by the language model"
-                    } else {
-                        ""
+                    match sg.by {
+                        crate::suggest::Author::LanguageModel => ", written by the language model",
+                        crate::suggest::Author::History => ", what the bug fix named above did to these lines",
+                        crate::suggest::Author::Embedded => "",
                     },
                     sg.risk.old * 100.0,
                     sg.risk.new * 100.0,

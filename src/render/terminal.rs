@@ -288,6 +288,7 @@ fn write_suggestion(s: &Suggestion, style: &Style, out: &mut impl Write) -> std:
         match s.by {
             crate::suggest::Author::Embedded => format!("generator confidence {:.0}%", s.probability * 100.0),
             crate::suggest::Author::LanguageModel => "written by the language model".to_string(),
+            crate::suggest::Author::History => "what the bug fix named above did to these lines".to_string(),
         }
     )?;
     for file in parse_patch(&s.diff) {

@@ -103,6 +103,9 @@ pub struct Review {
     pub reasons: Vec<Reason>,
     /// Why a hunk is pointed at: `(file, hunk)` and a fact about it.
     pub hunk_reasons: Vec<((usize, usize), Reason)>,
+    /// `(file, hunk)` of the production hunks that add back a line a bug fix of this
+    /// repository removed from the same file (`history::similar`): never LGTM.
+    pub readded: Vec<(usize, usize)>,
 }
 
 /// The calibration a review used, and the sentence that names it in reports.
@@ -215,9 +218,19 @@ impl Finding<'_> {
 
 impl Review {
     /// Whether something forbids an LGTM whatever the probability: files left unreviewed
-    /// for size, or a syntax error the change brings (`syntax::SyntaxError`).
+    /// for size, a syntax error the change brings (`syntax::SyntaxError`), or a line added
+    /// back that a bug fix had removed (`history::similar`: more than half of such hunks
+    /// were later fixed again).
     pub fn no_lgtm(&self) -> bool {
-        self.unreviewed > 0 || self.syntax.iter().any(|s| s.error.is_some())
+        self.unreviewed > 0 || self.syntax.iter().any(|s| s.error.is_some()) || !self.readded.is_empty()
+    }
+
+    /// Sets the hunks that add back a line a bug fix removed, and decides the verdict again.
+    pub fn set_readded(&mut self, readded: Vec<(usize, usize)>) {
+        self.readded = readded;
+        if self.verdict == Verdict::Lgtm && self.no_lgtm() {
+            self.verdict = Verdict::NeedsWork;
+        }
     }
 
     /// Sets the syntax stage's reading and decides the verdict again with it.
@@ -314,6 +327,7 @@ pub fn judge(
         calibration: CalibrationInForce::default(),
         reasons: Vec::new(),
         hunk_reasons: Vec::new(),
+        readded: Vec::new(),
     }
 }
 
@@ -453,6 +467,11 @@ impl Review {
                 evidence: Vec::new(),
             });
         }
+        let subjects: std::collections::HashMap<&str, &str> = memory
+            .fixes
+            .iter()
+            .map(|f| (f.id.as_str(), f.subject.as_str()))
+            .collect();
         for (fi, f) in self.files.iter().enumerate() {
             let Some(fs) = self.syntax.get(fi) else { continue };
             // Every production hunk, whatever its own score: what the history says of the
@@ -481,6 +500,14 @@ impl Review {
                 if let Some(r) = crate::history::facts::written_reason(w, &memory.fixes, memory.now) {
                     hunk_reasons.push((*at, r));
                 }
+            }
+            for ((_, hi), r) in memory
+                .readded
+                .iter()
+                .filter(|(at, _)| at.0 == fi && pointed.contains(&at.1))
+            {
+                let reason = crate::history::similar::reason(r, &f.hunks[*hi], &subjects, memory.now);
+                hunk_reasons.push(((fi, *hi), reason));
             }
             // The file's fact once, on its first production hunk: repeated under each hunk it
             // buried the facts about functions and lines.
@@ -594,6 +621,12 @@ pub struct Memory {
     pub functions_fixed: crate::history::facts::FunctionsFixed,
     /// Who wrote the lines each production hunk changes (see `facts::written_reason`).
     pub written: Vec<((usize, usize), crate::history::facts::Written)>,
+    /// The fixes' hunks (see `history::similar`), and the date a fix must precede to be
+    /// evidence about this change: its old side's commit time.
+    pub fixed_hunks: Vec<crate::history::similar::FixedHunk>,
+    pub before: i64,
+    /// The production hunks that add back a line a fix removed, and which.
+    pub readded: Vec<((usize, usize), crate::history::similar::Readded)>,
 }
 
 /// The verdict the gate gives a change of risk `risk` ranked against `history` (change risks

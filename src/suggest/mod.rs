@@ -79,6 +79,9 @@ pub struct Suggestion {
 pub enum Author {
     Embedded,
     LanguageModel,
+    /// What a bug fix of this repository did to the lines the hunk adds back
+    /// (`history::similar`).
+    History,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -285,44 +288,55 @@ pub fn chosen(targets: &[Target], s: &Settings) -> Vec<usize> {
 /// risk by more than the margin; the generator's without one when it lowers the risk by it.
 pub fn keeps(target: &Target, after: &HunkScore, by: Author, s: &Settings) -> bool {
     let pair = target.pair_logit.is_some() && after.pair_logit.is_some();
-    if by == Author::LanguageModel || pair {
+    if by != Author::Embedded || pair {
         after.risk - target.risk <= s.margin
     } else {
         target.risk - after.risk >= s.margin
     }
 }
 
-/// Generate, verify, re-score and rank (see the module doc). `written` holds a language
-/// model's rewrites as `(target index, edits)`: verified and re-scored like the generator's
-/// candidates, kept when they do not raise the hunk's risk by more than the margin, and ranked
-/// before them (a model that read the code proposed them; re-scoring by risk alone would
-/// prefer deletions). Returns the suggestions of every target, best first within each hunk.
+/// Generate, verify, re-score and rank (see the module doc). `written` holds rewrites from
+/// elsewhere as `(target index, edits, author)`: a language model's, and what a bug fix of the
+/// repository did to the lines a hunk adds back (`Author::History`, offered whatever the hunk's
+/// risk). They are verified and re-scored like the generator's candidates, kept when they do
+/// not raise the hunk's risk by more than the margin, and ranked before them, the history's
+/// first (a fix of this very code; re-scoring by risk alone would prefer deletions). Returns
+/// the suggestions of every target, best first within each hunk.
 pub fn suggest(
     targets: &[Target],
     change: ChangeStats,
     scorer: &dyn Scorer,
     generator: &dyn Generator,
-    written: &[(usize, Vec<LineEdit>)],
+    written: &[(usize, Vec<LineEdit>, Author)],
     s: &Settings,
 ) -> anyhow::Result<Vec<Suggestion>> {
     let mut pending: Vec<(usize, crate::model::Candidate, Hunk, Author)> = Vec::new();
-    for t in chosen(targets, s) {
+    let generated = chosen(targets, s);
+    let mut asked: Vec<usize> = generated.clone();
+    for (t, _, _) in written {
+        if !asked.contains(t) {
+            asked.push(*t);
+        }
+    }
+    for t in asked {
         let target = &targets[t];
         let Some(content) = target.content else { continue };
-        let by_model = written.iter().filter(|(i, _)| *i == t).map(|(_, edits)| {
+        let by_others = written.iter().filter(|(i, _, _)| *i == t).map(|(_, edits, by)| {
             (
                 crate::model::Candidate {
                     edits: edits.clone(),
                     probability: 1.0,
                 },
-                Author::LanguageModel,
+                *by,
             )
         });
-        let by_generator = generator
-            .propose(target.hunk_ref, target.names, s.plausible)?
-            .into_iter()
-            .map(|c| (c, Author::Embedded));
-        for (c, by) in by_model.collect::<Vec<_>>().into_iter().chain(by_generator) {
+        let by_generator = match generated.contains(&t) {
+            true => generator.propose(target.hunk_ref, target.names, s.plausible)?,
+            false => Vec::new(),
+        }
+        .into_iter()
+        .map(|c| (c, Author::Embedded));
+        for (c, by) in by_others.collect::<Vec<_>>().into_iter().chain(by_generator) {
             if verify(
                 target.hunk_ref,
                 &c.edits,
@@ -390,17 +404,22 @@ pub fn suggest(
                 ))
             })
             .collect();
-        // The language model's first; then, with a pair path, the generator's probability
-        // weighed with how much the edit reads like a fix; else the least risky; then the
-        // generator's own probability.
+        // The history's first, then the language model's; then, with a pair path, the
+        // generator's probability weighed with how much the edit reads like a fix; else the
+        // least risky; then the generator's own probability.
         let rank = |pair: f32, s: &Suggestion| s.probability.max(1e-9).ln() - PAIR_RANK_WEIGHT * pair;
         mine.sort_by(|(pa, a), (pb, b)| {
             let by_pair = match (pa, pb) {
                 (Some(x), Some(y)) => rank(*y, b).total_cmp(&rank(*x, a)),
                 _ => std::cmp::Ordering::Equal,
             };
-            (a.by == Author::Embedded)
-                .cmp(&(b.by == Author::Embedded))
+            let order = |by: Author| match by {
+                Author::History => 0,
+                Author::LanguageModel => 1,
+                Author::Embedded => 2,
+            };
+            order(a.by)
+                .cmp(&order(b.by))
                 .then(by_pair)
                 .then(a.risk.new.total_cmp(&b.risk.new))
                 .then(b.probability.total_cmp(&a.probability))

@@ -622,7 +622,7 @@ pub fn evaluate_suggestions(
                     rewrites += 1;
                     model_top1 += matches(hunk, &edits, &f.target) as usize;
                 }
-                written.push((0, edits));
+                written.push((0, edits, suggest::Author::LanguageModel));
             }
             let sugg = suggest::suggest(&[target], inputs[k].change, scorer, generator, &written, &s)?;
             let Some(first) = sugg.first() else { continue };

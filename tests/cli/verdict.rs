@@ -189,6 +189,75 @@ fn history_facts_name_the_fixes_of_the_touched_function_and_of_the_lines_it_chan
 }
 
 #[test]
+fn a_change_that_adds_back_what_a_bug_fix_removed_says_so_and_offers_the_fix() {
+    let r = history(8);
+    let path = "src/m5.rs";
+    let text = std::fs::read_to_string(r.path().join(path)).unwrap();
+    let buggy = "pub fn total(values: &[u32], limit: usize) -> u32 {\n    values.iter().take(limit + 1).sum()\n}\n";
+    let fixed = buggy.replace("take(limit + 1)", "take(limit)");
+    r.write(path, format!("{text}{buggy}"));
+    r.commit("add total");
+    r.write(path, format!("{text}{fixed}"));
+    let fix = r.commit("fix off-by-one in total").to_string();
+    r.write("README.md", "# project\n\nTotals.\n");
+    r.commit("document totals");
+    // The change puts the fixed line back as it was.
+    r.write(path, format!("{text}{buggy}"));
+    let again = r.commit("simplify total").to_string();
+    let (v, _) = review_json(
+        &r,
+        &[
+            "--commit",
+            &again,
+            "--min-risk",
+            "0",
+            "--lgtm",
+            "0.01",
+            "--reject",
+            "0.01",
+        ],
+    );
+    assert_ne!(
+        v["verdict"], "lgtm",
+        "a line a fix removed is back: never LGTM, whatever the threshold"
+    );
+    let hunk = &file(&v, path)["hunks"][0];
+    let back: Vec<&serde_json::Value> = hunk["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["text"].as_str().unwrap().starts_with("it adds back"))
+        .collect();
+    assert_eq!(back.len(), 1, "{hunk}");
+    let said = back[0]["text"].as_str().unwrap();
+    assert!(
+        said.contains("`values.iter().take(limit + 1).sum()`")
+            && said.contains(&fix[..10])
+            && said.contains("\"fix off-by-one in total\"")
+            && said.contains(path),
+        "{said}"
+    );
+    assert_eq!(back[0]["kind"], "history");
+    assert_eq!(back[0]["evidence"], serde_json::json!([fix]));
+    // What the fix did is offered, first, and applies as the fix did.
+    let first = &hunk["suggestions"][0];
+    assert_eq!(first["by"], "history", "{hunk}");
+    let diff = first["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-    values.iter().take(limit + 1).sum()")
+            && diff.contains("+    values.iter().take(limit).sum()"),
+        "{diff}"
+    );
+    // The commit that added the line first, before any fix, is not told about the fix.
+    let added = r.repo.revparse_single(":/add total").unwrap().id().to_string();
+    let (v, _) = review_json(&r, &["--commit", &added, "--min-risk", "0"]);
+    assert!(
+        !v.to_string().contains("it adds back"),
+        "a later fix is not evidence about an earlier change"
+    );
+}
+
+#[test]
 fn every_verdict_short_of_lgtm_says_why_in_every_format() {
     let r = history(8);
     let (code, _) = new_work(&r);
