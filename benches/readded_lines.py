@@ -3,7 +3,8 @@
 the labelled hunks of the nine projects (`../shared/data/jit/*.hunks.jsonl.gz`), hunks of non-fix
 commits that add a line which a fix commit of the same project, authored before the commit, had
 removed from the same file, and did not put back anywhere in that file (a moved line was not
-what it fixed). The line must be code of at least MIN characters, whitespace collapsed, and the
+what it fixed). The line must be code of at least MIN characters, whitespace collapsed, not an
+import or include, and the
 commit must not remove the same line from the file itself (a move) nor hold it elsewhere already
 (counted from the diffs of the history; HELD=0 leaves this out). Prints, per project and
 overall, how many such hunks, how many of them were later fixed (hunk_label 1), and how many
@@ -21,6 +22,7 @@ DATA = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__file
 PROJECTS = ['szz-gin-gonic-gin', 'szz-pallets-flask', 'szz-BurntSushi-ripgrep', 'szz-axios-axios', 'szz-jqlang-jq',
             'szz-prometheus-client_golang', 'szz-curl-curl', 'apache-kafka', 'apache-activemq']
 COMMENT = re.compile(r'^\s*(//|#|/\*|\*|--|"""|\'\'\')')
+IMPORT = re.compile(r'^(import |from |#include|use |package |using |extern crate )')
 NOT_SOURCE = re.compile(r'(test|spec|\.md$|\.txt$|\.json$|\.ya?ml$)', re.I)
 
 
@@ -29,7 +31,7 @@ def norm(line):
 
 
 def telling(line):
-    return len(line) >= MIN and not COMMENT.match(line)
+    return len(line) >= MIN and not IMPORT.match(line) and not COMMENT.match(line)
 
 
 def hunks_of(diff):
