@@ -169,7 +169,11 @@ impl<'a> Index<'a> {
 /// The reason a re-added line gives: the line, the fix, its subject (from `subjects`, fix
 /// id -> subject) and how long ago, with the fix's id as evidence.
 pub fn reason(r: &Readded, hunk: &Hunk, subjects: &HashMap<&str, &str>, now: i64) -> Reason {
-    let line: String = normal(&hunk.lines[r.line].text).chars().take(80).collect();
+    let whole = normal(&hunk.lines[r.line].text);
+    let line: String = match whole.chars().count() > 80 {
+        true => whole.chars().take(79).chain(['…']).collect(),
+        false => whole,
+    };
     let short: String = r.fixed.fix.chars().take(10).collect();
     let subject = subjects
         .get(r.fixed.fix.as_str())
