@@ -134,24 +134,26 @@ pub fn rank(
 }
 
 /// The lines of `path` at `commit`, whitespace collapsed (`history::similar::normal`); none
-/// for a new file or one git cannot read.
+/// for a new file or one git cannot read (`git::read_new` on the commit's tree).
 fn old_lines(
     repo: &git2::Repository,
     commit: Option<git2::Oid>,
     path: Option<&str>,
 ) -> std::collections::HashSet<String> {
-    let text = (|| {
-        let tree = repo.find_commit(commit?).ok()?.tree().ok()?;
-        let blob = tree
-            .get_path(Path::new(path?))
-            .ok()?
-            .to_object(repo)
-            .ok()?
-            .peel_to_blob()
-            .ok()?;
-        Some(String::from_utf8_lossy(blob.content()).into_owned())
-    })();
-    text.map(|t| t.lines().map(crate::history::similar::normal).collect())
+    let (Some(commit), Some(path)) = (commit, path) else {
+        return Default::default();
+    };
+    let tree = repo.find_commit(commit).map(|c| c.tree_id());
+    let bytes = tree
+        .ok()
+        .and_then(|t| git::read_new(repo, git::Side::Tree(t), path).ok().flatten());
+    bytes
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .map(crate::history::similar::normal)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
