@@ -51,7 +51,7 @@ pub struct Config {
 }
 
 /// The `[mine]` table: which messages mark bug fixes, and how long bugs take to be found.
-#[derive(Debug, Default, Deserialize, PartialEq)]
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MineConfig {
     /// Regular expressions: a commit whose message matches one is a bug fix (replaces the defaults).
@@ -60,6 +60,9 @@ pub struct MineConfig {
     pub not_fix: Option<Vec<String>>,
     /// Commits younger than this many days before the mined revision are not labelled clean.
     pub grace_days: Option<u32>,
+    /// An issue tracker's export naming bug reports (see `mine --bug-reports`), relative
+    /// to the settings file.
+    pub bug_reports: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,13 @@ impl Config {
                 }
                 _ => spec,
             }),
+            mine: MineConfig {
+                bug_reports: cfg
+                    .mine
+                    .bug_reports
+                    .map(|f| base.as_deref().map_or(f.clone(), |b| b.join(&f))),
+                ..cfg.mine
+            },
             ..cfg
         };
         Ok((cfg, Some(path)))

@@ -22,7 +22,9 @@ pub use args::{
 pub use hook::{HookCommand, HookRunArgs};
 pub use model::{ModelCommand, ModelRunArgs, ModelScoreArgs};
 pub use review::{AssistArgs, DismissArgs, FixArgs, FixFormat, Format, ReviewArgs, ScanArgs, ScanFormat, ScoreArgs};
-pub use train::{EvalArgs, EvalFormat, EvalPairsArgs, EvalSuggestArgs, LearnArgs, MineArgs, TrainArgs, When};
+pub use train::{
+    BugReportsArg, EvalArgs, EvalFormat, EvalPairsArgs, EvalSuggestArgs, LearnArgs, MineArgs, TrainArgs, When,
+};
 
 use clap::{Args, Parser, Subcommand};
 

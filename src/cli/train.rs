@@ -339,7 +339,8 @@ pub struct EvalPairsArgs {
 #[command(
     group = clap::ArgGroup::new("dest").required(true).args(["out", "jsonl"]),
     after_help = "SZZ: commits whose message marks a bug fix (keywords such as fix, bug, crash, regression; \
-not typo, docs, lint; `[mine] fix` and `not_fix` in .deepspark.toml replace the patterns) have the code \
+not typo, docs, lint; `[mine] fix` and `not_fix` in .deepspark.toml replace the patterns), or that name a bug \
+report of --bug-reports, have the code \
 lines they remove blamed at their parent, ignoring whitespace and commits listed in .git-blame-ignore-revs; \
 blank, brace-only and comment lines are not blamed. A blamed commit is buggy, and its hunks that added a \
 blamed line get hunk_label 1 (its other hunks -1); other commits are clean (0), except those younger than \
@@ -367,9 +368,23 @@ pub struct MineArgs {
     /// Clean-looking commits younger than this many days before REV are not labelled [default: 365].
     #[arg(long, value_name = "DAYS")]
     pub grace_days: Option<u32>,
+    #[command(flatten)]
+    pub reports: BugReportsArg,
     /// Settings file (default: .deepspark.toml at the repository root, if present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// `--bug-reports`, shared by `mine` and `learn`.
+#[derive(Args, Debug, Default)]
+pub struct BugReportsArg {
+    /// An issue tracker's export naming bug reports: a commit naming one (`#12`, `GH-12`,
+    /// `KAFKA-123`) is a fix; one naming only issues the export types as something else is
+    /// not. GitHub: `gh issue list --label bug --state closed --limit 10000 --json
+    /// number,title,closedAt > bugs.json`; JIRA: the CSV or JSON export with Issue key and
+    /// Issue Type. [default: `[mine] bug_reports` in .deepspark.toml]
+    #[arg(long, value_name = "FILE")]
+    pub bug_reports: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -404,6 +419,8 @@ pub struct LearnArgs {
     /// As `mine --grace-days` [default: 365].
     #[arg(long, value_name = "DAYS")]
     pub grace_days: Option<u32>,
+    #[command(flatten)]
+    pub reports: BugReportsArg,
     /// How strongly the refit wide path is held to the default's weights (L2 per squared difference).
     #[arg(long, default_value_t = 1e-3, value_name = "L2")]
     pub prior_l2: f64,

@@ -182,6 +182,16 @@ fn cache_key(settings: &Settings) -> Result<String> {
     ]))
 }
 
+/// What the history's labels depend on besides the model: the `[mine]` table's patterns
+/// and the bytes of its bug-report export (an export that cannot be read is keyed as such,
+/// and the labelling then says why).
+fn labels_key(repo: &git2::Repository, settings: &Settings) -> String {
+    let table = &settings.mine;
+    let export = super::mine::reports_path(repo, table, None).map(|p| std::fs::read(p).unwrap_or_default());
+    let patterns = format!("{:?} {:?}", table.fix, table.not_fix);
+    crate::review::fingerprint_bytes(&[patterns.as_bytes(), export.as_deref().unwrap_or(b"none")])
+}
+
 /// Writes a cache file through a temporary file and a rename.
 fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     let dir = path.parent().expect("the cache path has a folder");
@@ -235,7 +245,7 @@ pub struct Remembered {
 pub fn remember(repo: &git2::Repository, settings: &Settings, scored: &[(git2::Oid, Scored)]) -> Result<Remembered> {
     let head = repo.head()?.peel_to_commit()?;
     let now = head.time().seconds();
-    let key = cache_key(settings)?;
+    let key = format!("{} {}", cache_key(settings)?, labels_key(repo, settings));
     let path = repo.path().join("deepspark").join("memory.json");
     let cached = std::fs::read(&path)
         .ok()
@@ -316,7 +326,7 @@ fn label_and_fit(
     let labels = mine::label(
         repo,
         &head.id().to_string(),
-        &mine::Patterns::default_patterns(),
+        &super::mine::patterns(repo, &settings.mine, None)?,
         &settings.rules,
         &bar,
         Some(since),

@@ -104,6 +104,7 @@ pub fn run(args: LearnArgs) -> Result<u8> {
         &at.id().to_string(),
         args.project.as_deref(),
         args.grace_days,
+        args.reports.bug_reports.as_deref(),
     )?;
     opts.young_implicated = false;
     let history = scratch.0.join("history.jsonl");

@@ -2,12 +2,13 @@
 //! records to a file or stdout. Reads the repository only; writes only `--out`.
 
 use crate::cli::MineArgs;
-use crate::config::Config;
-use crate::mine::{self, DEFAULT_FIX, DEFAULT_NOT_FIX, Options, Patterns, Progress};
+use crate::config::{Config, MineConfig};
+use crate::mine::{self, BugReports, DEFAULT_FIX, DEFAULT_NOT_FIX, Options, Patterns, Progress};
 use crate::{exit, skip};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::path::Path;
 use std::time::Instant;
 
 const DAY: i64 = 86_400;
@@ -33,12 +34,10 @@ pub fn options(
     at: &str,
     project: Option<&str>,
     grace_days: Option<u32>,
+    bug_reports: Option<&Path>,
 ) -> Result<Options> {
     let own = |ps: &[&str]| ps.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let patterns = Patterns::new(
-        cfg.mine.fix.as_deref().unwrap_or(&own(DEFAULT_FIX)),
-        cfg.mine.not_fix.as_deref().unwrap_or(&own(DEFAULT_NOT_FIX)),
-    )?;
+    let patterns = patterns(repo, &cfg.mine, bug_reports)?;
     let mut skips: Vec<String> = if cfg.default_skips.unwrap_or(true) {
         own(skip::DEFAULT_PATTERNS)
     } else {
@@ -59,6 +58,45 @@ pub fn options(
     })
 }
 
+/// Which commits are fixes: the `[mine]` table's patterns (else the defaults) and the bug
+/// reports of `flag`, else of `[mine] bug_reports`.
+pub fn patterns(repo: &git2::Repository, table: &MineConfig, flag: Option<&Path>) -> Result<Patterns> {
+    let own = |ps: &[&str]| ps.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    Ok(Patterns::new(
+        table.fix.as_deref().unwrap_or(&own(DEFAULT_FIX)),
+        table.not_fix.as_deref().unwrap_or(&own(DEFAULT_NOT_FIX)),
+    )?
+    .with_reports(bug_reports_of(repo, table, flag)?))
+}
+
+/// The export `flag` names, else `[mine] bug_reports` (made relative to the settings file
+/// by `Config::load`; to the repository root otherwise).
+pub fn reports_path(repo: &git2::Repository, table: &MineConfig, flag: Option<&Path>) -> Option<std::path::PathBuf> {
+    let root = repo.workdir().unwrap_or_else(|| repo.path());
+    flag.map(Path::to_path_buf)
+        .or_else(|| table.bug_reports.as_ref().map(|p| root.join(p)))
+}
+
+/// The bug reports of [`reports_path`], with a line on stderr saying how many; none when
+/// no export is named.
+fn bug_reports_of(repo: &git2::Repository, table: &MineConfig, flag: Option<&Path>) -> Result<Option<BugReports>> {
+    let Some(path) = reports_path(repo, table, flag) else {
+        return Ok(None);
+    };
+    let reports = BugReports::read(&path)?;
+    let (bugs, others) = reports.counts();
+    eprintln!(
+        "deepspark: {}: {bugs} bug reports{}; a commit that names one is a fix",
+        path.display(),
+        if others > 0 {
+            format!(", {others} other issues (a commit naming only those is not)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(Some(reports))
+}
+
 /// A progress bar on stderr when it is a terminal, hidden otherwise.
 pub fn bar() -> ProgressBar {
     if std::io::stderr().is_terminal() {
@@ -76,7 +114,14 @@ pub fn run(args: MineArgs) -> Result<u8> {
     let t0 = Instant::now();
     let repo = mine::open(args.repo.as_deref())?;
     let (cfg, _) = Config::load(args.config.as_deref(), repo.workdir())?;
-    let opts = options(&repo, &cfg, &args.at, args.project.as_deref(), args.grace_days)?;
+    let opts = options(
+        &repo,
+        &cfg,
+        &args.at,
+        args.project.as_deref(),
+        args.grace_days,
+        args.reports.bug_reports.as_deref(),
+    )?;
     let bar = bar();
     let summary = match &args.out {
         Some(path) => {

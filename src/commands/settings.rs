@@ -89,6 +89,8 @@ pub struct Settings {
     pub history: usize,
     /// Whose calibration gives P(clean).
     pub calibration: CalibrationChoice,
+    /// How the repository's history is labelled for its calibration (`[mine]`, as `mine`).
+    pub mine: crate::config::MineConfig,
 }
 
 impl Settings {
@@ -141,6 +143,7 @@ impl Settings {
             min_risk: cfg.min_risk.unwrap_or(0.3) as f32,
             suggest: suggest_settings(&SuggestArgs::default(), cfg),
             dismissed: Default::default(),
+            mine: cfg.mine.clone(),
         })
     }
 }

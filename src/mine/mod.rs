@@ -1,7 +1,8 @@
 //! SZZ over the repository's own history: labels each commit by whether a later bug fix
 //! removed or changed lines it introduced, in the records of the training data.
 //!
-//! 1. **Fixes** are found by message (`Patterns::is_fix`); merges, commits of a shallow
+//! 1. **Fixes** are found by message (`Patterns::is_fix`), and by the bug reports they name
+//!    when an issue tracker's export is given (`reports.rs`); merges, commits of a shallow
 //!    clone's boundary and fixes touching more than `MAX_FIX_FILES` files are left out.
 //! 2. **Blame**: the code lines each fix removes (changed lines show up as removed ones),
 //!    except cosmetic ones (blank, lone braces and punctuation, comments), are blamed at
@@ -33,6 +34,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod blame;
+pub mod reports;
+
+pub use reports::BugReports;
 
 /// A fix that touches more files than this is a sweep (a rename, a licence update), not a
 /// bug fix: its lines are not blamed.
@@ -58,6 +62,8 @@ pub enum MineError {
 pub struct Patterns {
     fix: Vec<Regex>,
     not_fix: Vec<Regex>,
+    /// An issue tracker's bug reports: what they say comes before the words.
+    reports: Option<BugReports>,
 }
 
 /// Bug-fix keywords (B-SZZ's, with their inflections), case-insensitive, as whole words.
@@ -82,6 +88,7 @@ impl Patterns {
         Ok(Patterns {
             fix: compile(fix)?,
             not_fix: compile(not_fix)?,
+            reports: None,
         })
     }
 
@@ -90,8 +97,17 @@ impl Patterns {
         Patterns::new(&own(DEFAULT_FIX), &own(DEFAULT_NOT_FIX)).expect("the default patterns compile")
     }
 
-    /// A fix: the message matches a fix pattern and the subject no exclusion.
+    /// These patterns, with an issue tracker's bug reports deciding first.
+    pub fn with_reports(self, reports: Option<BugReports>) -> Patterns {
+        Patterns { reports, ..self }
+    }
+
+    /// A fix: the message names a bug report of the export; or it names no issue the
+    /// export knows, matches a fix pattern, and its subject no exclusion.
     pub fn is_fix(&self, message: &str) -> bool {
+        if let Some(judged) = self.reports.as_ref().and_then(|r| r.judge(message)) {
+            return judged;
+        }
         let subject = message.lines().next().unwrap_or("");
         self.fix.iter().any(|r| r.is_match(message)) && !self.not_fix.iter().any(|r| r.is_match(subject))
     }

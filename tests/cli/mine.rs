@@ -219,3 +219,98 @@ fn a_commit_whose_objects_are_missing_is_left_out_not_fatal() {
     assert!(!text.contains(&h.old_clean), "the unreadable commit is left out");
     assert!(text.contains(&h.bug), "the others are mined");
 }
+
+/// Day 0: a parser with a bug and a helper. Day 400: the parser's bug fixed by a commit that
+/// only says "Closes #12", and the helper changed by "Fix the slow path (#13)".
+fn tracked_history() -> (Repo, [String; 4]) {
+    let r = Repo::new();
+    r.write("src/parse.c", PARSE_V1);
+    let bug = r.commit("Add the parser").to_string();
+    r.write("src/util.c", HELPER);
+    let helper = r.commit("Add a helper").to_string();
+    r.advance_days(400);
+    r.write("src/parse.c", PARSE_V2);
+    let closes = r
+        .commit("Start the parse loop at the first item\n\nCloses #12")
+        .to_string();
+    r.write("src/util.c", HELPER_FIXED);
+    let slow = r.commit("Fix the slow path of the helper (#13)").to_string();
+    (r, [bug, helper, closes, slow])
+}
+
+#[test]
+fn an_issue_export_makes_a_commit_naming_a_bug_report_a_fix_and_not_otherwise() {
+    let (r, [bug, helper, closes, slow]) = tracked_history();
+    let fixes = |m: &BTreeMap<String, (Value, Vec<Value>)>| {
+        [&bug, &helper, &closes, &slow].map(|c| (m[c].0["fix"].clone(), m[c].0["fixed_by"].clone()))
+    };
+    // Words alone: "Closes #12" is not a fix; "Fix the slow path" is.
+    let m = mine(&r, &["--grace-days", "0"]);
+    assert_eq!(m[&closes].0["fix"], false);
+    assert_eq!(m[&bug].0["buggy"], false);
+    assert_eq!(m[&slow].0["fix"], true);
+    assert_eq!(m[&helper].0["fixed_by"], serde_json::json!([slow]));
+    let words = fixes(&m);
+
+    // GitHub's export of bug reports (`gh issue list --label bug --json number,title,closedAt`):
+    // #12 is a bug report, so the commit that closes it fixes the line the parser's commit wrote.
+    let dir = tempfile::tempdir().unwrap();
+    let bugs = dir.path().join("bugs.json");
+    std::fs::write(
+        &bugs,
+        r#"[{"number":12,"title":"first item skipped","closedAt":"2024-01-01T00:00:00Z"}]"#,
+    )
+    .unwrap();
+    let out = r
+        .cmd()
+        .args(["mine", "--jsonl", "--grace-days", "0", "--bug-reports"])
+        .arg(&bugs)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 bug reports"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = mine(&r, &["--grace-days", "0", "--bug-reports", bugs.to_str().unwrap()]);
+    assert_eq!(m[&closes].0["fix"], true);
+    assert_eq!(m[&bug].0["buggy"], true);
+    assert_eq!(m[&bug].0["fixed_by"], serde_json::json!([closes]));
+    assert_eq!(m[&bug].1[0]["hunk_label"], 1);
+    // #13 is not in it: the words still decide.
+    assert_eq!(m[&slow].0["fix"], true);
+
+    // An export that types its issues: #13 is an enhancement, so its commit is not a fix,
+    // whatever its words. Read from `[mine] bug_reports`, relative to the repository root.
+    r.write(
+        "issues.json",
+        r#"[{"number":12,"labels":[{"name":"bug"}]},{"number":13,"labels":[{"name":"enhancement"}]}]"#,
+    );
+    r.write(".deepspark.toml", "[mine]\nbug_reports = \"issues.json\"\n");
+    let m = mine(&r, &["--grace-days", "0"]);
+    assert_eq!(m[&closes].0["fix"], true);
+    assert_eq!(m[&slow].0["fix"], false);
+    assert_eq!(m[&helper].0["buggy"], false);
+    assert_eq!(m[&helper].1[0]["hunk_label"], 0);
+    // The flag names another export, and wins over the table.
+    let m = mine(&r, &["--grace-days", "0", "--bug-reports", bugs.to_str().unwrap()]);
+    assert_eq!(m[&slow].0["fix"], true);
+
+    // A JIRA export without a bug report, or one that cannot be read: a clear error.
+    std::fs::write(&bugs, "Issue key,Issue Type\nDEMO-1,Task\n").unwrap();
+    let out = r
+        .cmd()
+        .args(["mine", "--jsonl", "--bug-reports"])
+        .arg(&bugs)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("names no bug report"));
+    std::fs::remove_file(r.path().join("issues.json")).unwrap();
+    let out = r.cmd().args(["mine", "--jsonl"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("issues.json"));
+    // Without an export, the labels are the words' again.
+    std::fs::remove_file(r.path().join(".deepspark.toml")).unwrap();
+    assert_eq!(fixes(&mine(&r, &["--grace-days", "0"])), words);
+}

@@ -420,3 +420,21 @@ fn labelling_only_recent_history_leaves_older_commits_at_the_boundary() {
         "the oldest kept commit stands at the boundary"
     );
 }
+
+#[test]
+fn the_calibration_labels_fixes_as_the_settings_mine_table_says() {
+    // `[mine]` decides which commits are fixes for `mine` and `learn`; the review's own
+    // calibration reads the history the same way, and a change to the table re-labels it.
+    let r = history(8);
+    let (code, _) = new_work(&r);
+    let memory = r.path().join(".git/deepspark/memory.json");
+    let fixes = || {
+        let cached: serde_json::Value = serde_json::from_slice(&std::fs::read(&memory).unwrap()).unwrap();
+        cached["fixes"].as_array().unwrap().len()
+    };
+    review_json(&r, &["--commit", &code.to_string()]);
+    assert_eq!(fixes(), 8);
+    r.write(".deepspark.toml", "[mine]\nnot_fix = [\"wrong value\"]\n");
+    review_json(&r, &["--commit", &code.to_string()]);
+    assert_eq!(fixes(), 0, "these fixes are excluded by the table");
+}
