@@ -1,5 +1,6 @@
 //! Which kernel runs: the AVX2 one (`x86.rs`) where the CPU has AVX2, FMA and F16C (checked
-//! once at run time), else the plain-Rust one (`scalar.rs`); here are the entry points the
+//! once at run time; with AVX-512 VNNI's byte products where it has those too), else the
+//! plain-Rust one (`scalar.rs`); here are the entry points the
 //! network calls: the rows of a matrix times one, two or four inputs ([`rows`], [`rows2`],
 //! [`rows4`]), the
 //! activations quantised to 8 bits as the weights' kind wants them ([`quantize`]) and an f32
@@ -40,9 +41,15 @@ pub(super) fn rows(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
     );
     #[cfg(target_arch = "x86_64")]
     if avx2() {
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked above), and the rows and the input
-        // are within `w` and of its width (asserted above; `w.data` holds `rows` whole rows).
-        return unsafe { x86::rows(w, first, out, input) };
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above), and AVX-512 VNNI where
+        // `vnni` says so; the rows and the input are within `w` and of its width (asserted
+        // above; `w.data` holds `rows` whole rows).
+        return unsafe {
+            match vnni() {
+                true => x86::rows_vnni(w, first, out, input),
+                false => x86::rows(w, first, out, input),
+            }
+        };
     }
     for (i, o) in out.iter_mut().enumerate() {
         *o = scalar::dot(w.kind, w.row(first + i), input);
@@ -66,27 +73,37 @@ pub(super) fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Inp
         let n = out[0].len();
         let ok = out[1].len() == n && input.iter().all(|i| i.fits(w.kind, w.cols)) && first + n <= w.rows;
         assert!(ok, "a matrix product out of its bounds");
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); rows and inputs are within
-        // `w` and of its width (asserted above).
-        return unsafe { x86::rows2(w, first, out, input) };
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above), and AVX-512 VNNI where
+        // `vnni` says so; rows and inputs are within `w` and of its width (asserted above).
+        return unsafe {
+            match vnni() {
+                true => x86::rows2_vnni(w, first, out, input),
+                false => x86::rows2(w, first, out, input),
+            }
+        };
     }
     let [a, b] = out;
     rows(w, first, a, input[0]);
     rows(w, first, b, input[1]);
 }
 
-/// [`rows`] for four inputs: the K-quant kernels unpack each super-block once for all four;
-/// the other kinds take them two by two.
+/// [`rows`] for four inputs: the quantised kinds unpack each block once for all four.
 pub(super) fn rows4(w: &Matrix, first: usize, out: [&mut [f32]; 4], input: [&Input; 4]) {
     #[cfg(target_arch = "x86_64")]
-    if w.kind.activations() == Activations::Q8K && avx2() {
+    if w.kind.activations() != Activations::F32 && avx2() {
         let n = out[0].len();
         let ok =
             out.iter().all(|o| o.len() == n) && input.iter().all(|i| i.fits(w.kind, w.cols)) && first + n <= w.rows;
         assert!(ok, "a matrix product out of its bounds");
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); rows and inputs are within
-        // `w` and of its width (asserted above); `w` is a K-quant.
-        return unsafe { x86::rows4(w, first, out, input) };
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above), and AVX-512 VNNI where
+        // `vnni` says so; rows and inputs are within `w` and of its width (asserted above);
+        // `w` is quantised.
+        return unsafe {
+            match vnni() {
+                true => x86::rows4_vnni(w, first, out, input),
+                false => x86::rows4(w, first, out, input),
+            }
+        };
     }
     let [a, b, c, d] = out;
     rows2(w, first, [a, b], [input[0], input[1]]);
@@ -113,6 +130,41 @@ fn avx2() -> bool {
     *HAS.get_or_init(|| {
         is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
     })
+}
+
+/// Whether the CPU also has AVX-512 F, VL and VNNI (checked once): the 32-value kinds' byte
+/// products then take one instruction instead of two (`x86::Products`).
+#[cfg(target_arch = "x86_64")]
+fn vnni() -> bool {
+    #[cfg(test)]
+    if super::tests::NO_VNNI.with(|p| p.get()) {
+        return false;
+    }
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni")
+    })
+}
+
+/// Runs `f` on this thread with the AVX2 kernels even where the CPU has AVX-512 VNNI (tests
+/// that the two give the same numbers).
+#[cfg(test)]
+pub fn without_vnni<T>(f: impl FnOnce() -> T) -> T {
+    super::tests::NO_VNNI.with(|p| p.set(true));
+    let out = f();
+    super::tests::NO_VNNI.with(|p| p.set(false));
+    out
+}
+
+/// Whether this CPU takes the AVX-512 VNNI kernels.
+#[cfg(test)]
+pub fn has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return avx2() && vnni();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// `a · b`, in eight independent sums (so that the compiler can vectorise it).

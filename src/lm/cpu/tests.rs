@@ -13,6 +13,8 @@ use candle_transformers::models::{quantized_llama, quantized_qwen2};
 thread_local! {
     /// Set: this thread computes with the plain kernels even where the CPU has AVX2.
     pub static PLAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set: this thread computes with the AVX2 kernels even where the CPU has AVX-512 VNNI.
+    pub static NO_VNNI: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// A tiny model's file, read back: its content and an open reader. `exact`: every tensor
@@ -326,4 +328,51 @@ fn the_simd_kernels_equal_the_plain_ones() {
     let (a, b): (Vec<f32>, Vec<f32>) = (0..19).map(|i| (i as f32, 1.0 - i as f32)).unzip();
     let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
     assert_eq!(dot_f32(&a, &b), plain);
+}
+
+#[test]
+fn the_vnni_kernels_equal_the_avx2_ones_to_the_bit() {
+    // Where the CPU has AVX-512 VNNI, the 32-value kinds sum their byte products with
+    // `dpbusd`: the same integers as AVX2's `maddubs` and `madd`, so the same numbers, for
+    // one token, two and four at once (7 tokens), over tiles of four rows and the rows left
+    // (11). The weights' bytes are random, extremes included (-128 for Q8_0, 15 for the
+    // 4-bit kinds), and the activations reach ±127.
+    use super::kernels::{has_vnni, without_vnni};
+    use crate::train::rng::Rng;
+    if !has_vnni() {
+        eprintln!("skipped: this CPU has no AVX-512 VNNI");
+        return;
+    }
+    let mut rng = Rng::new(21);
+    let (rows, cols) = (11, 128);
+    for kind in [Kind::Q8_0, Kind::Q4_0, Kind::Q4_1] {
+        let mut data = Vec::new();
+        let scales = if kind == Kind::Q4_1 { 2 } else { 1 };
+        for _ in 0..rows * cols / BLOCK {
+            for _ in 0..scales {
+                let d = half::f16::from_f32(0.01 + rng.uniform() * 0.05);
+                data.extend_from_slice(&d.to_le_bytes());
+            }
+            let quants = if kind == Kind::Q8_0 { 32 } else { 16 };
+            data.extend((0..quants).map(|_| rng.below(256) as u8));
+        }
+        // The first block's first values: -128 for Q8_0, nibbles 0 and 8 for the others; then
+        // -1, and nibbles 15 and 15.
+        data[2 * scales] = 0x80;
+        data[2 * scales + 1] = 0xff;
+        let w = Matrix {
+            kind,
+            rows,
+            cols,
+            data,
+        };
+        let mut xs: Vec<f32> = (0..7 * cols).map(|_| rng.normal()).collect();
+        xs[0] = 40.0; // quantised to 127, its block's others small
+        xs[cols] = -40.0;
+        let (mut q, mut fast, mut plain) = (Quantised::default(), Vec::new(), Vec::new());
+        matmul(&w, &xs, &mut q, &mut fast, None);
+        without_vnni(|| matmul(&w, &xs, &mut q, &mut plain, None));
+        assert_eq!(fast, plain, "{kind:?}");
+        assert!(fast.iter().all(|v| v.is_finite() && *v != 0.0), "{kind:?}: {fast:?}");
+    }
 }

@@ -1,9 +1,12 @@
 //! The AVX2 kernels (x86-64 with AVX2, FMA and F16C): the dot products of Q4_0, Q4_1 ([`q4`],
-//! four rows at a time in [`q4x4`]), Q8_0, f16 and f32 rows with an input, for one or two
-//! inputs at once, the activations' quantisation per 32 values and an f32 dot product; the
-//! K-quants' (Q4_K, Q5_K, Q6_K; one, two or four inputs at once) are in `kquants.rs`. Every function assumes the CPU has those
-//! features: `kernels.rs` checks before it calls one. They compute what `scalar.rs` computes
-//! (tests compare them); they do not choose rows or threads.
+//! in tiles of rows by inputs in [`q4x4`]), Q8_0, f16 and f32 rows with an input, for one, two
+//! or four inputs at once (a prompt's tokens: four rows by four tokens per tile), the
+//! activations' quantisation per 32 values and an f32 dot product; the K-quants' (Q4_K, Q5_K,
+//! Q6_K; one, two or four inputs at once) are in `kquants.rs`. Every function assumes the CPU
+//! has those features: `kernels.rs` checks before it calls one. Where the CPU also has AVX-512
+//! VNNI, the 32-value kinds' byte products take one `dpbusd` instead of two instructions
+//! (`rows_vnni`, `rows2_vnni`, `rows4_vnni`; the same sums, see [`Products`]). They compute
+//! what `scalar.rs` computes (tests compare them); they do not choose rows or threads.
 
 mod kquants;
 
@@ -20,14 +23,37 @@ use std::arch::x86_64::*;
 /// (and `w.cols / 32` blocks for a quantised `w`).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn rows(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
+    // SAFETY: the caller's.
+    unsafe { rows_by::<Avx2>(w, first, out, input) }
+}
+
+/// [`rows`] with AVX-512 VNNI's `dpbusd` for the byte products.
+///
+/// # Safety
+/// As for [`rows`]; the CPU also has AVX-512 F, VL and VNNI.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub unsafe fn rows_vnni(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
+    // SAFETY: the caller's.
+    unsafe { rows_by::<Vnni>(w, first, out, input) }
+}
+
+/// [`rows`], its byte products summed by `P`.
+///
+/// # Safety
+/// As for [`rows`]; the CPU has `P`'s instructions.
+#[inline(always)]
+unsafe fn rows_by<P: Products>(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
     let size = match w.kind {
         Kind::F32 | Kind::F16 => {
             for (i, o) in out.iter_mut().enumerate() {
                 let row = w.row(first + i);
-                *o = if w.kind == Kind::F32 {
-                    f32s(row, input.x)
-                } else {
-                    f16s(row, input.x)
+                // SAFETY: the caller's (AVX2, FMA, F16C).
+                *o = unsafe {
+                    if w.kind == Kind::F32 {
+                        f32s(row, input.x)
+                    } else {
+                        f16s(row, input.x)
+                    }
                 };
             }
             return;
@@ -38,29 +64,8 @@ pub unsafe fn rows(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
         // SAFETY: the caller's.
         Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows(w, first, [out], [input]) },
     };
-    let row_bytes = w.kind.row_bytes(w.cols);
-    let mut i = 0;
-    while i + 4 <= out.len() {
-        // SAFETY: rows first + i .. first + i + 4 are within w.data (the caller's bounds).
-        let base = unsafe { w.data.as_ptr().add((first + i) * row_bytes) };
-        // SAFETY: four whole rows from base, one block per activation block.
-        let four = unsafe {
-            match size {
-                34 => q8_0x4(base, row_bytes, [input])[0],
-                _ => q4x4(base, row_bytes, [input], size)[0],
-            }
-        };
-        out[i..i + 4].copy_from_slice(&four);
-        i += 4;
-    }
-    for (j, o) in out.iter_mut().enumerate().skip(i) {
-        let row = w.row(first + j);
-        *o = if size == 34 {
-            q8_0(row, input)
-        } else {
-            q4(row, input, size)
-        };
-    }
+    // SAFETY: the caller's.
+    unsafe { rows_n_by::<P, 1, 4>(w, first, [out], [input], size) }
 }
 
 /// [`rows`] for two inputs at once (two tokens of a prompt): each block of quantised weights
@@ -70,6 +75,26 @@ pub unsafe fn rows(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
 /// As for [`rows`], for both inputs and outputs; `w` is quantised.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Input; 2]) {
+    // SAFETY: the caller's.
+    unsafe { rows2_by::<Avx2>(w, first, out, input) }
+}
+
+/// [`rows2`] with AVX-512 VNNI's `dpbusd` for the byte products.
+///
+/// # Safety
+/// As for [`rows2`]; the CPU also has AVX-512 F, VL and VNNI.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub unsafe fn rows2_vnni(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Input; 2]) {
+    // SAFETY: the caller's.
+    unsafe { rows2_by::<Vnni>(w, first, out, input) }
+}
+
+/// [`rows2`], its byte products summed by `P`.
+///
+/// # Safety
+/// As for [`rows2`]; the CPU has `P`'s instructions.
+#[inline(always)]
+unsafe fn rows2_by<P: Products>(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Input; 2]) {
     let size = match w.kind {
         Kind::Q4_0 => 18,
         Kind::Q4_1 => 20,
@@ -78,128 +103,199 @@ pub unsafe fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Inp
         Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows(w, first, out, input) },
         Kind::F32 | Kind::F16 => unreachable!("rows2 of an unquantised matrix"),
     };
-    let [out_a, out_b] = out;
+    // SAFETY: the caller's.
+    unsafe { rows_n_by::<P, 2, 4>(w, first, out, input, size) }
+}
+
+/// Rows `first..first + out[t].len()` of a Q4_0, Q4_1 or Q8_0 `w` (blocks of `size` bytes)
+/// times each of `N` inputs, `R` rows at a time: each block of weights is loaded (and
+/// unpacked) once for the `N` inputs, each input's block once for the `R` rows.
+///
+/// # Safety
+/// As for [`rows`], for every input and output; the CPU has `P`'s instructions.
+#[inline(always)]
+unsafe fn rows_n_by<P: Products, const N: usize, const R: usize>(
+    w: &Matrix,
+    first: usize,
+    out: [&mut [f32]; N],
+    input: [&Input; N],
+    size: usize,
+) {
     let row_bytes = w.kind.row_bytes(w.cols);
+    let n = out[0].len();
+    let mut out = out;
     let mut i = 0;
-    while i + 4 <= out_a.len() {
-        // SAFETY: rows first + i .. first + i + 4 are within w.data (the caller's bounds).
+    while i + R <= n {
+        // SAFETY: rows first + i .. first + i + R are within w.data (the caller's bounds).
         let base = unsafe { w.data.as_ptr().add((first + i) * row_bytes) };
-        // SAFETY: four whole rows from base, one block per activation block of each input.
-        let [a, b] = unsafe {
+        // SAFETY: R whole rows from base, one block per activation block of each input.
+        let tile = unsafe {
             match size {
-                34 => q8_0x4(base, row_bytes, input),
-                _ => q4x4(base, row_bytes, input, size),
+                34 => q8_0x4::<P, R, N>(base, row_bytes, input),
+                _ => q4x4::<P, R, N>(base, row_bytes, input, size),
             }
         };
-        out_a[i..i + 4].copy_from_slice(&a);
-        out_b[i..i + 4].copy_from_slice(&b);
-        i += 4;
+        for (o, values) in out.iter_mut().zip(tile) {
+            o[i..i + R].copy_from_slice(&values);
+        }
+        i += R;
     }
-    for j in i..out_a.len() {
+    for j in i..n {
         let row = w.row(first + j);
-        for (out, input) in [(&mut *out_a, input[0]), (&mut *out_b, input[1])] {
-            out[j] = if size == 34 {
-                q8_0(row, input)
-            } else {
-                q4(row, input, size)
+        for (o, input) in out.iter_mut().zip(input) {
+            // SAFETY: the caller's (P's instructions).
+            o[j] = unsafe {
+                if size == 34 {
+                    q8_0::<P>(row, input)
+                } else {
+                    q4::<P>(row, input, size)
+                }
             };
         }
     }
 }
 
-/// [`rows`] of a K-quant `w` for four inputs at once: each super-block unpacked once for the
-/// four.
+/// [`rows`] for four inputs at once: each block (a K-quant's super-block) unpacked once for
+/// the four.
 ///
 /// # Safety
-/// As for [`rows`], for every input and output; `w` is a K-quant.
+/// As for [`rows`], for every input and output; `w` is quantised.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn rows4(w: &Matrix, first: usize, out: [&mut [f32]; 4], input: [&Input; 4]) {
     // SAFETY: the caller's.
-    unsafe { kquants::rows(w, first, out, input) }
+    unsafe { rows4_by::<Avx2>(w, first, out, input) }
 }
 
-/// Four Q8_0 rows, `row_bytes` apart from `base`, times each of `N` inputs: each block of
+/// [`rows4`] with AVX-512 VNNI's `dpbusd` for the byte products.
+///
+/// # Safety
+/// As for [`rows4`]; the CPU also has AVX-512 F, VL and VNNI.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub unsafe fn rows4_vnni(w: &Matrix, first: usize, out: [&mut [f32]; 4], input: [&Input; 4]) {
+    // SAFETY: the caller's.
+    unsafe { rows4_by::<Vnni>(w, first, out, input) }
+}
+
+/// [`rows4`], its byte products summed by `P`.
+///
+/// # Safety
+/// As for [`rows4`]; the CPU has `P`'s instructions.
+#[inline(always)]
+unsafe fn rows4_by<P: Products>(w: &Matrix, first: usize, out: [&mut [f32]; 4], input: [&Input; 4]) {
+    let size = match w.kind {
+        Kind::Q4_0 => 18,
+        Kind::Q4_1 => 20,
+        Kind::Q8_0 => 34,
+        // SAFETY: the caller's.
+        Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows(w, first, out, input) },
+        Kind::F32 | Kind::F16 => unreachable!("rows4 of an unquantised matrix"),
+    };
+    // SAFETY: the caller's.
+    unsafe { rows_n_by::<P, 4, TILE_ROWS>(w, first, out, input, size) }
+}
+
+/// Rows per tile when four inputs pass over a Q4_0, Q4_1 or Q8_0 matrix.
+const TILE_ROWS: usize = 4;
+
+/// `R` Q8_0 rows, `row_bytes` apart from `base`, times each of `N` inputs: each block of
 /// weights is loaded once for all of them.
 ///
 /// # Safety
-/// Four rows of `input[t].q.len()` blocks are readable from `base`; every input has as many.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0x4<const N: usize>(base: *const u8, row_bytes: usize, input: [&Input; N]) -> [[f32; 4]; N] {
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = [[_mm256_setzero_ps(); 4]; N];
-    for j in 0..input[0].q.len() {
-        // SAFETY: each input's block j holds 32 bytes.
-        let v = input.map(|i| unsafe { _mm256_loadu_si256(i.q[j].qs.as_ptr() as *const __m256i) });
-        #[allow(clippy::needless_range_loop)] // r also places the row in memory
-        for r in 0..4 {
-            // SAFETY: block j of row r is within the four rows (the caller's); a prefetch
-            // of any address is harmless.
-            let (d, w) = unsafe {
-                let b = base.add(r * row_bytes + j * 34);
-                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH) as *const i8);
-                (half_at(b), _mm256_loadu_si256(b.add(2) as *const __m256i))
-            };
-            // maddubs multiplies unsigned by signed bytes: move w's sign onto v.
-            let magnitude = _mm256_sign_epi8(w, w);
-            for t in 0..N {
-                let products = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(v[t], w));
-                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(products, ones));
-                acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(d * input[t].q[j].d), sums, acc[t][r]);
+/// `R` rows of `input[t].q.len()` blocks are readable from `base`; every input has as many;
+/// the CPU has AVX2, FMA, F16C and `P`'s instructions.
+#[inline(always)]
+unsafe fn q8_0x4<P: Products, const R: usize, const N: usize>(
+    base: *const u8,
+    row_bytes: usize,
+    input: [&Input; N],
+) -> [[f32; R]; N] {
+    // SAFETY: the caller's: the CPU has AVX2, FMA, F16C and `P`'s instructions, and the
+    // reads are within the rows and inputs it vouches for.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); R]; N];
+        for j in 0..input[0].q.len() {
+            // Each input's block j holds 32 bytes.
+            let v = input.map(|i| _mm256_loadu_si256(i.q[j].qs.as_ptr() as *const __m256i));
+            #[allow(clippy::needless_range_loop)] // r also places the row in memory
+            for r in 0..R {
+                // Block j of row r is within the rows (the caller's); a prefetch of any
+                // address is harmless.
+                let (d, w) = {
+                    let b = base.add(r * row_bytes + j * 34);
+                    _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH) as *const i8);
+                    (half_at(b), _mm256_loadu_si256(b.add(2) as *const __m256i))
+                };
+                // maddubs multiplies unsigned by signed bytes: move w's sign onto v.
+                let magnitude = _mm256_sign_epi8(w, w);
+                for t in 0..N {
+                    let sums = _mm256_cvtepi32_ps(P::sum4(magnitude, _mm256_sign_epi8(v[t], w)));
+                    acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(d * input[t].q[j].d), sums, acc[t][r]);
+                }
             }
         }
+        acc.map(|a| a.map(|a| hsum(a)))
     }
-    acc.map(|a| a.map(|a| hsum(a)))
 }
 
-/// Four Q4_0 (`size` 18) or Q4_1 (20) rows, `row_bytes` apart from `base`, times each of
+/// `R` Q4_0 (`size` 18) or Q4_1 (20) rows, `row_bytes` apart from `base`, times each of
 /// `N` inputs: each block of weights is loaded and unpacked once for all of them.
 ///
 /// # Safety
-/// Four rows of `input[t].q.len()` blocks are readable from `base`; every input has as many.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4x4<const N: usize>(base: *const u8, row_bytes: usize, input: [&Input; N], size: usize) -> [[f32; 4]; N] {
-    let (ones, low) = (_mm256_set1_epi16(1), _mm_set1_epi8(15));
-    let mut acc = [[_mm256_setzero_ps(); 4]; N];
-    let mut offset = [[0f32; 4]; N];
-    for j in 0..input[0].q.len() {
-        // SAFETY: each input's block j holds 32 bytes.
-        let v = input.map(|i| unsafe { _mm256_loadu_si256(i.q[j].qs.as_ptr() as *const __m256i) });
-        for r in 0..4 {
-            // SAFETY: block j of row r is within the four rows (the caller's); a prefetch
-            // of any address is harmless.
-            let (d, m, packed) = unsafe {
-                let b = base.add(r * row_bytes + j * size);
-                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH) as *const i8);
-                let (d, m) = if size == 18 {
-                    let d = half_at(b);
-                    (d, -8.0 * d)
-                } else {
-                    // d and m side by side: both converted at once.
-                    let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(b as *const i32)));
-                    (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)))
+/// `R` rows of `input[t].q.len()` blocks are readable from `base`; every input has as many;
+/// the CPU has AVX2, FMA, F16C and `P`'s instructions.
+#[inline(always)]
+unsafe fn q4x4<P: Products, const R: usize, const N: usize>(
+    base: *const u8,
+    row_bytes: usize,
+    input: [&Input; N],
+    size: usize,
+) -> [[f32; R]; N] {
+    // SAFETY: the caller's: the CPU has AVX2, FMA, F16C and `P`'s instructions, and the
+    // reads are within the rows and inputs it vouches for.
+    unsafe {
+        let low = _mm_set1_epi8(15);
+        let mut acc = [[_mm256_setzero_ps(); R]; N];
+        let mut offset = [[0f32; R]; N];
+        for j in 0..input[0].q.len() {
+            // Each input's block j holds 32 bytes.
+            let v = input.map(|i| _mm256_loadu_si256(i.q[j].qs.as_ptr() as *const __m256i));
+            for r in 0..R {
+                // Block j of row r is within the rows (the caller's); a prefetch of any
+                // address is harmless.
+                let (d, m, packed) = {
+                    let b = base.add(r * row_bytes + j * size);
+                    _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH) as *const i8);
+                    let (d, m) = if size == 18 {
+                        let d = half_at(b);
+                        (d, -8.0 * d)
+                    } else {
+                        // d and m side by side: both converted at once.
+                        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(b as *const i32)));
+                        (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)))
+                    };
+                    (d, m, _mm_loadu_si128(b.add(size - 16) as *const __m128i))
                 };
-                (d, m, _mm_loadu_si128(b.add(size - 16) as *const __m128i))
-            };
-            // Byte j holds value j in its low half and value j + 16 in its high half.
-            let q = _mm256_set_m128i(
-                _mm_and_si128(_mm_srli_epi16(packed, 4), low),
-                _mm_and_si128(packed, low),
-            );
-            for t in 0..N {
-                let y = &input[t].q[j];
-                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, v[t]), ones));
-                acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), sums, acc[t][r]);
-                offset[t][r] += m * y.s;
+                // Byte j holds value j in its low half and value j + 16 in its high half.
+                let q = _mm256_set_m128i(
+                    _mm_and_si128(_mm_srli_epi16(packed, 4), low),
+                    _mm_and_si128(packed, low),
+                );
+                for t in 0..N {
+                    let y = &input[t].q[j];
+                    let sums = _mm256_cvtepi32_ps(P::sum4(q, v[t]));
+                    acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), sums, acc[t][r]);
+                    offset[t][r] += m * y.s;
+                }
             }
         }
-    }
-    let mut out = [[0f32; 4]; N];
-    for t in 0..N {
-        for r in 0..4 {
-            out[t][r] = hsum(acc[t][r]) + offset[t][r];
+        let mut out = [[0f32; R]; N];
+        for t in 0..N {
+            for r in 0..R {
+                out[t][r] = hsum(acc[t][r]) + offset[t][r];
+            }
         }
+        out
     }
-    out
 }
 
 /// [`super::scalar::quantize_block`] of 32 values.
@@ -329,50 +425,91 @@ fn f16s(row: &[u8], x: &[f32]) -> f32 {
     hsum(acc) + tail
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-fn q8_0(row: &[u8], input: &Input) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let ones = _mm256_set1_epi16(1);
-    for (b, y) in row.chunks_exact(34).zip(input.q) {
-        // SAFETY: b holds 2 + 32 bytes, y.qs 32.
-        let (w, v) = unsafe {
-            (
-                _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i),
-                _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i),
-            )
-        };
-        // maddubs multiplies unsigned by signed bytes: move w's sign onto v.
-        let products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(v, w));
-        let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(products, ones));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(b) * y.d), sums, acc);
+/// # Safety
+/// The CPU has AVX2, FMA, F16C and `P`'s instructions.
+#[inline(always)]
+unsafe fn q8_0<P: Products>(row: &[u8], input: &Input) -> f32 {
+    // SAFETY: the caller's: the CPU has AVX2, FMA, F16C and `P`'s instructions, and the
+    // reads are within the rows and inputs it vouches for.
+    unsafe {
+        let mut acc = _mm256_setzero_ps();
+        for (b, y) in row.chunks_exact(34).zip(input.q) {
+            // b holds 2 + 32 bytes, y.qs 32.
+            let (w, v) = {
+                (
+                    _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i),
+                    _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i),
+                )
+            };
+            // maddubs multiplies unsigned by signed bytes: move w's sign onto v.
+            let sums = _mm256_cvtepi32_ps(P::sum4(_mm256_sign_epi8(w, w), _mm256_sign_epi8(v, w)));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(half(b) * y.d), sums, acc);
+        }
+        hsum(acc)
     }
-    hsum(acc)
 }
 
 /// Q4_0 (`size` 18: `d * q - 8 d`) and Q4_1 (20: `d * q + m`).
-#[target_feature(enable = "avx2,fma,f16c")]
-fn q4(row: &[u8], input: &Input, size: usize) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut offset = 0f32;
-    let (ones, low) = (_mm256_set1_epi16(1), _mm_set1_epi8(15));
-    for (b, y) in row.chunks_exact(size).zip(input.q) {
-        // SAFETY: the last 16 bytes of b are the 4-bit values; y.qs holds 32 bytes.
-        let (packed, v) = unsafe {
-            (
-                _mm_loadu_si128(b.as_ptr().add(size - 16) as *const __m128i),
-                _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i),
-            )
-        };
-        // Byte j holds value j in its low half and value j + 16 in its high half.
-        let q = _mm256_set_m128i(
-            _mm_and_si128(_mm_srli_epi16(packed, 4), low),
-            _mm_and_si128(packed, low),
-        );
-        let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, v), ones));
-        let d = half(b);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), sums, acc);
-        let m = if size == 18 { -8.0 * d } else { half(&b[2..]) };
-        offset += m * y.s;
+///
+/// # Safety
+/// The CPU has AVX2, FMA, F16C and `P`'s instructions.
+#[inline(always)]
+unsafe fn q4<P: Products>(row: &[u8], input: &Input, size: usize) -> f32 {
+    // SAFETY: the caller's: the CPU has AVX2, FMA, F16C and `P`'s instructions, and the
+    // reads are within the rows and inputs it vouches for.
+    unsafe {
+        let mut acc = _mm256_setzero_ps();
+        let mut offset = 0f32;
+        let low = _mm_set1_epi8(15);
+        for (b, y) in row.chunks_exact(size).zip(input.q) {
+            // The last 16 bytes of b are the 4-bit values; y.qs holds 32 bytes.
+            let (packed, v) = {
+                (
+                    _mm_loadu_si128(b.as_ptr().add(size - 16) as *const __m128i),
+                    _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i),
+                )
+            };
+            // Byte j holds value j in its low half and value j + 16 in its high half.
+            let q = _mm256_set_m128i(
+                _mm_and_si128(_mm_srli_epi16(packed, 4), low),
+                _mm_and_si128(packed, low),
+            );
+            let (sums, d) = (_mm256_cvtepi32_ps(P::sum4(q, v)), half(b));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), sums, acc);
+            let m = if size == 18 { -8.0 * d } else { half(&b[2..]) };
+            offset += m * y.s;
+        }
+        hsum(acc) + offset
     }
-    hsum(acc) + offset
+}
+
+/// How a block's unsigned-by-signed byte products are summed, four to each of eight 32-bit
+/// lanes: AVX2's `maddubs` then `madd`, or AVX-512 VNNI's one `dpbusd` where the CPU has it.
+/// The sums are the same: the weights' magnitudes are at most 128 and the activations' 127, so
+/// no pair of products leaves `maddubs`'s 16 bits.
+pub trait Products {
+    /// # Safety
+    /// The CPU has the implementation's instructions.
+    unsafe fn sum4(u: __m256i, s: __m256i) -> __m256i;
+}
+
+/// `maddubs` then `madd` (AVX2).
+pub enum Avx2 {}
+/// `dpbusd` (AVX-512 F, VL and VNNI).
+pub enum Vnni {}
+
+impl Products for Avx2 {
+    #[inline(always)]
+    unsafe fn sum4(u: __m256i, s: __m256i) -> __m256i {
+        // SAFETY: the caller's (AVX2).
+        unsafe { _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)) }
+    }
+}
+
+impl Products for Vnni {
+    #[inline(always)]
+    unsafe fn sum4(u: __m256i, s: __m256i) -> __m256i {
+        // SAFETY: the caller's (AVX-512 VL and VNNI).
+        unsafe { _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s) }
+    }
 }
