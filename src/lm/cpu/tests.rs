@@ -360,12 +360,7 @@ fn the_vnni_kernels_equal_the_avx2_ones_to_the_bit() {
         // -1, and nibbles 15 and 15.
         data[2 * scales] = 0x80;
         data[2 * scales + 1] = 0xff;
-        let w = Matrix {
-            kind,
-            rows,
-            cols,
-            data,
-        };
+        let w = Matrix { kind, rows, cols, data };
         let mut xs: Vec<f32> = (0..7 * cols).map(|_| rng.normal()).collect();
         xs[0] = 40.0; // quantised to 127, its block's others small
         xs[cols] = -40.0;
@@ -374,5 +369,17 @@ fn the_vnni_kernels_equal_the_avx2_ones_to_the_bit() {
         without_vnni(|| matmul(&w, &xs, &mut q, &mut plain, None));
         assert_eq!(fast, plain, "{kind:?}");
         assert!(fast.iter().all(|v| v.is_finite() && *v != 0.0), "{kind:?}: {fast:?}");
+    }
+    // The K-quants apply their scales with `dpwssd` there: the same integers again.
+    for dtype in [GgmlDType::Q4K, GgmlDType::Q5K, GgmlDType::Q6K] {
+        let cols = 512;
+        let values: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
+        let t = Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap();
+        let w = Matrix::from_qtensor(QTensor::quantize(&t, dtype).unwrap()).unwrap();
+        let xs: Vec<f32> = (0..7 * cols).map(|_| rng.normal()).collect();
+        let (mut q, mut fast, mut plain) = (Quantised::default(), Vec::new(), Vec::new());
+        matmul(&w, &xs, &mut q, &mut fast, None);
+        without_vnni(|| matmul(&w, &xs, &mut q, &mut plain, None));
+        assert_eq!(fast, plain, "{dtype:?}");
     }
 }

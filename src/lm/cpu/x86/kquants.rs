@@ -2,35 +2,35 @@
 //! activations quantised per 256 ([`KBlock`]), for one input or several at once (each
 //! super-block's weights unpacked once for all of them), and that quantisation. As ggml does:
 //! the weights' small integers times the activations' bytes with `maddubs`, the 6-bit or 8-bit
-//! scales applied in integers with `madd`, one float multiply per super-block; the minimums
+//! scales applied in integers with `madd` (AVX-512 VNNI's `dpwssd`, which also adds, where the
+//! CPU has it: see `Products`), one float multiply per super-block; the minimums
 //! (Q4_K, Q5_K) and Q6_K's offset of 32 go through the sums of 16 activations. They compute what
 //! `scalar.rs` computes (tests compare them); they do not choose rows or threads.
 
 use super::super::blocks::{Input, KBlock, Kind, Matrix, SUPER};
-use super::{half_at, hsum};
+use super::{Products, half_at, hsum};
 use std::arch::x86_64::*;
 
-/// Rows `first..first + out[t].len()` of the K-quant `w` times each of `N` inputs.
+/// Rows `first..first + out[t].len()` of the K-quant `w` times each of `N` inputs, the
+/// scaled byte products summed by `P`.
 ///
 /// # Safety
-/// The CPU has AVX2, FMA and F16C; the rows are within `w`; each input has `w.cols / 256`
-/// super-blocks and each output as many values as the first.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn rows<const N: usize>(w: &Matrix, first: usize, out: [&mut [f32]; N], input: [&Input; N]) {
-    let dot = |row: &[u8]| -> [f32; N] {
-        // SAFETY: the caller's: a whole row, one super-block of each input per block of it.
-        unsafe {
-            match w.kind {
-                Kind::Q4K => q45_k::<N, false>(row, input),
-                Kind::Q5K => q45_k::<N, true>(row, input),
-                Kind::Q6K => q6_k(row, input),
-                _ => unreachable!("a K-quant product of a {:?} matrix", w.kind),
-            }
-        }
-    };
+/// The CPU has AVX2, FMA, F16C and `P`'s instructions; the rows are within `w`; each input
+/// has `w.cols / 256` super-blocks and each output as many values as the first.
+#[inline(always)]
+pub unsafe fn rows_by<P: Products, const N: usize>(w: &Matrix, first: usize, out: [&mut [f32]; N], input: [&Input; N]) {
     let mut out = out;
     for i in 0..out[0].len() {
-        let values = dot(w.row(first + i));
+        let row = w.row(first + i);
+        // SAFETY: the caller's: a whole row, one super-block of each input per block of it.
+        let values = unsafe {
+            match w.kind {
+                Kind::Q4K => q45_k::<P, N, false>(row, input),
+                Kind::Q5K => q45_k::<P, N, true>(row, input),
+                Kind::Q6K => q6_k::<P, N>(row, input),
+                _ => unreachable!("a K-quant product of a {:?} matrix", w.kind),
+            }
+        };
         for (o, v) in out.iter_mut().zip(values) {
             o[i] = v;
         }
@@ -41,156 +41,163 @@ pub unsafe fn rows<const N: usize>(w: &Matrix, first: usize, out: [&mut [f32]; N
 /// of `N` inputs.
 ///
 /// # Safety
-/// The CPU has AVX2, FMA and F16C; each input has a super-block for each of `row`'s.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q45_k<const N: usize, const FIVE: bool>(row: &[u8], input: [&Input; N]) -> [f32; N] {
-    let size = if FIVE { 176 } else { 144 };
-    let (low4, bit4) = (_mm256_set1_epi8(15), _mm256_set1_epi8(16));
-    let mut acc = [_mm256_setzero_ps(); N];
-    let mut acc_min = [_mm_setzero_ps(); N];
-    for (s, b) in row.chunks_exact(size).enumerate() {
-        let p = b.as_ptr();
-        // SAFETY: b holds a whole super-block: d, dmin, 12 bytes of scales, then (Q5_K) 32
-        // bytes of fifth bits and 128 bytes of 4-bit values.
-        let (d, dmin, scales_mins, mut high) = unsafe {
-            (
-                half_at(p),
-                half_at(p.add(2)),
-                unpack_scales(p.add(4)),
-                if FIVE {
-                    _mm256_loadu_si256(p.add(16) as *const __m256i)
-                } else {
-                    _mm256_setzero_si256()
-                },
-            )
-        };
-        let qs = if FIVE { 48 } else { 16 };
-        let y = input.map(|i| &i.k[s]);
-        // The minimums times each 32 activations' sum (pairs of the sums of 16).
-        let mins = _mm256_extracti128_si256(scales_mins, 1);
-        for t in 0..N {
-            // SAFETY: sums holds 16 i16.
-            let sums = unsafe { _mm256_loadu_si256(y[t].sums.as_ptr() as *const __m256i) };
-            let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
-            let m = _mm_cvtepi32_ps(_mm_madd_epi16(mins, pairs));
-            acc_min[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * y[t].d), m, acc_min[t]);
-        }
-        let scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(scales_mins));
-        let mut sum = [_mm256_setzero_si256(); N];
-        for j in 0..4 {
-            // SAFETY: 32 bytes of 4-bit values at qs + 32 j, within the super-block; j < 4.
-            let (packed, scale_low, scale_high) = unsafe {
+/// The CPU has AVX2, FMA, F16C and `P`'s instructions; each input has a super-block for each
+/// of `row`'s.
+#[inline(always)]
+unsafe fn q45_k<P: Products, const N: usize, const FIVE: bool>(row: &[u8], input: [&Input; N]) -> [f32; N] {
+    // SAFETY: the caller's: the CPU has AVX2, FMA, F16C and `P`'s instructions, and each
+    // input has a super-block for each of the row's.
+    unsafe {
+        let size = if FIVE { 176 } else { 144 };
+        let (low4, bit4) = (_mm256_set1_epi8(15), _mm256_set1_epi8(16));
+        let mut acc = [_mm256_setzero_ps(); N];
+        let mut acc_min = [_mm_setzero_ps(); N];
+        for (s, b) in row.chunks_exact(size).enumerate() {
+            let p = b.as_ptr();
+            // b holds a whole super-block: d, dmin, 12 bytes of scales, then (Q5_K) 32
+            // bytes of fifth bits and 128 bytes of 4-bit values.
+            let (d, dmin, scales_mins, mut high) = {
                 (
-                    _mm256_loadu_si256(p.add(qs + 32 * j) as *const __m256i),
-                    _mm256_shuffle_epi8(scales, scale_shuffle(2 * j)),
-                    _mm256_shuffle_epi8(scales, scale_shuffle(2 * j + 1)),
+                    half_at(p),
+                    half_at(p.add(2)),
+                    unpack_scales(p.add(4)),
+                    if FIVE {
+                        _mm256_loadu_si256(p.add(16) as *const __m256i)
+                    } else {
+                        _mm256_setzero_si256()
+                    },
                 )
             };
-            let mut q_low = _mm256_and_si256(packed, low4);
-            let mut q_high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
-            if FIVE {
-                // Bit 2j of byte l of the fifth bits belongs to value 64 j + l, bit 2j + 1 to
-                // value 64 j + 32 + l: move each to bit 4 of its byte (the 16-bit shifts
-                // carry nothing into the bits kept).
-                q_low = _mm256_or_si256(q_low, _mm256_and_si256(_mm256_slli_epi16(high, 4), bit4));
-                q_high = _mm256_or_si256(q_high, _mm256_and_si256(_mm256_slli_epi16(high, 3), bit4));
-                high = _mm256_srli_epi16(high, 2);
-            }
+            let qs = if FIVE { 48 } else { 16 };
+            let y = input.map(|i| &i.k[s]);
+            // The minimums times each 32 activations' sum (pairs of the sums of 16).
+            let mins = _mm256_extracti128_si256(scales_mins, 1);
             for t in 0..N {
-                // SAFETY: the super-block's 256 activations hold values 64 j .. 64 j + 64.
-                let (a, b) = unsafe {
-                    let at = y[t].qs.as_ptr().add(64 * j);
+                // sums holds 16 i16.
+                let sums = _mm256_loadu_si256(y[t].sums.as_ptr() as *const __m256i);
+                let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+                let m = _mm_cvtepi32_ps(_mm_madd_epi16(mins, pairs));
+                acc_min[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * y[t].d), m, acc_min[t]);
+            }
+            let scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(scales_mins));
+            let mut sum = [_mm256_setzero_si256(); N];
+            for j in 0..4 {
+                // 32 bytes of 4-bit values at qs + 32 j, within the super-block; j < 4.
+                let (packed, scale_low, scale_high) = {
                     (
-                        _mm256_loadu_si256(at as *const __m256i),
-                        _mm256_loadu_si256(at.add(32) as *const __m256i),
+                        _mm256_loadu_si256(p.add(qs + 32 * j) as *const __m256i),
+                        _mm256_shuffle_epi8(scales, scale_shuffle(2 * j)),
+                        _mm256_shuffle_epi8(scales, scale_shuffle(2 * j + 1)),
                     )
                 };
-                let low = _mm256_madd_epi16(scale_low, _mm256_maddubs_epi16(q_low, a));
-                let high = _mm256_madd_epi16(scale_high, _mm256_maddubs_epi16(q_high, b));
-                sum[t] = _mm256_add_epi32(sum[t], _mm256_add_epi32(low, high));
+                let mut q_low = _mm256_and_si256(packed, low4);
+                let mut q_high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+                if FIVE {
+                    // Bit 2j of byte l of the fifth bits belongs to value 64 j + l, bit 2j + 1 to
+                    // value 64 j + 32 + l: move each to bit 4 of its byte (the 16-bit shifts
+                    // carry nothing into the bits kept).
+                    q_low = _mm256_or_si256(q_low, _mm256_and_si256(_mm256_slli_epi16(high, 4), bit4));
+                    q_high = _mm256_or_si256(q_high, _mm256_and_si256(_mm256_slli_epi16(high, 3), bit4));
+                    high = _mm256_srli_epi16(high, 2);
+                }
+                for t in 0..N {
+                    // the super-block's 256 activations hold values 64 j .. 64 j + 64.
+                    let (a, b) = {
+                        let at = y[t].qs.as_ptr().add(64 * j);
+                        (
+                            _mm256_loadu_si256(at as *const __m256i),
+                            _mm256_loadu_si256(at.add(32) as *const __m256i),
+                        )
+                    };
+                    sum[t] = P::scaled_onto(P::scaled_onto(sum[t], q_low, a, scale_low), q_high, b, scale_high);
+                }
+            }
+            for t in 0..N {
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t].d), _mm256_cvtepi32_ps(sum[t]), acc[t]);
             }
         }
+        let mut out = [0f32; N];
         for t in 0..N {
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t].d), _mm256_cvtepi32_ps(sum[t]), acc[t]);
+            let m = acc_min[t];
+            let m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+            out[t] = hsum(acc[t]) - _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
         }
+        out
     }
-    let mut out = [0f32; N];
-    for t in 0..N {
-        let m = acc_min[t];
-        let m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-        out[t] = hsum(acc[t]) - _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
-    }
-    out
 }
 
 /// A Q6_K row (210 bytes a super-block) times each of `N` inputs.
 ///
 /// # Safety
-/// The CPU has AVX2, FMA and F16C; each input has a super-block for each of `row`'s.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q6_k<const N: usize>(row: &[u8], input: [&Input; N]) -> [f32; N] {
-    let (low4, low2) = (_mm256_set1_epi8(15), _mm256_set1_epi8(3));
-    let mut acc = [_mm256_setzero_ps(); N];
-    for (s, b) in row.chunks_exact(210).enumerate() {
-        let p = b.as_ptr();
-        // SAFETY: b holds a whole super-block: 128 bytes of low bits, 64 of high bits, 16
-        // scales, d.
-        let (d, scales) = unsafe { (half_at(p.add(208)), _mm_loadu_si128(p.add(192) as *const __m128i)) };
-        let y = input.map(|i| &i.k[s]);
-        // The offset of 32: Σ scale_g · 32 · (sum of group g's activations), taken off in
-        // integers before the one float multiply.
-        let wide = _mm256_cvtepi8_epi16(scales);
-        let mut sum = [_mm256_setzero_si256(); N];
-        for t in 0..N {
-            // SAFETY: sums holds 16 i16.
-            let sums = unsafe { _mm256_loadu_si256(y[t].sums.as_ptr() as *const __m256i) };
-            sum[t] = _mm256_sub_epi32(sum[t], _mm256_slli_epi32(_mm256_madd_epi16(wide, sums), 5));
-        }
-        for half in 0..2 {
-            // SAFETY: the half's 64 bytes of low bits and 32 of high bits are within b.
-            let (low_a, low_b, bits) = unsafe {
-                (
-                    _mm256_loadu_si256(p.add(64 * half) as *const __m256i),
-                    _mm256_loadu_si256(p.add(64 * half + 32) as *const __m256i),
-                    _mm256_loadu_si256(p.add(128 + 32 * half) as *const __m256i),
-                )
-            };
-            // Values 128 half + 32 k + l, k = 0..4 (see `blocks::q6`), 0..63 before the offset.
-            let q = [
-                _mm256_or_si256(
-                    _mm256_and_si256(low_a, low4),
-                    _mm256_slli_epi16(_mm256_and_si256(bits, low2), 4),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(low_b, low4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 2), low2), 4),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(low_a, 4), low4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), low2), 4),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(low_b, 4), low4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 6), low2), 4),
-                ),
-            ];
-            for (k, q) in q.into_iter().enumerate() {
-                // Groups 8 half + 2k and 8 half + 2k + 1: eight copies of each scale.
-                // SAFETY: 4 half + k < 8.
-                let scale = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, unsafe { group_shuffle(4 * half + k) }));
-                for t in 0..N {
-                    // SAFETY: values 128 half + 32 k .. + 32 are within the 256 activations.
-                    let a = unsafe { _mm256_loadu_si256(y[t].qs.as_ptr().add(128 * half + 32 * k) as *const __m256i) };
-                    let products = _mm256_madd_epi16(scale, _mm256_maddubs_epi16(q, a));
-                    sum[t] = _mm256_add_epi32(sum[t], products);
+/// The CPU has AVX2, FMA, F16C and `P`'s instructions; each input has a super-block for each
+/// of `row`'s.
+#[inline(always)]
+unsafe fn q6_k<P: Products, const N: usize>(row: &[u8], input: [&Input; N]) -> [f32; N] {
+    // SAFETY: the caller's: the CPU has AVX2, FMA, F16C and `P`'s instructions, and each
+    // input has a super-block for each of the row's.
+    unsafe {
+        let (low4, low2) = (_mm256_set1_epi8(15), _mm256_set1_epi8(3));
+        let mut acc = [_mm256_setzero_ps(); N];
+        for (s, b) in row.chunks_exact(210).enumerate() {
+            let p = b.as_ptr();
+            // b holds a whole super-block: 128 bytes of low bits, 64 of high bits, 16
+            // scales, d.
+            let (d, scales) = (half_at(p.add(208)), _mm_loadu_si128(p.add(192) as *const __m128i));
+            let y = input.map(|i| &i.k[s]);
+            // The offset of 32: Σ scale_g · 32 · (sum of group g's activations), taken off in
+            // integers before the one float multiply.
+            let wide = _mm256_cvtepi8_epi16(scales);
+            let mut sum = [_mm256_setzero_si256(); N];
+            for t in 0..N {
+                // sums holds 16 i16.
+                let sums = _mm256_loadu_si256(y[t].sums.as_ptr() as *const __m256i);
+                sum[t] = _mm256_sub_epi32(sum[t], _mm256_slli_epi32(_mm256_madd_epi16(wide, sums), 5));
+            }
+            for half in 0..2 {
+                // the half's 64 bytes of low bits and 32 of high bits are within b.
+                let (low_a, low_b, bits) = {
+                    (
+                        _mm256_loadu_si256(p.add(64 * half) as *const __m256i),
+                        _mm256_loadu_si256(p.add(64 * half + 32) as *const __m256i),
+                        _mm256_loadu_si256(p.add(128 + 32 * half) as *const __m256i),
+                    )
+                };
+                // Values 128 half + 32 k + l, k = 0..4 (see `blocks::q6`), 0..63 before the offset.
+                let q = [
+                    _mm256_or_si256(
+                        _mm256_and_si256(low_a, low4),
+                        _mm256_slli_epi16(_mm256_and_si256(bits, low2), 4),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(low_b, low4),
+                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 2), low2), 4),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(low_a, 4), low4),
+                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), low2), 4),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(low_b, 4), low4),
+                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 6), low2), 4),
+                    ),
+                ];
+                for (k, q) in q.into_iter().enumerate() {
+                    // Groups 8 half + 2k and 8 half + 2k + 1: eight copies of each scale.
+                    // 4 half + k < 8.
+                    let scale = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, group_shuffle(4 * half + k)));
+                    for t in 0..N {
+                        // values 128 half + 32 k .. + 32 are within the 256 activations.
+                        let a = _mm256_loadu_si256(y[t].qs.as_ptr().add(128 * half + 32 * k) as *const __m256i);
+                        sum[t] = P::scaled_onto(sum[t], q, a, scale);
+                    }
                 }
             }
+            for t in 0..N {
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t].d), _mm256_cvtepi32_ps(sum[t]), acc[t]);
+            }
         }
-        for t in 0..N {
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t].d), _mm256_cvtepi32_ps(sum[t]), acc[t]);
-        }
+        acc.map(|a| hsum(a))
     }
-    acc.map(|a| hsum(a))
 }
 
 /// The eight scales (low 128 bits) and eight minimums (high) of a Q4_K or Q5_K super-block as

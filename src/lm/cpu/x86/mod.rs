@@ -62,7 +62,7 @@ unsafe fn rows_by<P: Products>(w: &Matrix, first: usize, out: &mut [f32], input:
         Kind::Q4_1 => 20,
         Kind::Q8_0 => 34,
         // SAFETY: the caller's.
-        Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows(w, first, [out], [input]) },
+        Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows_by::<P, 1>(w, first, [out], [input]) },
     };
     // SAFETY: the caller's.
     unsafe { rows_n_by::<P, 1, 4>(w, first, [out], [input], size) }
@@ -100,7 +100,7 @@ unsafe fn rows2_by<P: Products>(w: &Matrix, first: usize, out: [&mut [f32]; 2], 
         Kind::Q4_1 => 20,
         Kind::Q8_0 => 34,
         // SAFETY: the caller's.
-        Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows(w, first, out, input) },
+        Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows_by::<P, _>(w, first, out, input) },
         Kind::F32 | Kind::F16 => unreachable!("rows2 of an unquantised matrix"),
     };
     // SAFETY: the caller's.
@@ -187,7 +187,7 @@ unsafe fn rows4_by<P: Products>(w: &Matrix, first: usize, out: [&mut [f32]; 4], 
         Kind::Q4_1 => 20,
         Kind::Q8_0 => 34,
         // SAFETY: the caller's.
-        Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows(w, first, out, input) },
+        Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows_by::<P, _>(w, first, out, input) },
         Kind::F32 | Kind::F16 => unreachable!("rows4 of an unquantised matrix"),
     };
     // SAFETY: the caller's.
@@ -491,6 +491,13 @@ pub trait Products {
     /// # Safety
     /// The CPU has the implementation's instructions.
     unsafe fn sum4(u: __m256i, s: __m256i) -> __m256i;
+
+    /// `sum` plus the byte products of `u` and `s` in pairs, each pair times its 16-bit
+    /// `scale` and added in pairs (the K-quants' scaled sub-blocks).
+    ///
+    /// # Safety
+    /// The CPU has the implementation's instructions.
+    unsafe fn scaled_onto(sum: __m256i, u: __m256i, s: __m256i, scale: __m256i) -> __m256i;
 }
 
 /// `maddubs` then `madd` (AVX2).
@@ -504,6 +511,12 @@ impl Products for Avx2 {
         // SAFETY: the caller's (AVX2).
         unsafe { _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)) }
     }
+
+    #[inline(always)]
+    unsafe fn scaled_onto(sum: __m256i, u: __m256i, s: __m256i, scale: __m256i) -> __m256i {
+        // SAFETY: the caller's (AVX2).
+        unsafe { _mm256_add_epi32(sum, _mm256_madd_epi16(scale, _mm256_maddubs_epi16(u, s))) }
+    }
 }
 
 impl Products for Vnni {
@@ -511,5 +524,11 @@ impl Products for Vnni {
     unsafe fn sum4(u: __m256i, s: __m256i) -> __m256i {
         // SAFETY: the caller's (AVX-512 VL and VNNI).
         unsafe { _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s) }
+    }
+
+    #[inline(always)]
+    unsafe fn scaled_onto(sum: __m256i, u: __m256i, s: __m256i, scale: __m256i) -> __m256i {
+        // SAFETY: the caller's (AVX-512 VL and VNNI).
+        unsafe { _mm256_dpwssd_epi32(sum, _mm256_maddubs_epi16(u, s), scale) }
     }
 }
