@@ -114,9 +114,15 @@ pub(super) fn rows4(w: &Matrix, first: usize, out: [&mut [f32]; 4], input: [&Inp
 /// CPUs take).
 #[cfg(test)]
 pub fn without_kernels<T>(f: impl FnOnce() -> T) -> T {
-    super::tests::PLAIN.with(|p| p.set(true));
+    with_flag(&super::tests::PLAIN, f)
+}
+
+/// Runs `f` with a thread's test flag set.
+#[cfg(test)]
+fn with_flag<T>(flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>, f: impl FnOnce() -> T) -> T {
+    flag.with(|p| p.set(true));
     let out = f();
-    super::tests::PLAIN.with(|p| p.set(false));
+    flag.with(|p| p.set(false));
     out
 }
 
@@ -152,10 +158,7 @@ fn vnni() -> bool {
 /// that the two give the same numbers).
 #[cfg(test)]
 pub fn without_vnni<T>(f: impl FnOnce() -> T) -> T {
-    super::tests::NO_VNNI.with(|p| p.set(true));
-    let out = f();
-    super::tests::NO_VNNI.with(|p| p.set(false));
-    out
+    with_flag(&super::tests::NO_VNNI, f)
 }
 
 /// Whether this CPU takes the AVX-512 VNNI kernels.

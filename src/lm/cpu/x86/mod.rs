@@ -76,7 +76,7 @@ unsafe fn rows_by<P: Products>(w: &Matrix, first: usize, out: &mut [f32], input:
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Input; 2]) {
     // SAFETY: the caller's.
-    unsafe { rows2_by::<Avx2>(w, first, out, input) }
+    unsafe { rows_many_by::<Avx2, 2, 4>(w, first, out, input) }
 }
 
 /// [`rows2`] with AVX-512 VNNI's `dpbusd` for the byte products.
@@ -86,25 +86,32 @@ pub unsafe fn rows2(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Inp
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
 pub unsafe fn rows2_vnni(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Input; 2]) {
     // SAFETY: the caller's.
-    unsafe { rows2_by::<Vnni>(w, first, out, input) }
+    unsafe { rows_many_by::<Vnni, 2, 4>(w, first, out, input) }
 }
 
-/// [`rows2`], its byte products summed by `P`.
+/// [`rows2`] and [`rows4`]: `N` inputs, tiles of `R` rows for the 32-value kinds, their byte
+/// products summed by `P`.
 ///
 /// # Safety
-/// As for [`rows2`]; the CPU has `P`'s instructions.
+/// As for [`rows`], for every input and output; `w` is quantised; the CPU has `P`'s
+/// instructions.
 #[inline(always)]
-unsafe fn rows2_by<P: Products>(w: &Matrix, first: usize, out: [&mut [f32]; 2], input: [&Input; 2]) {
+unsafe fn rows_many_by<P: Products, const N: usize, const R: usize>(
+    w: &Matrix,
+    first: usize,
+    out: [&mut [f32]; N],
+    input: [&Input; N],
+) {
     let size = match w.kind {
         Kind::Q4_0 => 18,
         Kind::Q4_1 => 20,
         Kind::Q8_0 => 34,
         // SAFETY: the caller's.
-        Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows_by::<P, _>(w, first, out, input) },
-        Kind::F32 | Kind::F16 => unreachable!("rows2 of an unquantised matrix"),
+        Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows_by::<P, N>(w, first, out, input) },
+        Kind::F32 | Kind::F16 => unreachable!("a product of an unquantised matrix with several inputs"),
     };
     // SAFETY: the caller's.
-    unsafe { rows_n_by::<P, 2, 4>(w, first, out, input, size) }
+    unsafe { rows_n_by::<P, N, R>(w, first, out, input, size) }
 }
 
 /// Rows `first..first + out[t].len()` of a Q4_0, Q4_1 or Q8_0 `w` (blocks of `size` bytes)
@@ -163,7 +170,7 @@ unsafe fn rows_n_by<P: Products, const N: usize, const R: usize>(
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn rows4(w: &Matrix, first: usize, out: [&mut [f32]; 4], input: [&Input; 4]) {
     // SAFETY: the caller's.
-    unsafe { rows4_by::<Avx2>(w, first, out, input) }
+    unsafe { rows_many_by::<Avx2, 4, TILE_ROWS>(w, first, out, input) }
 }
 
 /// [`rows4`] with AVX-512 VNNI's `dpbusd` for the byte products.
@@ -173,25 +180,7 @@ pub unsafe fn rows4(w: &Matrix, first: usize, out: [&mut [f32]; 4], input: [&Inp
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
 pub unsafe fn rows4_vnni(w: &Matrix, first: usize, out: [&mut [f32]; 4], input: [&Input; 4]) {
     // SAFETY: the caller's.
-    unsafe { rows4_by::<Vnni>(w, first, out, input) }
-}
-
-/// [`rows4`], its byte products summed by `P`.
-///
-/// # Safety
-/// As for [`rows4`]; the CPU has `P`'s instructions.
-#[inline(always)]
-unsafe fn rows4_by<P: Products>(w: &Matrix, first: usize, out: [&mut [f32]; 4], input: [&Input; 4]) {
-    let size = match w.kind {
-        Kind::Q4_0 => 18,
-        Kind::Q4_1 => 20,
-        Kind::Q8_0 => 34,
-        // SAFETY: the caller's.
-        Kind::Q4K | Kind::Q5K | Kind::Q6K => return unsafe { kquants::rows_by::<P, _>(w, first, out, input) },
-        Kind::F32 | Kind::F16 => unreachable!("rows4 of an unquantised matrix"),
-    };
-    // SAFETY: the caller's.
-    unsafe { rows_n_by::<P, 4, TILE_ROWS>(w, first, out, input, size) }
+    unsafe { rows_many_by::<Vnni, 4, TILE_ROWS>(w, first, out, input) }
 }
 
 /// Rows per tile when four inputs pass over a Q4_0, Q4_1 or Q8_0 matrix.
