@@ -139,7 +139,8 @@ fn avx2() -> bool {
 }
 
 /// Whether the CPU also has AVX-512 F, VL and VNNI (checked once): the 32-value kinds' byte
-/// products then take one instruction instead of two (`x86::Products`).
+/// products then take one instruction instead of two, and the K-quants' scaled sums one
+/// instead of two (`x86::Products`).
 #[cfg(target_arch = "x86_64")]
 fn vnni() -> bool {
     #[cfg(test)]

@@ -4,8 +4,9 @@
 //! activations' quantisation per 32 values and an f32 dot product; the K-quants' (Q4_K, Q5_K,
 //! Q6_K; one, two or four inputs at once) are in `kquants.rs`. Every function assumes the CPU
 //! has those features: `kernels.rs` checks before it calls one. Where the CPU also has AVX-512
-//! VNNI, the 32-value kinds' byte products take one `dpbusd` instead of two instructions
-//! (`rows_vnni`, `rows2_vnni`, `rows4_vnni`; the same sums, see [`Products`]). They compute
+//! VNNI, the 32-value kinds' byte products take one `dpbusd` instead of two instructions, and
+//! the K-quants' scaled sums one `dpwssd` (`rows_vnni`, `rows2_vnni`, `rows4_vnni`; the same
+//! sums, see [`Products`]). They compute
 //! what `scalar.rs` computes (tests compare them); they do not choose rows or threads.
 
 mod kquants;
