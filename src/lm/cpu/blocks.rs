@@ -1,11 +1,12 @@
 //! The data the kernels read: the GGUF block types this network has a kernel for ([`Kind`]), a
 //! weight matrix held as the file's blocks ([`Matrix`], with its dequantisation of one row for
-//! the embedding lookup), and the activations quantised to 8 bits as the input of a product
+//! the embedding lookup; Q4_0 and Q4_1 rows interleaved eight at a time by [`Matrix::tile`]), and the activations quantised to 8 bits as the input of a product
 //! ([`Input`]): per 32 values ([`QBlock`]) for Q4_0, Q4_1 and Q8_0 weights, per 256 ([`KBlock`],
 //! ggml's Q8_K) for the K-quants. It computes no product (`kernels.rs`, `scalar.rs`, `x86/` do).
 
 use candle_core::Device;
 use candle_core::quantized::{GgmlDType, QTensor};
+use std::borrow::Cow;
 
 /// Values a block of quantised weights or activations covers.
 pub(super) const BLOCK: usize = 32;
@@ -92,12 +93,17 @@ impl Kind {
     }
 }
 
-/// A weight matrix, `[rows, cols]`, row by row in its GGUF blocks.
+/// Rows a tile of a tiled matrix interleaves ([`Matrix::tile`]).
+pub(super) const TILE: usize = 8;
+
+/// A weight matrix, `[rows, cols]`, row by row in its GGUF blocks, or, `tiled`, eight rows at
+/// a time block by block ([`Matrix::tile`]).
 pub(super) struct Matrix {
     pub(super) kind: Kind,
     pub(super) rows: usize,
     pub(super) cols: usize,
     pub(super) data: Vec<u8>,
+    pub(super) tiled: bool,
 }
 
 impl Matrix {
@@ -123,17 +129,71 @@ impl Matrix {
         if data.len() != rows * kind.row_bytes(cols) {
             candle_core::bail!("a {rows}x{cols} {kind:?} matrix holds {} bytes", data.len());
         }
-        Ok(Matrix { kind, rows, cols, data })
+        Ok(Matrix {
+            kind,
+            rows,
+            cols,
+            data,
+            tiled: false,
+        })
     }
 
-    pub(super) fn row(&self, r: usize) -> &[u8] {
+    /// The same matrix with Q4_0 and Q4_1 rows interleaved eight at a time, as ggml's CPU
+    /// "repack" buffers do, so that one vector holds a byte of each of eight rows: for each
+    /// eight rows and each block, the eight rows' `d` (then, Q4_1, their `m`) as eight f16s,
+    /// then 128 bytes in four chunks of 32, chunk `c` holding bytes `4c..4c + 4` of each row's
+    /// 16 bytes of 4-bit values, row by row (so value `4c + i` of row `r` is the low half of
+    /// byte `4r + i` of chunk `c`, value `16 + 4c + i` its high half). A tile takes the bytes
+    /// of the eight rows' blocks, no more. Other kinds, and row counts that are not a multiple
+    /// of eight, stay as they are.
+    pub(super) fn tile(self) -> Matrix {
+        if self.tiled || !matches!(self.kind, Kind::Q4_0 | Kind::Q4_1) || !self.rows.is_multiple_of(TILE) {
+            return self;
+        }
+        let (n, size) = (self.kind.row_bytes(self.cols), self.kind.row_bytes(BLOCK));
+        let scales = size - 16;
+        let mut data = Vec::with_capacity(self.data.len());
+        for rows in self.data.chunks_exact(TILE * n) {
+            for j in 0..self.cols / BLOCK {
+                let block = |i: usize| &rows[i * n + j * size..][..size];
+                for s in (0..scales).step_by(2) {
+                    (0..TILE).for_each(|i| data.extend_from_slice(&block(i)[s..s + 2]));
+                }
+                for c in 0..4 {
+                    (0..TILE).for_each(|i| data.extend_from_slice(&block(i)[scales + 4 * c..][..4]));
+                }
+            }
+        }
+        Matrix {
+            data,
+            tiled: true,
+            ..self
+        }
+    }
+
+    /// Row `r` in its GGUF blocks (gathered from its tile when the matrix is tiled).
+    pub(super) fn row(&self, r: usize) -> Cow<'_, [u8]> {
         let n = self.kind.row_bytes(self.cols);
-        &self.data[r * n..(r + 1) * n]
+        if !self.tiled {
+            return Cow::Borrowed(&self.data[r * n..(r + 1) * n]);
+        }
+        let size = self.kind.row_bytes(BLOCK);
+        let (scales, i) = (size - 16, r % TILE);
+        let mut row = Vec::with_capacity(n);
+        for tile in self.data[r / TILE * TILE * n..][..TILE * n].chunks_exact(TILE * size) {
+            for s in (0..scales).step_by(2) {
+                row.extend_from_slice(&tile[TILE * s + 2 * i..][..2]);
+            }
+            for c in 0..4 {
+                row.extend_from_slice(&tile[TILE * scales + 32 * c + 4 * i..][..4]);
+            }
+        }
+        Cow::Owned(row)
     }
 
     /// Row `r` as f32 values (the embedding lookup).
     pub(super) fn dequantize_row(&self, r: usize, out: &mut [f32]) {
-        let row = self.row(r);
+        let row = &*self.row(r);
         match self.kind {
             Kind::F32 => {
                 for (o, b) in out.iter_mut().zip(row.chunks_exact(4)) {

@@ -52,7 +52,7 @@ pub(super) fn rows(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
         };
     }
     for (i, o) in out.iter_mut().enumerate() {
-        *o = scalar::dot(w.kind, w.row(first + i), input);
+        *o = scalar::dot(w.kind, &w.row(first + i), input);
     }
 }
 

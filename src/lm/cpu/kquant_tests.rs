@@ -84,7 +84,7 @@ fn the_k_quant_kernels_compute_candles_dequantised_weights_times_the_input() {
                         (got - want).abs() <= 1e-4 * scale.max(1.0),
                         "{dtype:?} plain {plain} token {t} row {r}: {got} vs {want}"
                     );
-                    let plain_dot = scalar::dot(w.kind, w.row(r), &input);
+                    let plain_dot = scalar::dot(w.kind, &w.row(r), &input);
                     assert!(
                         (got - plain_dot).abs() <= 1e-4 * scale.max(1.0),
                         "{dtype:?} token {t} row {r}: {got} vs the plain {plain_dot}"

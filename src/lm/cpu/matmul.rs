@@ -3,7 +3,7 @@
 //! stacked into one ([`Group`]: query/key/value, gate/up). It leaves the arithmetic to the
 //! kernels (`kernels.rs`).
 
-use super::blocks::{Input, Matrix, Quantised};
+use super::blocks::{Input, Matrix, Quantised, TILE};
 use super::kernels::{quantize, rows, rows2, rows4};
 
 /// `out[t][r] = w_r · x_t` for every token t of `xs` (`[tokens, cols]`), the rows split over
@@ -26,7 +26,8 @@ pub(super) fn matmul(w: &Matrix, xs: &[f32], q: &mut Quantised, out: &mut Vec<f3
     out.resize(tokens * w.rows, 0.0);
     let threads = pool.map_or(1, |p| p.current_num_threads());
     if tokens == 1 {
-        let chunk = w.rows.div_ceil(threads * 4).next_multiple_of(4).max(16);
+        // Whole tiles of a tiled matrix.
+        let chunk = w.rows.div_ceil(threads * 4).next_multiple_of(TILE).max(16);
         let run = |(i, c): (usize, &mut [f32])| rows(w, i * chunk, c, &input(0));
         match pool {
             Some(pool) if w.rows > chunk => pool.install(|| out.par_chunks_mut(chunk).enumerate().for_each(run)),
@@ -35,7 +36,7 @@ pub(super) fn matmul(w: &Matrix, xs: &[f32], q: &mut Quantised, out: &mut Vec<f3
         return;
     }
     // Groups of rows small enough to stay in the cache while every token passes over them.
-    const GROUP: usize = 16;
+    const GROUP: usize = 2 * TILE;
     let group = |g: usize| {
         let (first, n) = (g * GROUP, GROUP.min(w.rows - g * GROUP));
         let mut values = vec![0f32; tokens * n];
@@ -83,10 +84,14 @@ pub(super) enum Group {
 }
 
 impl Group {
+    /// The parts, stacked where they can be, tiled ([`Matrix::tile`]).
     pub(super) fn new(parts: Vec<Matrix>) -> Group {
         let first = &parts[0];
-        if parts.iter().any(|m| m.kind != first.kind || m.cols != first.cols) {
-            return Group::Apart(parts);
+        if parts
+            .iter()
+            .any(|m| m.kind != first.kind || m.cols != first.cols || m.tiled)
+        {
+            return Group::Apart(parts.into_iter().map(Matrix::tile).collect());
         }
         let rows = parts.iter().map(|m| m.rows).collect();
         let (kind, cols) = (first.kind, first.cols);
@@ -99,8 +104,9 @@ impl Group {
             rows: data.len() / kind.row_bytes(cols),
             cols,
             data,
+            tiled: false,
         };
-        Group::Stacked(stacked, rows)
+        Group::Stacked(stacked.tile(), rows)
     }
 
     /// `outs[i] = part_i · x_t` for every token t of `xs`, as [`matmul`] lays them out.

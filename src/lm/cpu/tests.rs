@@ -266,7 +266,7 @@ fn the_simd_kernels_equal_the_plain_ones() {
         let mut fast = vec![0f32; n];
         rows(&w, 0, &mut fast, &input);
         for (r, fast) in fast.iter().enumerate() {
-            let plain = scalar::dot(w.kind, w.row(r), &input);
+            let plain = scalar::dot(w.kind, &w.row(r), &input);
             assert!(
                 (fast - plain).abs() <= 1e-4 * plain.abs().max(1.0),
                 "{dtype:?} row {r}: {fast} vs {plain}"
@@ -298,7 +298,7 @@ fn the_simd_kernels_equal_the_plain_ones() {
         let mut row = vec![0f32; cols];
         w.dequantize_row(3, &mut row);
         let exact: f32 = row.iter().zip(&x).map(|(a, b)| a * b).sum();
-        let plain = scalar::dot(w.kind, w.row(3), &input);
+        let plain = scalar::dot(w.kind, &w.row(3), &input);
         let step = |i: usize| match (q.q.get(i / BLOCK), q.k.get(i / SUPER)) {
             (Some(b), _) => b.d,
             (_, Some(b)) => b.d,
@@ -331,6 +331,96 @@ fn the_simd_kernels_equal_the_plain_ones() {
 }
 
 #[test]
+fn a_tiled_matrix_computes_what_its_rows_do() {
+    // Q4_0 and Q4_1 rows interleaved eight by eight: the same rows gathered back, the same
+    // embedding lookup, and the same products (to the rounding of another order of sums) for
+    // 1 to 7 tokens, over whole tiles and over rows that start and end inside one, with the
+    // AVX2, the VNNI and the plain kernels. The weights' bytes are random, nibbles 0 and 15
+    // included, and the activations reach ±127.
+    use super::kernels::{has_vnni, without_kernels, without_vnni};
+    use crate::train::rng::Rng;
+    let mut rng = Rng::new(33);
+    let (rows, cols) = (24, 128);
+    for kind in [Kind::Q4_0, Kind::Q4_1] {
+        let scales = if kind == Kind::Q4_1 { 2 } else { 1 };
+        let mut data = Vec::new();
+        for _ in 0..rows * cols / BLOCK {
+            for _ in 0..scales {
+                let d = half::f16::from_f32(0.01 + rng.uniform() * 0.05);
+                data.extend_from_slice(&d.to_le_bytes());
+            }
+            data.extend((0..16).map(|_| rng.below(256) as u8));
+        }
+        data[2 * scales] = 0xf0;
+        data[2 * scales + 1] = 0x0f;
+        let plain = Matrix {
+            kind,
+            rows,
+            cols,
+            data: data.clone(),
+            tiled: false,
+        };
+        let tiled = Matrix {
+            kind,
+            rows,
+            cols,
+            data,
+            tiled: false,
+        }
+        .tile();
+        assert!(tiled.tiled && tiled.data.len() == plain.data.len(), "{kind:?}");
+        assert_ne!(tiled.data, plain.data, "{kind:?}: tiling moved no byte");
+        let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
+        for r in 0..rows {
+            assert_eq!(tiled.row(r), plain.row(r), "{kind:?} row {r}");
+            plain.dequantize_row(r, &mut a);
+            tiled.dequantize_row(r, &mut b);
+            assert_eq!(a, b, "{kind:?} row {r}");
+        }
+        let close = |x: &[f32], y: &[f32], what: &str| {
+            assert_eq!(x.len(), y.len());
+            for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-4 * y.abs().max(1.0),
+                    "{kind:?} {what} {i}: {x} vs {y}"
+                );
+            }
+        };
+        let mut xs: Vec<f32> = (0..7 * cols).map(|_| rng.normal()).collect();
+        xs[0] = 40.0;
+        xs[cols] = -40.0;
+        let mut q = Quantised::default();
+        for tokens in 1..=7 {
+            let xs = &xs[..tokens * cols];
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            matmul(&plain, xs, &mut q, &mut want, None);
+            matmul(&tiled, xs, &mut q, &mut got, None);
+            close(&got, &want, &format!("{tokens} tokens, value"));
+            if has_vnni() {
+                let mut avx2 = Vec::new();
+                without_vnni(|| matmul(&tiled, xs, &mut q, &mut avx2, None));
+                assert_eq!(avx2, got, "{kind:?}: VNNI and AVX2 differ");
+            }
+            let mut scalar = Vec::new();
+            without_kernels(|| matmul(&tiled, xs, &mut q, &mut scalar, None));
+            close(&scalar, &want, &format!("{tokens} tokens, plain kernels, value"));
+        }
+        // Rows 3..21: five alone, two whole tiles, five alone.
+        let (x, mut one) = (&xs[..cols], Quantised::default());
+        quantize(kind, x, &mut one);
+        let input = Input {
+            x,
+            q: &one.q,
+            k: &one.k,
+        };
+        let (mut want, mut got) = (vec![0f32; 18], vec![0f32; 18]);
+        super::kernels::rows(&plain, 3, &mut want, &input);
+        super::kernels::rows(&tiled, 3, &mut got, &input);
+        close(&got, &want, "rows 3.., value");
+    }
+}
+
+#[test]
 fn the_vnni_kernels_equal_the_avx2_ones_to_the_bit() {
     // Where the CPU has AVX-512 VNNI, the 32-value kinds sum their byte products with
     // `dpbusd`: the same integers as AVX2's `maddubs` and `madd`, so the same numbers, for
@@ -360,7 +450,13 @@ fn the_vnni_kernels_equal_the_avx2_ones_to_the_bit() {
         // -1, and nibbles 15 and 15.
         data[2 * scales] = 0x80;
         data[2 * scales + 1] = 0xff;
-        let w = Matrix { kind, rows, cols, data };
+        let w = Matrix {
+            kind,
+            rows,
+            cols,
+            data,
+            tiled: false,
+        };
         let mut xs: Vec<f32> = (0..7 * cols).map(|_| rng.normal()).collect();
         xs[0] = 40.0; // quantised to 127, its block's others small
         xs[cols] = -40.0;

@@ -66,9 +66,11 @@ impl CpuNet {
         let mut requantised = Vec::new();
         let embedding = hold(tensor("token_embd.weight")?, &mut requantised)?;
         let norm = vector(tensor("output_norm.weight")?)?;
-        let output = match tensor("output.weight") {
-            Ok(w) => Some(hold(w, &mut requantised)?),
-            Err(_) => None,
+        // The matrices of products tiled for the kernels; the embedding too where it is the
+        // output layer (its rows are looked up gathered from their tiles).
+        let (embedding, output) = match tensor("output.weight") {
+            Ok(w) => (embedding, Some(hold(w, &mut requantised)?.tile())),
+            Err(_) => (embedding.tile(), None),
         };
         let qwen = arch == "qwen2";
         let (e, kv) = (shape.embedding, shape.kv_heads * head_dim);
@@ -110,10 +112,10 @@ impl CpuNet {
                 attn_norm,
                 qkv: Group::new(vec![q, k, v]),
                 bias,
-                out,
+                out: out.tile(),
                 ffn_norm,
                 gate_up: Group::new(vec![gate, up]),
-                down,
+                down: down.tile(),
             });
         }
         let vocab = output.as_ref().unwrap_or(&embedding);

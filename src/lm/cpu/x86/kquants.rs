@@ -21,7 +21,7 @@ use std::arch::x86_64::*;
 pub unsafe fn rows_by<P: Products, const N: usize>(w: &Matrix, first: usize, out: [&mut [f32]; N], input: [&Input; N]) {
     let mut out = out;
     for i in 0..out[0].len() {
-        let row = w.row(first + i);
+        let row = &*w.row(first + i);
         // SAFETY: the caller's: a whole row, one super-block of each input per block of it.
         let values = unsafe {
             match w.kind {

@@ -1,5 +1,6 @@
 //! The AVX2 kernels (x86-64 with AVX2, FMA and F16C): the dot products of Q4_0, Q4_1 ([`q4`],
-//! in tiles of rows by inputs in [`q4x4`]), Q8_0, f16 and f32 rows with an input, for one, two
+//! in tiles of rows by inputs in [`q4x4`]; a tiled matrix's eight interleaved rows at once in
+//! [`q4_tile`]), Q8_0, f16 and f32 rows with an input, for one, two
 //! or four inputs at once (a prompt's tokens: four rows by four tokens per tile), the
 //! activations' quantisation per 32 values and an f32 dot product; the K-quants' (Q4_K, Q5_K,
 //! Q6_K; one, two or four inputs at once) are in `kquants.rs`. Every function assumes the CPU
@@ -13,7 +14,7 @@ mod kquants;
 
 pub use kquants::quantize_super;
 
-use super::blocks::{Input, Kind, Matrix};
+use super::blocks::{Input, Kind, Matrix, TILE};
 use std::arch::x86_64::*;
 
 /// Rows `first..first + out.len()` of `w` times the input, four rows at a time for the
@@ -44,10 +45,14 @@ pub unsafe fn rows_vnni(w: &Matrix, first: usize, out: &mut [f32], input: &Input
 /// As for [`rows`]; the CPU has `P`'s instructions.
 #[inline(always)]
 unsafe fn rows_by<P: Products>(w: &Matrix, first: usize, out: &mut [f32], input: &Input) {
+    if w.tiled {
+        // SAFETY: the caller's.
+        return unsafe { tiled_by::<P, 1>(w, first, [out], [input]) };
+    }
     let size = match w.kind {
         Kind::F32 | Kind::F16 => {
             for (i, o) in out.iter_mut().enumerate() {
-                let row = w.row(first + i);
+                let row = &*w.row(first + i);
                 // SAFETY: the caller's (AVX2, FMA, F16C).
                 *o = unsafe {
                     if w.kind == Kind::F32 {
@@ -103,6 +108,10 @@ unsafe fn rows_many_by<P: Products, const N: usize, const R: usize>(
     out: [&mut [f32]; N],
     input: [&Input; N],
 ) {
+    if w.tiled {
+        // SAFETY: the caller's.
+        return unsafe { tiled_by::<P, N>(w, first, out, input) };
+    }
     let size = match w.kind {
         Kind::Q4_0 => 18,
         Kind::Q4_1 => 20,
@@ -149,7 +158,7 @@ unsafe fn rows_n_by<P: Products, const N: usize, const R: usize>(
         i += R;
     }
     for j in i..n {
-        let row = w.row(first + j);
+        let row = &*w.row(first + j);
         for (o, input) in out.iter_mut().zip(input) {
             // SAFETY: the caller's (P's instructions).
             o[j] = unsafe {
@@ -160,6 +169,101 @@ unsafe fn rows_n_by<P: Products, const N: usize, const R: usize>(
                 }
             };
         }
+    }
+}
+
+/// Rows `first..first + out[t].len()` of a tiled Q4_0 or Q4_1 `w` ([`Matrix::tile`]) times
+/// each of `N` inputs, a tile of eight rows at a time (a row outside whole tiles gathered
+/// from its tile and taken alone).
+///
+/// # Safety
+/// As for [`rows`], for every input and output; the CPU has `P`'s instructions.
+#[inline(always)]
+unsafe fn tiled_by<P: Products, const N: usize>(w: &Matrix, first: usize, out: [&mut [f32]; N], input: [&Input; N]) {
+    let (row_bytes, size) = (w.kind.row_bytes(w.cols), w.kind.row_bytes(32));
+    let (n, mut out) = (out[0].len(), out);
+    let mut i = 0;
+    while i < n {
+        let r = first + i;
+        if r.is_multiple_of(TILE) && i + TILE <= n {
+            // SAFETY: the tile's rows r..r + 8 are within w.data (the caller's bounds), its
+            // blocks one per activation block of each input.
+            let tile = unsafe { q4_tile::<P, N>(w.data.as_ptr().add(r * row_bytes), input, size) };
+            for (o, values) in out.iter_mut().zip(tile) {
+                // SAFETY: i + 8 <= n = o.len().
+                unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(i), values) };
+            }
+            i += TILE;
+        } else {
+            let row = w.row(r);
+            for (o, input) in out.iter_mut().zip(input) {
+                // SAFETY: the caller's (P's instructions).
+                o[i] = unsafe { q4::<P>(&row, input, size) };
+            }
+            i += 1;
+        }
+    }
+}
+
+/// The eight rows of a tile of a tiled Q4_0 (`size` 18) or Q4_1 (20) matrix from `base`
+/// times each of `N` inputs: per block, the eight rows' 4-bit values unpacked into eight
+/// vectors of four values of each row, each multiplied by four of the input's bytes
+/// (broadcast) into the rows' eight lanes, and their scales applied eight at once.
+///
+/// # Safety
+/// A tile of `input[t].q.len()` blocks is readable from `base`; every input has as many; the
+/// CPU has AVX2, FMA, F16C and `P`'s instructions.
+#[inline(always)]
+unsafe fn q4_tile<P: Products, const N: usize>(base: *const u8, input: [&Input; N], size: usize) -> [__m256; N] {
+    // SAFETY: the caller's: the CPU has AVX2, FMA, F16C and `P`'s instructions, and the
+    // reads are within the tile and inputs it vouches for.
+    unsafe {
+        let low = _mm256_set1_epi8(15);
+        let scales = TILE * (size - 16);
+        let mut acc = [_mm256_setzero_ps(); N];
+        for j in 0..input[0].q.len() {
+            // Block j of the tile: its scales, then 128 bytes of 4-bit values.
+            let b = base.add(j * TILE * size);
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH) as *const i8);
+            let d = _mm256_cvtph_ps(_mm_loadu_si128(b as *const __m128i));
+            let m = match size {
+                18 => _mm256_setzero_ps(),
+                _ => _mm256_cvtph_ps(_mm_loadu_si128(b.add(16) as *const __m128i)),
+            };
+            let mut q = [_mm256_setzero_si256(); 8];
+            for c in 0..4 {
+                let packed = _mm256_loadu_si256(b.add(scales + 32 * c) as *const __m256i);
+                q[c] = _mm256_and_si256(packed, low);
+                q[c + 4] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low);
+            }
+            for t in 0..N {
+                let y = &input[t].q[j];
+                // q[k] holds values 4k..4k + 4 of each row; y.qs holds 32 bytes. Two sums, so
+                // that each waits on half as many products.
+                let at = y.qs.as_ptr() as *const i32;
+                let mut even = P::onto(_mm256_setzero_si256(), q[0], _mm256_set1_epi32(at.read_unaligned()));
+                let mut odd = P::onto(
+                    _mm256_setzero_si256(),
+                    q[1],
+                    _mm256_set1_epi32(at.add(1).read_unaligned()),
+                );
+                for k in [2, 4, 6] {
+                    even = P::onto(even, q[k], _mm256_set1_epi32(at.add(k).read_unaligned()));
+                    odd = P::onto(odd, q[k + 1], _mm256_set1_epi32(at.add(k + 1).read_unaligned()));
+                }
+                let sums = _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd));
+                acc[t] = if size == 18 {
+                    // d (y.d Σ q x - 8 y.s)
+                    let v = _mm256_fmadd_ps(sums, _mm256_set1_ps(y.d), _mm256_set1_ps(-8.0 * y.s));
+                    _mm256_fmadd_ps(v, d, acc[t])
+                } else {
+                    // d y.d Σ q x + m y.s
+                    let v = _mm256_fmadd_ps(_mm256_mul_ps(sums, _mm256_set1_ps(y.d)), d, acc[t]);
+                    _mm256_fmadd_ps(m, _mm256_set1_ps(y.s), v)
+                };
+            }
+        }
+        acc
     }
 }
 
@@ -482,6 +586,12 @@ pub trait Products {
     /// The CPU has the implementation's instructions.
     unsafe fn sum4(u: __m256i, s: __m256i) -> __m256i;
 
+    /// `sum` plus [`Products::sum4`] of `u` and `s`.
+    ///
+    /// # Safety
+    /// The CPU has the implementation's instructions.
+    unsafe fn onto(sum: __m256i, u: __m256i, s: __m256i) -> __m256i;
+
     /// `sum` plus the byte products of `u` and `s` in pairs, each pair times its 16-bit
     /// `scale` and added in pairs (the K-quants' scaled sub-blocks).
     ///
@@ -503,6 +613,12 @@ impl Products for Avx2 {
     }
 
     #[inline(always)]
+    unsafe fn onto(sum: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        // SAFETY: the caller's (AVX2).
+        unsafe { _mm256_add_epi32(sum, Self::sum4(u, s)) }
+    }
+
+    #[inline(always)]
     unsafe fn scaled_onto(sum: __m256i, u: __m256i, s: __m256i, scale: __m256i) -> __m256i {
         // SAFETY: the caller's (AVX2).
         unsafe { _mm256_add_epi32(sum, _mm256_madd_epi16(scale, _mm256_maddubs_epi16(u, s))) }
@@ -514,6 +630,12 @@ impl Products for Vnni {
     unsafe fn sum4(u: __m256i, s: __m256i) -> __m256i {
         // SAFETY: the caller's (AVX-512 VL and VNNI).
         unsafe { _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s) }
+    }
+
+    #[inline(always)]
+    unsafe fn onto(sum: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        // SAFETY: the caller's (AVX-512 VL and VNNI).
+        unsafe { _mm256_dpbusd_epi32(sum, u, s) }
     }
 
     #[inline(always)]
