@@ -1,9 +1,10 @@
 //! The data the kernels read: the GGUF block types this network has a kernel for ([`Kind`]), a
 //! weight matrix held as the file's blocks ([`Matrix`], with its dequantisation of one row for
-//! the embedding lookup; Q4_0 and Q4_1 rows interleaved eight at a time by [`Matrix::tile`]), and the activations quantised to 8 bits as the input of a product
+//! the embedding lookup; Q4_0, Q4_1 and Q4_K rows interleaved eight at a time by [`Matrix::tile`]), and the activations quantised to 8 bits as the input of a product
 //! ([`Input`]): per 32 values ([`QBlock`]) for Q4_0, Q4_1 and Q8_0 weights, per 256 ([`KBlock`],
 //! ggml's Q8_K) for the K-quants. It computes no product (`kernels.rs`, `scalar.rs`, `x86/` do).
 
+use super::tiles::{gather, interleave, tile_block_bytes};
 use candle_core::Device;
 use candle_core::quantized::{GgmlDType, QTensor};
 use std::borrow::Cow;
@@ -138,31 +139,18 @@ impl Matrix {
         })
     }
 
-    /// The same matrix with Q4_0 and Q4_1 rows interleaved eight at a time, as ggml's CPU
-    /// "repack" buffers do, so that one vector holds a byte of each of eight rows: for each
-    /// eight rows and each block, the eight rows' `d` (then, Q4_1, their `m`) as eight f16s,
-    /// then 128 bytes in four chunks of 32, chunk `c` holding bytes `4c..4c + 4` of each row's
-    /// 16 bytes of 4-bit values, row by row (so value `4c + i` of row `r` is the low half of
-    /// byte `4r + i` of chunk `c`, value `16 + 4c + i` its high half). A tile takes the bytes
-    /// of the eight rows' blocks, no more. Other kinds, and row counts that are not a multiple
-    /// of eight, stay as they are.
+    /// The same matrix with its rows interleaved eight at a time, block by block, where the
+    /// kernels have a tiled product for its kind (Q4_0, Q4_1, Q4_K; the layouts are in
+    /// `tiles.rs`); other kinds, and row counts that are not a multiple of eight, stay as they
+    /// are.
     pub(super) fn tile(self) -> Matrix {
-        if self.tiled || !matches!(self.kind, Kind::Q4_0 | Kind::Q4_1) || !self.rows.is_multiple_of(TILE) {
+        if self.tiled || tile_block_bytes(self.kind).is_none() || !self.rows.is_multiple_of(TILE) {
             return self;
         }
-        let (n, size) = (self.kind.row_bytes(self.cols), self.kind.row_bytes(BLOCK));
-        let scales = size - 16;
-        let mut data = Vec::with_capacity(self.data.len());
+        let n = self.kind.row_bytes(self.cols);
+        let mut data = Vec::with_capacity(self.rows / TILE * self.tile_bytes());
         for rows in self.data.chunks_exact(TILE * n) {
-            for j in 0..self.cols / BLOCK {
-                let block = |i: usize| &rows[i * n + j * size..][..size];
-                for s in (0..scales).step_by(2) {
-                    (0..TILE).for_each(|i| data.extend_from_slice(&block(i)[s..s + 2]));
-                }
-                for c in 0..4 {
-                    (0..TILE).for_each(|i| data.extend_from_slice(&block(i)[scales + 4 * c..][..4]));
-                }
-            }
+            interleave(self.kind, rows, n, &mut data);
         }
         Matrix {
             data,
@@ -171,23 +159,26 @@ impl Matrix {
         }
     }
 
+    /// Bytes of a tile of a tiled matrix: eight rows.
+    pub(super) fn tile_bytes(&self) -> usize {
+        tile_block_bytes(self.kind).map_or(0, |b| b * self.cols / self.kind.block())
+    }
+
     /// Row `r` in its GGUF blocks (gathered from its tile when the matrix is tiled).
     pub(super) fn row(&self, r: usize) -> Cow<'_, [u8]> {
         let n = self.kind.row_bytes(self.cols);
         if !self.tiled {
             return Cow::Borrowed(&self.data[r * n..(r + 1) * n]);
         }
-        let size = self.kind.row_bytes(BLOCK);
-        let (scales, i) = (size - 16, r % TILE);
+        let t = self.tile_bytes();
         let mut row = Vec::with_capacity(n);
-        for tile in self.data[r / TILE * TILE * n..][..TILE * n].chunks_exact(TILE * size) {
-            for s in (0..scales).step_by(2) {
-                row.extend_from_slice(&tile[TILE * s + 2 * i..][..2]);
-            }
-            for c in 0..4 {
-                row.extend_from_slice(&tile[TILE * scales + 32 * c + 4 * i..][..4]);
-            }
-        }
+        gather(
+            self.kind,
+            &self.data[r / TILE * t..][..t],
+            self.cols,
+            r % TILE,
+            &mut row,
+        );
         Cow::Owned(row)
     }
 

@@ -24,8 +24,9 @@
 //! matrix; `kernels.rs` which kernel runs (AVX2 or plain) and the activations' quantisation;
 //! `scalar.rs` the plain-Rust dot products (the reference); `x86/` the AVX2 ones (`x86/mod.rs`:
 //! the Q4_0/Q4_1 dot product is `x86::q4` and `x86::q4x4`, and `x86::q4_tile` on the tiles
-//! `blocks::Matrix::tile` makes of them at load, eight rows interleaved; Q8_0, f16, f32;
-//! `x86/kquants.rs`: Q4_K, Q5_K, Q6_K); `matmul.rs` the matrix product and its threads;
+//! `blocks::Matrix::tile` makes of them at load, eight rows interleaved (`tiles.rs` their
+//! layouts, Q4_K's too); Q8_0, f16, f32;
+//! `x86/kquants.rs`: Q4_K, Q5_K, Q6_K, and `q4k_tile` on Q4_K's tiles); `matmul.rs` the matrix product and its threads;
 //! `weights.rs` the layers' weights read from the file; `forward.rs` a pass through the
 //! layers; `attention.rs` the rotary angles and causal attention. `tests.rs` holds the network
 //! to candle-transformers', `kquant_tests.rs` the K-quant kernels to candle's dequantisation.
@@ -36,6 +37,7 @@ mod forward;
 mod kernels;
 mod matmul;
 mod scalar;
+mod tiles;
 mod weights;
 #[cfg(target_arch = "x86_64")]
 mod x86;

@@ -332,27 +332,32 @@ fn the_simd_kernels_equal_the_plain_ones() {
 
 #[test]
 fn a_tiled_matrix_computes_what_its_rows_do() {
-    // Q4_0 and Q4_1 rows interleaved eight by eight: the same rows gathered back, the same
-    // embedding lookup, and the same products (to the rounding of another order of sums) for
-    // 1 to 7 tokens, over whole tiles and over rows that start and end inside one, with the
-    // AVX2, the VNNI and the plain kernels. The weights' bytes are random, nibbles 0 and 15
-    // included, and the activations reach ±127.
+    // Q4_0, Q4_1 and Q4_K rows interleaved eight by eight: the same rows gathered back, the
+    // same embedding lookup, and the same products (to the rounding of another order of sums)
+    // for 1 to 7 tokens, over whole tiles and over rows that start and end inside one, with
+    // the AVX2, the VNNI and the plain kernels. The weights' bytes are random (every nibble,
+    // every 6-bit scale and minimum), and the activations reach ±127.
     use super::kernels::{has_vnni, without_kernels, without_vnni};
     use crate::train::rng::Rng;
     let mut rng = Rng::new(33);
-    let (rows, cols) = (24, 128);
-    for kind in [Kind::Q4_0, Kind::Q4_1] {
-        let scales = if kind == Kind::Q4_1 { 2 } else { 1 };
+    let rows = 24;
+    for kind in [Kind::Q4_0, Kind::Q4_1, Kind::Q4K] {
+        // Per block: the f16 scales, then random bytes.
+        let (cols, halves, bytes) = match kind {
+            Kind::Q4_0 => (128, 1, 16),
+            Kind::Q4_1 => (128, 2, 16),
+            _ => (512, 2, 140),
+        };
         let mut data = Vec::new();
-        for _ in 0..rows * cols / BLOCK {
-            for _ in 0..scales {
+        for _ in 0..rows * cols / kind.block() {
+            for _ in 0..halves {
                 let d = half::f16::from_f32(0.01 + rng.uniform() * 0.05);
                 data.extend_from_slice(&d.to_le_bytes());
             }
-            data.extend((0..16).map(|_| rng.below(256) as u8));
+            data.extend((0..bytes).map(|_| rng.below(256) as u8));
         }
-        data[2 * scales] = 0xf0;
-        data[2 * scales + 1] = 0x0f;
+        data[2 * halves] = 0xf0;
+        data[2 * halves + 1] = 0x0f;
         let plain = Matrix {
             kind,
             rows,
@@ -368,7 +373,10 @@ fn a_tiled_matrix_computes_what_its_rows_do() {
             tiled: false,
         }
         .tile();
-        assert!(tiled.tiled && tiled.data.len() == plain.data.len(), "{kind:?}");
+        assert!(
+            tiled.tiled && tiled.data.len() == rows / 8 * tiled.tile_bytes(),
+            "{kind:?}"
+        );
         assert_ne!(tiled.data, plain.data, "{kind:?}: tiling moved no byte");
         let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
         for r in 0..rows {

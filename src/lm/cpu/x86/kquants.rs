@@ -7,7 +7,7 @@
 //! (Q4_K, Q5_K) and Q6_K's offset of 32 go through the sums of 16 activations. They compute what
 //! `scalar.rs` computes (tests compare them); they do not choose rows or threads.
 
-use super::super::blocks::{Input, KBlock, Kind, Matrix, SUPER};
+use super::super::blocks::{Input, KBlock, Kind, Matrix, SUPER, TILE};
 use super::{Products, half_at, hsum};
 use std::arch::x86_64::*;
 
@@ -44,7 +44,7 @@ pub unsafe fn rows_by<P: Products, const N: usize>(w: &Matrix, first: usize, out
 /// The CPU has AVX2, FMA, F16C and `P`'s instructions; each input has a super-block for each
 /// of `row`'s.
 #[inline(always)]
-unsafe fn q45_k<P: Products, const N: usize, const FIVE: bool>(row: &[u8], input: [&Input; N]) -> [f32; N] {
+pub(super) unsafe fn q45_k<P: Products, const N: usize, const FIVE: bool>(row: &[u8], input: [&Input; N]) -> [f32; N] {
     // SAFETY: the caller's: the CPU has AVX2, FMA, F16C and `P`'s instructions, and each
     // input has a super-block for each of the row's.
     unsafe {
@@ -123,6 +123,108 @@ unsafe fn q45_k<P: Products, const N: usize, const FIVE: bool>(row: &[u8], input
             out[t] = hsum(acc[t]) - _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
         }
         out
+    }
+}
+
+/// The eight rows of a tile of a tiled Q4_K matrix (`tiles.rs`) from `base` times each of `N`
+/// inputs: per chunk, four 4-bit values of each of the eight rows against four of the input's
+/// bytes (broadcast) into the rows' eight lanes, per sub-block the rows' eight scales applied at
+/// once in integers, per super-block the minimums against the sub-blocks' sums of activations
+/// and one float multiply for the eight rows.
+///
+/// # Safety
+/// A tile of `input[t].k.len()` super-blocks is readable from `base`; every input has as many;
+/// the CPU has AVX2, FMA, F16C and `P`'s instructions.
+#[inline(always)]
+pub(super) unsafe fn q4k_tile<P: Products, const N: usize>(base: *const u8, input: [&Input; N]) -> [__m256; N] {
+    // SAFETY: the caller's: the CPU has AVX2, FMA, F16C and `P`'s instructions, and the
+    // reads are within the tile and inputs it vouches for.
+    unsafe {
+        let low4 = _mm256_set1_epi8(15);
+        let chains = (4 / N).max(1);
+        let mut acc = [_mm256_setzero_ps(); N];
+        for s in 0..input[0].k.len() {
+            // Super-block s of the tile: d, dmin, scales, minimums, 4-bit values.
+            let b = base.add(s * (TILE * 144 + 96));
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(super::PREFETCH) as *const i8);
+            let (d, dmin) = (
+                _mm256_cvtph_ps(_mm_loadu_si128(b as *const __m128i)),
+                _mm256_cvtph_ps(_mm_loadu_si128(b.add(16) as *const __m128i)),
+            );
+            let y = input.map(|i| &i.k[s]);
+            let mut total = [_mm256_setzero_si256(); N];
+            for j in 0..4 {
+                // Each sum in `chains` parts, so that fewer than four inputs do not wait on
+                // each product's latency.
+                let (mut lo, mut hi) = ([[_mm256_setzero_si256(); 4]; N], [[_mm256_setzero_si256(); 4]; N]);
+                for c in 0..8 {
+                    let packed = _mm256_loadu_si256(b.add(224 + 256 * j + 32 * c) as *const __m256i);
+                    let (q_lo, q_hi) = (
+                        _mm256_and_si256(packed, low4),
+                        _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4),
+                    );
+                    for t in 0..N {
+                        // Activations 64 j + 4 c.. (sub-block 2j) and 32 further (2j + 1).
+                        let at = y[t].qs.as_ptr().add(64 * j + 4 * c) as *const i32;
+                        let part = c % chains;
+                        lo[t][part] = P::onto(lo[t][part], q_lo, _mm256_set1_epi32(at.read_unaligned()));
+                        hi[t][part] = P::onto(hi[t][part], q_hi, _mm256_set1_epi32(at.add(8).read_unaligned()));
+                    }
+                }
+                let lo = lo.map(|parts| sum_parts(parts, chains));
+                let hi = hi.map(|parts| sum_parts(parts, chains));
+                // The eight rows' scales of sub-blocks 2j and 2j + 1.
+                let (scale_lo, scale_hi) = (
+                    _mm256_cvtepu8_epi32(_mm_loadl_epi64(b.add(32 + 16 * j) as *const __m128i)),
+                    _mm256_cvtepu8_epi32(_mm_loadl_epi64(b.add(40 + 16 * j) as *const __m128i)),
+                );
+                for t in 0..N {
+                    let scaled =
+                        _mm256_add_epi32(_mm256_mullo_epi32(lo[t], scale_lo), _mm256_mullo_epi32(hi[t], scale_hi));
+                    total[t] = _mm256_add_epi32(total[t], scaled);
+                }
+            }
+            let mins = [0, 1, 2, 3].map(|k| _mm256_loadu_si256(b.add(96 + 32 * k) as *const __m256i));
+            for t in 0..N {
+                // The sums of each sub-block's 32 activations, 16 bits each, pair k in dword k.
+                let sums = _mm256_loadu_si256(y[t].sums.as_ptr() as *const __m256i);
+                let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+                let pairs = _mm256_broadcastsi128_si256(pairs);
+                let m = _mm256_add_epi32(
+                    _mm256_add_epi32(
+                        _mm256_madd_epi16(mins[0], _mm256_shuffle_epi32::<0x00>(pairs)),
+                        _mm256_madd_epi16(mins[1], _mm256_shuffle_epi32::<0x55>(pairs)),
+                    ),
+                    _mm256_add_epi32(
+                        _mm256_madd_epi16(mins[2], _mm256_shuffle_epi32::<0xaa>(pairs)),
+                        _mm256_madd_epi16(mins[3], _mm256_shuffle_epi32::<0xff>(pairs)),
+                    ),
+                );
+                let yd = _mm256_set1_ps(y[t].d);
+                let v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(total[t]), yd), d, acc[t]);
+                acc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(m), yd), dmin, v);
+            }
+        }
+        acc
+    }
+}
+
+/// The sum of the first `chains` of `parts`.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[inline(always)]
+pub(super) unsafe fn sum_parts(parts: [__m256i; 4], chains: usize) -> __m256i {
+    // SAFETY: the caller's (AVX2).
+    unsafe {
+        match chains {
+            1 => parts[0],
+            2 => _mm256_add_epi32(parts[0], parts[1]),
+            _ => _mm256_add_epi32(
+                _mm256_add_epi32(parts[0], parts[1]),
+                _mm256_add_epi32(parts[2], parts[3]),
+            ),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The AVX2 kernels (x86-64 with AVX2, FMA and F16C): the dot products of Q4_0, Q4_1 ([`q4`],
 //! in tiles of rows by inputs in [`q4x4`]; a tiled matrix's eight interleaved rows at once in
-//! [`q4_tile`]), Q8_0, f16 and f32 rows with an input, for one, two
+//! [`q4_tile`], Q4_K's in `kquants::q4k_tile`), Q8_0, f16 and f32 rows with an input, for one, two
 //! or four inputs at once (a prompt's tokens: four rows by four tokens per tile), the
 //! activations' quantisation per 32 values and an f32 dot product; the K-quants' (Q4_K, Q5_K,
 //! Q6_K; one, two or four inputs at once) are in `kquants.rs`. Every function assumes the CPU
@@ -172,23 +172,29 @@ unsafe fn rows_n_by<P: Products, const N: usize, const R: usize>(
     }
 }
 
-/// Rows `first..first + out[t].len()` of a tiled Q4_0 or Q4_1 `w` ([`Matrix::tile`]) times
-/// each of `N` inputs, a tile of eight rows at a time (a row outside whole tiles gathered
+/// Rows `first..first + out[t].len()` of a tiled Q4_0, Q4_1 or Q4_K `w` ([`Matrix::tile`])
+/// times each of `N` inputs, a tile of eight rows at a time (a row outside whole tiles gathered
 /// from its tile and taken alone).
 ///
 /// # Safety
 /// As for [`rows`], for every input and output; the CPU has `P`'s instructions.
 #[inline(always)]
 unsafe fn tiled_by<P: Products, const N: usize>(w: &Matrix, first: usize, out: [&mut [f32]; N], input: [&Input; N]) {
-    let (row_bytes, size) = (w.kind.row_bytes(w.cols), w.kind.row_bytes(32));
+    let (tile_bytes, size) = (w.tile_bytes(), w.kind.row_bytes(32));
     let (n, mut out) = (out[0].len(), out);
     let mut i = 0;
     while i < n {
         let r = first + i;
         if r.is_multiple_of(TILE) && i + TILE <= n {
-            // SAFETY: the tile's rows r..r + 8 are within w.data (the caller's bounds), its
+            // SAFETY: the tile of rows r..r + 8 is within w.data (the caller's bounds), its
             // blocks one per activation block of each input.
-            let tile = unsafe { q4_tile::<P, N>(w.data.as_ptr().add(r * row_bytes), input, size) };
+            let tile = unsafe {
+                let base = w.data.as_ptr().add(r / TILE * tile_bytes);
+                match w.kind {
+                    Kind::Q4K => kquants::q4k_tile::<P, N>(base, input),
+                    _ => q4_tile::<P, N>(base, input, size),
+                }
+            };
             for (o, values) in out.iter_mut().zip(tile) {
                 // SAFETY: i + 8 <= n = o.len().
                 unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(i), values) };
@@ -196,9 +202,15 @@ unsafe fn tiled_by<P: Products, const N: usize>(w: &Matrix, first: usize, out: [
             i += TILE;
         } else {
             let row = w.row(r);
-            for (o, input) in out.iter_mut().zip(input) {
-                // SAFETY: the caller's (P's instructions).
-                o[i] = unsafe { q4::<P>(&row, input, size) };
+            // SAFETY: the caller's (P's instructions); a whole row.
+            let values = unsafe {
+                match w.kind {
+                    Kind::Q4K => kquants::q45_k::<P, N, false>(&row, input),
+                    _ => input.map(|input| q4::<P>(&row, input, size)),
+                }
+            };
+            for (o, v) in out.iter_mut().zip(values) {
+                o[i] = v;
             }
             i += 1;
         }
@@ -220,6 +232,7 @@ unsafe fn q4_tile<P: Products, const N: usize>(base: *const u8, input: [&Input; 
     unsafe {
         let low = _mm256_set1_epi8(15);
         let scales = TILE * (size - 16);
+        let chains = if N == 1 { 4 } else { 2 };
         let mut acc = [_mm256_setzero_ps(); N];
         for j in 0..input[0].q.len() {
             // Block j of the tile: its scales, then 128 bytes of 4-bit values.
@@ -238,20 +251,15 @@ unsafe fn q4_tile<P: Products, const N: usize>(base: *const u8, input: [&Input; 
             }
             for t in 0..N {
                 let y = &input[t].q[j];
-                // q[k] holds values 4k..4k + 4 of each row; y.qs holds 32 bytes. Two sums, so
-                // that each waits on half as many products.
+                // q[k] holds values 4k..4k + 4 of each row; y.qs holds 32 bytes. The sum in
+                // parts, so that each waits on fewer products (more parts for fewer inputs).
                 let at = y.qs.as_ptr() as *const i32;
-                let mut even = P::onto(_mm256_setzero_si256(), q[0], _mm256_set1_epi32(at.read_unaligned()));
-                let mut odd = P::onto(
-                    _mm256_setzero_si256(),
-                    q[1],
-                    _mm256_set1_epi32(at.add(1).read_unaligned()),
-                );
-                for k in [2, 4, 6] {
-                    even = P::onto(even, q[k], _mm256_set1_epi32(at.add(k).read_unaligned()));
-                    odd = P::onto(odd, q[k + 1], _mm256_set1_epi32(at.add(k + 1).read_unaligned()));
+                let mut parts = [_mm256_setzero_si256(); 4];
+                for (k, q) in q.iter().enumerate() {
+                    let part = k % chains;
+                    parts[part] = P::onto(parts[part], *q, _mm256_set1_epi32(at.add(k).read_unaligned()));
                 }
-                let sums = _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd));
+                let sums = _mm256_cvtepi32_ps(kquants::sum_parts(parts, chains));
                 acc[t] = if size == 18 {
                     // d (y.d Σ q x - 8 y.s)
                     let v = _mm256_fmadd_ps(sums, _mm256_set1_ps(y.d), _mm256_set1_ps(-8.0 * y.s));

@@ -1,0 +1,111 @@
+//! The layout of a tiled matrix ([`super::blocks::Matrix::tile`]): eight rows interleaved block
+//! by block, as ggml's CPU "repack" buffers hold them, so that one vector holds four 4-bit values
+//! of each of eight rows and a kernel sums eight rows at once (`x86::q4_tile`,
+//! `x86::kquants::q4k_tile`), with the eight rows' scales side by side. Here are the layouts,
+//! [`interleave`] (eight rows' blocks into a tile's) and [`gather`] (one row's blocks back, the
+//! same bytes); it computes no product.
+//!
+//! Per block of the eight rows (`TILE`), in this order:
+//! - **Q4_0** (144 bytes): the rows' `d` (eight f16), then 128 bytes of 4-bit values in four
+//!   chunks of 32: chunk `c` holds bytes `4c..4c + 4` of each row's 16, row by row, so that value
+//!   `4c + i` of row `r` is the low half of byte `4r + i` of chunk `c`, value `16 + 4c + i` its
+//!   high half.
+//! - **Q4_1** (160 bytes): the rows' `d`, their `m`, then the 4-bit values as Q4_0's.
+//! - **Q4_K** (1,248 bytes, a super-block of 256 values; 8.3% more than the rows' own 1,152):
+//!   the rows' `d`, their `dmin` (eight f16 each); the 6-bit scales unpacked, one byte each,
+//!   sub-block by sub-block (byte `8s + r`); the 6-bit minimums unpacked to 16 bits, two
+//!   sub-blocks a pair (pair `k`, row `r`: minimums `2k` and `2k + 1` at `4r` of 32 bytes); then
+//!   the 128 bytes of 4-bit values of each row in four groups of eight chunks: chunk `c` of group
+//!   `j` holds bytes `32j + 4c..32j + 4c + 4` of each row's, row by row (their low halves are
+//!   values `64j + 4c + i` of sub-block `2j`, their high halves those of sub-block `2j + 1`).
+
+use super::blocks::{BLOCK, Kind, SUPER, TILE, scales_mins};
+
+/// Bytes of one block of a tile (the blocks of its eight rows), for a kind that is tiled.
+pub(super) fn tile_block_bytes(kind: Kind) -> Option<usize> {
+    match kind {
+        Kind::Q4_0 => Some(TILE * 18),
+        Kind::Q4_1 => Some(TILE * 20),
+        Kind::Q4K => Some(TILE * 144 + 96),
+        _ => None,
+    }
+}
+
+/// Appends the tile of `rows` (eight rows of `row_bytes` each, their GGUF blocks) to `out`.
+pub(super) fn interleave(kind: Kind, rows: &[u8], row_bytes: usize, out: &mut Vec<u8>) {
+    let row = |i: usize| &rows[i * row_bytes..(i + 1) * row_bytes];
+    match kind {
+        Kind::Q4_0 | Kind::Q4_1 => {
+            let size = kind.row_bytes(BLOCK);
+            let scales = size - 16;
+            for j in 0..row_bytes / size {
+                let block = |i: usize| &row(i)[j * size..][..size];
+                for s in (0..scales).step_by(2) {
+                    (0..TILE).for_each(|i| out.extend_from_slice(&block(i)[s..s + 2]));
+                }
+                for c in 0..4 {
+                    (0..TILE).for_each(|i| out.extend_from_slice(&block(i)[scales + 4 * c..][..4]));
+                }
+            }
+        }
+        Kind::Q4K => {
+            for j in 0..row_bytes / 144 {
+                let block = |i: usize| &row(i)[j * 144..][..144];
+                for at in [0, 2] {
+                    (0..TILE).for_each(|i| out.extend_from_slice(&block(i)[at..at + 2]));
+                }
+                let unpacked: Vec<([u8; 8], [u8; 8])> = (0..TILE).map(|i| scales_mins(&block(i)[4..16])).collect();
+                for s in 0..8 {
+                    out.extend(unpacked.iter().map(|(sc, _)| sc[s]));
+                }
+                for k in 0..4 {
+                    for (_, m) in &unpacked {
+                        out.extend_from_slice(&[m[2 * k], 0, m[2 * k + 1], 0]);
+                    }
+                }
+                for g in 0..4 {
+                    for c in 0..8 {
+                        (0..TILE).for_each(|i| out.extend_from_slice(&block(i)[16 + 32 * g + 4 * c..][..4]));
+                    }
+                }
+            }
+        }
+        _ => unreachable!("a tile of a {kind:?} matrix"),
+    }
+}
+
+/// Appends row `i` (0..8) of `tile` (the tile's blocks, `cols` values a row) to `out`, as its
+/// GGUF blocks.
+pub(super) fn gather(kind: Kind, tile: &[u8], cols: usize, i: usize, out: &mut Vec<u8>) {
+    match kind {
+        Kind::Q4_0 | Kind::Q4_1 => {
+            let scales = kind.row_bytes(BLOCK) - 16;
+            for t in tile.chunks_exact(TILE * kind.row_bytes(BLOCK)).take(cols / BLOCK) {
+                for s in (0..scales).step_by(2) {
+                    out.extend_from_slice(&t[TILE * s + 2 * i..][..2]);
+                }
+                for c in 0..4 {
+                    out.extend_from_slice(&t[TILE * scales + 32 * c + 4 * i..][..4]);
+                }
+            }
+        }
+        Kind::Q4K => {
+            for t in tile.chunks_exact(TILE * 144 + 96).take(cols / SUPER) {
+                out.extend_from_slice(&t[2 * i..][..2]);
+                out.extend_from_slice(&t[16 + 2 * i..][..2]);
+                let sc: [u8; 8] = std::array::from_fn(|s| t[32 + 8 * s + i]);
+                let m: [u8; 8] = std::array::from_fn(|s| t[96 + 32 * (s / 2) + 4 * i + 2 * (s % 2)]);
+                // The inverse of `scales_mins`: 6 bits each, the high two of 4..8 above 0..4's.
+                out.extend((0..4).map(|j| sc[j] | (sc[j + 4] >> 4) << 6));
+                out.extend((0..4).map(|j| m[j] | (m[j + 4] >> 4) << 6));
+                out.extend((0..4).map(|j| (sc[j + 4] & 15) | (m[j + 4] & 15) << 4));
+                for g in 0..4 {
+                    for c in 0..8 {
+                        out.extend_from_slice(&t[224 + 256 * g + 32 * c + 4 * i..][..4]);
+                    }
+                }
+            }
+        }
+        _ => unreachable!("a row of a tiled {kind:?} matrix"),
+    }
+}
