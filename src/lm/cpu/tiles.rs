@@ -54,7 +54,7 @@ pub(super) fn interleave(kind: Kind, rows: &[u8], row_bytes: usize, out: &mut Ve
                 for at in [0, 2] {
                     (0..TILE).for_each(|i| out.extend_from_slice(&block(i)[at..at + 2]));
                 }
-                let unpacked: Vec<([u8; 8], [u8; 8])> = (0..TILE).map(|i| scales_mins(&block(i)[4..16])).collect();
+                let unpacked: [([u8; 8], [u8; 8]); TILE] = std::array::from_fn(|i| scales_mins(&block(i)[4..16]));
                 for s in 0..8 {
                     out.extend(unpacked.iter().map(|(sc, _)| sc[s]));
                 }

@@ -237,7 +237,10 @@ unsafe fn q4_tile<P: Products, const N: usize>(base: *const u8, input: [&Input; 
         for j in 0..input[0].q.len() {
             // Block j of the tile: its scales, then 128 bytes of 4-bit values.
             let b = base.add(j * TILE * size);
-            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH) as *const i8);
+            // The cache lines of a later block (144 or 160 bytes), asked for ahead.
+            for line in 0..3 {
+                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH + 64 * line) as *const i8);
+            }
             let d = _mm256_cvtph_ps(_mm_loadu_si128(b as *const __m128i));
             let m = match size {
                 18 => _mm256_setzero_ps(),
