@@ -147,28 +147,33 @@ fn kquant_speed() {
         GgmlDType::Q5K,
         GgmlDType::Q6K,
     ] {
-        let w = if dtype == GgmlDType::Q8_0 || dtype == GgmlDType::Q4_0 {
-            let t = candle_core::Tensor::from_vec(xs[..cols].repeat(n), (n, cols), &Device::Cpu).unwrap();
-            Matrix::from_qtensor(candle_core::quantized::QTensor::quantize(&t, dtype).unwrap()).unwrap()
-        } else {
-            let data = random_blocks(dtype, n, cols, &mut rng);
-            Matrix::from_qtensor(ggml_file::qtensor_from_ggml(dtype, &data, vec![n, cols], &Device::Cpu).unwrap())
-                .unwrap()
+        let t = candle_core::Tensor::from_vec(xs[..cols].repeat(n), (n, cols), &Device::Cpu).unwrap();
+        let data = random_blocks(dtype, n, cols, &mut rng);
+        let build = || {
+            if dtype == GgmlDType::Q8_0 || dtype == GgmlDType::Q4_0 {
+                Matrix::from_qtensor(candle_core::quantized::QTensor::quantize(&t, dtype).unwrap()).unwrap()
+            } else {
+                let t = ggml_file::qtensor_from_ggml(dtype, &data, vec![n, cols], &Device::Cpu).unwrap();
+                Matrix::from_qtensor(t).unwrap()
+            }
         };
-        let (mut q, mut out) = (Quantised::default(), Vec::new());
-        let start = std::time::Instant::now();
-        for _ in 0..20 {
-            matmul(&w, &xs[..cols], &mut q, &mut out, None);
+        // As the file's rows, and as the network holds them (tiled, where the kind is).
+        for (held, w) in [("rows", build()), ("held", build().tile())] {
+            let (mut q, mut out) = (Quantised::default(), Vec::new());
+            let start = std::time::Instant::now();
+            for _ in 0..20 {
+                matmul(&w, &xs[..cols], &mut q, &mut out, None);
+            }
+            let one = start.elapsed().as_secs_f64() / 20.0;
+            let start = std::time::Instant::now();
+            matmul(&w, &xs, &mut q, &mut out, None);
+            let many = start.elapsed().as_secs_f64() / 64.0;
+            eprintln!(
+                "{dtype:?} {held}: one token {:.2} ms ({:.1} GB/s), 64 tokens {:.2} ms a token",
+                one * 1e3,
+                w.data.len() as f64 / one / 1e9,
+                many * 1e3
+            );
         }
-        let one = start.elapsed().as_secs_f64() / 20.0;
-        let start = std::time::Instant::now();
-        matmul(&w, &xs, &mut q, &mut out, None);
-        let many = start.elapsed().as_secs_f64() / 64.0;
-        eprintln!(
-            "{dtype:?}: one token {:.2} ms ({:.1} GB/s), 64 tokens {:.2} ms a token",
-            one * 1e3,
-            w.data.len() as f64 / one / 1e9,
-            many * 1e3
-        );
     }
 }
