@@ -332,7 +332,7 @@ fn the_simd_kernels_equal_the_plain_ones() {
 
 #[test]
 fn a_tiled_matrix_computes_what_its_rows_do() {
-    // Q4_0, Q4_1 and Q4_K rows interleaved eight by eight: the same rows gathered back, the
+    // Q4_0, Q4_1, Q4_K and Q6_K rows interleaved eight by eight: the same rows gathered back, the
     // same embedding lookup, and the same products (to the rounding of another order of sums)
     // for 1 to 7 tokens, over whole tiles and over rows that start and end inside one, with
     // the AVX2, the VNNI and the plain kernels. The weights' bytes are random (every nibble,
@@ -341,20 +341,26 @@ fn a_tiled_matrix_computes_what_its_rows_do() {
     use crate::train::rng::Rng;
     let mut rng = Rng::new(33);
     let rows = 24;
-    for kind in [Kind::Q4_0, Kind::Q4_1, Kind::Q4K] {
-        // Per block: the f16 scales, then random bytes.
+    for kind in [Kind::Q4_0, Kind::Q4_1, Kind::Q4K, Kind::Q6K] {
+        // Per block: the f16 scales, then random bytes (Q6_K: random bytes, then its scale).
         let (cols, halves, bytes) = match kind {
             Kind::Q4_0 => (128, 1, 16),
             Kind::Q4_1 => (128, 2, 16),
-            _ => (512, 2, 140),
+            Kind::Q4K => (512, 2, 140),
+            _ => (512, 1, 208),
         };
         let mut data = Vec::new();
         for _ in 0..rows * cols / kind.block() {
+            let mut block = Vec::new();
             for _ in 0..halves {
                 let d = half::f16::from_f32(0.01 + rng.uniform() * 0.05);
-                data.extend_from_slice(&d.to_le_bytes());
+                block.extend_from_slice(&d.to_le_bytes());
             }
-            data.extend((0..bytes).map(|_| rng.below(256) as u8));
+            block.extend((0..bytes).map(|_| rng.below(256) as u8));
+            if kind == Kind::Q6K {
+                block.rotate_left(2);
+            }
+            data.extend(block);
         }
         data[2 * halves] = 0xf0;
         data[2 * halves + 1] = 0x0f;

@@ -1,7 +1,7 @@
 //! The layout of a tiled matrix ([`super::blocks::Matrix::tile`]): eight rows interleaved block
 //! by block, as ggml's CPU "repack" buffers hold them, so that one vector holds four 4-bit values
 //! of each of eight rows and a kernel sums eight rows at once (`x86::q4_tile`,
-//! `x86::kquants::q4k_tile`), with the eight rows' scales side by side. Here are the layouts,
+//! `x86::kquants::q4k_tile`, `x86::kquants::q6k_tile`), with the eight rows' scales side by side. Here are the layouts,
 //! [`interleave`] (eight rows' blocks into a tile's) and [`gather`] (one row's blocks back, the
 //! same bytes); it computes no product.
 //!
@@ -18,6 +18,11 @@
 //!   the 128 bytes of 4-bit values of each row in four groups of eight chunks: chunk `c` of group
 //!   `j` holds bytes `32j + 4c..32j + 4c + 4` of each row's, row by row (their low halves are
 //!   values `64j + 4c + i` of sub-block `2j`, their high halves those of sub-block `2j + 1`).
+//! - **Q6_K** (1,680 bytes, the rows' own): the rows' `d`; the sixteen signed scales, scale by
+//!   scale (byte `8s + r`); then for each half `h` of 128 values and each `c` of 0..8, three
+//!   chunks of 32 bytes, each holding four bytes of each row, row by row: low bits `64h + 4c..`,
+//!   low bits `64h + 32 + 4c..` and high bits `32h + 4c..` (the four 6-bit values each byte
+//!   group makes are values `128h + 32k + 4c + i`, k = 0..4, of sub-block `8h + 2k + c / 4`).
 
 use super::blocks::{BLOCK, Kind, SUPER, TILE, scales_mins};
 
@@ -27,6 +32,7 @@ pub(super) fn tile_block_bytes(kind: Kind) -> Option<usize> {
         Kind::Q4_0 => Some(TILE * 18),
         Kind::Q4_1 => Some(TILE * 20),
         Kind::Q4K => Some(TILE * 144 + 96),
+        Kind::Q6K => Some(TILE * 210),
         _ => None,
     }
 }
@@ -70,6 +76,22 @@ pub(super) fn interleave(kind: Kind, rows: &[u8], row_bytes: usize, out: &mut Ve
                 }
             }
         }
+        Kind::Q6K => {
+            for j in 0..row_bytes / 210 {
+                let block = |i: usize| &row(i)[j * 210..][..210];
+                (0..TILE).for_each(|i| out.extend_from_slice(&block(i)[208..210]));
+                for s in 0..16 {
+                    out.extend((0..TILE).map(|i| block(i)[192 + s]));
+                }
+                for h in 0..2 {
+                    for c in 0..8 {
+                        for at in [64 * h + 4 * c, 64 * h + 32 + 4 * c, 128 + 32 * h + 4 * c] {
+                            (0..TILE).for_each(|i| out.extend_from_slice(&block(i)[at..at + 4]));
+                        }
+                    }
+                }
+            }
+        }
         _ => unreachable!("a tile of a {kind:?} matrix"),
     }
 }
@@ -104,6 +126,27 @@ pub(super) fn gather(kind: Kind, tile: &[u8], cols: usize, i: usize, out: &mut V
                         out.extend_from_slice(&t[224 + 256 * g + 32 * c + 4 * i..][..4]);
                     }
                 }
+            }
+        }
+        Kind::Q6K => {
+            for t in tile.chunks_exact(TILE * 210).take(cols / SUPER) {
+                let mut block = [0u8; 210];
+                block[208..210].copy_from_slice(&t[2 * i..][..2]);
+                for s in 0..16 {
+                    block[192 + s] = t[16 + 8 * s + i];
+                }
+                for h in 0..2 {
+                    for c in 0..8 {
+                        let chunks = &t[144 + 96 * (8 * h + c)..][..96];
+                        for (k, at) in [64 * h + 4 * c, 64 * h + 32 + 4 * c, 128 + 32 * h + 4 * c]
+                            .into_iter()
+                            .enumerate()
+                        {
+                            block[at..at + 4].copy_from_slice(&chunks[32 * k + 4 * i..][..4]);
+                        }
+                    }
+                }
+                out.extend_from_slice(&block);
             }
         }
         _ => unreachable!("a row of a tiled {kind:?} matrix"),

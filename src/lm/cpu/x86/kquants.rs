@@ -209,6 +209,88 @@ pub(super) unsafe fn q4k_tile<P: Products, const N: usize>(base: *const u8, inpu
     }
 }
 
+/// The eight rows of a tile of a tiled Q6_K matrix (`tiles.rs`) from `base` times each of `N`
+/// inputs: per group of chunks, four 6-bit values of each of the eight rows against four of the
+/// input's bytes (broadcast) into the rows' eight lanes; per sub-block of 16 values, the offset
+/// of 32 taken off through the input's sum of those 16 and the rows' eight scales applied at
+/// once in integers; one float multiply per super-block for the eight rows.
+///
+/// # Safety
+/// A tile of `input[t].k.len()` super-blocks is readable from `base`; every input has as many;
+/// the CPU has AVX2, FMA, F16C and `P`'s instructions.
+#[inline(always)]
+pub(super) unsafe fn q6k_tile<P: Products, const N: usize>(base: *const u8, input: [&Input; N]) -> [__m256; N] {
+    // SAFETY: the caller's: the CPU has AVX2, FMA, F16C and `P`'s instructions, and the
+    // reads are within the tile and inputs it vouches for.
+    unsafe {
+        let (low4, bits45) = (_mm256_set1_epi8(15), _mm256_set1_epi8(0x30));
+        let mut acc = [_mm256_setzero_ps(); N];
+        for s in 0..input[0].k.len() {
+            // Super-block s of the tile: d, scales, then the chunks of 6-bit values.
+            let b = base.add(s * TILE * 210);
+            let d = _mm256_cvtph_ps(_mm_loadu_si128(b as *const __m128i));
+            let y = input.map(|i| &i.k[s]);
+            let mut total = [_mm256_setzero_si256(); N];
+            for h in 0..2 {
+                for quarter in 0..2 {
+                    // Sub-blocks 8h + 2k + quarter, k = 0..4.
+                    let mut part = [[_mm256_setzero_si256(); 4]; N];
+                    for c in 4 * quarter..4 * quarter + 4 {
+                        let at = b.add(144 + 96 * (8 * h + c));
+                        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(super::PREFETCH) as *const i8);
+                        let (lo_a, lo_b, high) = (
+                            _mm256_loadu_si256(at as *const __m256i),
+                            _mm256_loadu_si256(at.add(32) as *const __m256i),
+                            _mm256_loadu_si256(at.add(64) as *const __m256i),
+                        );
+                        // Bits 4 and 5 of each value from its two high bits.
+                        let q = [
+                            _mm256_or_si256(
+                                _mm256_and_si256(lo_a, low4),
+                                _mm256_and_si256(_mm256_slli_epi16(high, 4), bits45),
+                            ),
+                            _mm256_or_si256(
+                                _mm256_and_si256(lo_b, low4),
+                                _mm256_and_si256(_mm256_slli_epi16(high, 2), bits45),
+                            ),
+                            _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16(lo_a, 4), low4),
+                                _mm256_and_si256(high, bits45),
+                            ),
+                            _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16(lo_b, 4), low4),
+                                _mm256_and_si256(_mm256_srli_epi16(high, 2), bits45),
+                            ),
+                        ];
+                        for t in 0..N {
+                            // Activations 128 h + 32 k + 4 c.., within the super-block's 256.
+                            let x = y[t].qs.as_ptr().add(128 * h + 4 * c) as *const i32;
+                            for (k, q) in q.iter().enumerate() {
+                                let word = _mm256_set1_epi32(x.add(8 * k).read_unaligned());
+                                part[t][k] = P::onto(part[t][k], *q, word);
+                            }
+                        }
+                    }
+                    for k in 0..4 {
+                        let sub = 8 * h + 2 * k + quarter;
+                        let scale = _mm256_cvtepi8_epi32(_mm_loadl_epi64(b.add(16 + 8 * sub) as *const __m128i));
+                        for t in 0..N {
+                            let offset = _mm256_set1_epi32(32 * i32::from(y[t].sums[sub]));
+                            let sum = _mm256_sub_epi32(part[t][k], offset);
+                            total[t] = _mm256_add_epi32(total[t], _mm256_mullo_epi32(sum, scale));
+                        }
+                    }
+                }
+            }
+            for t in 0..N {
+                let v = _mm256_mul_ps(_mm256_cvtepi32_ps(total[t]), _mm256_set1_ps(y[t].d));
+                acc[t] = _mm256_fmadd_ps(v, d, acc[t]);
+            }
+        }
+        acc
+    }
+}
+
 /// The sum of the first `chains` of `parts`.
 ///
 /// # Safety
@@ -234,7 +316,7 @@ pub(super) unsafe fn sum_parts(parts: [__m256i; 4], chains: usize) -> __m256i {
 /// The CPU has AVX2, FMA, F16C and `P`'s instructions; each input has a super-block for each
 /// of `row`'s.
 #[inline(always)]
-unsafe fn q6_k<P: Products, const N: usize>(row: &[u8], input: [&Input; N]) -> [f32; N] {
+pub(super) unsafe fn q6_k<P: Products, const N: usize>(row: &[u8], input: [&Input; N]) -> [f32; N] {
     // SAFETY: the caller's: the CPU has AVX2, FMA, F16C and `P`'s instructions, and each
     // input has a super-block for each of the row's.
     unsafe {

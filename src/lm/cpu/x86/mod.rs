@@ -172,7 +172,7 @@ unsafe fn rows_n_by<P: Products, const N: usize, const R: usize>(
     }
 }
 
-/// Rows `first..first + out[t].len()` of a tiled Q4_0, Q4_1 or Q4_K `w` ([`Matrix::tile`])
+/// Rows `first..first + out[t].len()` of a tiled Q4_0, Q4_1, Q4_K or Q6_K `w` ([`Matrix::tile`])
 /// times each of `N` inputs, a tile of eight rows at a time (a row outside whole tiles gathered
 /// from its tile and taken alone).
 ///
@@ -192,6 +192,7 @@ unsafe fn tiled_by<P: Products, const N: usize>(w: &Matrix, first: usize, out: [
                 let base = w.data.as_ptr().add(r / TILE * tile_bytes);
                 match w.kind {
                     Kind::Q4K => kquants::q4k_tile::<P, N>(base, input),
+                    Kind::Q6K => kquants::q6k_tile::<P, N>(base, input),
                     _ => q4_tile::<P, N>(base, input, size),
                 }
             };
@@ -206,6 +207,7 @@ unsafe fn tiled_by<P: Products, const N: usize>(w: &Matrix, first: usize, out: [
             let values = unsafe {
                 match w.kind {
                     Kind::Q4K => kquants::q45_k::<P, N, false>(&row, input),
+                    Kind::Q6K => kquants::q6_k::<P, N>(&row, input),
                     _ => input.map(|input| q4::<P>(&row, input, size)),
                 }
             };
