@@ -330,6 +330,34 @@ fn the_simd_kernels_equal_the_plain_ones() {
     assert_eq!(dot_f32(&a, &b), plain);
 }
 
+/// `rows` rows of `cols` weights of `kind` (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K) in blocks of random
+/// bytes, their f16 scales small and positive.
+fn random_blocks(kind: Kind, rows: usize, cols: usize, rng: &mut crate::train::rng::Rng) -> Vec<u8> {
+    // Per block: the f16 scales, then random bytes (Q6_K: random bytes, then its scale).
+    let (halves, bytes) = match kind {
+        Kind::Q8_0 => (1, 32),
+        Kind::Q4_0 => (1, 16),
+        Kind::Q4_1 => (2, 16),
+        Kind::Q4K => (2, 140),
+        Kind::Q6K => (1, 208),
+        _ => unreachable!("random blocks of {kind:?}"),
+    };
+    let mut data = Vec::new();
+    for _ in 0..rows * cols / kind.block() {
+        let mut block = Vec::new();
+        for _ in 0..halves {
+            let d = half::f16::from_f32(0.01 + rng.uniform() * 0.05);
+            block.extend_from_slice(&d.to_le_bytes());
+        }
+        block.extend((0..bytes).map(|_| rng.below(256) as u8));
+        if kind == Kind::Q6K {
+            block.rotate_left(2);
+        }
+        data.extend(block);
+    }
+    data
+}
+
 #[test]
 fn a_tiled_matrix_computes_what_its_rows_do() {
     // Q4_0, Q4_1, Q4_K and Q6_K rows interleaved eight by eight: the same rows gathered back, the
@@ -342,26 +370,10 @@ fn a_tiled_matrix_computes_what_its_rows_do() {
     let mut rng = Rng::new(33);
     let rows = 24;
     for kind in [Kind::Q4_0, Kind::Q4_1, Kind::Q4K, Kind::Q6K] {
-        // Per block: the f16 scales, then random bytes (Q6_K: random bytes, then its scale).
-        let (cols, halves, bytes) = match kind {
-            Kind::Q4_0 => (128, 1, 16),
-            Kind::Q4_1 => (128, 2, 16),
-            Kind::Q4K => (512, 2, 140),
-            _ => (512, 1, 208),
-        };
-        let mut data = Vec::new();
-        for _ in 0..rows * cols / kind.block() {
-            let mut block = Vec::new();
-            for _ in 0..halves {
-                let d = half::f16::from_f32(0.01 + rng.uniform() * 0.05);
-                block.extend_from_slice(&d.to_le_bytes());
-            }
-            block.extend((0..bytes).map(|_| rng.below(256) as u8));
-            if kind == Kind::Q6K {
-                block.rotate_left(2);
-            }
-            data.extend(block);
-        }
+        let cols = if kind.block() == BLOCK { 128 } else { 512 };
+        let mut data = random_blocks(kind, rows, cols, &mut rng);
+        // Nibbles 0 and 15, then 15 and 0, in the first block's first bytes of values.
+        let halves = if kind == Kind::Q4_0 || kind == Kind::Q6K { 1 } else { 2 };
         data[2 * halves] = 0xf0;
         data[2 * halves + 1] = 0x0f;
         let plain = Matrix {
@@ -450,16 +462,8 @@ fn the_vnni_kernels_equal_the_avx2_ones_to_the_bit() {
     let mut rng = Rng::new(21);
     let (rows, cols) = (11, 128);
     for kind in [Kind::Q8_0, Kind::Q4_0, Kind::Q4_1] {
-        let mut data = Vec::new();
+        let mut data = random_blocks(kind, rows, cols, &mut rng);
         let scales = if kind == Kind::Q4_1 { 2 } else { 1 };
-        for _ in 0..rows * cols / BLOCK {
-            for _ in 0..scales {
-                let d = half::f16::from_f32(0.01 + rng.uniform() * 0.05);
-                data.extend_from_slice(&d.to_le_bytes());
-            }
-            let quants = if kind == Kind::Q8_0 { 32 } else { 16 };
-            data.extend((0..quants).map(|_| rng.below(256) as u8));
-        }
         // The first block's first values: -128 for Q8_0, nibbles 0 and 8 for the others; then
         // -1, and nibbles 15 and 15.
         data[2 * scales] = 0x80;

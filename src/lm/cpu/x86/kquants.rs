@@ -271,6 +271,7 @@ pub(super) unsafe fn q6k_tile<P: Products, const N: usize>(base: *const u8, inpu
                             }
                         }
                     }
+                    #[allow(clippy::needless_range_loop)] // k also names the sub-block
                     for k in 0..4 {
                         let sub = 8 * h + 2 * k + quarter;
                         let scale = _mm256_cvtepi8_epi32(_mm_loadl_epi64(b.add(16 + 8 * sub) as *const __m128i));
