@@ -339,7 +339,7 @@ pub struct EvalPairsArgs {
 #[command(
     group = clap::ArgGroup::new("dest").required(true).args(["out", "jsonl"]),
     after_help = "SZZ: commits whose message marks a bug fix (keywords such as fix, bug, crash, regression; \
-not typo, docs, lint; `[mine] fix` and `not_fix` in .deepspark.toml replace the patterns), or that name a bug \
+not typo, docs, lint, a named linter's or formatter's findings, a `style:` subject; `[mine] fix` and `not_fix` in .deepspark.toml replace the patterns), or that name a bug \
 report of --bug-reports, have the code \
 lines they remove blamed at their parent, ignoring whitespace and commits listed in .git-blame-ignore-revs; \
 blank, brace-only and comment lines are not blamed. A blamed commit is buggy, and its hunks that added a \

@@ -188,7 +188,18 @@ fn cache_key(settings: &Settings) -> Result<String> {
 fn labels_key(repo: &git2::Repository, settings: &Settings) -> String {
     let table = &settings.mine;
     let export = super::mine::reports_path(repo, table, None).map(|p| std::fs::read(p).unwrap_or_default());
-    let patterns = format!("{:?} {:?}", table.fix, table.not_fix);
+    // The patterns in force: the table's, else the defaults (which a new version may change).
+    let patterns = format!(
+        "{:?} {:?}",
+        table
+            .fix
+            .as_deref()
+            .map_or(format!("{:?}", crate::mine::DEFAULT_FIX), |p| format!("{p:?}")),
+        table
+            .not_fix
+            .as_deref()
+            .map_or(format!("{:?}", crate::mine::DEFAULT_NOT_FIX), |p| format!("{p:?}")),
+    );
     crate::review::fingerprint_bytes(&[patterns.as_bytes(), export.as_deref().unwrap_or(b"none")])
 }
 

@@ -69,9 +69,14 @@ pub struct Patterns {
 /// Bug-fix keywords (B-SZZ's, with their inflections), case-insensitive, as whole words.
 pub const DEFAULT_FIX: &[&str] =
     &[r"(?i)\b(fix|fixes|fixed|fixing|bugfix|bug|bugs|hotfix|defect|regression|crash|crashes|crashed)\b"];
-/// Subjects that name a fix of something that is not code behaviour.
-pub const DEFAULT_NOT_FIX: &[&str] =
-    &[r"(?i)\b(typos?|spelling|docs?|documentation|changelog|readme|whitespace|formatting|lint)\b"];
+/// Subjects that name a fix of something that is not code behaviour: words, documentation,
+/// layout, and what a linter or formatter reported (by the tool's name, or a conventional
+/// `style:` subject). Compiler and sanitizer warnings are left as fixes: they are often bugs.
+pub const DEFAULT_NOT_FIX: &[&str] = &[
+    r"(?i)\b(typos?|spelling|docs?|documentation|changelog|readme|whitespace|formatting|lint)\b",
+    r"(?i)\b(linters?|lints|clippy|rustfmt|gofmt|golint|golangci|errcheck|eslint|prettier|checkstyle|findbugs|spotbugs)\b",
+    r"(?i)^style(\([^)]*\))?!?:",
+];
 
 impl Patterns {
     pub fn new(fix: &[String], not_fix: &[String]) -> Result<Patterns, MineError> {
@@ -747,6 +752,17 @@ mod tests {
         assert!(!p.is_fix("Add a prefix option"), "prefix is not fix");
         assert!(!p.is_fix("Fix typo in README"));
         assert!(!p.is_fix("Add feature"));
+        // What a linter or formatter reported is not a fix of behaviour; a warning a compiler
+        // or a sanitizer gives may be, and a style that is code is.
+        assert!(!p.is_fix("style: fix rust-analyzer lints in core"));
+        assert!(!p.is_fix("style(router): fix import order"));
+        assert!(!p.is_fix("Fix 'errcheck' linter warnings (#1739)"));
+        assert!(!p.is_fix("fix some clippy lints (#288)"));
+        assert!(!p.is_fix("KAFKA-4977: Fix findbugs issues in connect/runtime"));
+        assert!(!p.is_fix("Reorder imports, fixing gofmt."));
+        assert!(p.is_fix("Fix valgrind warning on aarch64/glibc 2.31"));
+        assert!(p.is_fix("fix markdown render style (#943)"));
+        assert!(p.is_fix("lib: fix style attribute parsing"));
     }
 
     #[test]
