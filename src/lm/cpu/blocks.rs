@@ -1,6 +1,6 @@
 //! The data the kernels read: the GGUF block types this network has a kernel for ([`Kind`]), a
 //! weight matrix held as the file's blocks ([`Matrix`], with its dequantisation of one row for
-//! the embedding lookup; Q4_0, Q4_1, Q4_K and Q6_K rows interleaved eight at a time by [`Matrix::tile`]), and the activations quantised to 8 bits as the input of a product
+//! the embedding lookup; Q4_0, Q4_K and Q6_K rows interleaved eight at a time by [`Matrix::tile`]), and the activations quantised to 8 bits as the input of a product
 //! ([`Input`]): per 32 values ([`QBlock`]) for Q4_0, Q4_1 and Q8_0 weights, per 256 ([`KBlock`],
 //! ggml's Q8_K) for the K-quants. It computes no product (`kernels.rs`, `scalar.rs`, `x86/` do).
 
@@ -140,7 +140,7 @@ impl Matrix {
     }
 
     /// The same matrix with its rows interleaved eight at a time, block by block, where the
-    /// kernels have a tiled product for its kind (Q4_0, Q4_1, Q4_K, Q6_K; the layouts are in
+    /// kernels have a tiled product for its kind (Q4_0, Q4_K, Q6_K; the layouts are in
     /// `tiles.rs`); other kinds, and row counts that are not a multiple of eight, stay as they
     /// are.
     pub(super) fn tile(self) -> Matrix {

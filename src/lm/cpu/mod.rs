@@ -23,7 +23,7 @@
 //! Where each part is: `blocks.rs` the quantised block types (their layouts) and the weight
 //! matrix; `kernels.rs` which kernel runs (AVX2 or plain) and the activations' quantisation;
 //! `scalar.rs` the plain-Rust dot products (the reference); `x86/` the AVX2 ones (`x86/mod.rs`:
-//! the Q4_0/Q4_1 dot product is `x86::q4` and `x86::q4x4`, and `x86::q4_tile` on the tiles
+//! the Q4_0/Q4_1 dot product is `x86::q4` and `x86::q4x4`, and `x86::q4_tile` on the Q4_0 tiles
 //! `blocks::Matrix::tile` makes of them at load, eight rows interleaved (`tiles.rs` their
 //! layouts, Q4_K's too); Q8_0, f16, f32;
 //! `x86/kquants.rs`: Q4_K, Q5_K, Q6_K, and `q4k_tile` on Q4_K's tiles); `matmul.rs` the matrix product and its threads;

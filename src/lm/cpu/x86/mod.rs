@@ -172,7 +172,7 @@ unsafe fn rows_n_by<P: Products, const N: usize, const R: usize>(
     }
 }
 
-/// Rows `first..first + out[t].len()` of a tiled Q4_0, Q4_1, Q4_K or Q6_K `w` ([`Matrix::tile`])
+/// Rows `first..first + out[t].len()` of a tiled Q4_0, Q4_K or Q6_K `w` ([`Matrix::tile`])
 /// times each of `N` inputs, a tile of eight rows at a time (a row outside whole tiles gathered
 /// from its tile and taken alone).
 ///
@@ -193,7 +193,7 @@ unsafe fn tiled_by<P: Products, const N: usize>(w: &Matrix, first: usize, out: [
                 match w.kind {
                     Kind::Q4K => kquants::q4k_tile::<P, N>(base, input),
                     Kind::Q6K => kquants::q6k_tile::<P, N>(base, input),
-                    _ => q4_tile::<P, N>(base, input, size),
+                    _ => q4_tile::<P, N>(base, input),
                 }
             };
             for (o, values) in out.iter_mut().zip(tile) {
@@ -219,7 +219,7 @@ unsafe fn tiled_by<P: Products, const N: usize>(w: &Matrix, first: usize, out: [
     }
 }
 
-/// The eight rows of a tile of a tiled Q4_0 (`size` 18) or Q4_1 (20) matrix from `base`
+/// The eight rows of a tile of a tiled Q4_0 matrix from `base`
 /// times each of `N` inputs: per block, the eight rows' 4-bit values unpacked into eight
 /// vectors of four values of each row, each multiplied by four of the input's bytes
 /// (broadcast) into the rows' eight lanes, and their scales applied eight at once.
@@ -228,26 +228,23 @@ unsafe fn tiled_by<P: Products, const N: usize>(w: &Matrix, first: usize, out: [
 /// A tile of `input[t].q.len()` blocks is readable from `base`; every input has as many; the
 /// CPU has AVX2, FMA, F16C and `P`'s instructions.
 #[inline(always)]
-unsafe fn q4_tile<P: Products, const N: usize>(base: *const u8, input: [&Input; N], size: usize) -> [__m256; N] {
+unsafe fn q4_tile<P: Products, const N: usize>(base: *const u8, input: [&Input; N]) -> [__m256; N] {
     // SAFETY: the caller's: the CPU has AVX2, FMA, F16C and `P`'s instructions, and the
     // reads are within the tile and inputs it vouches for.
     unsafe {
         let low = _mm256_set1_epi8(15);
-        let scales = TILE * (size - 16);
+        // Each row's block: an f16 scale and 16 bytes of 4-bit values.
+        let (size, scales) = (18, TILE * 2);
         let chains = if N == 1 { 4 } else { 2 };
         let mut acc = [_mm256_setzero_ps(); N];
         for j in 0..input[0].q.len() {
             // Block j of the tile: its scales, then 128 bytes of 4-bit values.
             let b = base.add(j * TILE * size);
-            // The cache lines of a later block (144 or 160 bytes), asked for ahead.
+            // The cache lines of a later block (144 bytes), asked for ahead.
             for line in 0..3 {
                 _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH + 64 * line) as *const i8);
             }
             let d = _mm256_cvtph_ps(_mm_loadu_si128(b as *const __m128i));
-            let m = match size {
-                18 => _mm256_setzero_ps(),
-                _ => _mm256_cvtph_ps(_mm_loadu_si128(b.add(16) as *const __m128i)),
-            };
             let mut q = [_mm256_setzero_si256(); 8];
             for c in 0..4 {
                 let packed = _mm256_loadu_si256(b.add(scales + 32 * c) as *const __m256i);
@@ -265,15 +262,9 @@ unsafe fn q4_tile<P: Products, const N: usize>(base: *const u8, input: [&Input; 
                     parts[part] = P::onto(parts[part], *q, _mm256_set1_epi32(at.add(k).read_unaligned()));
                 }
                 let sums = _mm256_cvtepi32_ps(kquants::sum_parts(parts, chains));
-                acc[t] = if size == 18 {
-                    // d (y.d Σ q x - 8 y.s)
-                    let v = _mm256_fmadd_ps(sums, _mm256_set1_ps(y.d), _mm256_set1_ps(-8.0 * y.s));
-                    _mm256_fmadd_ps(v, d, acc[t])
-                } else {
-                    // d y.d Σ q x + m y.s
-                    let v = _mm256_fmadd_ps(_mm256_mul_ps(sums, _mm256_set1_ps(y.d)), d, acc[t]);
-                    _mm256_fmadd_ps(m, _mm256_set1_ps(y.s), v)
-                };
+                // d (y.d Σ q x - 8 y.s)
+                let v = _mm256_fmadd_ps(sums, _mm256_set1_ps(y.d), _mm256_set1_ps(-8.0 * y.s));
+                acc[t] = _mm256_fmadd_ps(v, d, acc[t]);
             }
         }
         acc
