@@ -1,9 +1,9 @@
 //! The layout of a tiled matrix ([`super::blocks::Matrix::tile`]): eight rows interleaved block
 //! by block, as ggml's CPU "repack" buffers hold them, so that one vector holds four 4-bit values
 //! of each of eight rows and a kernel sums eight rows at once (`x86::q4_tile`,
-//! `x86::kquants::q4k_tile`, `x86::kquants::q6k_tile`), with the eight rows' scales side by side. Here are the layouts,
-//! [`interleave`] (eight rows' blocks into a tile's) and [`gather`] (one row's blocks back, the
-//! same bytes); it computes no product.
+//! `x86::kquants::q4k_tile`, `x86::kquants::q6k_tile`), with the eight rows' scales side by
+//! side. Here are the layouts, [`interleave`] (eight rows' blocks into a tile's) and [`gather`]
+//! (one row's blocks back, the same bytes); it computes no product.
 //!
 //! Per block of the eight rows (`TILE`), in this order:
 //! - **Q4_0** (144 bytes): the rows' `d` (eight f16), then 128 bytes of 4-bit values in four
@@ -43,15 +43,11 @@ pub(super) fn interleave(kind: Kind, rows: &[u8], row_bytes: usize, out: &mut Ve
     let row = |i: usize| &rows[i * row_bytes..(i + 1) * row_bytes];
     match kind {
         Kind::Q4_0 => {
-            let size = kind.row_bytes(BLOCK);
-            let scales = size - 16;
-            for j in 0..row_bytes / size {
-                let block = |i: usize| &row(i)[j * size..][..size];
-                for s in (0..scales).step_by(2) {
-                    (0..TILE).for_each(|i| out.extend_from_slice(&block(i)[s..s + 2]));
-                }
+            for j in 0..row_bytes / 18 {
+                let block = |i: usize| &row(i)[j * 18..][..18];
+                (0..TILE).for_each(|i| out.extend_from_slice(&block(i)[..2]));
                 for c in 0..4 {
-                    (0..TILE).for_each(|i| out.extend_from_slice(&block(i)[scales + 4 * c..][..4]));
+                    (0..TILE).for_each(|i| out.extend_from_slice(&block(i)[2 + 4 * c..][..4]));
                 }
             }
         }
@@ -102,13 +98,10 @@ pub(super) fn interleave(kind: Kind, rows: &[u8], row_bytes: usize, out: &mut Ve
 pub(super) fn gather(kind: Kind, tile: &[u8], cols: usize, i: usize, out: &mut Vec<u8>) {
     match kind {
         Kind::Q4_0 => {
-            let scales = kind.row_bytes(BLOCK) - 16;
-            for t in tile.chunks_exact(TILE * kind.row_bytes(BLOCK)).take(cols / BLOCK) {
-                for s in (0..scales).step_by(2) {
-                    out.extend_from_slice(&t[TILE * s + 2 * i..][..2]);
-                }
+            for t in tile.chunks_exact(TILE * 18).take(cols / BLOCK) {
+                out.extend_from_slice(&t[2 * i..][..2]);
                 for c in 0..4 {
-                    out.extend_from_slice(&t[TILE * scales + 32 * c + 4 * i..][..4]);
+                    out.extend_from_slice(&t[2 * TILE + 32 * c + 4 * i..][..4]);
                 }
             }
         }
