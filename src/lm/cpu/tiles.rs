@@ -13,10 +13,12 @@
 //! - **Q4_1** is not tiled: a tile sums in another order, to the last bits of a float, and the
 //!   greedy answers of the real model the end-to-end tests run (SmolLM2-135M, a Q4_1 file) changed
 //!   with it; its rows keep the row kernels and their numbers.
-//! - **Q4_K** (1,248 bytes, a super-block of 256 values; 8.3% more than the rows' own 1,152):
+//! - **Q4_K** (1,184 bytes, a super-block of 256 values; 2.8% more than the rows' own 1,152):
 //!   the rows' `d`, their `dmin` (eight f16 each); the 6-bit scales unpacked, one byte each,
-//!   sub-block by sub-block (byte `8s + r`); the 6-bit minimums unpacked to 16 bits, two
-//!   sub-blocks a pair (pair `k`, row `r`: minimums `2k` and `2k + 1` at `4r` of 32 bytes); then
+//!   sub-block by sub-block (byte `8s + r`); the 6-bit minimums unpacked, one byte each, two
+//!   sub-blocks a pair (pair `k`, row `r`: minimums `2k` and `2k + 1` at `2r` of 16 bytes; a
+//!   kernel widens them to the 16 bits it multiplies, rather than reading them so from memory,
+//!   which is what bounds the product of one token); then
 //!   the 128 bytes of 4-bit values of each row in four groups of eight chunks: chunk `c` of group
 //!   `j` holds bytes `32j + 4c..32j + 4c + 4` of each row's, row by row (their low halves are
 //!   values `64j + 4c + i` of sub-block `2j`, their high halves those of sub-block `2j + 1`).
@@ -32,7 +34,7 @@ use super::blocks::{BLOCK, Kind, SUPER, TILE, scales_mins};
 pub(super) fn tile_block_bytes(kind: Kind) -> Option<usize> {
     match kind {
         Kind::Q4_0 => Some(TILE * 18),
-        Kind::Q4K => Some(TILE * 144 + 96),
+        Kind::Q4K => Some(TILE * 144 + 32),
         Kind::Q6K => Some(TILE * 210),
         _ => None,
     }
@@ -63,7 +65,7 @@ pub(super) fn interleave(kind: Kind, rows: &[u8], row_bytes: usize, out: &mut Ve
                 }
                 for k in 0..4 {
                     for (_, m) in &unpacked {
-                        out.extend_from_slice(&[m[2 * k], 0, m[2 * k + 1], 0]);
+                        out.extend_from_slice(&[m[2 * k], m[2 * k + 1]]);
                     }
                 }
                 for g in 0..4 {
@@ -106,18 +108,18 @@ pub(super) fn gather(kind: Kind, tile: &[u8], cols: usize, i: usize, out: &mut V
             }
         }
         Kind::Q4K => {
-            for t in tile.chunks_exact(TILE * 144 + 96).take(cols / SUPER) {
+            for t in tile.chunks_exact(TILE * 144 + 32).take(cols / SUPER) {
                 out.extend_from_slice(&t[2 * i..][..2]);
                 out.extend_from_slice(&t[16 + 2 * i..][..2]);
                 let sc: [u8; 8] = std::array::from_fn(|s| t[32 + 8 * s + i]);
-                let m: [u8; 8] = std::array::from_fn(|s| t[96 + 32 * (s / 2) + 4 * i + 2 * (s % 2)]);
+                let m: [u8; 8] = std::array::from_fn(|s| t[96 + 16 * (s / 2) + 2 * i + s % 2]);
                 // The inverse of `scales_mins`: 6 bits each, the high two of 4..8 above 0..4's.
                 out.extend((0..4).map(|j| sc[j] | (sc[j + 4] >> 4) << 6));
                 out.extend((0..4).map(|j| m[j] | (m[j + 4] >> 4) << 6));
                 out.extend((0..4).map(|j| (sc[j + 4] & 15) | (m[j + 4] & 15) << 4));
                 for g in 0..4 {
                     for c in 0..8 {
-                        out.extend_from_slice(&t[224 + 256 * g + 32 * c + 4 * i..][..4]);
+                        out.extend_from_slice(&t[160 + 256 * g + 32 * c + 4 * i..][..4]);
                     }
                 }
             }

@@ -145,7 +145,7 @@ pub(super) unsafe fn q4k_tile<P: Products, const N: usize>(base: *const u8, inpu
         let mut acc = [_mm256_setzero_ps(); N];
         for s in 0..input[0].k.len() {
             // Super-block s of the tile: d, dmin, scales, minimums, 4-bit values.
-            let b = base.add(s * (TILE * 144 + 96));
+            let b = base.add(s * (TILE * 144 + 32));
             _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(super::PREFETCH) as *const i8);
             let (d, dmin) = (
                 _mm256_cvtph_ps(_mm_loadu_si128(b as *const __m128i)),
@@ -158,7 +158,7 @@ pub(super) unsafe fn q4k_tile<P: Products, const N: usize>(base: *const u8, inpu
                 // each product's latency.
                 let (mut lo, mut hi) = ([[_mm256_setzero_si256(); 4]; N], [[_mm256_setzero_si256(); 4]; N]);
                 for c in 0..8 {
-                    let packed = _mm256_loadu_si256(b.add(224 + 256 * j + 32 * c) as *const __m256i);
+                    let packed = _mm256_loadu_si256(b.add(160 + 256 * j + 32 * c) as *const __m256i);
                     let (q_lo, q_hi) = (
                         _mm256_and_si256(packed, low4),
                         _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4),
@@ -184,7 +184,8 @@ pub(super) unsafe fn q4k_tile<P: Products, const N: usize>(base: *const u8, inpu
                     total[t] = _mm256_add_epi32(total[t], scaled);
                 }
             }
-            let mins = [0, 1, 2, 3].map(|k| _mm256_loadu_si256(b.add(96 + 32 * k) as *const __m256i));
+            let mins =
+                [0, 1, 2, 3].map(|k| _mm256_cvtepu8_epi16(_mm_loadu_si128(b.add(96 + 16 * k) as *const __m128i)));
             for t in 0..N {
                 // The sums of each sub-block's 32 activations, 16 bits each, pair k in dword k.
                 let sums = _mm256_loadu_si256(y[t].sums.as_ptr() as *const __m256i);
