@@ -5,6 +5,7 @@
 //! and values (`forward.rs` does).
 
 use super::kernels::dot_f32;
+use super::matmul::{Parts, Threads};
 use super::weights::Weights;
 use candle_core::Device;
 
@@ -135,7 +136,7 @@ pub(super) fn attend(
     values: &[f32],
     pos: usize,
     out: &mut [f32],
-    parallel: bool,
+    threads: Threads,
 ) {
     use rayon::prelude::*;
     let (hd, kv) = (w.head_dim, w.kv_heads * w.head_dim);
@@ -164,11 +165,15 @@ pub(super) fn attend(
             }
         }
     };
-    // Split over the pool only when there is one (inside it); else rayon's global pool would
-    // take the work.
-    if parallel {
-        out.par_chunks_mut(hd).enumerate().for_each(head);
-    } else {
-        out.chunks_mut(hd).enumerate().for_each(head);
+    // One token's heads on the team; more tokens' on the pool only when there is one (inside
+    // it), else rayon's global pool would take the work.
+    match threads {
+        Threads { team: Some(team), .. } if q.len() == w.heads * hd => {
+            let parts = Parts::new(out, hd);
+            // SAFETY: the team runs each index once.
+            team.run(parts.count(), &|i| head((i, unsafe { parts.get(i) })));
+        }
+        Threads { pool: Some(_), .. } => out.par_chunks_mut(hd).enumerate().for_each(head),
+        _ => out.chunks_mut(hd).enumerate().for_each(head),
     }
 }

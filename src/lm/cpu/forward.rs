@@ -7,7 +7,7 @@ use super::CpuNet;
 use super::attention::{Angles, MATMUL_ATTENTION, QUERY_CHUNK, attend, attend_matmul};
 use super::blocks::Quantised;
 use super::kernels::dot_f32;
-use super::matmul::matmul;
+use super::matmul::{Threads, matmul};
 use std::sync::Arc;
 
 impl CpuNet {
@@ -43,6 +43,13 @@ impl CpuNet {
         }
     }
 
+    fn threads(&self) -> Threads<'_> {
+        Threads {
+            pool: self.pool.as_deref(),
+            team: self.team.as_deref(),
+        }
+    }
+
     /// The output layer after the final norm, for each token of `x` (`[tokens, embedding]`).
     fn logits(&self, x: &[f32]) -> Vec<f32> {
         let w = &self.w;
@@ -54,7 +61,7 @@ impl CpuNet {
             &normed,
             &mut q,
             &mut logits,
-            self.pool.as_deref(),
+            self.threads(),
         );
         logits
     }
@@ -81,7 +88,11 @@ impl CpuNet {
             k.truncate(pos * kv);
             v.truncate(pos * kv);
         }
-        let pool = self.pool.as_deref();
+        let (pool, team) = (self.pool.clone(), self.team.clone());
+        let threads = Threads {
+            pool: pool.as_deref(),
+            team: team.as_deref(),
+        };
         let mut x = vec![0f32; seq * e];
         for (row, &id) in x.chunks_exact_mut(e).zip(ids) {
             w.embedding.dequantize_row(id as usize, row);
@@ -92,7 +103,7 @@ impl CpuNet {
         for (i, l) in w.layers.iter().enumerate() {
             rms_norm(&x, &l.attn_norm, w.eps, &mut h);
             l.qkv
-                .matmul(&h, &mut q, &mut stacked, &mut [&mut a, &mut b, &mut c], pool);
+                .matmul(&h, &mut q, &mut stacked, &mut [&mut a, &mut b, &mut c], threads);
             if let Some([bq, bk, bv]) = &l.bias {
                 add_rows(&mut a, bq);
                 add_rows(&mut b, bk);
@@ -105,16 +116,17 @@ impl CpuNet {
             if seq >= MATMUL_ATTENTION {
                 attend_matmul(&w, &a, &self.keys[i], &self.values[i], pos, &mut h, QUERY_CHUNK)?;
             } else {
-                attend(&w, &a, &self.keys[i], &self.values[i], pos, &mut h, pool.is_some());
+                attend(&w, &a, &self.keys[i], &self.values[i], pos, &mut h, threads);
             }
-            matmul(&l.out, &h, &mut q, &mut a, pool);
+            matmul(&l.out, &h, &mut q, &mut a, threads);
             add(&mut x, &a);
             rms_norm(&x, &l.ffn_norm, w.eps, &mut h);
-            l.gate_up.matmul(&h, &mut q, &mut stacked, &mut [&mut a, &mut b], pool);
+            l.gate_up
+                .matmul(&h, &mut q, &mut stacked, &mut [&mut a, &mut b], threads);
             for (g, u) in a.iter_mut().zip(&b) {
                 *g = *g / (1.0 + (-*g).exp()) * u;
             }
-            matmul(&l.down, &a, &mut q, &mut b, pool);
+            matmul(&l.down, &a, &mut q, &mut b, threads);
             add(&mut x, &b);
         }
         self.len = pos + seq;
@@ -129,6 +141,7 @@ impl CpuNet {
             values: vec![Vec::new(); self.values.len()],
             len: 0,
             pool: self.pool.clone(),
+            team: self.team.clone(),
         }
     }
 

@@ -60,7 +60,7 @@ fn the_k_quant_kernels_compute_candles_dequantised_weights_times_the_input() {
         for plain in [false, true] {
             PLAIN.with(|p| p.set(plain));
             let (mut q, mut all) = (Quantised::default(), Vec::new());
-            matmul(&w, &xs, &mut q, &mut all, None);
+            matmul(&w, &xs, &mut q, &mut all, Default::default());
             for (t, x) in xs.chunks_exact(cols).enumerate() {
                 let mut blocks = Quantised::default();
                 quantize(w.kind, x, &mut blocks);
@@ -162,11 +162,11 @@ fn kquant_speed() {
             let (mut q, mut out) = (Quantised::default(), Vec::new());
             let start = std::time::Instant::now();
             for _ in 0..20 {
-                matmul(&w, &xs[..cols], &mut q, &mut out, None);
+                matmul(&w, &xs[..cols], &mut q, &mut out, Default::default());
             }
             let one = start.elapsed().as_secs_f64() / 20.0;
             let start = std::time::Instant::now();
-            matmul(&w, &xs, &mut q, &mut out, None);
+            matmul(&w, &xs, &mut q, &mut out, Default::default());
             let many = start.elapsed().as_secs_f64() / 64.0;
             eprintln!(
                 "{dtype:?} {held}: one token {:.2} ms ({:.1} GB/s), 64 tokens {:.2} ms a token",

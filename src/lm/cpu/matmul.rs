@@ -1,15 +1,25 @@
 //! The matrix product of a weight matrix and the activations of one or more tokens, its rows
-//! split over the network's thread pool ([`matmul`]), and matrices that read the same input
+//! split over the network's threads ([`matmul`]), and matrices that read the same input
 //! stacked into one ([`Group`]: query/key/value, gate/up). It leaves the arithmetic to the
 //! kernels (`kernels.rs`).
 
 use super::blocks::{Input, Matrix, Quantised, TILE};
 use super::kernels::{quantize, rows, rows2, rows4};
+use super::team::Team;
+
+/// The network's threads: a rayon pool for the products of many tokens, a [`Team`] for those
+/// of one; neither when it computes on the caller's thread alone.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Threads<'a> {
+    pub pool: Option<&'a rayon::ThreadPool>,
+    pub team: Option<&'a Team>,
+}
 
 /// `out[t][r] = w_r · x_t` for every token t of `xs` (`[tokens, cols]`), the rows split over
-/// `pool`'s threads when there is one.
-pub(super) fn matmul(w: &Matrix, xs: &[f32], q: &mut Quantised, out: &mut Vec<f32>, pool: Option<&rayon::ThreadPool>) {
+/// the threads when there are several.
+pub(super) fn matmul(w: &Matrix, xs: &[f32], q: &mut Quantised, out: &mut Vec<f32>, threads: Threads) {
     use rayon::prelude::*;
+    let pool = threads.pool;
     let tokens = xs.len() / w.cols;
     q.q.clear();
     q.k.clear();
@@ -24,13 +34,22 @@ pub(super) fn matmul(w: &Matrix, xs: &[f32], q: &mut Quantised, out: &mut Vec<f3
     };
     out.clear();
     out.resize(tokens * w.rows, 0.0);
-    let threads = pool.map_or(1, |p| p.current_num_threads());
     if tokens == 1 {
+        let n = threads
+            .team
+            .map_or_else(|| pool.map_or(1, |p| p.current_num_threads()), Team::threads);
         // Whole tiles of a tiled matrix.
-        let chunk = w.rows.div_ceil(threads * 4).next_multiple_of(TILE).max(16);
+        let chunk = w.rows.div_ceil(n * 4).next_multiple_of(TILE).max(16);
         let run = |(i, c): (usize, &mut [f32])| rows(w, i * chunk, c, &input(0));
-        match pool {
-            Some(pool) if w.rows > chunk => pool.install(|| out.par_chunks_mut(chunk).enumerate().for_each(run)),
+        match (threads.team, pool) {
+            (Some(team), _) if w.rows > chunk => {
+                let parts = Parts::new(out, chunk);
+                // SAFETY: the team runs each index once.
+                team.run(parts.count(), &|i| run((i, unsafe { parts.get(i) })));
+            }
+            (None, Some(pool)) if w.rows > chunk => {
+                pool.install(|| out.par_chunks_mut(chunk).enumerate().for_each(run))
+            }
             _ => out.chunks_mut(chunk).enumerate().for_each(run),
         }
         return;
@@ -116,16 +135,16 @@ impl Group {
         q: &mut Quantised,
         stacked: &mut Vec<f32>,
         outs: &mut [&mut Vec<f32>],
-        pool: Option<&rayon::ThreadPool>,
+        threads: Threads,
     ) {
         match self {
             Group::Apart(parts) => {
                 for (m, out) in parts.iter().zip(outs) {
-                    matmul(m, xs, q, out, pool);
+                    matmul(m, xs, q, out, threads);
                 }
             }
             Group::Stacked(m, rows) => {
-                matmul(m, xs, q, stacked, pool);
+                matmul(m, xs, q, stacked, threads);
                 let mut at = 0;
                 for (&n, out) in rows.iter().zip(outs) {
                     out.clear();
@@ -136,5 +155,48 @@ impl Group {
                 }
             }
         }
+    }
+}
+
+/// A slice cut into chunks that threads may each borrow one of, mutably: what
+/// `par_chunks_mut` gives rayon, for a [`Team`].
+pub(super) struct Parts<'a> {
+    base: *mut f32,
+    len: usize,
+    chunk: usize,
+    _slice: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: chunks are disjoint, and `Team::run` hands each index to one thread.
+unsafe impl Sync for Parts<'_> {}
+
+impl<'a> Parts<'a> {
+    pub(super) fn new(slice: &'a mut [f32], chunk: usize) -> Parts<'a> {
+        assert!(chunk > 0, "chunks hold something");
+        Parts {
+            base: slice.as_mut_ptr(),
+            len: slice.len(),
+            chunk,
+            _slice: std::marker::PhantomData,
+        }
+    }
+
+    pub(super) fn count(&self) -> usize {
+        self.len.div_ceil(self.chunk)
+    }
+
+    /// Chunk `i`.
+    ///
+    /// # Safety
+    /// While the chunk is borrowed, no one else may take index `i`: [`Team::run`] gives each
+    /// part to one thread.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn get(&self, i: usize) -> &mut [f32] {
+        let start = i * self.chunk;
+        assert!(start < self.len, "chunk {i} is past the slice");
+        let n = self.chunk.min(self.len - start);
+        // SAFETY: in bounds (checked above), disjoint from every other index's chunk, and
+        // borrowed once (the caller's promise).
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(start), n) }
     }
 }

@@ -37,6 +37,7 @@ mod forward;
 mod kernels;
 mod matmul;
 mod scalar;
+mod team;
 mod tiles;
 mod weights;
 #[cfg(target_arch = "x86_64")]
@@ -63,6 +64,8 @@ pub struct CpuNet {
     values: Vec<Vec<f32>>,
     len: usize,
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// The same number of threads for the products of one token (`team.rs`).
+    team: Option<Arc<team::Team>>,
 }
 
 /// What the network is built from (checked by `model/checks.rs` before).

@@ -203,7 +203,7 @@ fn attention_through_matrix_products_equals_the_plain_one() {
     let (keys, values) = (random((pos + seq) * kv), random((pos + seq) * kv));
     let q = random(seq * w.heads * w.head_dim);
     let (mut plain, mut product) = (vec![0f32; q.len()], vec![0f32; q.len()]);
-    attend(w, &q, &keys, &values, pos, &mut plain, false);
+    attend(w, &q, &keys, &values, pos, &mut plain, Default::default());
     attend_matmul(w, &q, &keys, &values, pos, &mut product, 16).unwrap();
     assert!(worst(&plain, &product) < 1e-5, "{}", worst(&plain, &product));
 }
@@ -275,7 +275,7 @@ fn the_simd_kernels_equal_the_plain_ones() {
         // Several tokens at once (two by two, and one left over) give each token's numbers.
         let xs: Vec<f32> = (0..5 * cols).map(|_| rng.normal()).collect();
         let (mut many, mut all) = (Quantised::default(), Vec::new());
-        matmul(&w, &xs, &mut many, &mut all, None);
+        matmul(&w, &xs, &mut many, &mut all, Default::default());
         for (t, x) in xs.chunks_exact(cols).enumerate() {
             let mut blocks = Quantised::default();
             quantize(w.kind, x, &mut blocks);
@@ -428,16 +428,16 @@ fn a_tiled_matrix_computes_what_its_rows_do() {
         for tokens in 1..=7 {
             let xs = &xs[..tokens * cols];
             let (mut want, mut got) = (Vec::new(), Vec::new());
-            matmul(&plain, xs, &mut q, &mut want, None);
-            matmul(&tiled, xs, &mut q, &mut got, None);
+            matmul(&plain, xs, &mut q, &mut want, Default::default());
+            matmul(&tiled, xs, &mut q, &mut got, Default::default());
             close(&got, &want, &format!("{tokens} tokens, value"));
             if has_vnni() {
                 let mut avx2 = Vec::new();
-                without_vnni(|| matmul(&tiled, xs, &mut q, &mut avx2, None));
+                without_vnni(|| matmul(&tiled, xs, &mut q, &mut avx2, Default::default()));
                 assert_eq!(avx2, got, "{kind:?}: VNNI and AVX2 differ");
             }
             let mut scalar = Vec::new();
-            without_kernels(|| matmul(&tiled, xs, &mut q, &mut scalar, None));
+            without_kernels(|| matmul(&tiled, xs, &mut q, &mut scalar, Default::default()));
             close(&scalar, &want, &format!("{tokens} tokens, plain kernels, value"));
         }
         // Rows 3..21: five alone, two whole tiles, five alone.
@@ -488,8 +488,8 @@ fn the_vnni_kernels_equal_the_avx2_ones_to_the_bit() {
         xs[0] = 40.0; // quantised to 127, its block's others small
         xs[cols] = -40.0;
         let (mut q, mut fast, mut plain) = (Quantised::default(), Vec::new(), Vec::new());
-        matmul(&w, &xs, &mut q, &mut fast, None);
-        without_vnni(|| matmul(&w, &xs, &mut q, &mut plain, None));
+        matmul(&w, &xs, &mut q, &mut fast, Default::default());
+        without_vnni(|| matmul(&w, &xs, &mut q, &mut plain, Default::default()));
         assert_eq!(fast, plain, "{kind:?}");
         assert!(fast.iter().all(|v| v.is_finite() && *v != 0.0), "{kind:?}: {fast:?}");
     }
@@ -501,8 +501,8 @@ fn the_vnni_kernels_equal_the_avx2_ones_to_the_bit() {
         let w = Matrix::from_qtensor(QTensor::quantize(&t, dtype).unwrap()).unwrap();
         let xs: Vec<f32> = (0..7 * cols).map(|_| rng.normal()).collect();
         let (mut q, mut fast, mut plain) = (Quantised::default(), Vec::new(), Vec::new());
-        matmul(&w, &xs, &mut q, &mut fast, None);
-        without_vnni(|| matmul(&w, &xs, &mut q, &mut plain, None));
+        matmul(&w, &xs, &mut q, &mut fast, Default::default());
+        without_vnni(|| matmul(&w, &xs, &mut q, &mut plain, Default::default()));
         assert_eq!(fast, plain, "{dtype:?}");
     }
 }

@@ -7,6 +7,7 @@ use super::CpuNet;
 use super::Shape;
 use super::blocks::{Kind, Matrix};
 use super::matmul::Group;
+use super::team;
 use candle_core::Device;
 use candle_core::quantized::{QTensor, gguf_file};
 use std::io::{Read, Seek};
@@ -159,6 +160,7 @@ impl CpuNet {
             values: vec![Vec::new(); shape.layers],
             len: 0,
             pool,
+            team: team::Team::new(threads).map(Arc::new),
         })
     }
 }
