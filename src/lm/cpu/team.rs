@@ -9,6 +9,7 @@
 //! that calls `run` on the same team, or a second caller while a job runs, runs its parts on
 //! its own thread.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,8 +26,8 @@ type Job<'a> = &'a (dyn Fn(usize) + Sync);
 pub(super) struct Team {
     shared: Arc<Shared>,
     helpers: Vec<(JoinHandle<()>, Arc<AtomicBool>)>,
-    /// Held while a job runs: a second caller runs its job alone.
-    running: Mutex<()>,
+    /// Set while a job runs: a second caller runs its job alone.
+    running: AtomicBool,
 }
 
 struct Shared {
@@ -37,7 +38,8 @@ struct Shared {
     /// parts is claimed and not finished.
     job: AtomicPtr<Job<'static>>,
     finished: AtomicUsize,
-    panicked: AtomicBool,
+    /// What the first part to panic in the current job panicked with.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
     stop: AtomicBool,
 }
 
@@ -67,8 +69,14 @@ impl Shared {
                     // possible, and waits in `run` until this part has finished.
                     let job = unsafe { *self.job.load(Ordering::Acquire) };
                     let part = next_of(ticket);
-                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(part))).is_err() {
-                        self.panicked.store(true, Ordering::Relaxed);
+                    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(part))) {
+                        // Kept, not dropped here: dropping a payload may itself panic.
+                        let mut first = self.panic.lock().unwrap_or_else(|e| e.into_inner());
+                        if first.is_none() {
+                            *first = Some(payload);
+                        } else {
+                            std::mem::forget(payload);
+                        }
                     }
                     self.finished.fetch_add(1, Ordering::Release);
                     ran = true;
@@ -92,7 +100,7 @@ impl Team {
             ticket: AtomicU64::new(0),
             job: AtomicPtr::new(std::ptr::null_mut()),
             finished: AtomicUsize::new(0),
-            panicked: AtomicBool::new(false),
+            panic: Mutex::new(None),
             stop: AtomicBool::new(false),
         });
         let mut helpers = Vec::new();
@@ -113,7 +121,7 @@ impl Team {
         Some(Team {
             shared,
             helpers,
-            running: Mutex::new(()),
+            running: AtomicBool::new(false),
         })
     }
 
@@ -123,33 +131,58 @@ impl Team {
     }
 
     /// Runs `job(i)` for every `i` in `0..parts`, each once, on the team's threads; returns
-    /// when all have run. A panic in a part is raised here, after every part has finished.
+    /// when all have run. A panic in a part is raised here, with its payload, after every part
+    /// has finished. A job that calls `run` again, or a second caller while a job runs, runs
+    /// its parts on its own thread.
     pub(super) fn run(&self, parts: usize, job: &(dyn Fn(usize) + Sync)) {
-        let guard = match self.running.try_lock() {
-            Ok(guard) if parts > 1 && parts <= MAX_PARTS => guard,
-            _ => return (0..parts).for_each(job),
-        };
+        if parts <= 1
+            || parts > MAX_PARTS
+            || self
+                .running
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return (0..parts).for_each(job);
+        }
         let shared = &*self.shared;
         let job: Job = job;
         shared.finished.store(0, Ordering::Relaxed);
-        shared.panicked.store(false, Ordering::Relaxed);
         // SAFETY (of erasing the lifetime): helpers call the job only for a part they claimed,
-        // and this function returns only once every part has finished.
+        // and this function neither returns nor unwinds before every part has finished (the
+        // `Finish` guard below waits for them).
         let erased: *const Job<'static> = (&job as *const Job).cast();
         shared.job.store(erased.cast_mut(), Ordering::Release);
         let epoch = (shared.ticket.load(Ordering::Relaxed) >> 32) + 1;
         shared
             .ticket
             .store(epoch << 32 | (parts as u64) << PART_BITS, Ordering::SeqCst);
+        let finish = Finish { team: self, parts };
         for (handle, asleep) in &self.helpers {
             if asleep.load(Ordering::SeqCst) {
                 handle.thread().unpark();
             }
         }
         shared.work();
+        drop(finish);
+        let payload = shared.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(payload) = payload {
+            std::panic::resume_unwind(payload);
+        }
+    }
+}
+
+/// Waits, when dropped, until every part of the team's current job has finished, then lets
+/// the next caller in: [`Team::run`] cannot leave while a helper may still call its job.
+struct Finish<'a> {
+    team: &'a Team,
+    parts: usize,
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
         let mut spins = 0u32;
-        while shared.finished.load(Ordering::Acquire) < parts {
-            spins += 1;
+        while self.team.shared.finished.load(Ordering::Acquire) < self.parts {
+            spins = spins.wrapping_add(1);
             if spins.is_multiple_of(4096) {
                 // A helper that claimed a part was descheduled: let it have the core.
                 std::thread::yield_now();
@@ -157,10 +190,7 @@ impl Team {
                 std::hint::spin_loop();
             }
         }
-        drop(guard);
-        if shared.panicked.load(Ordering::Relaxed) {
-            panic!("a part of a job of the language model's threads panicked");
-        }
+        self.team.running.store(false, Ordering::Release);
     }
 }
 
@@ -174,7 +204,7 @@ fn help(shared: &Shared, asleep: &AtomicBool) {
             idle_since = Instant::now();
             continue;
         }
-        spins += 1;
+        spins = spins.wrapping_add(1);
         if !spins.is_multiple_of(256) {
             std::hint::spin_loop();
             continue;
@@ -274,7 +304,8 @@ mod tests {
                 done.fetch_add(1, Ordering::Relaxed);
             })
         }));
-        assert!(raised.is_err());
+        let payload = raised.expect_err("the part's panic reaches the caller");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"part 5"));
         assert_eq!(done.load(Ordering::Relaxed), 31);
         // The team still works after it.
         let sum = AtomicUsize::new(0);
