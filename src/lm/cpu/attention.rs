@@ -6,6 +6,7 @@
 
 use super::kernels::dot_f32;
 use super::matmul::{Parts, Threads};
+use super::team::Team;
 use super::weights::Weights;
 use candle_core::Device;
 
@@ -129,6 +130,12 @@ pub(super) fn attend_matmul(
 /// Causal self-attention of the queries `q` (`[seq, heads * head_dim]`, positions `pos..`) over
 /// the cached keys and values (`[pos + seq, kv_heads * head_dim]`), into `out` (`[seq, heads *
 /// head_dim]`).
+///
+/// The work is split by a few heads of one token at a time, each part walking the positions
+/// and, at each, its heads: so it reads the cache a position's heads at a time, in the order
+/// they lie, where a head at a time would stride over the whole width of the cache for each
+/// 64 values (a generated token's attention is bound by reading the cache). Every head's sums
+/// are taken in the same order either way.
 pub(super) fn attend(
     w: &Weights,
     q: &[f32],
@@ -142,26 +149,42 @@ pub(super) fn attend(
     let (hd, kv) = (w.head_dim, w.kv_heads * w.head_dim);
     let group = w.heads / w.kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    // One query head of one token: row i of `out` is token i / heads, head i % heads.
-    let head = |(i, oh): (usize, &mut [f32])| {
-        let (t, h) = (i / w.heads, i % w.heads);
-        let qh = &q[i * hd..(i + 1) * hd];
-        let at = (h / group) * hd;
-        let mut scores: Vec<f32> = (0..pos + t + 1)
-            .map(|p| dot_f32(qh, &keys[p * kv + at..p * kv + at + hd]) * scale)
-            .collect();
-        let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-        let mut total = 0f32;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            total += *s;
+    // Heads per part: a divisor of the heads, about four parts a thread per token.
+    let n = threads
+        .team
+        .map_or_else(|| threads.pool.map_or(1, |p| p.current_num_threads()), Team::threads);
+    let per = (1..=w.heads)
+        .rev()
+        .find(|d| w.heads.is_multiple_of(*d) && *d <= (w.heads / (4 * n)).max(1))
+        .unwrap_or(1);
+    // Part i: heads h0..h0 + per of token t, rows i * per.. of `out`.
+    let part = |(i, o): (usize, &mut [f32])| {
+        let (t, h0) = (i * per / w.heads, i * per % w.heads);
+        let seen = pos + t + 1;
+        let query = |h: usize| &q[(t * w.heads + h) * hd..(t * w.heads + h + 1) * hd];
+        let at = |h: usize, p: usize| p * kv + (h / group) * hd;
+        let mut scores = vec![0f32; per * seen];
+        for p in 0..seen {
+            for (j, h) in (h0..h0 + per).enumerate() {
+                scores[j * seen + p] = dot_f32(query(h), &keys[at(h, p)..at(h, p) + hd]) * scale;
+            }
         }
-        oh.fill(0.0);
-        for (p, s) in scores.iter().enumerate() {
-            let v = &values[p * kv + at..p * kv + at + hd];
-            let s = s / total;
-            for (o, v) in oh.iter_mut().zip(v) {
-                *o += s * v;
+        for row in scores.chunks_exact_mut(seen) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+            let mut total = 0f32;
+            for s in row.iter_mut() {
+                *s = (*s - max).exp();
+                total += *s;
+            }
+            row.iter_mut().for_each(|s| *s /= total);
+        }
+        o.fill(0.0);
+        for p in 0..seen {
+            for (j, (h, oh)) in (h0..h0 + per).zip(o.chunks_exact_mut(hd)).enumerate() {
+                let s = scores[j * seen + p];
+                for (o, v) in oh.iter_mut().zip(&values[at(h, p)..at(h, p) + hd]) {
+                    *o += s * v;
+                }
             }
         }
     };
@@ -169,11 +192,11 @@ pub(super) fn attend(
     // it), else rayon's global pool would take the work.
     match threads {
         Threads { team: Some(team), .. } if q.len() == w.heads * hd => {
-            let parts = Parts::new(out, hd);
+            let parts = Parts::new(out, per * hd);
             // SAFETY: the team runs each index once.
-            team.run(parts.count(), &|i| head((i, unsafe { parts.get(i) })));
+            team.run(parts.count(), &|i| part((i, unsafe { parts.get(i) })));
         }
-        Threads { pool: Some(_), .. } => out.par_chunks_mut(hd).enumerate().for_each(head),
-        _ => out.chunks_mut(hd).enumerate().for_each(head),
+        Threads { pool: Some(_), .. } => out.par_chunks_mut(per * hd).enumerate().for_each(part),
+        _ => out.chunks_mut(per * hd).enumerate().for_each(part),
     }
 }
