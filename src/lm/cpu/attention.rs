@@ -4,7 +4,7 @@
 //! matrix products for a long prompt ([`attend_matmul`]). It does not compute the queries, keys
 //! and values (`forward.rs` does).
 
-use super::kernels::dot_f32;
+use super::kernels::{scores, weigh};
 use super::matmul::{Parts, Threads};
 use super::team::Team;
 use super::weights::Weights;
@@ -161,15 +161,11 @@ pub(super) fn attend(
     let part = |(i, o): (usize, &mut [f32])| {
         let (t, h0) = (i * per / w.heads, i * per % w.heads);
         let seen = pos + t + 1;
-        let query = |h: usize| &q[(t * w.heads + h) * hd..(t * w.heads + h + 1) * hd];
-        let at = |h: usize, p: usize| p * kv + (h / group) * hd;
-        let mut scores = vec![0f32; per * seen];
-        for p in 0..seen {
-            for (j, h) in (h0..h0 + per).enumerate() {
-                scores[j * seen + p] = dot_f32(query(h), &keys[at(h, p)..at(h, p) + hd]) * scale;
-            }
-        }
-        for row in scores.chunks_exact_mut(seen) {
+        let queries = &q[(t * w.heads + h0) * hd..(t * w.heads + h0 + per) * hd];
+        let at: Vec<usize> = (h0..h0 + per).map(|h| (h / group) * hd).collect();
+        let mut weights = vec![0f32; per * seen];
+        scores(queries, keys, kv, &at, scale, &mut weights);
+        for row in weights.chunks_exact_mut(seen) {
             let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
             let mut total = 0f32;
             for s in row.iter_mut() {
@@ -178,25 +174,17 @@ pub(super) fn attend(
             }
             row.iter_mut().for_each(|s| *s /= total);
         }
-        o.fill(0.0);
-        for p in 0..seen {
-            for (j, (h, oh)) in (h0..h0 + per).zip(o.chunks_exact_mut(hd)).enumerate() {
-                let s = scores[j * seen + p];
-                for (o, v) in oh.iter_mut().zip(&values[at(h, p)..at(h, p) + hd]) {
-                    *o += s * v;
-                }
-            }
-        }
+        weigh(&weights, values, kv, &at, o);
     };
     // One token's heads on the team; more tokens' on the pool only when there is one (inside
     // it), else rayon's global pool would take the work.
-    match threads {
-        Threads { team: Some(team), .. } if q.len() == w.heads * hd => {
+    match (threads.team, threads.pool) {
+        (Some(team), _) if q.len() == w.heads * hd => {
             let parts = Parts::new(out, per * hd);
             // SAFETY: the team runs each index once.
             team.run(parts.count(), &|i| part((i, unsafe { parts.get(i) })));
         }
-        Threads { pool: Some(_), .. } => out.par_chunks_mut(per * hd).enumerate().for_each(part),
+        (_, Some(_)) => out.par_chunks_mut(per * hd).enumerate().for_each(part),
         _ => out.chunks_mut(per * hd).enumerate().for_each(part),
     }
 }

@@ -188,3 +188,65 @@ pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     }
     sums.iter().sum::<f32>() + tail
 }
+
+/// Attention scores of a few query heads over the cached keys: `out[j * seen + p] = (query j ·
+/// key p of head j) · scale` for `p` in `0..seen`, query j at `queries[j * hd..]`, key p of
+/// head j at `keys[p * stride + at[j]..][..hd]`. One dispatch for all of them, so that the dot
+/// products inline (one call and one feature check per product cost more than 64 values).
+pub(super) fn scores(queries: &[f32], keys: &[f32], stride: usize, at: &[usize], scale: f32, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
+        return unsafe { x86::scores(queries, keys, stride, at, scale, out) };
+    }
+    scores_with(queries, keys, stride, at, scale, out, dot_f32)
+}
+
+/// [`scores`] with `dot` for the products, positions outermost: the keys are read in the
+/// order they lie.
+#[inline(always)]
+pub(super) fn scores_with(
+    queries: &[f32],
+    keys: &[f32],
+    stride: usize,
+    at: &[usize],
+    scale: f32,
+    out: &mut [f32],
+    dot: impl Fn(&[f32], &[f32]) -> f32,
+) {
+    let hd = queries.len() / at.len();
+    let seen = out.len() / at.len();
+    for p in 0..seen {
+        for (j, &a) in at.iter().enumerate() {
+            let key = &keys[p * stride + a..p * stride + a + hd];
+            out[j * seen + p] = dot(&queries[j * hd..(j + 1) * hd], key) * scale;
+        }
+    }
+}
+
+/// `out[j * hd..][..hd] = Σ_p weights[j * seen + p] · value p of head j`, positions in order,
+/// value p of head j at `values[p * stride + at[j]..][..hd]`. Each value times its weight, then
+/// added: the same numbers whatever the vector width.
+pub(super) fn weigh(weights: &[f32], values: &[f32], stride: usize, at: &[usize], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
+        return unsafe { x86::weigh(weights, values, stride, at, out) };
+    }
+    weigh_plain(weights, values, stride, at, out)
+}
+
+#[inline(always)]
+pub(super) fn weigh_plain(weights: &[f32], values: &[f32], stride: usize, at: &[usize], out: &mut [f32]) {
+    let hd = out.len() / at.len();
+    let seen = weights.len() / at.len();
+    out.fill(0.0);
+    for p in 0..seen {
+        for (j, (&a, oh)) in at.iter().zip(out.chunks_exact_mut(hd)).enumerate() {
+            let s = weights[j * seen + p];
+            for (o, v) in oh.iter_mut().zip(&values[p * stride + a..p * stride + a + hd]) {
+                *o += s * v;
+            }
+        }
+    }
+}

@@ -648,3 +648,17 @@ impl Products for Vnni {
         unsafe { _mm256_dpwssd_epi32(sum, _mm256_maddubs_epi16(u, s), scale) }
     }
 }
+
+/// `kernels::scores` with this module's dot product, inlined.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn scores(queries: &[f32], keys: &[f32], stride: usize, at: &[usize], scale: f32, out: &mut [f32]) {
+    // SAFETY (of each call): this function has the features `dot_f32` needs.
+    super::kernels::scores_with(queries, keys, stride, at, scale, out, |a, b| dot_f32(a, b))
+}
+
+/// `kernels::weigh`, compiled for AVX2 (a multiply and an add per value, as there: no fused
+/// multiply-add, so the same numbers).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn weigh(weights: &[f32], values: &[f32], stride: usize, at: &[usize], out: &mut [f32]) {
+    super::kernels::weigh_plain(weights, values, stride, at, out)
+}
