@@ -174,10 +174,24 @@ fn threads_and_a_rewound_cache_change_no_number() {
             ..Tiny::default()
         };
         let (mut one, mut two) = (build(&t, 1), build(&t, 2));
+        // A tiny network's products are too small for a team (`team::MIN_BYTES`): one made
+        // to take its one-token products and attention anyway.
+        let mut teamed = build(&t, 2);
+        assert!(two.team.is_none());
+        teamed.team = team::Team::new(2).map(std::sync::Arc::new);
+        assert!(teamed.team.is_some());
         let prompt = [5, 40, 77, 3, 9, 120, 12, 13];
-        assert_eq!(one.forward(&prompt, 0).unwrap(), two.forward(&prompt, 0).unwrap());
+        let read = one.forward(&prompt, 0).unwrap();
+        assert_eq!(read, two.forward(&prompt, 0).unwrap());
+        assert_eq!(read, teamed.forward(&prompt, 0).unwrap());
         let after = one.forward(&[33], prompt.len()).unwrap();
         assert_eq!(after, two.forward(&[33], prompt.len()).unwrap());
+        assert_eq!(after, teamed.forward(&[33], prompt.len()).unwrap());
+        for (i, id) in [7, 99, 1].into_iter().enumerate() {
+            let at = prompt.len() + 1 + i;
+            assert_eq!(one.forward(&[id], at).unwrap(), teamed.forward(&[id], at).unwrap());
+        }
+        one.forward(&[33], prompt.len()).unwrap();
         // A clone keeps the cache and shares the weights; rewinding to an earlier position
         // forgets what came after it.
         let mut copy = one.clone();

@@ -137,6 +137,10 @@ impl CpuNet {
                     .map_err(candle_core::Error::wrap)?,
             )),
         };
+        let team = match layers.first() {
+            Some(l) if l.out.data.len() >= team::MIN_BYTES => team::Team::new(threads).map(Arc::new),
+            _ => None,
+        };
         Ok(CpuNet {
             w: Arc::new(Weights {
                 embedding,
@@ -160,7 +164,7 @@ impl CpuNet {
             values: vec![Vec::new(); shape.layers],
             len: 0,
             pool,
-            team: team::Team::new(threads).map(Arc::new),
+            team,
         })
     }
 }
