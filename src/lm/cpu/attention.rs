@@ -6,7 +6,6 @@
 
 use super::kernels::{scores, weigh};
 use super::matmul::{Parts, Threads};
-use super::team::Team;
 use super::weights::Weights;
 use candle_core::Device;
 
@@ -150,12 +149,9 @@ pub(super) fn attend(
     let group = w.heads / w.kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
     // Heads per part: a divisor of the heads, about four parts a thread per token.
-    let n = threads
-        .team
-        .map_or_else(|| threads.pool.map_or(1, |p| p.current_num_threads()), Team::threads);
     let per = (1..=w.heads)
         .rev()
-        .find(|d| w.heads.is_multiple_of(*d) && *d <= (w.heads / (4 * n)).max(1))
+        .find(|d| w.heads.is_multiple_of(*d) && *d <= (w.heads / (4 * threads.one_token())).max(1))
         .unwrap_or(1);
     // Part i: heads h0..h0 + per of token t, rows i * per.. of `out`.
     let part = |(i, o): (usize, &mut [f32])| {

@@ -88,6 +88,7 @@ impl CpuNet {
             k.truncate(pos * kv);
             v.truncate(pos * kv);
         }
+        // Owned here, as the cache is written while they are lent.
         let (pool, team) = (self.pool.clone(), self.team.clone());
         let threads = Threads {
             pool: pool.as_deref(),

@@ -15,6 +15,14 @@ pub(super) struct Threads<'a> {
     pub team: Option<&'a Team>,
 }
 
+impl Threads<'_> {
+    /// The threads a product of one token is split over.
+    pub(super) fn one_token(&self) -> usize {
+        self.team
+            .map_or_else(|| self.pool.map_or(1, |p| p.current_num_threads()), Team::threads)
+    }
+}
+
 /// `out[t][r] = w_r · x_t` for every token t of `xs` (`[tokens, cols]`), the rows split over
 /// the threads when there are several.
 pub(super) fn matmul(w: &Matrix, xs: &[f32], q: &mut Quantised, out: &mut Vec<f32>, threads: Threads) {
@@ -35,11 +43,8 @@ pub(super) fn matmul(w: &Matrix, xs: &[f32], q: &mut Quantised, out: &mut Vec<f3
     out.clear();
     out.resize(tokens * w.rows, 0.0);
     if tokens == 1 {
-        let n = threads
-            .team
-            .map_or_else(|| pool.map_or(1, |p| p.current_num_threads()), Team::threads);
         // Whole tiles of a tiled matrix.
-        let chunk = w.rows.div_ceil(n * 4).next_multiple_of(TILE).max(16);
+        let chunk = w.rows.div_ceil(threads.one_token() * 4).next_multiple_of(TILE).max(16);
         let run = |(i, c): (usize, &mut [f32])| rows(w, i * chunk, c, &input(0));
         match (threads.team, pool) {
             (Some(team), _) if w.rows > chunk => {

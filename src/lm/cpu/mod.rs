@@ -64,7 +64,8 @@ pub struct CpuNet {
     values: Vec<Vec<f32>>,
     len: usize,
     pool: Option<Arc<rayon::ThreadPool>>,
-    /// The same number of threads for the products of one token (`team.rs`).
+    /// The same number of threads for the products of one token (`team.rs`), for a network
+    /// whose products are long enough (`team::MIN_BYTES`); else the pool takes them too.
     team: Option<Arc<team::Team>>,
 }
 
