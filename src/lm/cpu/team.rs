@@ -172,8 +172,10 @@ impl Team {
             }
         }
         shared.work();
-        drop(finish);
+        finish.wait();
+        // Taken before the next caller may come in (when `finish` is dropped).
         let payload = shared.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(finish);
         if let Some(payload) = payload {
             std::panic::resume_unwind(payload);
         }
@@ -187,11 +189,17 @@ struct Finish<'a> {
     parts: usize,
 }
 
-impl Drop for Finish<'_> {
-    fn drop(&mut self) {
+impl Finish<'_> {
+    fn wait(&self) {
         while self.team.shared.finished.load(Ordering::Acquire) < self.parts {
             std::hint::spin_loop();
         }
+    }
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        self.wait();
         self.team.running.store(false, Ordering::Release);
     }
 }
