@@ -25,8 +25,9 @@
 //! `scalar.rs` the plain-Rust dot products (the reference); `x86/` the AVX2 ones (`x86/mod.rs`:
 //! the Q4_0/Q4_1 dot product is `x86::q4` and `x86::q4x4`, and `x86::q4_tile` on the Q4_0 tiles
 //! `blocks::Matrix::tile` makes of them at load, eight rows interleaved (`tiles.rs` their
-//! layouts, Q4_K's too); Q8_0, f16, f32;
-//! `x86/kquants.rs`: Q4_K, Q5_K, Q6_K, and `q4k_tile` on Q4_K's tiles); `matmul.rs` the matrix product and its threads;
+//! layouts, Q4_K's and Q6_K's too); Q8_0, f16, f32;
+//! `x86/kquants.rs`: Q4_K, Q5_K, Q6_K, and `q4k_tile`, `q6k_tile` on their tiles); `matmul.rs`
+//! the matrix product and its threads (`team.rs` the threads of one token's products);
 //! `weights.rs` the layers' weights read from the file; `forward.rs` a pass through the
 //! layers; `attention.rs` the rotary angles and causal attention. `tests.rs` holds the network
 //! to candle-transformers', `kquant_tests.rs` the K-quant kernels to candle's dequantisation.
