@@ -155,7 +155,8 @@ fn smollm2_comments_explains_suggests_and_fixes_end_to_end() {
             // What a 135M model suggests here hangs on how its weights are rounded: held as
             // Q8_0 it writes an edit the checks let through (a wrong one: this test is about
             // the path, not the model's judgement); as stored, one that changes nothing, which
-            // is refused.
+            // is refused. Its fix below hangs on it too (and on its keys and values held as
+            // f16), so it is asked with the same weights.
             "--lm-weights",
             "q8_0",
             "--lm",
@@ -221,6 +222,8 @@ fn smollm2_comments_explains_suggests_and_fixes_end_to_end() {
             "json",
             "--issue",
             "t.py: replace 'n + 1' with 'n' in the slice.",
+            "--lm-weights",
+            "q8_0",
         ])
         .arg("--lm")
         .arg(&model)
@@ -242,6 +245,8 @@ fn smollm2_comments_explains_suggests_and_fixes_end_to_end() {
             "--apply",
             "--issue",
             "t.py: replace 'n + 1' with 'n' in the slice.",
+            "--lm-weights",
+            "q8_0",
         ])
         .arg("--lm")
         .arg(&model)

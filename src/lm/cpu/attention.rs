@@ -4,6 +4,7 @@
 //! matrix products for a long prompt ([`attend_matmul`]). It does not compute the queries, keys
 //! and values (`forward.rs` does).
 
+use super::cache::Lent;
 use super::kernels::{scores, weigh};
 use super::matmul::{Parts, Threads};
 use super::weights::Weights;
@@ -135,15 +136,7 @@ pub(super) fn attend_matmul(
 /// they lie, where a head at a time would stride over the whole width of the cache for each
 /// 64 values (a generated token's attention is bound by reading the cache). Every head's sums
 /// are taken in the same order either way.
-pub(super) fn attend(
-    w: &Weights,
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    pos: usize,
-    out: &mut [f32],
-    threads: Threads,
-) {
+pub(super) fn attend(w: &Weights, q: &[f32], keys: Lent, values: Lent, pos: usize, out: &mut [f32], threads: Threads) {
     use rayon::prelude::*;
     let (hd, kv) = (w.head_dim, w.kv_heads * w.head_dim);
     let group = w.heads / w.kv_heads;

@@ -6,6 +6,7 @@
 use super::CpuNet;
 use super::attention::{Angles, MATMUL_ATTENTION, QUERY_CHUNK, attend, attend_matmul};
 use super::blocks::Quantised;
+use super::cache::Cache;
 use super::kernels::dot_f32;
 use super::matmul::{Threads, matmul};
 use std::sync::Arc;
@@ -112,12 +113,13 @@ impl CpuNet {
             }
             angles.rotate(&mut a, w.head_dim, w.interleaved);
             angles.rotate(&mut b, w.head_dim, w.interleaved);
-            self.keys[i].extend_from_slice(&b);
-            self.values[i].extend_from_slice(&c);
+            self.keys[i].extend(&b);
+            self.values[i].extend(&c);
             if seq >= MATMUL_ATTENTION {
-                attend_matmul(&w, &a, &self.keys[i], &self.values[i], pos, &mut h, QUERY_CHUNK)?;
+                let (k, v) = (self.keys[i].f32s(), self.values[i].f32s());
+                attend_matmul(&w, &a, &k, &v, pos, &mut h, QUERY_CHUNK)?;
             } else {
-                attend(&w, &a, &self.keys[i], &self.values[i], pos, &mut h, threads);
+                attend(&w, &a, self.keys[i].lend(), self.values[i].lend(), pos, &mut h, threads);
             }
             matmul(&l.out, &h, &mut q, &mut a, threads);
             add(&mut x, &a);
@@ -138,8 +140,8 @@ impl CpuNet {
     pub fn empty(&self) -> CpuNet {
         CpuNet {
             w: Arc::clone(&self.w),
-            keys: vec![Vec::new(); self.keys.len()],
-            values: vec![Vec::new(); self.values.len()],
+            keys: self.keys.iter().map(Cache::empty).collect(),
+            values: self.values.iter().map(Cache::empty).collect(),
             len: 0,
             pool: self.pool.clone(),
             team: self.team.clone(),

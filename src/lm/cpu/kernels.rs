@@ -7,6 +7,7 @@
 //! dot product ([`dot_f32`]). It does not split work over threads (`matmul.rs` does).
 
 use super::blocks::{Activations, BLOCK, Input, Kind, Matrix, Quantised, SUPER};
+use super::cache::Lent;
 use super::scalar::{self, quantize_block, quantize_super};
 #[cfg(target_arch = "x86_64")]
 use super::x86;
@@ -193,26 +194,34 @@ pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 /// key p of head j) · scale` for `p` in `0..seen`, query j at `queries[j * hd..]`, key p of
 /// head j at `keys[p * stride + at[j]..][..hd]`. One dispatch for all of them, so that the dot
 /// products inline (one call and one feature check per product cost more than 64 values).
-pub(super) fn scores(queries: &[f32], keys: &[f32], stride: usize, at: &[usize], scale: f32, out: &mut [f32]) {
+pub(super) fn scores(queries: &[f32], keys: Lent, stride: usize, at: &[usize], scale: f32, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if avx2() {
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
-        return unsafe { x86::scores(queries, keys, stride, at, scale, out) };
+        // SAFETY (both): the CPU has AVX2, FMA and F16C (checked above).
+        return match keys {
+            Lent::F32(k) => unsafe { x86::scores(queries, k, stride, at, scale, out) },
+            Lent::F16(k) => unsafe { x86::scores_f16(queries, k, stride, at, scale, out) },
+        };
     }
-    scores_with(queries, keys, stride, at, scale, out, dot_f32)
+    match keys {
+        Lent::F32(k) => scores_with(queries, k, stride, at, scale, out, dot_f32),
+        Lent::F16(k) => scores_with(queries, k, stride, at, scale, out, |a, b| {
+            a.iter().zip(b).map(|(a, b)| a * b.to_f32()).sum()
+        }),
+    }
 }
 
 /// [`scores`] with `dot` for the products, positions outermost: the keys are read in the
 /// order they lie.
 #[inline(always)]
-pub(super) fn scores_with(
+pub(super) fn scores_with<T>(
     queries: &[f32],
-    keys: &[f32],
+    keys: &[T],
     stride: usize,
     at: &[usize],
     scale: f32,
     out: &mut [f32],
-    dot: impl Fn(&[f32], &[f32]) -> f32,
+    dot: impl Fn(&[f32], &[T]) -> f32,
 ) {
     let hd = queries.len() / at.len();
     let seen = out.len() / at.len();
@@ -227,17 +236,29 @@ pub(super) fn scores_with(
 /// `out[j * hd..][..hd] = Σ_p weights[j * seen + p] · value p of head j`, positions in order,
 /// value p of head j at `values[p * stride + at[j]..][..hd]`. Each value times its weight, then
 /// added: the same numbers whatever the vector width.
-pub(super) fn weigh(weights: &[f32], values: &[f32], stride: usize, at: &[usize], out: &mut [f32]) {
+pub(super) fn weigh(weights: &[f32], values: Lent, stride: usize, at: &[usize], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if avx2() {
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
-        return unsafe { x86::weigh(weights, values, stride, at, out) };
+        // SAFETY (both): the CPU has AVX2, FMA and F16C (checked above).
+        return match values {
+            Lent::F32(v) => unsafe { x86::weigh(weights, v, stride, at, out) },
+            Lent::F16(v) => unsafe { x86::weigh_f16(weights, v, stride, at, out) },
+        };
     }
-    weigh_plain(weights, values, stride, at, out)
+    match values {
+        Lent::F32(v) => weigh_plain(weights, v, stride, at, out),
+        Lent::F16(v) => weigh_plain(weights, v, stride, at, out),
+    }
 }
 
 #[inline(always)]
-pub(super) fn weigh_plain(weights: &[f32], values: &[f32], stride: usize, at: &[usize], out: &mut [f32]) {
+pub(super) fn weigh_plain<T: Copy + Into<f32>>(
+    weights: &[f32],
+    values: &[T],
+    stride: usize,
+    at: &[usize],
+    out: &mut [f32],
+) {
     let hd = out.len() / at.len();
     let seen = weights.len() / at.len();
     out.fill(0.0);
@@ -245,7 +266,7 @@ pub(super) fn weigh_plain(weights: &[f32], values: &[f32], stride: usize, at: &[
         for (j, (&a, oh)) in at.iter().zip(out.chunks_exact_mut(hd)).enumerate() {
             let s = weights[j * seen + p];
             for (o, v) in oh.iter_mut().zip(&values[p * stride + a..p * stride + a + hd]) {
-                *o += s * v;
+                *o += s * (*v).into();
             }
         }
     }

@@ -8,7 +8,7 @@
 //! are quantised as llama.cpp does (to 8 bits with their scale, per 32 values with their sum
 //! for the 32-value types, per 256 with the sums of each 16 for the K-quants), the dot products
 //! use AVX2 (checked at run time), matrices that read the same input are stacked into one, the
-//! keys and values grow in place, and a long prompt's attention goes through candle's matrix
+//! keys and values grow in place (as f16 for quantised weights, as llama.cpp holds them), and a long prompt's attention goes through candle's matrix
 //! products.
 //!
 //! It computes what those networks compute: RMS norm, interleaved rotary embeddings for llama
@@ -29,11 +29,13 @@
 //! `x86/kquants.rs`: Q4_K, Q5_K, Q6_K, and `q4k_tile`, `q6k_tile` on their tiles); `matmul.rs`
 //! the matrix product and its threads (`team.rs` the threads of one token's products);
 //! `weights.rs` the layers' weights read from the file; `forward.rs` a pass through the
-//! layers; `attention.rs` the rotary angles and causal attention. `tests.rs` holds the network
+//! layers; `attention.rs` the rotary angles and causal attention, `cache.rs` the keys and values
+//! it reads. `tests.rs` holds the network
 //! to candle-transformers', `kquant_tests.rs` the K-quant kernels to candle's dequantisation.
 
 mod attention;
 mod blocks;
+mod cache;
 mod forward;
 mod kernels;
 mod matmul;
@@ -60,9 +62,9 @@ use weights::Weights;
 #[derive(Clone)]
 pub struct CpuNet {
     w: Arc<Weights>,
-    /// Per layer, `[tokens, kv_heads, head_dim]` after the rotary embedding.
-    keys: Vec<Vec<f32>>,
-    values: Vec<Vec<f32>>,
+    /// Per layer, `[tokens, kv_heads, head_dim]` after the rotary embedding (`cache.rs`).
+    keys: Vec<cache::Cache>,
+    values: Vec<cache::Cache>,
     len: usize,
     pool: Option<Arc<rayon::ThreadPool>>,
     /// The same number of threads for the products of one token (`team.rs`), for a network

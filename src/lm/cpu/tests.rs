@@ -206,7 +206,11 @@ fn threads_and_a_rewound_cache_change_no_number() {
 
 #[test]
 fn attention_through_matrix_products_equals_the_plain_one() {
-    // Grouped heads, keys cached before, queries in several chunks (the last one short).
+    // Grouped heads, keys cached before, queries in several chunks (the last one short), the
+    // cache held as f32 and as f16; a head_dim that is not a multiple of eight would take the
+    // kernels' tails, but the tiny network's is 16.
+    use super::cache::Cache;
+    use super::kernels::without_kernels;
     use crate::train::rng::Rng;
     let net = build(&Tiny::default(), 1);
     let w = &net.w;
@@ -214,12 +218,34 @@ fn attention_through_matrix_products_equals_the_plain_one() {
     let mut rng = Rng::new(4);
     let mut random = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal()).collect() };
     let kv = w.kv_heads * w.head_dim;
-    let (keys, values) = (random((pos + seq) * kv), random((pos + seq) * kv));
+    let (k, v) = (random((pos + seq) * kv), random((pos + seq) * kv));
     let q = random(seq * w.heads * w.head_dim);
-    let (mut plain, mut product) = (vec![0f32; q.len()], vec![0f32; q.len()]);
-    attend(w, &q, &keys, &values, pos, &mut plain, Default::default());
-    attend_matmul(w, &q, &keys, &values, pos, &mut product, 16).unwrap();
-    assert!(worst(&plain, &product) < 1e-5, "{}", worst(&plain, &product));
+    for half in [false, true] {
+        let (mut keys, mut values) = (Cache::new(half), Cache::new(half));
+        keys.extend(&k);
+        values.extend(&v);
+        let (mut simd, mut plain, mut product) = (vec![0f32; q.len()], vec![0f32; q.len()], vec![0f32; q.len()]);
+        attend(w, &q, keys.lend(), values.lend(), pos, &mut simd, Default::default());
+        without_kernels(|| attend(w, &q, keys.lend(), values.lend(), pos, &mut plain, Default::default()));
+        attend_matmul(w, &q, &keys.f32s(), &values.f32s(), pos, &mut product, 16).unwrap();
+        assert!(worst(&simd, &product) < 1e-5, "half {half}: {}", worst(&simd, &product));
+        assert!(worst(&simd, &plain) < 1e-5, "half {half}: {}", worst(&simd, &plain));
+        // Rounded to f16, the keys and values move the result, by little.
+        if half {
+            let mut full = vec![0f32; q.len()];
+            attend(
+                w,
+                &q,
+                super::cache::Lent::F32(&k),
+                super::cache::Lent::F32(&v),
+                pos,
+                &mut full,
+                Default::default(),
+            );
+            let moved = worst(&full, &simd);
+            assert!(moved > 0.0 && moved < 1e-2, "{moved}");
+        }
+    }
 }
 
 #[test]

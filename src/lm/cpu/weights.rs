@@ -6,6 +6,7 @@
 use super::CpuNet;
 use super::Shape;
 use super::blocks::{Kind, Matrix};
+use super::cache::Cache;
 use super::matmul::Group;
 use super::team;
 use candle_core::Device;
@@ -141,6 +142,10 @@ impl CpuNet {
             Some(l) if l.out.data.len() >= team::MIN_BYTES => team::Team::new(threads).map(Arc::new),
             _ => None,
         };
+        // f16 keys and values for quantised weights, f32 for f32 and f16 ones (`cache.rs`).
+        let half = layers
+            .first()
+            .is_some_and(|l| !matches!(l.out.kind, Kind::F32 | Kind::F16));
         Ok(CpuNet {
             w: Arc::new(Weights {
                 embedding,
@@ -160,8 +165,8 @@ impl CpuNet {
                     requantised
                 },
             }),
-            keys: vec![Vec::new(); shape.layers],
-            values: vec![Vec::new(); shape.layers],
+            keys: vec![Cache::new(half); shape.layers],
+            values: vec![Cache::new(half); shape.layers],
             len: 0,
             pool,
             team,

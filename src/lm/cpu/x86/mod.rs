@@ -2,7 +2,8 @@
 //! in tiles of rows by inputs in [`q4x4`]; a tiled matrix's eight interleaved rows at once in
 //! [`q4_tile`], Q4_K's in `kquants::q4k_tile`), Q8_0, f16 and f32 rows with an input, for one, two
 //! or four inputs at once (a prompt's tokens: four rows by four tokens per tile), the
-//! activations' quantisation per 32 values and an f32 dot product; the K-quants' (Q4_K, Q5_K,
+//! activations' quantisation per 32 values, an f32 dot product and attention's scores and
+//! weighted sums over an f32 or f16 cache; the K-quants' (Q4_K, Q5_K,
 //! Q6_K; one, two or four inputs at once) are in `kquants.rs`. Every function assumes the CPU
 //! has those features: `kernels.rs` checks before it calls one. Where the CPU also has AVX-512
 //! VNNI, the 32-value kinds' byte products take one `dpbusd` instead of two instructions, and
@@ -15,6 +16,7 @@ mod kquants;
 pub use kquants::quantize_super;
 
 use super::blocks::{Input, Kind, Matrix, TILE};
+use half::f16;
 use std::arch::x86_64::*;
 
 /// Rows `first..first + out.len()` of `w` times the input, four rows at a time for the
@@ -661,4 +663,50 @@ pub fn scores(queries: &[f32], keys: &[f32], stride: usize, at: &[usize], scale:
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn weigh(weights: &[f32], values: &[f32], stride: usize, at: &[usize], out: &mut [f32]) {
     super::kernels::weigh_plain(weights, values, stride, at, out)
+}
+
+/// `a · b` for f16 `b`, over the shorter of the two.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
+    let len = a.len().min(b.len());
+    let n = len / 8 * 8;
+    // SAFETY: i + 8 <= n <= both lengths.
+    let acc = fmas(n, a, |i| unsafe {
+        _mm256_cvtph_ps(_mm_loadu_si128(b.as_ptr().add(i) as *const __m128i))
+    });
+    hsum(acc) + (n..len).map(|i| a[i] * b[i].to_f32()).sum::<f32>()
+}
+
+/// [`scores`] over f16 keys.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn scores_f16(queries: &[f32], keys: &[f16], stride: usize, at: &[usize], scale: f32, out: &mut [f32]) {
+    super::kernels::scores_with(queries, keys, stride, at, scale, out, |a, b| dot_f16(a, b))
+}
+
+/// [`weigh`] over f16 values: each converted exactly, times its weight, then added, as
+/// `kernels::weigh_plain` does.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn weigh_f16(weights: &[f32], values: &[f16], stride: usize, at: &[usize], out: &mut [f32]) {
+    let hd = out.len() / at.len();
+    let seen = weights.len() / at.len();
+    let n = hd / 8 * 8;
+    out.fill(0.0);
+    for p in 0..seen {
+        for (j, (&a, oh)) in at.iter().zip(out.chunks_exact_mut(hd)).enumerate() {
+            let s = weights[j * seen + p];
+            let v = &values[p * stride + a..p * stride + a + hd];
+            let sv = _mm256_set1_ps(s);
+            for i in (0..n).step_by(8) {
+                // SAFETY: i + 8 <= n <= hd, the length of both `oh` and `v`.
+                unsafe {
+                    let x = _mm256_cvtph_ps(_mm_loadu_si128(v.as_ptr().add(i) as *const __m128i));
+                    let o = _mm256_loadu_ps(oh.as_ptr().add(i));
+                    _mm256_storeu_ps(oh.as_mut_ptr().add(i), _mm256_add_ps(o, _mm256_mul_ps(sv, x)));
+                }
+            }
+            for i in n..hd {
+                oh[i] += s * v[i].to_f32();
+            }
+        }
+    }
 }
