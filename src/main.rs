@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     deepspark::model::kernels::tune_allocator();
+    deepspark::git::trust_object_ids();
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Review(a) => commands::review::run(a),
