@@ -7,6 +7,7 @@ use deepspark::{cli, commands, exit};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    deepspark::model::kernels::pin_thread_count();
     deepspark::model::kernels::tune_allocator();
     deepspark::git::trust_object_ids();
     let cli = cli::Cli::parse();
