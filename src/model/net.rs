@@ -197,6 +197,15 @@ impl RiskNet {
         })
     }
 
+    /// The most values a token has in any of the network's layers (its widest product).
+    pub fn widest(&self) -> usize {
+        let width = |l: &Linear| l.weight().dims().first().copied().unwrap_or(0);
+        self.blocks
+            .iter()
+            .map(|b| width(&b.qkv).max(width(&b.ff1)))
+            .fold(self.tok.embeddings().dims()[1], usize::max)
+    }
+
     pub fn forward(&self, batch: &Batch, mode: &mut Mode) -> Result<Output> {
         let (b, t) = batch.ids.dims2()?;
         if t > self.max_len {
