@@ -197,13 +197,6 @@ impl InplaceOp1 for Gelu {
     }
 }
 
-/// Keeps freed tensor buffers in the process instead of returning them to the kernel.
-///
-/// glibc serves allocations above 128 KiB (its default mmap threshold, adapted upwards only
-/// slowly) with fresh `mmap`s, so every large intermediate tensor costs page faults and
-/// zeroing on first touch: 10-15% of inference time in a profile. A 32 MiB threshold (the
-/// largest glibc accepts on 64-bit; 32-bit glibc refuses it, harmlessly) and a high trim threshold let the heap reuse them; measured
-/// on 256 hunks with two threads: 405 ms -> 284 ms. Other platforms' allocators are left alone.
 /// Sets `RAYON_NUM_THREADS`, when it is not set, to the count rayon takes anyway (the logical
 /// CPUs). candle asks for its thread count at every matrix product and, without that variable,
 /// counts the physical cores by reading `/proc/cpuinfo` each time: on curl's first review (1,000
@@ -221,6 +214,13 @@ pub fn pin_thread_count() {
     unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
 }
 
+/// Keeps freed tensor buffers in the process instead of returning them to the kernel.
+///
+/// glibc serves allocations above 128 KiB (its default mmap threshold, adapted upwards only
+/// slowly) with fresh `mmap`s, so every large intermediate tensor costs page faults and
+/// zeroing on first touch: 10-15% of inference time in a profile. A 32 MiB threshold (the
+/// largest glibc accepts on 64-bit; 32-bit glibc refuses it, harmlessly) and a high trim threshold let the heap reuse them; measured
+/// on 256 hunks with two threads: 405 ms -> 284 ms. Other platforms' allocators are left alone.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; it is called before the threads
