@@ -95,11 +95,11 @@ pub fn scored(
     if !missing.is_empty() {
         let bar = progress_bar(missing.len());
         for group in missing.chunks(GROUP) {
-            for (id, review) in super::scoring::review_group(repo, group, settings, model, false)? {
+            for (id, risk, hunks) in super::scoring::production_risks(repo, group, settings, model)? {
                 let scored = Scored {
-                    risk: (review.production_risk.unwrap_or(0.0) * 1e4).round() / 1e4,
-                    production: review.production_risk.is_some(),
-                    hunks: review.files.iter().map(|f| f.hunks.len() as u32).sum(),
+                    risk: (risk.unwrap_or(0.0) * 1e4).round() / 1e4,
+                    production: risk.is_some(),
+                    hunks,
                 };
                 cache.commits.insert(id.to_string(), scored);
             }

@@ -38,7 +38,7 @@ pub fn run(args: ScanArgs) -> Result<u8> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut tripped = false;
     for group in ids.chunks(GROUP) {
-        for (id, review) in review_group(&repo, group, &settings, &mut model, true)? {
+        for (id, review) in review_group(&repo, group, &settings, &mut model)? {
             tripped |= gate_tripped(review.verdict, settings.fail_on);
             let subject = repo
                 .find_commit(id)?

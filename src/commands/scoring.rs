@@ -1,8 +1,9 @@
 //! Scoring a change with the review's settings: skip -> syntax -> tokens -> model ->
 //! verdict, for one change (`score_files`) or for many commits at once, batched
-//! (`review_group`), with dismissed hunks scored as no risk. The review, the hook, `scan`
-//! and the history's scoring all call these; placing the change in its history and the
-//! reports are theirs.
+//! (`review_group`), with dismissed hunks scored as no risk; and for the history's ranking,
+//! only each commit's change risk over its production hunks (`production_risks`). The review,
+//! the hook, `scan` and the history's scoring call these; placing the change in its history
+//! and the reports are theirs.
 
 use super::settings::{Settings, learned_note, model_files};
 use crate::diff::{FileDiff, Skip};
@@ -101,6 +102,74 @@ fn judge_scored(
     Ok(review)
 }
 
+/// What the history's ranking takes of each commit of `ids` (each with the parent it is
+/// compared with), in order: the model's change risk over its production hunks (none when it has
+/// none) and how many hunks it changed, what [`review_group`]'s review of it says. Only those
+/// production hunks are scored: the others (tests, comments, reformats, dismissed hunks) take
+/// no part in that risk, and they were 68% of curl's last 1,000 commits' hunks (gin 60%,
+/// ripgrep 41%). The hunks are read by the heuristics alone (`syntax/heuristic.rs`), not by
+/// the grammars as a review's are: parsing the files of 1,000 commits takes 3 to 13 s on two
+/// cores, and the readings agree on 92-100% of the history's hunks (the first review's time
+/// is the honest-verdict issue's budget).
+pub fn production_risks(
+    repo: &git2::Repository,
+    ids: &[(git2::Oid, Option<git2::Oid>)],
+    settings: &Settings,
+    model: &mut Option<RiskModel>,
+) -> Result<Vec<(git2::Oid, Option<f32>, u32)>> {
+    let mut changes = Vec::with_capacity(ids.len());
+    for &(id, parent) in ids {
+        let mut files = git::diff_commits(repo, parent, id, settings.context)?;
+        skip::apply(&mut files, &settings.rules);
+        let syntax = crate::syntax::read(&files, &[]);
+        let production: Vec<(usize, usize)> = files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.skip.is_none())
+            .flat_map(|(fi, f)| (0..f.hunks.len()).map(move |hi| (fi, hi)))
+            .filter(|&(fi, hi)| {
+                let f = &files[fi];
+                syntax[fi].is_production(hi)
+                    && !settings
+                        .dismissed
+                        .contains(&crate::review::hunk_fingerprint(f.display_path(), &f.hunks[hi]))
+            })
+            .collect();
+        changes.push((id, files, production));
+    }
+    let mut inputs: Vec<ScoreInput> = Vec::new();
+    for (_, files, production) in &changes {
+        let stats = ChangeStats::of(files);
+        inputs.extend(production.iter().map(|&(fi, hi)| ScoreInput {
+            path: files[fi].display_path(),
+            hunk: &files[fi].hunks[hi],
+            change: stats,
+        }));
+    }
+    if model.is_none() && !inputs.is_empty() {
+        *model = Some(RiskModel::load(
+            &model_files(settings.model.as_deref())?,
+            &device(settings.device)?,
+        )?);
+    }
+    let mut scores = match &*model {
+        Some(m) if !inputs.is_empty() => m.score(&inputs)?,
+        _ => Vec::new(),
+    }
+    .into_iter();
+    drop(inputs);
+    let mut out = Vec::with_capacity(changes.len());
+    for (id, files, production) in &changes {
+        let mine: Vec<HunkScore> = scores.by_ref().take(production.len()).collect();
+        let risk = match model.as_ref() {
+            Some(m) if !mine.is_empty() => Some(m.change_risk(&mine)?),
+            _ => None,
+        };
+        out.push((*id, risk, files.iter().map(|f| f.hunks.len() as u32).sum()));
+    }
+    Ok(out)
+}
+
 /// Replaces the scores of dismissed hunks (see `commands::dismiss`) and says which they are.
 pub fn dismiss(
     files: &[FileDiff],
@@ -124,27 +193,19 @@ pub fn dismiss(
 
 /// The commits of `ids` (each with the parent it is compared with), read from git and
 /// scored together in length-sorted batches: each one's review, in order. The model is
-/// loaded into `model` the first time there is something to score.
-///
-/// `parse`: whether the grammars read both sides of each file, as a review's do (`scan`);
-/// the history's scoring reads the hunks alone (`syntax/heuristic.rs`): parsing the files
-/// of 1,000 commits takes 3 to 13 s on two cores, and the readings agree on 92-100% of
-/// the history's hunks (the first review's time is the honest-verdict issue's budget).
+/// loaded into `model` the first time there is something to score. The grammars read both
+/// sides of each file, as a review's do (`scan`).
 pub fn review_group(
     repo: &git2::Repository,
     ids: &[(git2::Oid, Option<git2::Oid>)],
     settings: &Settings,
     model: &mut Option<RiskModel>,
-    parse: bool,
 ) -> Result<Vec<(git2::Oid, crate::review::Review)>> {
     let mut changes: Vec<(git2::Oid, Vec<FileDiff>, Vec<crate::syntax::Texts>)> = Vec::with_capacity(ids.len());
     for &(id, parent) in ids {
         let mut files = git::diff_commits(repo, parent, id, settings.context)?;
         skip::apply(&mut files, &settings.rules);
-        let texts = match parse {
-            true => git::Sides::of_commits(repo, parent, id)?.texts(repo, &files, crate::syntax::wants_text)?,
-            false => Vec::new(),
-        };
+        let texts = git::Sides::of_commits(repo, parent, id)?.texts(repo, &files, crate::syntax::wants_text)?;
         changes.push((id, files, texts));
     }
     let mut inputs: Vec<ScoreInput> = Vec::new();
@@ -204,4 +265,75 @@ fn progress_bar(total: usize) -> indicatif::ProgressBar {
             .progress_chars("=> "),
     );
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository whose commits write these files, each commit on the one before.
+    fn history(commits: &[&[(&str, &str)]]) -> (tempfile::TempDir, Vec<(git2::Oid, Option<git2::Oid>)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(1_700_000_000, 0)).unwrap();
+        let mut ids = Vec::new();
+        let mut parent: Option<git2::Oid> = None;
+        for files in commits {
+            for (path, text) in *files {
+                let full = dir.path().join(path);
+                std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+                std::fs::write(full, text).unwrap();
+            }
+            let mut index = repo.index().unwrap();
+            index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+            index.write().unwrap();
+            let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+            let parents: Vec<git2::Commit> = parent.iter().map(|p| repo.find_commit(*p).unwrap()).collect();
+            let refs: Vec<&git2::Commit> = parents.iter().collect();
+            let id = repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &refs).unwrap();
+            ids.push((id, parent));
+            parent = Some(id);
+        }
+        (dir, ids)
+    }
+
+    #[test]
+    fn the_historys_production_risks_are_what_a_review_of_each_commit_gives() {
+        // Regression guard for scoring only the production hunks in the history: a commit's
+        // risk and hunk count must be its review's, whatever else it touches.
+        let code = "def f(values, n):\n    total = 0\n    for v in values:\n        total += v * n\n    return total\n";
+        let more = code.replace("v * n", "v * n + 1");
+        let commented = more.replace("    total = 0\n", "    # the running sum\n    total = 0\n");
+        let (dir, ids) = history(&[
+            &[("src/calc.py", code)],
+            &[
+                ("src/calc.py", &more),
+                ("tests/test_calc.py", "def test_f():\n    assert f([1], 2) == 3\n"),
+            ],
+            &[("src/calc.py", &commented)],
+            &[(
+                "tests/test_calc.py",
+                "def test_f():\n    assert f([1], 2) == 3\n    assert f([], 2) == 0\n",
+            )],
+            &[("README.md", "# calc\n")],
+        ]);
+        let repo = git2::Repository::open(dir.path()).unwrap();
+        let settings = Settings::resolve(&crate::cli::GateArgs::default(), &crate::config::Config::default()).unwrap();
+        let (mut one, mut other) = (None, None);
+        let risks = production_risks(&repo, &ids, &settings, &mut one).unwrap();
+        let reviews = review_group(&repo, &ids, &settings, &mut other).unwrap();
+        assert_eq!(risks.len(), ids.len());
+        for ((id, risk, hunks), (rid, review)) in risks.iter().zip(&reviews) {
+            assert_eq!(id, rid);
+            assert_eq!(*risk, review.production_risk, "{id}");
+            assert_eq!(
+                *hunks,
+                review.files.iter().map(|f| f.hunks.len() as u32).sum::<u32>(),
+                "{id}"
+            );
+        }
+        // The code commits have a risk; the comment, the tests and the README have none.
+        let has: Vec<bool> = risks.iter().map(|r| r.1.is_some()).collect();
+        assert_eq!(has, [true, true, false, false, false]);
+    }
 }
