@@ -165,17 +165,7 @@ pub fn production_risks(
             change: stats,
         }));
     }
-    if model.is_none() && !inputs.is_empty() {
-        *model = Some(RiskModel::load(
-            &model_files(settings.model.as_deref())?,
-            &device(settings.device)?,
-        )?);
-    }
-    let mut scores = match &*model {
-        Some(m) if !inputs.is_empty() => m.score(&inputs)?,
-        _ => Vec::new(),
-    }
-    .into_iter();
+    let mut scores = score_loading(&inputs, settings, model)?.into_iter();
     drop(inputs);
     let mut out = Vec::with_capacity(changes.len());
     for (id, files, production) in &changes {
@@ -187,6 +177,24 @@ pub fn production_risks(
         out.push((*id, risk, files.iter().map(|f| f.hunks.len() as u32).sum()));
     }
     Ok(out)
+}
+
+/// The scores of `inputs`, the model loaded into `model` the first time there is something to
+/// score.
+fn score_loading(inputs: &[ScoreInput], settings: &Settings, model: &mut Option<RiskModel>) -> Result<Vec<HunkScore>> {
+    if inputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    if model.is_none() {
+        *model = Some(RiskModel::load(
+            &model_files(settings.model.as_deref())?,
+            &device(settings.device)?,
+        )?);
+    }
+    match &*model {
+        Some(m) => m.score(inputs),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Replaces the scores of dismissed hunks (see `commands::dismiss`) and says which they are.
@@ -238,17 +246,7 @@ pub fn review_group(
             }));
         }
     }
-    if model.is_none() && !inputs.is_empty() {
-        *model = Some(RiskModel::load(
-            &model_files(settings.model.as_deref())?,
-            &device(settings.device)?,
-        )?);
-    }
-    let mut scores = match &*model {
-        Some(m) if !inputs.is_empty() => m.score(&inputs)?,
-        _ => Vec::new(),
-    }
-    .into_iter();
+    let mut scores = score_loading(&inputs, settings, model)?.into_iter();
     drop(inputs);
     let mut out = Vec::with_capacity(changes.len());
     for (id, files, texts) in changes {
