@@ -84,9 +84,10 @@ const CANDLE_SPLITS_FROM: usize = 64 * 1024;
 
 /// `order` (indices, shortest first) cut into batches of at most [`BATCH`] hunks. On the CPU a
 /// batch also stays under [`CANDLE_SPLITS_FROM`] values in its widest layer (`widest` a token,
-/// its tokens padded to its longest), so that no operation of the network is split over candle's
-/// threads: [`forward_batched`] already runs the batches in parallel, and candle's threads then
-/// waited on each other. On curl's first review (1,000 commits scored), that waiting was a
+/// its tokens padded to its longest), so that none of its layers' elementwise operations is
+/// split over candle's threads (attention's `[heads, tokens, tokens]` scores go through
+/// `kernels::masked_softmax` instead): [`forward_batched`] already runs the batches in parallel,
+/// and candle's threads then waited on each other. On curl's first review (1,000 commits scored), that waiting was a
 /// quarter of the time. A GPU takes the larger batches.
 fn batches<'a>(order: &'a [usize], len: impl Fn(usize) -> usize, device: &Device, widest: usize) -> Vec<&'a [usize]> {
     if !device.is_cpu() {
