@@ -8,8 +8,8 @@
 //! are quantised as llama.cpp does (to 8 bits with their scale, per 32 values with their sum
 //! for the 32-value types, per 256 with the sums of each 16 for the K-quants), the dot products
 //! use AVX2 (checked at run time), matrices that read the same input are stacked into one, the
-//! keys and values grow in place (as f16 for quantised weights, as llama.cpp holds them), and a long prompt's attention goes through candle's matrix
-//! products.
+//! keys and values grow in place (as f16 for quantised weights, as llama.cpp holds them), and a
+//! long prompt's attention goes through candle's matrix products.
 //!
 //! It computes what those networks compute: RMS norm, interleaved rotary embeddings for llama
 //! and half-split ones for Qwen2, Qwen2's query/key/value biases, grouped-query attention, the
@@ -30,8 +30,8 @@
 //! the matrix product and its threads (`team.rs` the threads of one token's products);
 //! `weights.rs` the layers' weights read from the file; `forward.rs` a pass through the
 //! layers; `attention.rs` the rotary angles and causal attention, `cache.rs` the keys and values
-//! it reads. `tests.rs` holds the network
-//! to candle-transformers', `kquant_tests.rs` the K-quant kernels to candle's dequantisation.
+//! it reads. `tests.rs` holds the network to candle-transformers', `kquant_tests.rs` the K-quant
+//! kernels to candle's dequantisation.
 
 mod attention;
 mod blocks;
