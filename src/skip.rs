@@ -24,6 +24,9 @@ pub const DEFAULT_PATTERNS: &[&str] = &[
     "**/*_pb2.py",
     "**/*.generated.*",
     "vendor/",
+    // A JavaScript package's built bundles (axios commits its own at each release): what a
+    // build wrote from the sources the change also holds, not code a reviewer reads.
+    "dist/",
     "node_modules/",
     "third_party/",
 ];
@@ -118,6 +121,8 @@ mod tests {
         assert!(m("web/app.min.js"));
         assert!(m("vendor/github.com/x/y.go"));
         assert!(m("a/node_modules/b/index.js"));
+        assert!(m("dist/axios.js") && m("dist/esm/axios.js") && m("packages/x/dist/index.cjs"));
+        assert!(!m("src/distance.rs") && !m("dist.go"));
         assert!(!m("src/vendor.rs"));
         assert!(!m("src/main.rs"));
         assert!(!m("src/min.js"));
