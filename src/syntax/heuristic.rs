@@ -48,11 +48,17 @@ pub fn kind(role: Role, language: Option<&str>, hunk: &Hunk, tests_from: Option<
 /// comments: a suggestion that does not is never shown.
 pub fn changes_code(language: Option<&str>, old: &[&str], new: &[&str]) -> bool {
     let lexer = Lexer::for_language(language);
+    // Where a line may end a statement without one, a `;` there is spelling, not code
+    // (`f(x);` and `f(x)` in JavaScript, TypeScript, Go and Python).
+    let optional_semicolon = matches!(language, Some("javascript" | "typescript" | "go" | "python"));
     let code = |lines: &[&str]| -> Vec<String> {
         lexer
             .code_of_lines(lines.iter().map(|l| (LineKind::Added, *l)).collect())
             .into_iter()
-            .map(|(_, c, _)| c)
+            .map(|(_, c, _)| match c.trim_end().strip_suffix(';') {
+                Some(bare) if optional_semicolon => bare.to_string(),
+                _ => c,
+            })
             .collect()
     };
     // Spacing inside a string literal counts here too: a suggestion that only moves it is
@@ -358,6 +364,15 @@ mod tests {
         assert!(changes_code(rs, &["let s = \"a:b\";"], &["let s = \"a:c\";"]));
         assert!(!changes_code(Some("python"), &["x = 1  # a"], &["x = 1"]));
         assert!(changes_code(Some("python"), &["    y()"], &["y()"]));
+        // A line-ending semicolon where the language does not need one (axios's suggested
+        // `setContentType(false) // Let the browser set it`): no change; where it does, one.
+        let js = Some("javascript");
+        assert!(!changes_code(js, &["  f(false); // a"], &["  f(false) // a"]));
+        assert!(!changes_code(Some("go"), &["\tx := 1;"], &["\tx := 1"]));
+        assert!(changes_code(js, &["  f(false);"], &["  f(true);"]));
+        assert!(changes_code(js, &["  for (;;) {"], &["  for (;) {"]));
+        assert!(changes_code(rs, &["    f(x);"], &["    f(x)"]));
+        assert!(changes_code(Some("java"), &["    f(x);"], &["    f(x)"]));
     }
 
     #[test]
