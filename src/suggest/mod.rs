@@ -5,7 +5,8 @@
 //! **verified** (it edits only added lines of this hunk, it changes code tokens, and the
 //! hunk's whole new side, context included, is exactly what the file holds at those line
 //! numbers), then applied in place and **re-scored** by the risk model; a kept one must
-//! also parse where the file parsed (`syntax::parses_clean`). With a pair path
+//! also not break its file (`syntax::breaks`: parse where the file parsed, and leave no name
+//! the file uses undeclared). With a pair path
 //! (`model::wide::PairPath`, fitted on bug/fix pairs), a candidate is kept when it does not
 //! raise the risk by more than `Settings::margin`, and the kept ones are ranked by the
 //! generator's log-probability minus [`PAIR_RANK_WEIGHT`] × the pair logit after the edit
@@ -366,7 +367,7 @@ pub fn suggest(
     let mut out: Vec<Suggestion> = Vec::new();
     for (t, target) in targets.iter().enumerate() {
         let language = crate::diff::language_of(target.path);
-        let mut parsed_before: Option<Option<bool>> = None;
+        let mut outline_before: Option<Option<crate::syntax::Outline>> = None;
         let mut mine: Vec<(Option<f32>, Suggestion)> = pending
             .iter()
             .zip(&scores)
@@ -374,10 +375,14 @@ pub fn suggest(
             .filter_map(|((_, c, _, by), sc)| {
                 let content = target.content?;
                 let new = apply_to(content, &line_edits(target.hunk_ref, &c.edits));
-                // It must parse where the file parsed (a grammar's reading, where one is reliable).
-                let before =
-                    *parsed_before.get_or_insert_with(|| crate::syntax::parses_clean(target.path, language, content));
-                if before == Some(true) && crate::syntax::parses_clean(target.path, language, &new) == Some(false) {
+                // It must not break the file: parse where the file parsed, and leave no name
+                // it uses undeclared (a grammar's reading, where one reads the file).
+                let before = outline_before
+                    .get_or_insert_with(|| crate::syntax::outline(target.path, language, content))
+                    .as_ref();
+                if let (Some(before), Some(after)) = (before, crate::syntax::outline(target.path, language, &new))
+                    && crate::syntax::breaks(before, &after).is_some()
+                {
                     return None;
                 }
                 // A path that is not a safe repository-relative path gets no suggestion.

@@ -282,6 +282,43 @@ fn a_candidate_that_breaks_the_parse_is_never_shown() {
 }
 
 #[test]
+fn a_candidate_that_deletes_a_declaration_the_file_still_uses_is_never_shown() {
+    // The regression: the generator's deletions removed fields and variables the rest of the
+    // file reads, which cannot compile. Each candidate deletes one added line (risk 0.2 -> 0.1).
+    let h = hunk(
+        "@@ -1,2 +1,4 @@",
+        " fn f() -> i32 {\n+    let n = 4;\n+    let m = 2;\n     n",
+    );
+    let content = "fn f() -> i32 {\n    let n = 4;\n    let m = 2;\n    n\n}\n";
+    let stub = Stub(
+        vec![
+            candidate(vec![(1, None)], 0.5), // deletes `let n = 4;`, which `n` below reads
+            candidate(vec![(2, None)], 0.4), // deletes `let m = 2;`, which nothing reads
+        ],
+        false,
+    );
+    let s = Settings {
+        above: 0.0,
+        margin: 0.05,
+        per_hunk: 5,
+        plausible: 10,
+    };
+    let t = Target {
+        file: 0,
+        hunk: 0,
+        path: "src/a.rs",
+        hunk_ref: &h,
+        risk: 0.2,
+        pair_logit: None,
+        content: Some(content),
+        names: None,
+    };
+    let out = suggest(&[t], ChangeStats::default(), &stub, &stub, &[], &s).unwrap();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].edits[0].line, 2);
+}
+
+#[test]
 fn with_a_pair_path_a_candidate_need_not_lower_the_risk() {
     let h = hunk("@@ -1,2 +1,3 @@", " a\n+b\n c");
     let target = |pair_logit| Target {

@@ -1,7 +1,9 @@
 //! What kind of code a change touches, read before any model sees it: each file's
 //! [`Role`] (source, test, docs, build, generated), each hunk's [`Kind`] (code, test,
 //! comments, reformat) and [`Context`] (the function, method or class it sits in), and a
-//! syntax error the change introduces. `syntax::read` is the stage's one verb.
+//! syntax error the change introduces. `syntax::read` is the stage's one verb; beside it,
+//! [`breaks`] tells the suggestion stage whether an edited file is worse than the file it
+//! edits (a syntax error, or a declaration removed that the code or other files use).
 //!
 //! Where a tree-sitter grammar exists (Rust, Python, Java, JavaScript, TypeScript, Go, C,
 //! C++: `tree.rs`) both sides of the file are parsed; elsewhere, or when a side is too large,
@@ -141,14 +143,77 @@ pub fn wants_text(f: &FileDiff) -> bool {
     f.skip.is_none() && !f.hunks.is_empty() && tree::grammar(f.display_path(), f.language).is_some()
 }
 
-/// Whether `text` parses without a syntax error under its grammar; `None` where no grammar
-/// says so reliably (no grammar, C and C++ before their preprocessor, too large, timed out).
-/// A suggestion must parse where the file it edits parsed (`suggest::suggest`).
-pub fn parses_clean(path: &str, language: Option<&str>, text: &str) -> Option<bool> {
-    if matches!(language, Some("c" | "cpp")) {
+/// What a suggestion must keep of the file it edits: whether the file parses without a syntax
+/// error (`None` where no grammar says so reliably: C and C++ before their preprocessor) and
+/// the names it declares and uses. `None` where no grammar reads it (no grammar, too large,
+/// timed out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outline {
+    pub clean: Option<bool>,
+    /// Whether the parser met an error anywhere (where it cannot read names reliably).
+    pub error: bool,
+    /// A TypeScript declaration file (`.d.ts`): it describes a package's API for other files,
+    /// so what it declares is used elsewhere. Not C or C++ headers: removing a stale
+    /// prototype is a fix their projects make (three of the fixes `eval-suggest` matched).
+    pub api: bool,
+    pub names: tree::Names,
+}
+
+/// Reads the [`Outline`] of a whole file.
+pub fn outline(path: &str, language: Option<&str>, text: &str) -> Option<Outline> {
+    let (error, names) = tree::outline(path, language, text).ok()?;
+    let clean = (!matches!(language, Some("c" | "cpp"))).then_some(!error);
+    let lower = path.to_ascii_lowercase();
+    let api = [".d.ts", ".d.cts", ".d.mts"].iter().any(|e| lower.ends_with(e));
+    Some(Outline {
+        clean,
+        error,
+        api,
+        names,
+    })
+}
+
+/// Why an edited file is worse than the file it edits, if it is: it has a syntax error where
+/// the file parsed; it strands a name (the file declared it, the edit removed every
+/// declaration of it, and the code still uses it: a deleted field, variable, parameter or
+/// import the rest of the file reads, which would not compile or would fail when run); in a
+/// TypeScript declaration file, it removes a declaration (other files use it).
+/// A suggestion that breaks its file is never shown (`suggest::suggest`).
+pub fn breaks(old: &Outline, new: &Outline) -> Option<String> {
+    if old.clean == Some(true) && new.clean == Some(false) {
+        return Some("a syntax error".to_string());
+    }
+    // Names read through a parser's error recovery (a C macro, a file that did not parse)
+    // are no evidence.
+    if old.error || new.error {
         return None;
     }
-    tree::parse(path, language, text, &[]).ok().map(|t| t.error.is_none())
+    let mut stranded: Vec<&String> = old
+        .names
+        .declared
+        .keys()
+        .filter(|n| !new.names.declared.contains_key(*n) && new.names.used.get(*n).is_some_and(|&u| u > 0))
+        .collect();
+    stranded.sort();
+    if let Some(n) = stranded.first() {
+        return Some(format!("`{}` used but no longer declared", n.trim_start_matches('.')));
+    }
+    if old.api {
+        let mut dropped: Vec<&String> = old
+            .names
+            .declared
+            .keys()
+            .filter(|n| !new.names.declared.contains_key(*n))
+            .collect();
+        dropped.sort();
+        if let Some(n) = dropped.first() {
+            return Some(format!(
+                "`{}` no longer declared, in a file other files read it from",
+                n.trim_start_matches('.')
+            ));
+        }
+    }
+    None
 }
 
 /// Reads every file of a change; `texts[i]`, when present, holds file `i`'s old and new text

@@ -280,6 +280,112 @@ fn hostile_files_fall_back_without_a_panic() {
     assert_eq!(s.hunks.len(), 1);
 }
 
+/// `breaks` on the edit of `old` by `(from, to)` at `path`.
+fn breaks_after(path: &str, old: &str, (from, to): (&str, &str)) -> Option<String> {
+    let language = crate::diff::language_of(path);
+    let new = edited(old, (from, to));
+    breaks(
+        &outline(path, language, old).unwrap(),
+        &outline(path, language, &new).unwrap(),
+    )
+}
+
+#[test]
+fn an_edit_that_deletes_a_declaration_the_file_still_uses_breaks_it_in_each_language() {
+    // The regression: suggestions deleted a field, a variable or an import the rest of the file
+    // reads (kafka's `private final ProducerSupplier producerSupplier;`), which cannot compile.
+    let java = "import java.util.List;\nclass A {\n    private final int count;\n    A(int n) {\n        this.count = n;\n        List<Integer> l = null;\n    }\n    int twice() {\n        int t = count * 2;\n        return t;\n    }\n}\n";
+    let rust = "use std::io::Read;\nfn f(r: &mut dyn Read) -> usize {\n    let n = 4;\n    let mut b = vec![0; n];\n    r.read(&mut b).unwrap_or(n)\n}\n";
+    let go = "package a\n\nfunc f() int {\n\tx := 3\n\ty := 4\n\treturn x + y\n}\n";
+    let py = "import os\n\ndef f(path):\n    base = os.path.dirname(path)\n    return base\n";
+    let js = "import { join } from 'path';\nconst root = '/';\nfunction f(a) {\n  return join(root, a);\n}\n";
+    let c = "int f(int a) {\n    int b = a * 2;\n    return b + 1;\n}\n";
+    let ts = "interface E {\n  code: string;\n  cause?: Error;\n}\nfunction f(e: E) {\n  return e.cause;\n}\n";
+    // A TypeScript declaration file's declarations are read by other files.
+    let dts =
+        "export interface E {\n  code: string;\n  cause?: Error;\n}\nexport function getAdapter(name: string): E;\n";
+    let header = "struct s;\nint f(int a);\nint g(void);\n";
+    for (path, old, edit, name) in [
+        ("index.d.ts", dts, ("  cause?: Error;\n", ""), "cause"),
+        (
+            "index.d.cts",
+            dts,
+            ("export function getAdapter(name: string): E;\n", ""),
+            "getAdapter",
+        ),
+    ] {
+        let want = format!("`{name}` no longer declared, in a file other files read it from");
+        assert_eq!(breaks_after(path, old, edit), Some(want), "{path}: {edit:?}");
+    }
+    // The same deletion where the file is its own reader: nothing uses it. A C header's stale
+    // prototype is a deletion real fixes make (jq's `int jvp_number_is_nan(jv);`).
+    assert_eq!(breaks_after("a.ts", dts, ("  cause?: Error;\n", "")), None);
+    assert_eq!(breaks_after("a.h", header, ("int g(void);\n", "")), None);
+    let strukt = "struct S {\n    n: u8,\n}\nimpl S {\n    fn get(&self) -> u8 {\n        self.n\n    }\n}\n";
+    // A local whose name a field shares (gin's `trustedCIDRs, _ := ...` beside
+    // `c.engine.trustedCIDRs`), and a crate the 2018 edition needs no `extern crate` for.
+    // gin's also had a `for _, cidr := range`: Go's blank `_` names nothing.
+    let member = "package a\n\nfunc f(c *C) bool {\n\ttrusted, _ := c.prepare()\n\tc.trusted = trusted\n\tfor _, r := range c.trusted {\n\t\t_ = r\n\t}\n\treturn c.trusted != nil\n}\n";
+    let krate = "extern crate ignore;\n\nuse ignore::Walk;\n\nfn f(w: Walk) -> Walk {\n    w\n}\n";
+    for (path, old, edit, name) in [
+        ("A.java", java, ("    private final int count;\n", ""), "count"),
+        ("A.java", java, ("        int t = count * 2;\n", ""), "t"),
+        ("A.java", java, ("import java.util.List;\n", ""), "List"),
+        ("a.rs", rust, ("    let n = 4;\n", ""), "n"),
+        ("a.rs", rust, ("use std::io::Read;\n", ""), "Read"),
+        ("a.go", go, ("\tx := 3\n", ""), "x"),
+        ("a.py", py, ("    base = os.path.dirname(path)\n", ""), "base"),
+        ("a.py", py, ("import os\n", ""), "os"),
+        ("a.py", py, ("def f(path):", "def f():"), "path"),
+        ("a.js", js, ("const root = '/';\n", ""), "root"),
+        ("a.js", js, ("import { join } from 'path';\n", ""), "join"),
+        ("a.c", c, ("    int b = a * 2;\n", ""), "b"),
+        ("a.c", c, ("int f(int a) {", "int f(void) {"), "a"),
+        ("a.rs", strukt, ("    n: u8,\n", ""), "n"),
+        ("a.ts", ts, ("  cause?: Error;\n", ""), "cause"),
+    ] {
+        let why = breaks_after(path, old, edit);
+        assert_eq!(
+            why.as_deref(),
+            Some(format!("`{name}` used but no longer declared").as_str()),
+            "{path}: {edit:?}"
+        );
+    }
+    // Edits that leave every used name declared: a statement deleted, an unused declaration
+    // deleted, a declaration renamed with its uses, a value changed.
+    for (path, old, edit) in [
+        ("A.java", java, ("        List<Integer> l = null;\n", "")),
+        ("A.java", java, ("        this.count = n;\n", "")),
+        ("a.rs", rust, ("n = 4", "n = 5")),
+        (
+            "a.go",
+            go,
+            (
+                "\tx := 3\n\ty := 4\n\treturn x + y\n",
+                "\tz := 3\n\ty := 4\n\treturn z + y\n",
+            ),
+        ),
+        ("a.py", py, ("    return base\n", "    return path\n")),
+        ("a.c", c, ("    return b + 1;\n", "    return 1;\n")),
+        (
+            "a.go",
+            member,
+            ("\ttrusted, _ := c.prepare()\n\tc.trusted = trusted\n", ""),
+        ),
+        ("a.rs", krate, ("extern crate ignore;\n", "")),
+    ] {
+        assert_eq!(breaks_after(path, old, edit), None, "{path}: {edit:?}");
+    }
+    // A syntax error where the file parsed breaks it too; C and C++ are not judged on that.
+    assert_eq!(
+        breaks_after("a.rs", rust, ("let n = 4;", "let n = 4")).as_deref(),
+        Some("a syntax error")
+    );
+    assert_eq!(breaks_after("a.c", c, ("return b + 1;", "return b + 1")), None);
+    // No grammar, no outline: nothing to judge by.
+    assert_eq!(outline("a.txt", None, "x"), None);
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 

@@ -1,13 +1,15 @@
 //! One side of a file read through its tree-sitter grammar: which lines hold code and
 //! which only comments or docstrings, the code tokens in order (for telling a reformat from
 //! a change), the spans of test code inside a source file, the definitions (functions,
-//! methods, classes) a hunk can sit in, and the first syntax error.
+//! methods, classes) a hunk can sit in, and the first syntax error; and, over a whole file,
+//! the names it declares and uses ([`outline`], what a suggestion must not break).
 //!
 //! Bounded: files over [`MAX_BYTES`] are not parsed, a parse that runs past [`TIME_LIMIT`]
 //! is stopped, and the tree is walked with a cursor, never by recursion, so a deeply nested
 //! file cannot overflow the stack. It does not decide a hunk's kind (`mod.rs` does, from two
 //! sides) and knows no language without a grammar here (`grammar`).
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 use tree_sitter::{Language, Node, ParseOptions, Parser, TreeCursor};
@@ -106,6 +108,23 @@ pub fn grammar(path: &str, language: Option<&str>) -> Option<Language> {
 /// sorted): the tokens, tests and definitions there. The whole file is parsed (a part alone
 /// would not parse), but only the nodes over those rows are walked.
 pub fn parse(path: &str, language: Option<&str>, text: &str, rows: &[u32]) -> Result<SideTree, NotParsed> {
+    let tree = tree_of(path, language, text)?;
+    Ok(read(tree.root_node(), text.as_bytes(), language.unwrap_or(""), rows))
+}
+
+/// Parses `text` as `language` and reads, over the whole file, whether it has a syntax error
+/// and its [`Names`].
+pub fn outline(path: &str, language: Option<&str>, text: &str) -> Result<(bool, Names), NotParsed> {
+    let tree = tree_of(path, language, text)?;
+    let root = tree.root_node();
+    Ok((
+        first_error(root, text.as_bytes(), language.unwrap_or("")).is_some(),
+        names(root, text.as_bytes()),
+    ))
+}
+
+/// The tree of `text` under its grammar, bounded by [`MAX_BYTES`] and [`TIME_LIMIT`].
+fn tree_of(path: &str, language: Option<&str>, text: &str) -> Result<tree_sitter::Tree, NotParsed> {
     let grammar = grammar(path, language).ok_or(NotParsed::NoGrammar)?;
     if text.len() > MAX_BYTES {
         return Err(NotParsed::TooLarge);
@@ -124,10 +143,9 @@ pub fn parse(path: &str, language: Option<&str>, text: &str, rows: &[u32]) -> Re
     let bytes = text.as_bytes();
     let mut input = |at: usize, _| bytes.get(at..).unwrap_or(&[]);
     let options = ParseOptions::new().progress_callback(&mut stop);
-    let tree = parser
+    parser
         .parse_with_options(&mut input, None, Some(options))
-        .ok_or(NotParsed::Timeout)?;
-    Ok(read(tree.root_node(), bytes, language.unwrap_or(""), rows))
+        .ok_or(NotParsed::Timeout)
 }
 
 fn read(root: Node, src: &[u8], language: &str, rows: &[u32]) -> SideTree {
@@ -364,6 +382,151 @@ fn declared_name(node: Node) -> Option<Node> {
         }
     }
     None
+}
+
+/// The names one side of a file declares and how often each identifier occurs in it, over
+/// the whole file: what tells an edit that removes a declaration the code still uses
+/// (`super::breaks`). Declarations are read the same way in every grammar: the name of a
+/// function, method, type, field, variable, parameter or constant, or of a TypeScript
+/// signature (a `name`, `declarator`,
+/// `pattern` field that is an identifier, a Python assignment's or Go `:=`'s left side), and
+/// the last name an import brings in. Names a grammar hides elsewhere (macros, `for` or
+/// `with` targets, glob imports) are not known to be declared, so they are never reported.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub declared: HashMap<String, usize>,
+    pub used: HashMap<String, usize>,
+}
+
+fn names(root: Node, src: &[u8]) -> Names {
+    let mut out = Names::default();
+    let mut cursor = root.walk();
+    loop {
+        let node = cursor.node();
+        let kind = node.kind();
+        if node.child_count() == 0
+            && kind.contains("identifier")
+            && let Some(key) = key(node, src)
+        {
+            *out.used.entry(key).or_default() += 1;
+        }
+        for name in declared(node) {
+            if let Some(key) = key(name, src) {
+                *out.declared.entry(key).or_default() += 1;
+            }
+        }
+        let descend = !kind.contains("comment");
+        if !advance(&mut cursor, descend) {
+            break;
+        }
+    }
+    out
+}
+
+/// An identifier's key in [`Names`]: its text, after a `.` for a member's name (a field or
+/// method named after a `.`, or declared as one), so that `c.engine.trusted` does not count as
+/// a use of a local `trusted`, nor a local as a field's declaration.
+fn key(node: Node, src: &[u8]) -> Option<String> {
+    let text = node.utf8_text(src).ok()?;
+    // Go's and Python's blank `_` names nothing.
+    if text == "_" {
+        return None;
+    }
+    let python_attribute = node
+        .parent()
+        .filter(|p| p.kind() == "attribute")
+        .and_then(|p| p.child_by_field_name("attribute"))
+        .is_some_and(|a| a.id() == node.id());
+    let member = matches!(node.kind(), "field_identifier" | "property_identifier") || python_attribute;
+    Some(if member { format!(".{text}") } else { text.to_string() })
+}
+
+/// The identifier nodes `node` declares (see [`Names`]); not Rust's `extern crate`, which
+/// since the 2018 edition a crate's paths do not need.
+fn declared(node: Node) -> Vec<Node> {
+    let kind = node.kind();
+    let is_name = |n: &Node| n.child_count() == 0 && n.kind().contains("identifier");
+    let mut out = Vec::new();
+    let declaring = [
+        "_declaration",
+        "_declarator",
+        "_definition",
+        "_item",
+        "_spec",
+        "_signature",
+        "parameter",
+    ]
+    .iter()
+    .any(|end| kind.ends_with(end))
+        && kind != "extern_crate_declaration";
+    if declaring {
+        for field in ["name", "declarator", "pattern", "left"] {
+            let mut cursor = node.walk();
+            for child in node.children_by_field_name(field, &mut cursor) {
+                match child {
+                    c if is_name(&c) => out.push(c),
+                    // Go's `a, b := ...`.
+                    c if c.kind() == "expression_list" => {
+                        let mut inner = c.walk();
+                        out.extend(c.named_children(&mut inner).filter(is_name));
+                    }
+                    // C's `*p`, `a[4]`, `f(int)`: down the declarators to the name.
+                    c if field == "declarator"
+                        && c.kind().ends_with("_declarator")
+                        && c.kind() != "init_declarator" =>
+                    {
+                        let mut at = c;
+                        for _ in 0..16 {
+                            match at.child_by_field_name("declarator") {
+                                Some(d) if is_name(&d) => {
+                                    out.push(d);
+                                    break;
+                                }
+                                Some(d) if d.kind().ends_with("_declarator") => at = d,
+                                _ => break,
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    match kind {
+        // Python: a name assigned, a parameter without a default or type.
+        "assignment" => out.extend(node.child_by_field_name("left").filter(is_name)),
+        "parameters" => {
+            let mut cursor = node.walk();
+            out.extend(node.named_children(&mut cursor).filter(is_name));
+        }
+        "typed_parameter" => out.extend(node.named_child(0).filter(is_name)),
+        // The last name an import brings in (Java, Python, JavaScript/TypeScript, Rust).
+        "import_declaration"
+        | "import_statement"
+        | "import_from_statement"
+        | "import_specifier"
+        | "import_clause"
+        | "namespace_import"
+        | "use_declaration"
+        | "aliased_import"
+        | "use_as_clause" => {
+            let mut last = None;
+            let mut cursor = node.walk();
+            loop {
+                let n = cursor.node();
+                if is_name(&n) {
+                    last = Some(n);
+                }
+                // A cursor made from `node` stays inside it.
+                if !advance(&mut cursor, true) {
+                    break;
+                }
+            }
+            out.extend(last);
+        }
+        _ => {}
+    }
+    out
 }
 
 /// Where the tree first shows an error or a missing token, and what is there. Rust's
