@@ -230,6 +230,28 @@ fn unverified_unsafe_or_useless_candidates_are_never_shown_and_the_rest_rank_by_
     );
 }
 
+/// The suggestions for one hunk of `src/a.rs` at risk 0.2 holding `content`, every candidate
+/// of `stub` considered, kept on a risk drop of 0.05.
+fn suggested(h: &Hunk, content: &str, stub: &Stub) -> Vec<Suggestion> {
+    let s = Settings {
+        above: 0.0,
+        margin: 0.05,
+        per_hunk: 5,
+        plausible: 10,
+    };
+    let t = Target {
+        file: 0,
+        hunk: 0,
+        path: "src/a.rs",
+        hunk_ref: h,
+        risk: 0.2,
+        pair_logit: None,
+        content: Some(content),
+        names: None,
+    };
+    suggest(&[t], ChangeStats::default(), stub, stub, &[], &s).unwrap()
+}
+
 #[test]
 fn a_candidate_that_breaks_the_parse_is_never_shown() {
     // Two added lines; each candidate deletes one: the risk falls from 0.2 to 0.1 for both.
@@ -242,41 +264,12 @@ fn a_candidate_that_breaks_the_parse_is_never_shown() {
         ],
         false,
     );
-    let s = Settings {
-        above: 0.0,
-        margin: 0.05,
-        per_hunk: 5,
-        plausible: 10,
-    };
     // The file as given does not parse either (`if` unclosed): both are judged by risk alone.
-    let run = |content: &str| {
-        let t = Target {
-            file: 0,
-            hunk: 0,
-            path: "src/a.rs",
-            hunk_ref: &h,
-            risk: 0.2,
-            pair_logit: None,
-            content: Some(content),
-            names: None,
-        };
-        suggest(&[t], ChangeStats::default(), &stub, &stub, &[], &s).unwrap()
-    };
-    assert_eq!(run(content).len(), 2);
+    assert_eq!(suggested(&h, content, &stub).len(), 2);
     // Closed, the file parses: only the candidate that keeps it parsing is shown.
     let h2 = hunk("@@ -1,3 +1,5 @@", " fn f() {\n+    if a {\n+        g();\n     }\n }");
     let closed = "fn f() {\n    if a {\n        g();\n    }\n}\n";
-    let t = Target {
-        file: 0,
-        hunk: 0,
-        path: "src/a.rs",
-        hunk_ref: &h2,
-        risk: 0.2,
-        pair_logit: None,
-        content: Some(closed),
-        names: None,
-    };
-    let out = suggest(&[t], ChangeStats::default(), &stub, &stub, &[], &s).unwrap();
+    let out = suggested(&h2, closed, &stub);
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(out[0].edits[0].line, 2, "deleting `if a {{` leaves a `}}` unmatched");
 }
@@ -297,23 +290,7 @@ fn a_candidate_that_deletes_a_declaration_the_file_still_uses_is_never_shown() {
         ],
         false,
     );
-    let s = Settings {
-        above: 0.0,
-        margin: 0.05,
-        per_hunk: 5,
-        plausible: 10,
-    };
-    let t = Target {
-        file: 0,
-        hunk: 0,
-        path: "src/a.rs",
-        hunk_ref: &h,
-        risk: 0.2,
-        pair_logit: None,
-        content: Some(content),
-        names: None,
-    };
-    let out = suggest(&[t], ChangeStats::default(), &stub, &stub, &[], &s).unwrap();
+    let out = suggested(&h, content, &stub);
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(out[0].edits[0].line, 2);
 }
