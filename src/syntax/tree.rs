@@ -119,7 +119,7 @@ pub fn outline(path: &str, language: Option<&str>, text: &str) -> Result<(bool, 
     let root = tree.root_node();
     Ok((
         first_error(root, text.as_bytes(), language.unwrap_or("")).is_some(),
-        names(root, text.as_bytes()),
+        names(root, text.as_bytes(), language.unwrap_or("")),
     ))
 }
 
@@ -398,22 +398,18 @@ pub struct Names {
     pub used: HashMap<String, usize>,
 }
 
-fn names(root: Node, src: &[u8]) -> Names {
+fn names(root: Node, src: &[u8], language: &str) -> Names {
     let mut out = Names::default();
+    let mut buf = String::new();
     let mut cursor = root.walk();
     loop {
         let node = cursor.node();
         let kind = node.kind();
-        if node.child_count() == 0
-            && kind.contains("identifier")
-            && let Some(key) = key(node, src)
-        {
-            *out.used.entry(key).or_default() += 1;
+        if node.child_count() == 0 && kind.contains("identifier") {
+            count(&mut out.used, node, src, language, &mut buf);
         }
         for name in declared(node) {
-            if let Some(key) = key(name, src) {
-                *out.declared.entry(key).or_default() += 1;
-            }
+            count(&mut out.declared, name, src, language, &mut buf);
         }
         let descend = !kind.contains("comment");
         if !advance(&mut cursor, descend) {
@@ -423,22 +419,39 @@ fn names(root: Node, src: &[u8]) -> Names {
     out
 }
 
-/// An identifier's key in [`Names`]: its text, after a `.` for a member's name (a field or
-/// method named after a `.`, or declared as one), so that `c.engine.trusted` does not count as
-/// a use of a local `trusted`, nor a local as a field's declaration.
-fn key(node: Node, src: &[u8]) -> Option<String> {
-    let text = node.utf8_text(src).ok()?;
-    // Go's and Python's blank `_` names nothing.
+/// Counts identifier `node` in `map` under its key: its text, after a `.` for a member's name
+/// (a field or method named after a `.`, or declared as one), so that `c.engine.trusted` does
+/// not count as a use of a local `trusted`, nor a local as a field's declaration. Go's and
+/// Python's blank `_` names nothing. `buf` is scratch space, so that a name already counted
+/// costs no allocation.
+fn count(map: &mut HashMap<String, usize>, node: Node, src: &[u8], language: &str, buf: &mut String) {
+    let Ok(text) = node.utf8_text(src) else { return };
     if text == "_" {
-        return None;
+        return;
     }
-    let python_attribute = node
-        .parent()
-        .filter(|p| p.kind() == "attribute")
-        .and_then(|p| p.child_by_field_name("attribute"))
-        .is_some_and(|a| a.id() == node.id());
+    // Python's attributes are plain identifiers; only their parent tells (and finding a
+    // node's parent walks down from the root, so only Python asks).
+    let python_attribute = language == "python"
+        && node
+            .parent()
+            .filter(|p| p.kind() == "attribute")
+            .and_then(|p| p.child_by_field_name("attribute"))
+            .is_some_and(|a| a.id() == node.id());
     let member = matches!(node.kind(), "field_identifier" | "property_identifier") || python_attribute;
-    Some(if member { format!(".{text}") } else { text.to_string() })
+    let key = if member {
+        buf.clear();
+        buf.push('.');
+        buf.push_str(text);
+        buf.as_str()
+    } else {
+        text
+    };
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_string(), 1);
+        }
+    }
 }
 
 /// The identifier nodes `node` declares (see [`Names`]); not Rust's `extern crate`, which
