@@ -5,8 +5,8 @@
 //! **verified** (it edits only added lines of this hunk, it changes code tokens, and the
 //! hunk's whole new side, context included, is exactly what the file holds at those line
 //! numbers), then applied in place and **re-scored** by the risk model; a kept one must
-//! also not break its file (`syntax::breaks`: parse where the file parsed, and leave no name
-//! the file uses undeclared). With a pair path
+//! also not break its file (`syntax::breaks`: parse where the file parsed, leave no name the
+//! file uses undeclared, remove nothing a `.d.ts` declares). With a pair path
 //! (`model::wide::PairPath`, fitted on bug/fix pairs), a candidate is kept when it does not
 //! raise the risk by more than `Settings::margin`, and the kept ones are ranked by the
 //! generator's log-probability minus [`PAIR_RANK_WEIGHT`] × the pair logit after the edit
@@ -375,8 +375,7 @@ pub fn suggest(
             .filter_map(|((_, c, _, by), sc)| {
                 let content = target.content?;
                 let new = apply_to(content, &line_edits(target.hunk_ref, &c.edits));
-                // It must not break the file: parse where the file parsed, and leave no name
-                // it uses undeclared (a grammar's reading, where one reads the file).
+                // It must not break the file (a grammar's reading, where one reads the file).
                 let before = outline_before
                     .get_or_insert_with(|| crate::syntax::outline(target.path, language, content))
                     .as_ref();

@@ -192,7 +192,7 @@ pub fn breaks(old: &Outline, new: &Outline) -> Option<String> {
         .names
         .declared
         .keys()
-        .filter(|n| !new.names.declared.contains_key(*n) && new.names.used.get(*n).is_some_and(|&u| u > 0))
+        .filter(|n| !new.names.declared.contains_key(*n) && new.names.used.contains_key(*n))
         .collect();
     stranded.sort();
     if let Some(n) = stranded.first() {
