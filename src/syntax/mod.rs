@@ -176,8 +176,10 @@ pub fn outline(path: &str, language: Option<&str>, text: &str) -> Option<Outline
 /// Why an edited file is worse than the file it edits, if it is: it has a syntax error where
 /// the file parsed; it strands a name (the file declared it, the edit removed every
 /// declaration of it, and the code still uses it: a deleted field, variable, parameter or
-/// import the rest of the file reads, which would not compile or would fail when run); in a
-/// TypeScript declaration file, it removes a declaration (other files use it).
+/// import the rest of the file reads, which would not compile or would fail when run); it
+/// stops a JavaScript or TypeScript module exporting a name (other modules may import it); in
+/// a TypeScript declaration file, it removes a declaration, a signature or a union's member
+/// (other files use them).
 /// A suggestion that breaks its file is never shown (`suggest::suggest`).
 pub fn breaks(old: &Outline, new: &Outline) -> Option<String> {
     if old.clean == Some(true) && new.clean == Some(false) {
@@ -212,6 +214,19 @@ pub fn breaks(old: &Outline, new: &Outline) -> Option<String> {
                 n.trim_start_matches('.')
             ));
         }
+    }
+    let mut unexported: Vec<&String> = old
+        .names
+        .exported
+        .keys()
+        .filter(|n| !new.names.exported.contains_key(*n))
+        .collect();
+    unexported.sort();
+    if let Some(n) = unexported.first() {
+        return Some(format!("`{n}` no longer exported: other modules may import it"));
+    }
+    if old.api && new.names.members < old.names.members {
+        return Some("removes a signature or a union's member from a declaration file".to_string());
     }
     None
 }

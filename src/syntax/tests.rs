@@ -386,6 +386,68 @@ fn an_edit_that_deletes_a_declaration_the_file_still_uses_breaks_it_in_each_lang
     assert_eq!(outline("a.txt", None, "x"), None);
 }
 
+#[test]
+fn an_edit_that_stops_a_module_exporting_a_name_or_narrows_a_declaration_file_breaks_it() {
+    // The regressions, on axios: suggestions deleted `AxiosHeaders,` from index.js's export
+    // list, a call signature from index.d.ts's `AxiosInstance`, and `| 'stream'` from its
+    // `ResponseType` union. Other modules import or call what these describe.
+    let module = "import Axios from './lib/Axios.js';\nimport AxiosHeaders from './lib/AxiosHeaders.js';\nconst axios = new Axios();\nexport function create() {\n  return axios;\n}\nexport const VERSION = '1.0';\nexport {\n  axios as default,\n  Axios,\n  AxiosHeaders,\n};\n";
+    for (path, edit, name) in [
+        ("index.js", ("  AxiosHeaders,\n", ""), "AxiosHeaders"),
+        ("index.ts", ("  axios as default,\n", ""), "default"),
+        ("index.mjs", ("export function create", "function create"), "create"),
+        ("index.js", ("export const VERSION", "const VERSION"), "VERSION"),
+    ] {
+        let want = format!("`{name}` no longer exported: other modules may import it");
+        assert_eq!(breaks_after(path, module, edit), Some(want), "{path}: {edit:?}");
+    }
+    let dts = "export interface AxiosInstance {\n  (config: AxiosRequestConfig): AxiosPromise;\n  (url: string, config?: AxiosRequestConfig): AxiosPromise;\n  defaults: AxiosDefaults;\n}\nexport type ResponseType =\n  | 'arraybuffer'\n  | 'json'\n  | 'stream';\n";
+    let narrowed = Some("removes a signature or a union's member from a declaration file".to_string());
+    for edit in [
+        ("  (config: AxiosRequestConfig): AxiosPromise;\n", ""),
+        ("  | 'json'\n", ""),
+        ("\n  | 'stream';", ";"),
+    ] {
+        assert_eq!(breaks_after("index.d.ts", dts, edit), narrowed, "{edit:?}");
+        // The same edit in a module that is its own reader.
+        assert_eq!(breaks_after("types.ts", dts, edit), None, "{edit:?}");
+    }
+    // axios's index.js destructures what it exports: a name taken out of the pattern is no
+    // longer declared, and the export list still names it. A key renamed binds the same name.
+    let unwrapped = "import axios from './lib/axios.js';\nconst {\n  Axios,\n  AxiosHeaders,\n  formToJSON: toJSON,\n  ...rest\n} = axios;\nconst [first, { second }] = rest.list;\nexport {\n  axios as default,\n  Axios,\n  AxiosHeaders,\n  toJSON,\n  first,\n  second,\n};\n";
+    for (edit, name) in [
+        (("  AxiosHeaders,\n", ""), "AxiosHeaders"),
+        (("  formToJSON: toJSON,\n", ""), "toJSON"),
+        (("[first, {", "[{"), "first"),
+        (("{ second }", "{}"), "second"),
+    ] {
+        let want = format!("`{name}` used but no longer declared");
+        assert_eq!(breaks_after("index.js", unwrapped, edit), Some(want), "{edit:?}");
+    }
+    assert_eq!(
+        breaks_after("index.js", unwrapped, ("formToJSON:", "toFormJSON:")),
+        None
+    );
+    // What keeps the exports and the API's shape: an export renamed inside, a type changed, a
+    // statement deleted, a name exported another way.
+    for (path, old, edit) in [
+        ("index.js", module, ("return axios;", "return new Axios();")),
+        (
+            "index.js",
+            module,
+            ("  AxiosHeaders,\n};", "};\nexport { AxiosHeaders };"),
+        ),
+        (
+            "index.d.ts",
+            dts,
+            ("config?: AxiosRequestConfig", "config: AxiosRequestConfig"),
+        ),
+        ("index.d.ts", dts, ("| 'json'", "| 'text'")),
+    ] {
+        assert_eq!(breaks_after(path, old, edit), None, "{path}: {edit:?}");
+    }
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 

@@ -392,10 +392,16 @@ fn declared_name(node: Node) -> Option<Node> {
 /// `pattern` field that is an identifier, a Python assignment's or Go `:=`'s left side), and
 /// the last name an import brings in. Names a grammar hides elsewhere (macros, `for` or
 /// `with` targets, glob imports) are not known to be declared, so they are never reported.
+/// `exported` holds what a JavaScript or TypeScript module exports by name (`export { a, b as
+/// c }`, `export function f`, `export const x`, `export default`: `default`); `members` counts
+/// what a TypeScript type describes: its signatures (call, construct, method, property,
+/// index) and the members of its unions.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Names {
     pub declared: HashMap<String, usize>,
     pub used: HashMap<String, usize>,
+    pub exported: HashMap<String, usize>,
+    pub members: usize,
 }
 
 fn names(root: Node, src: &[u8], language: &str) -> Names {
@@ -411,6 +417,10 @@ fn names(root: Node, src: &[u8], language: &str) -> Names {
         for name in declared(node) {
             count(&mut out.declared, name, src, language, &mut buf);
         }
+        for name in exported(node) {
+            count(&mut out.exported, name, src, language, &mut buf);
+        }
+        out.members += members(node);
         let descend = !kind.contains("comment");
         if !advance(&mut cursor, descend) {
             break;
@@ -454,6 +464,73 @@ fn count(map: &mut HashMap<String, usize>, node: Node, src: &[u8], language: &st
     }
 }
 
+/// The names a JavaScript/TypeScript destructuring pattern binds (`{ a, b: c, d = 1, ...e }`,
+/// `[f, g]`), down `depth` levels of nested patterns; not the keys it reads or the defaults.
+fn pattern_names<'a>(node: Node<'a>, depth: u8, out: &mut Vec<Node<'a>>) {
+    if depth == 0 {
+        return;
+    }
+    let mut cursor = node.walk();
+    for c in node.named_children(&mut cursor) {
+        let bound = match c.kind() {
+            "pair_pattern" => c.child_by_field_name("value"),
+            "object_assignment_pattern" | "assignment_pattern" => c.child_by_field_name("left"),
+            "rest_pattern" => c.named_child(0),
+            _ => Some(c),
+        };
+        match bound {
+            Some(b) if matches!(b.kind(), "identifier" | "shorthand_property_identifier_pattern") => out.push(b),
+            Some(b) if matches!(b.kind(), "object_pattern" | "array_pattern") => pattern_names(b, depth - 1, out),
+            _ => {}
+        }
+    }
+}
+
+/// The names a JavaScript/TypeScript `export` names (see [`Names`]): a specifier's alias, else
+/// its name; a declaration's names; the keyword of `export default` (counted as `default`).
+fn exported(node: Node) -> Vec<Node> {
+    let mut out = Vec::new();
+    match node.kind() {
+        "export_specifier" => {
+            out.extend(
+                node.child_by_field_name("alias")
+                    .or_else(|| node.child_by_field_name("name")),
+            );
+        }
+        "export_statement" => {
+            if let Some(d) = node.child_by_field_name("declaration") {
+                if d.kind() == "lexical_declaration" || d.kind() == "variable_declaration" {
+                    let mut cursor = d.walk();
+                    for v in d.named_children(&mut cursor) {
+                        out.extend(v.child_by_field_name("name").filter(|n| n.kind() == "identifier"));
+                    }
+                } else {
+                    out.extend(d.child_by_field_name("name"));
+                }
+            }
+            let mut cursor = node.walk();
+            out.extend(node.children(&mut cursor).find(|c| c.kind() == "default"));
+        }
+        _ => {}
+    }
+    out
+}
+
+/// How many members of a TypeScript type `node` adds (see [`Names`]): 1 for a signature,
+/// and for a union, each of its alternatives that is not itself a union.
+fn members(node: Node) -> usize {
+    match node.kind() {
+        "call_signature" | "construct_signature" | "method_signature" | "property_signature" | "index_signature" => 1,
+        "union_type" => {
+            let mut cursor = node.walk();
+            node.named_children(&mut cursor)
+                .filter(|c| c.kind() != "union_type")
+                .count()
+        }
+        _ => 0,
+    }
+}
+
 /// The identifier nodes `node` declares (see [`Names`]); not Rust's `extern crate`, which
 /// since the 2018 edition a crate's paths do not need.
 fn declared(node: Node) -> Vec<Node> {
@@ -478,6 +555,8 @@ fn declared(node: Node) -> Vec<Node> {
             for child in node.children_by_field_name(field, &mut cursor) {
                 match child {
                     c if is_name(&c) => out.push(c),
+                    // JavaScript's and TypeScript's `const { a, b: c, ...d } = o`, `[e, f] = l`.
+                    c if matches!(c.kind(), "object_pattern" | "array_pattern") => pattern_names(c, 8, &mut out),
                     // Go's `a, b := ...`.
                     c if c.kind() == "expression_list" => {
                         let mut inner = c.walk();
