@@ -591,6 +591,16 @@ fn file_diff(repo: &Repository, d: &git2::Diff, i: usize) -> Result<FileDiff, Gi
         );
         return Ok(file);
     };
+    // A file whose first lines say a tool generated it (on the side that holds it).
+    let side = if status == FileStatus::Deleted { o } else { n };
+    if let Some(marker) = head_of(repo, &side, &shown)
+        .as_deref()
+        .and_then(crate::skip::generated_by)
+    {
+        file.skip = Some(Skip::Generated {
+            pattern: format!("first lines: {marker}"),
+        });
+    }
     for h in 0..patch.num_hunks() {
         let (hunk, n_lines) = patch.hunk(h)?;
         let mut lines: Vec<Line> = Vec::with_capacity(n_lines);
@@ -639,6 +649,22 @@ fn file_diff(repo: &Repository, d: &git2::Diff, i: usize) -> Result<FileDiff, Gi
         file.status = status;
     }
     Ok(file)
+}
+
+/// The first [`crate::skip::HEAD_BYTES`] of one side of a file: its blob, or for a work
+/// tree file git has not stored, the file on disk. `None` when neither can be read.
+fn head_of(repo: &Repository, side: &git2::DiffFile, path: &str) -> Option<Vec<u8>> {
+    let n = crate::skip::HEAD_BYTES;
+    if !side.id().is_zero()
+        && let Ok(blob) = repo.find_blob(side.id())
+    {
+        let c = blob.content();
+        return Some(c[..c.len().min(n)].to_vec());
+    }
+    let file = std::fs::File::open(repo.workdir()?.join(path)).ok()?;
+    let mut head = Vec::with_capacity(n);
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, n as u64), &mut head).ok()?;
+    Some(head)
 }
 
 /// A commit of the history, as `mine` reads it.

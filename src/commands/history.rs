@@ -165,9 +165,10 @@ fn cache_key(settings: &Settings) -> Result<String> {
     let files = model_files(settings.model.as_deref())?;
     let r = &settings.rules;
     // "production parsed": scores are over production hunks only, as the grammars read
-    // them (see `syntax/`); a change to that reading must invalidate the cached scores.
+    // them (see `syntax/`); "generated markers": files that say a tool generated them are
+    // skipped (`skip::generated_by`). A change to either must invalidate the cached scores.
     let settings_text = format!(
-        "{} production parsed {} {:?} {} {}",
+        "{} production parsed generated markers {} {:?} {} {}",
         env!("CARGO_PKG_VERSION"),
         settings.context,
         r.patterns,
