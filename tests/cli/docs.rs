@@ -81,3 +81,51 @@ fn the_help_parser_sees_a_flag_added_to_clap() {
     let names: Vec<String> = help_flags(help).into_iter().collect();
     assert_eq!(names, ["--cached", "--new-flag", "--repo", "--staged", "-C"]);
 }
+
+/// The README's JSON schema: the block under "## JSON output".
+fn readme_schema() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("## JSON output").expect("README has a JSON output section");
+    let block = &readme[start..];
+    let open = block.find("```").expect("the schema is a code block") + 3;
+    let close = open + block[open..].find("```").expect("the block ends");
+    block[open..close].to_string()
+}
+
+#[test]
+fn readme_json_schema_names_every_key_a_review_writes() {
+    // A review with a finding, a suggestion, a history-free calibration and a skipped file, so
+    // that the keys of each level are there to read.
+    let r = two_commits();
+    r.write("Cargo.lock", "# lock\n");
+    r.commit("third");
+    let (v, _) = review_json(&r, &["HEAD~2..HEAD"]);
+    let schema = readme_schema();
+    let mut missing = BTreeSet::new();
+    let mut check = |level: &str, obj: &serde_json::Value| {
+        for k in obj.as_object().unwrap().keys() {
+            if !schema.contains(&format!("\"{k}\"")) {
+                missing.insert(format!("{level}.{k}"));
+            }
+        }
+    };
+    check("", &v);
+    for f in v["files"].as_array().unwrap() {
+        check("files[]", f);
+        for h in f["hunks"].as_array().unwrap() {
+            check("hunks[]", h);
+            for l in h["lines"].as_array().unwrap() {
+                check("lines[]", l);
+            }
+        }
+        if f["skipped"].is_object() {
+            check("skipped", &f["skipped"]);
+        }
+    }
+    check("calibration", &v["calibration"]);
+    check("summary", &v["summary"]);
+    assert!(
+        missing.is_empty(),
+        "keys a review writes that README.md's JSON schema does not name: {missing:?}"
+    );
+}
