@@ -20,6 +20,7 @@ use crate::diff::{FileDiff, Hunk, LineKind, OldNew, Skip, is_code_language, is_t
 pub use heuristic::changes_code;
 use heuristic::{kind, test_module_start};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// What a file is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -190,45 +191,34 @@ pub fn breaks(old: &Outline, new: &Outline) -> Option<String> {
     if old.error || new.error {
         return None;
     }
-    let mut stranded: Vec<&String> = old
-        .names
-        .declared
-        .keys()
-        .filter(|n| !new.names.declared.contains_key(*n) && new.names.used.contains_key(*n))
-        .collect();
-    stranded.sort();
-    if let Some(n) = stranded.first() {
+    let declared = (&old.names.declared, &new.names.declared);
+    if let Some(n) = first_gone(declared, |n| new.names.used.contains_key(n)) {
         return Some(format!("`{}` used but no longer declared", n.trim_start_matches('.')));
     }
-    if old.api {
-        let mut dropped: Vec<&String> = old
-            .names
-            .declared
-            .keys()
-            .filter(|n| !new.names.declared.contains_key(*n))
-            .collect();
-        dropped.sort();
-        if let Some(n) = dropped.first() {
-            return Some(format!(
-                "`{}` no longer declared, in a file other files read it from",
-                n.trim_start_matches('.')
-            ));
-        }
+    if old.api
+        && let Some(n) = first_gone(declared, |_| true)
+    {
+        return Some(format!(
+            "`{}` no longer declared, in a file other files read it from",
+            n.trim_start_matches('.')
+        ));
     }
-    let mut unexported: Vec<&String> = old
-        .names
-        .exported
-        .keys()
-        .filter(|n| !new.names.exported.contains_key(*n))
-        .collect();
-    unexported.sort();
-    if let Some(n) = unexported.first() {
+    if let Some(n) = first_gone((&old.names.exported, &new.names.exported), |_| true) {
         return Some(format!("`{n}` no longer exported: other modules may import it"));
     }
     if old.api && new.names.members < old.names.members {
         return Some("removes a signature or a union's member from a declaration file".to_string());
     }
     None
+}
+
+/// The first name, in sorted order, of the old side's map that the new side's lacks and that
+/// `also` accepts.
+fn first_gone<'a>(
+    (old, new): (&'a HashMap<String, usize>, &HashMap<String, usize>),
+    also: impl Fn(&str) -> bool,
+) -> Option<&'a String> {
+    old.keys().filter(|n| !new.contains_key(*n) && also(n)).min()
 }
 
 /// Reads every file of a change; `texts[i]`, when present, holds file `i`'s old and new text
