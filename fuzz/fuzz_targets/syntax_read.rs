@@ -1,9 +1,11 @@
 //! The syntax stage on arbitrary old and new texts of a file in each grammar's language:
-//! never panics or hangs, one kind and one context per hunk, and a context's lines in order.
+//! never panics or hangs, one kind and one context per hunk, and a context's lines in order;
+//! and the check a suggestion passes (`syntax::outline` of both sides, `syntax::breaks`)
+//! never panics either, nor calls a file that is its own edit broken.
 #![no_main]
 use deepspark::diff::{FileDiff, FileStatus, Hunk, OldNew};
 
-const PATHS: [&str; 9] = ["a.rs", "a.py", "A.java", "a.js", "a.ts", "a.tsx", "a.go", "a.c", "a.cpp"];
+const PATHS: [&str; 10] = ["a.rs", "a.py", "A.java", "a.js", "a.ts", "a.tsx", "a.go", "a.c", "a.cpp", "a.d.ts"];
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else { return };
@@ -28,5 +30,13 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     assert_eq!(read[0].contexts.len(), 1);
     if let Some(c) = &read[0].contexts[0] {
         assert!(c.start <= c.end);
+    }
+    let language = deepspark::diff::language_of(path);
+    if let (Some(a), Some(b)) = (
+        deepspark::syntax::outline(path, language, old),
+        deepspark::syntax::outline(path, language, new),
+    ) {
+        let _ = deepspark::syntax::breaks(&a, &b);
+        assert_eq!(deepspark::syntax::breaks(&a, &a), None, "an unchanged file is not broken");
     }
 });
