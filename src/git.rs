@@ -598,7 +598,7 @@ fn file_diff(repo: &Repository, d: &git2::Diff, i: usize) -> Result<FileDiff, Gi
         .and_then(crate::skip::generated_by)
     {
         file.skip = Some(Skip::Generated {
-            pattern: format!("first lines: {marker}"),
+            pattern: format!("{}{marker}", crate::skip::MARKER_PREFIX),
         });
     }
     for h in 0..patch.num_hunks() {

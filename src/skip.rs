@@ -61,16 +61,32 @@ pub fn generated_by(head: &[u8]) -> Option<&'static str> {
     MARKERS.iter().copied().find(|m| text.contains(m))
 }
 
+/// How a skip for a marker names it (`Skip::Generated`'s pattern): `first lines: <marker>`.
+pub const MARKER_PREFIX: &str = "first lines: ";
+
 pub struct Rules {
     pub patterns: Vec<String>,
+    /// Whether files whose first lines say a tool generated them stay skipped (a default skip,
+    /// as the default patterns are: `--no-default-skips` reviews them).
+    pub markers: bool,
     pub max_file_lines: usize,
     pub max_change_lines: usize,
 }
 
-/// Marks skipped files in place. Files already skipped (binary, ...) are left as they are.
+/// Marks skipped files in place. Files already skipped (binary, ...) are left as they are,
+/// but for a generator's marker (`git.rs`) when `rules.markers` is off.
 pub fn apply(files: &mut [FileDiff], rules: &Rules) {
     let mut total = 0usize;
-    for f in files.iter_mut().filter(|f| f.skip.is_none()) {
+    for f in files.iter_mut() {
+        if !rules.markers
+            && let Some(Skip::Generated { pattern }) = &f.skip
+            && pattern.starts_with(MARKER_PREFIX)
+        {
+            f.skip = None;
+        }
+        if f.skip.is_some() {
+            continue;
+        }
         let path = f.display_path();
         if let Some(p) = rules.patterns.iter().find(|p| matches(p, path)) {
             f.skip = Some(Skip::Generated { pattern: p.clone() });

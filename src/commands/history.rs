@@ -165,11 +165,12 @@ fn cache_key(settings: &Settings) -> Result<String> {
     let files = model_files(settings.model.as_deref())?;
     let r = &settings.rules;
     // "production parsed": scores are over production hunks only, as the grammars read
-    // them (see `syntax/`); "generated markers": files that say a tool generated them are
-    // skipped (`skip::generated_by`). A change to either must invalidate the cached scores.
+    // them (see `syntax/`); "generated markers": whether files that say a tool generated them
+    // are skipped (`skip::generated_by`). A change to either must invalidate the cached scores.
     let settings_text = format!(
-        "{} production parsed generated markers {} {:?} {} {}",
+        "{} production parsed generated markers {} {} {:?} {} {}",
         env!("CARGO_PKG_VERSION"),
+        r.markers,
         settings.context,
         r.patterns,
         r.max_file_lines,

@@ -52,6 +52,7 @@ pub fn options(
         patterns,
         rules: skip::Rules {
             patterns: skips,
+            markers: cfg.default_skips.unwrap_or(true),
             max_file_lines: cfg.max_file_lines.unwrap_or(5000),
             max_change_lines: cfg.max_change_lines.unwrap_or(20000),
         },

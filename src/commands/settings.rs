@@ -133,6 +133,7 @@ impl Settings {
             fail_on: args.fail_on.or(cfg.fail_on).unwrap_or(FailOn::Reject),
             rules: skip::Rules {
                 patterns,
+                markers: default_skips,
                 max_file_lines: args.limits.max_file_lines.or(cfg.max_file_lines).unwrap_or(5000),
                 max_change_lines: args.limits.max_change_lines.or(cfg.max_change_lines).unwrap_or(20000),
             },

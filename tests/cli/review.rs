@@ -161,6 +161,10 @@ fn a_file_whose_first_lines_say_a_tool_generated_it_is_skipped_in_commits_and_th
     r.write("src/parser.c", bison.replace("return 0", "return 2"));
     let (v, _) = review_json(&r, &[]);
     assert_eq!(skipped(&v, "src/parser.c")["reason"], "generated");
+    // A default skip like the others: --no-default-skips reviews it.
+    let (v, _) = review_json(&r, &["--no-default-skips"]);
+    assert_eq!(skipped(&v, "src/parser.c"), serde_json::Value::Null);
+    assert_eq!(file(&v, "src/parser.c")["role"], "source");
 }
 
 #[test]

@@ -393,6 +393,7 @@ fn labelling_only_recent_history_leaves_older_commits_at_the_boundary() {
     let r = history(8);
     let rules = deepspark::skip::Rules {
         patterns: vec![],
+        markers: true,
         max_file_lines: 5000,
         max_change_lines: 20000,
     };
