@@ -6,7 +6,8 @@
 //! hunk's whole new side, context included, is exactly what the file holds at those line
 //! numbers), then applied in place and **re-scored** by the risk model; a kept one must
 //! also not break its file (`syntax::breaks`: parse where the file parsed, leave no name the
-//! file uses undeclared, remove nothing a `.d.ts` declares). With a pair path
+//! file uses undeclared, unexport nothing a JavaScript/TypeScript module exports, remove no
+//! declaration, signature or union member of a `.d.ts`). With a pair path
 //! (`model::wide::PairPath`, fitted on bug/fix pairs), a candidate is kept when it does not
 //! raise the risk by more than `Settings::margin`, and the kept ones are ranked by the
 //! generator's log-probability minus [`PAIR_RANK_WEIGHT`] × the pair logit after the edit

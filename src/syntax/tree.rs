@@ -2,7 +2,8 @@
 //! which only comments or docstrings, the code tokens in order (for telling a reformat from
 //! a change), the spans of test code inside a source file, the definitions (functions,
 //! methods, classes) a hunk can sit in, and the first syntax error; and, over a whole file,
-//! the names it declares and uses ([`outline`], what a suggestion must not break).
+//! the names it declares, uses and exports and the members its types describe ([`outline`],
+//! what a suggestion must not break).
 //!
 //! Bounded: files over [`MAX_BYTES`] are not parsed, a parse that runs past [`TIME_LIMIT`]
 //! is stopped, and the tree is walked with a cursor, never by recursion, so a deeply nested
