@@ -1,6 +1,8 @@
 //! The data the kernels read: the GGUF block types this network has a kernel for ([`Kind`]), a
 //! weight matrix held as the file's blocks ([`Matrix`], with its dequantisation of one row for
-//! the embedding lookup; Q4_0, Q4_K and Q6_K rows interleaved eight at a time by [`Matrix::tile`]), and the activations quantised to 8 bits as the input of a product
+//! the embedding lookup; Q4_0, Q4_K and Q6_K rows interleaved eight at a time by
+//! [`Matrix::tile`]; the matrices the products read in memory of huge pages, [`huge_buffer`]),
+//! and the activations quantised to 8 bits as the input of a product
 //! ([`Input`]): per 32 values ([`QBlock`]) for Q4_0, Q4_1 and Q8_0 weights, per 256 ([`KBlock`],
 //! ggml's Q8_K) for the K-quants. It computes no product (`kernels.rs`, `scalar.rs`, `x86/` do).
 
@@ -8,6 +10,50 @@ use super::tiles::{gather, interleave, tile_block_bytes};
 use candle_core::Device;
 use candle_core::quantized::{GgmlDType, QTensor};
 use std::borrow::Cow;
+
+/// Whether a matrix of `rows` rows of `kind` is held tiled ([`Matrix::tile`]).
+pub(super) fn tiles(kind: Kind, rows: usize) -> bool {
+    tile_block_bytes(kind).is_some() && rows.is_multiple_of(TILE)
+}
+
+/// The tiles of the rows the `parts` hold, one after the other (each a whole number of
+/// tiles), in memory of huge pages.
+pub(super) fn interleaved(kind: Kind, cols: usize, parts: &[&[u8]]) -> Vec<u8> {
+    let n = kind.row_bytes(cols);
+    let t = tile_block_bytes(kind).map_or(0, |b| b * cols / kind.block());
+    let rows: usize = parts.iter().map(|p| p.len() / n).sum();
+    let mut out = huge_buffer(rows / TILE * t);
+    for rows in parts.iter().flat_map(|p| p.chunks_exact(TILE * n)) {
+        interleave(kind, rows, n, &mut out);
+    }
+    out
+}
+
+/// An empty buffer for `capacity` bytes of weights whose pages the kernel is asked to back
+/// with huge pages (2 MiB; Linux's transparent huge pages in `madvise` mode, the common
+/// default, give none unless asked). Decoding a token reads every weight once: on 4 KiB pages
+/// the CPU's prefetchers stop at each page's end and each page takes a TLB entry. The advice
+/// comes before the first write, so that the pages are allocated huge, and covers the buffer
+/// from its first 2 MiB boundary on; it reserves one huge page more than `capacity`, so that the
+/// last one fits (up to 2 MiB of memory a matrix). Only advice: a system without huge pages
+/// keeps ordinary ones.
+pub(super) fn huge_buffer(capacity: usize) -> Vec<u8> {
+    const HUGE: usize = 2 << 20;
+    if capacity < HUGE {
+        return Vec::with_capacity(capacity);
+    }
+    let data = Vec::with_capacity(capacity + HUGE);
+    #[cfg(target_os = "linux")]
+    {
+        let start = (data.as_ptr() as usize).next_multiple_of(HUGE);
+        let end = start + capacity.next_multiple_of(HUGE);
+        let owned = data.as_ptr() as usize + data.capacity();
+        // SAFETY: [start, min(end, owned)) lies inside the allocation `data` owns, which nothing
+        // has written yet; MADV_HUGEPAGE changes how its pages are backed, never their content.
+        unsafe { libc::madvise(start as *mut libc::c_void, end.min(owned) - start, libc::MADV_HUGEPAGE) };
+    }
+    data
+}
 
 /// Values a block of quantised weights or activations covers.
 pub(super) const BLOCK: usize = 32;
@@ -108,9 +154,21 @@ pub(super) struct Matrix {
 }
 
 impl Matrix {
-    /// A GGUF tensor as this network holds it: as stored when it has a kernel for the type,
-    /// else requantised to Q8_0 (or f32 where rows do not fill whole blocks).
+    /// A GGUF tensor's rows as stored when this network has a kernel for the type, else
+    /// requantised to Q8_0 (or f32 where rows do not fill whole blocks); in ordinary memory,
+    /// for a lookup or to be stacked ([`super::matmul::Group`]) or tiled.
     pub(super) fn from_qtensor(t: QTensor) -> candle_core::Result<Matrix> {
+        Matrix::read(t, false)
+    }
+
+    /// A GGUF tensor as the products read it: [`Matrix::from_qtensor`]'s rows, tiled
+    /// ([`Matrix::tile`]) where they can be, in one pass from the tensor's bytes into memory
+    /// of huge pages ([`huge_buffer`]).
+    pub(super) fn held(t: QTensor) -> candle_core::Result<Matrix> {
+        Matrix::read(t, true)
+    }
+
+    fn read(t: QTensor, tile: bool) -> candle_core::Result<Matrix> {
         let (rows, cols) = t.shape().dims2()?;
         let kind = Kind::of(t.dtype()).filter(|k| cols % k.block() == 0);
         let (kind, t) = match kind {
@@ -126,34 +184,39 @@ impl Matrix {
                 (kind, QTensor::quantize(&f, target)?)
             }
         };
-        let data = t.data()?.into_owned();
-        if data.len() != rows * kind.row_bytes(cols) {
-            candle_core::bail!("a {rows}x{cols} {kind:?} matrix holds {} bytes", data.len());
+        let bytes = t.data()?;
+        if bytes.len() != rows * kind.row_bytes(cols) {
+            candle_core::bail!("a {rows}x{cols} {kind:?} matrix holds {} bytes", bytes.len());
         }
+        let tiled = tile && tiles(kind, rows);
+        let data = if tiled {
+            interleaved(kind, cols, &[&bytes])
+        } else if tile {
+            let mut data = huge_buffer(bytes.len());
+            data.extend_from_slice(&bytes);
+            data
+        } else {
+            bytes.into_owned()
+        };
         Ok(Matrix {
             kind,
             rows,
             cols,
             data,
-            tiled: false,
+            tiled,
         })
     }
 
     /// The same matrix with its rows interleaved eight at a time, block by block, where the
     /// kernels have a tiled product for its kind (Q4_0, Q4_K, Q6_K; the layouts are in
-    /// `tiles.rs`); other kinds, and row counts that are not a multiple of eight, stay as they
-    /// are.
+    /// `tiles.rs`), in memory of huge pages ([`huge_buffer`]); other kinds, and row counts
+    /// that are not a multiple of eight, stay as they are.
     pub(super) fn tile(self) -> Matrix {
-        if self.tiled || tile_block_bytes(self.kind).is_none() || !self.rows.is_multiple_of(TILE) {
+        if self.tiled || !tiles(self.kind, self.rows) {
             return self;
         }
-        let n = self.kind.row_bytes(self.cols);
-        let mut data = Vec::with_capacity(self.rows / TILE * self.tile_bytes());
-        for rows in self.data.chunks_exact(TILE * n) {
-            interleave(self.kind, rows, n, &mut data);
-        }
         Matrix {
-            data,
+            data: interleaved(self.kind, self.cols, &[&self.data]),
             tiled: true,
             ..self
         }

@@ -108,7 +108,8 @@ pub(super) enum Group {
 }
 
 impl Group {
-    /// The parts, stacked where they can be, tiled ([`Matrix::tile`]).
+    /// The parts, stacked where they can be, tiled ([`Matrix::tile`]): each part's tiles are
+    /// written straight into the stack's, in memory of huge pages.
     pub(super) fn new(parts: Vec<Matrix>) -> Group {
         let first = &parts[0];
         if parts
@@ -117,20 +118,26 @@ impl Group {
         {
             return Group::Apart(parts.into_iter().map(Matrix::tile).collect());
         }
-        let rows = parts.iter().map(|m| m.rows).collect();
+        let rows: Vec<usize> = parts.iter().map(|m| m.rows).collect();
         let (kind, cols) = (first.kind, first.cols);
-        let mut data = Vec::with_capacity(parts.iter().map(|m| m.data.len()).sum());
-        for m in parts {
-            data.extend_from_slice(&m.data);
-        }
+        let data: Vec<&[u8]> = parts.iter().map(|m| m.data.as_slice()).collect();
+        // Parts whose rows do not fill whole tiles stack as rows.
+        let tiled = rows.iter().all(|&r| super::blocks::tiles(kind, r));
+        let data = if tiled {
+            super::blocks::interleaved(kind, cols, &data)
+        } else {
+            let mut stacked = super::blocks::huge_buffer(data.iter().map(|d| d.len()).sum());
+            data.iter().for_each(|d| stacked.extend_from_slice(d));
+            stacked
+        };
         let stacked = Matrix {
             kind,
-            rows: data.len() / kind.row_bytes(cols),
+            rows: rows.iter().sum(),
             cols,
             data,
-            tiled: false,
+            tiled,
         };
-        Group::Stacked(stacked.tile(), rows)
+        Group::Stacked(stacked, rows)
     }
 
     /// `outs[i] = part_i · x_t` for every token t of `xs`, as [`matmul`] lays them out.

@@ -546,3 +546,46 @@ fn the_vnni_kernels_equal_the_avx2_ones_to_the_bit() {
         assert_eq!(fast, plain, "{dtype:?}");
     }
 }
+
+/// The weights' memory asks for huge pages before it is written: the kernel marks the range
+/// (`hg` in its mapping's flags), whether or not it then finds free huge pages for it. Skipped
+/// where the system has no transparent huge pages.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_large_weight_buffer_asks_for_huge_pages_before_it_is_written() {
+    if !std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists() {
+        eprintln!("skipped: this system has no transparent huge pages");
+        return;
+    }
+    // The flags of the mapping that holds `addr`, from /proc/self/smaps.
+    let flags = |addr: usize| -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ')
+                && let Some((a, b)) = range.split_once('-')
+                && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            {
+                inside = (a..b).contains(&addr);
+            } else if inside && let Some(f) = line.strip_prefix("VmFlags:") {
+                return f.to_string();
+            }
+        }
+        panic!("no mapping holds {addr:#x}");
+    };
+    const HUGE: usize = 2 << 20;
+    let mut big = blocks::huge_buffer(5 * HUGE);
+    assert!(big.is_empty() && big.capacity() >= 5 * HUGE);
+    // Its last byte sits in a huge page the advice covers, as does its first aligned one.
+    let first = (big.as_ptr() as usize).next_multiple_of(HUGE);
+    let last = big.as_ptr() as usize + 5 * HUGE - 1;
+    for addr in [first, last] {
+        assert!(
+            flags(addr).split_whitespace().any(|f| f == "hg"),
+            "{addr:#x}: {}",
+            flags(addr)
+        );
+    }
+    big.resize(5 * HUGE, 7);
+    assert!(big.iter().all(|&b| b == 7));
+}

@@ -66,27 +66,34 @@ impl CpuNet {
         let vector = |t: QTensor| -> candle_core::Result<Vec<f32>> { t.dequantize(&cpu)?.flatten_all()?.to_vec1() };
         let head_dim = shape.embedding / shape.heads;
         let mut requantised = Vec::new();
-        let embedding = hold(tensor("token_embd.weight")?, &mut requantised)?;
-        let norm = vector(tensor("output_norm.weight")?)?;
         // The matrices of products tiled for the kernels; the embedding too where it is the
         // output layer (its rows are looked up gathered from their tiles).
-        let (embedding, output) = match tensor("output.weight") {
-            Ok(w) => (embedding, Some(hold(w, &mut requantised)?.tile())),
-            Err(_) => (embedding.tile(), None),
+        let output = tensor("output.weight").ok();
+        let embedding = hold(tensor("token_embd.weight")?, output.is_none(), &mut requantised)?;
+        let norm = vector(tensor("output_norm.weight")?)?;
+        let output = match output {
+            Some(w) => Some(hold(w, true, &mut requantised)?),
+            None => None,
         };
         let qwen = arch == "qwen2";
         let (e, kv) = (shape.embedding, shape.kv_heads * head_dim);
         let fits = |m: &Matrix, rows: usize, cols: usize| m.rows == rows && m.cols == cols;
         let mut layers = Vec::with_capacity(shape.layers);
         for i in 0..shape.layers {
-            let mut matrix = |name: &str| hold(tensor(&format!("blk.{i}.{name}.weight"))?, &mut requantised);
+            // Those that are stacked are tiled as they are ([`Group::new`]).
+            let mut matrix =
+                |name: &str, tiled| hold(tensor(&format!("blk.{i}.{name}.weight"))?, tiled, &mut requantised);
             let (q, k, v, out) = (
-                matrix("attn_q")?,
-                matrix("attn_k")?,
-                matrix("attn_v")?,
-                matrix("attn_output")?,
+                matrix("attn_q", false)?,
+                matrix("attn_k", false)?,
+                matrix("attn_v", false)?,
+                matrix("attn_output", true)?,
             );
-            let (gate, up, down) = (matrix("ffn_gate")?, matrix("ffn_up")?, matrix("ffn_down")?);
+            let (gate, up, down) = (
+                matrix("ffn_gate", false)?,
+                matrix("ffn_up", false)?,
+                matrix("ffn_down", true)?,
+            );
             let mut named = |name: &str| vector(tensor(&format!("blk.{i}.{name}"))?);
             let bias = if qwen {
                 Some([named("attn_q.bias")?, named("attn_k.bias")?, named("attn_v.bias")?])
@@ -114,10 +121,10 @@ impl CpuNet {
                 attn_norm,
                 qkv: Group::new(vec![q, k, v]),
                 bias,
-                out: out.tile(),
+                out,
                 ffn_norm,
                 gate_up: Group::new(vec![gate, up]),
-                down: down.tile(),
+                down,
             });
         }
         let vocab = output.as_ref().unwrap_or(&embedding);
@@ -182,11 +189,15 @@ impl CpuNet {
     }
 }
 
-/// A weight matrix as [`Matrix::from_qtensor`] holds it, its type and what it is held as noted
-/// in `requantised` when that differs.
-fn hold(t: QTensor, requantised: &mut Vec<String>) -> candle_core::Result<Matrix> {
+/// A weight matrix as the products read it ([`Matrix::held`]; as stored, [`Matrix::from_qtensor`],
+/// unless `tiled`), its type and what it is held as noted in `requantised` when that differs.
+fn hold(t: QTensor, tiled: bool, requantised: &mut Vec<String>) -> candle_core::Result<Matrix> {
     let stored = t.dtype();
-    let m = Matrix::from_qtensor(t)?;
+    let m = if tiled {
+        Matrix::held(t)?
+    } else {
+        Matrix::from_qtensor(t)?
+    };
     if Kind::of(stored) != Some(m.kind) {
         // GGUF's names: Q3_K, not candle's Q3K.
         let name = format!("{stored:?}");
