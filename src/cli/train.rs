@@ -205,6 +205,13 @@ pub struct EvalArgs {
     /// default: all of them, which takes hours on a CPU.
     #[arg(long, value_name = "N", requires = "lm")]
     pub limit: Option<usize>,
+    /// A clone of a project the data comes from (repeatable): its bug fixes, found as `mine`
+    /// finds them, give each calibration and test hunk whose commit it holds two history
+    /// features (fixes of the hunk's file in the year before the commit, and before it at
+    /// all), and the report measures whether stacking them with the model raises the test
+    /// AUC (`history_stacking`). Without it the history features are not measured.
+    #[arg(long = "repo", value_name = "DIR")]
+    pub repos: Vec<PathBuf>,
     #[command(flatten)]
     pub lm: LmArgs,
 }

@@ -7,6 +7,7 @@ use crate::cli::{EvalArgs, EvalFormat, When};
 use crate::model::RiskModel;
 use crate::model::device::device;
 use crate::train::data::{Dataset, Split};
+use crate::train::history::{self, Fixes, HistoryReport};
 use crate::train::stack::{self, StackReport};
 use crate::train::{EvalReport, evaluate, report_scored, score_split};
 use anyhow::{Context, Result};
@@ -20,6 +21,8 @@ struct Report {
     eval: EvalReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     lm_stacking: Option<StackReport>,
+    /// `None` (JSON `null`): no `--repo` was given, the history features are not measured.
+    history_stacking: Option<HistoryReport>,
 }
 
 pub fn run(args: EvalArgs) -> Result<u8> {
@@ -112,17 +115,121 @@ pub fn run(args: EvalArgs) -> Result<u8> {
             Some(r)
         }
     };
+    let history_stacking = if args.repos.is_empty() {
+        None
+    } else {
+        if !data.has_dates() {
+            anyhow::bail!(
+                "--repo measures history features on the calibration and test splits, which need commit \
+                 records (*.commits.jsonl) to date the hunks"
+            );
+        }
+        // Fixes older than a year before the oldest measured commit count only in the second
+        // feature; reading from there keeps a long history's mining short.
+        let since = data
+            .commits
+            .iter()
+            .filter(|c| matches!(c.split, Split::Calib | Split::Test))
+            .map(|c| c.date)
+            .min()
+            .unwrap_or(0)
+            - 2 * history::YEAR;
+        let repos = args
+            .repos
+            .iter()
+            .map(|dir| fixes_of(dir, since))
+            .collect::<Result<Vec<_>>>()?;
+        Some(history::measure(&model, &data, &repos)?)
+    };
     let report = Report {
         eval: report,
         lm_stacking,
+        history_stacking,
     };
     write_report(args.format, &report, |r, out| {
         print_text(&r.eval, out)?;
-        match &r.lm_stacking {
-            Some(s) => print_stacking(s, out),
-            None => Ok(()),
+        if let Some(s) = &r.lm_stacking {
+            print_stacking(s, out)?;
+        }
+        match &r.history_stacking {
+            Some(h) => print_history(h, out),
+            None => writeln!(
+                out,
+                "history features: not measured (--repo DIR, a clone of the project, measures them)"
+            ),
         }
     })
+}
+
+/// The bug fixes of the repository at `dir` (its HEAD's history from `since` on, mined with
+/// its settings file as `mine` mines it), by the files whose code lines they changed.
+fn fixes_of(dir: &Path, since: i64) -> Result<Fixes> {
+    let repo = crate::mine::open(Some(dir)).with_context(|| format!("--repo {}", dir.display()))?;
+    let (cfg, _) = crate::config::Config::load(None, repo.workdir())?;
+    let opts = super::mine::options(&repo, &cfg, "HEAD", None, None, None)?;
+    let bar = super::mine::Bar(super::mine::bar());
+    let labels = crate::mine::label(&repo, "HEAD", &opts.patterns, &opts.rules, &bar, Some(since))
+        .with_context(|| format!("mining {}", dir.display()))?;
+    bar.0.finish_and_clear();
+    let mut fixes = Fixes {
+        count: labels.fixes.iter().filter(|(_, p)| !p.is_empty()).count(),
+        commits: labels.history.iter().map(|c| c.id.to_string()).collect(),
+        ..Fixes::default()
+    };
+    for (i, paths) in &labels.fixes {
+        for p in paths {
+            fixes
+                .by_path
+                .entry(p.clone())
+                .or_default()
+                .push(labels.history[*i].author_date);
+        }
+    }
+    fixes.by_path.values_mut().for_each(|d| d.sort_unstable());
+    eprintln!(
+        "deepspark: {} has {} bug fixes changing {} files since {} (unix seconds)",
+        dir.display(),
+        fixes.count,
+        fixes.by_path.len(),
+        since
+    );
+    Ok(fixes)
+}
+
+fn print_history(h: &HistoryReport, out: &mut impl Write) -> std::io::Result<()> {
+    let auc = |v: Option<f64>| v.map_or("n/a".into(), |a| format!("{a:.4}"));
+    let ci = |v: Option<[f64; 2]>| v.map_or("n/a".into(), |[a, b]| format!("[{a:+.4}, {b:+.4}]"));
+    writeln!(
+        out,
+        "history features: {} bug fixes in {} repositor{}; fitted on {} calibration hunks ({} risky), \
+         measured on {} test hunks ({} risky); {} hunks of commits no repository holds, left out",
+        h.fixes,
+        h.repositories,
+        if h.repositories == 1 { "y" } else { "ies" },
+        h.calib_hunks,
+        h.calib_positives,
+        h.test_hunks,
+        h.test_positives,
+        h.unmatched
+    )?;
+    writeln!(out, "  test ROC AUC, risk model alone:           {}", auc(h.risk_auc))?;
+    writeln!(
+        out,
+        "  fixes of the file in the year alone:      {}",
+        auc(h.fixes_year_auc)
+    )?;
+    writeln!(
+        out,
+        "  stacked [logit, fixes in the year]:       {}   gain 95% CI {}",
+        auc(h.stacked_auc),
+        ci(h.stacked_gain_ci95)
+    )?;
+    writeln!(
+        out,
+        "  stacked [logit, fixes in the year, all]:  {}   gain 95% CI {}",
+        auc(h.stacked_all_auc),
+        ci(h.stacked_all_gain_ci95)
+    )
 }
 
 fn print_stacking(s: &StackReport, out: &mut impl Write) -> std::io::Result<()> {

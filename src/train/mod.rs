@@ -1,8 +1,9 @@
 //! Training and measuring the risk model, one file per step: `data` (loading and the split
 //! by date), `transformer` (initial weights, the epoch loop, checkpoints), `wide` (the
 //! token path), `calibrate` (stacking, Platt scaling, the change combiner), `evaluate` and
-//! `metrics` (what is measured), `pairs` (bug/fix pairs) and `stack` (whether a language
-//! model's surprisal adds to the risk model); `edits` does the same for the suggestion generator.
+//! `metrics` (what is measured), `pairs` (bug/fix pairs), `stack` (whether a language
+//! model's surprisal adds to the risk model) and `history` (whether the repository's past fixes
+//! do); `edits` does the same for the suggestion generator.
 //!
 //! [`train`] sequences them: it fits the tokenizer and the network on the train split,
 //! picks the epoch with the best calibration-split AUC, fits Platt scaling and the change
@@ -14,6 +15,7 @@ mod calibrate;
 pub mod data;
 pub mod edits;
 mod evaluate;
+pub mod history;
 pub mod metrics;
 pub mod pairs;
 pub mod rng;

@@ -141,23 +141,34 @@ fn features(r: &Read, k: usize) -> Vec<f64> {
 /// each feature by its calibration mean and deviation; returns the test scores and the
 /// weights (then the bias).
 fn stack(calib: &[Read], test: &[Read], k: usize) -> (Vec<f32>, Vec<f64>) {
-    let xs: Vec<Vec<f64>> = calib.iter().map(|r| features(r, k)).collect();
-    let n = xs.len().max(1) as f64;
-    let mean: Vec<f64> = (0..k).map(|j| xs.iter().map(|x| x[j]).sum::<f64>() / n).collect();
+    let calib: Vec<(Vec<f64>, bool)> = calib.iter().map(|r| (features(r, k), r.label)).collect();
+    let test: Vec<Vec<f64>> = test.iter().map(|r| features(r, k)).collect();
+    fit_and_score(&calib, &test)
+}
+
+/// A logistic regression over the features of `calib` (each row with its label), fitted after
+/// standardising each feature by its calibration mean and deviation; returns the scores of
+/// the `test` rows and the weights (then the bias).
+pub(super) fn fit_and_score(calib: &[(Vec<f64>, bool)], test: &[Vec<f64>]) -> (Vec<f32>, Vec<f64>) {
+    let k = calib.first().map_or(0, |(x, _)| x.len());
+    let n = calib.len().max(1) as f64;
+    let mean: Vec<f64> = (0..k)
+        .map(|j| calib.iter().map(|(x, _)| x[j]).sum::<f64>() / n)
+        .collect();
     let sd: Vec<f64> = (0..k)
         .map(|j| {
-            let v = xs.iter().map(|x| (x[j] - mean[j]).powi(2)).sum::<f64>() / n;
+            let v = calib.iter().map(|(x, _)| (x[j] - mean[j]).powi(2)).sum::<f64>() / n;
             if v > 1e-12 { v.sqrt() } else { 1.0 }
         })
         .collect();
-    let standard = |x: Vec<f64>| -> Vec<f64> { (0..k).map(|j| (x[j] - mean[j]) / sd[j]).collect() };
-    let xs: Vec<Vec<f64>> = xs.into_iter().map(standard).collect();
-    let ys: Vec<bool> = calib.iter().map(|r| r.label).collect();
+    let standard = |x: &[f64]| -> Vec<f64> { (0..k).map(|j| (x[j] - mean[j]) / sd[j]).collect() };
+    let xs: Vec<Vec<f64>> = calib.iter().map(|(x, _)| standard(x)).collect();
+    let ys: Vec<bool> = calib.iter().map(|&(_, y)| y).collect();
     let (w, b) = fit_logistic(&xs, &ys, 1.0);
     let scores = test
         .iter()
-        .map(|r| {
-            let x = standard(features(r, k));
+        .map(|x| {
+            let x = standard(x);
             (x.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() + b) as f32
         })
         .collect();
@@ -166,7 +177,7 @@ fn stack(calib: &[Read], test: &[Read], k: usize) -> (Vec<f32>, Vec<f64>) {
 
 /// 95% interval of AUC(`a`) − AUC(`b`) over 1,000 bootstrap resamples of the hunks (seeded:
 /// the same on every run); `None` when fewer than 2 resamples have both classes.
-fn gain_interval(a: &[f32], b: &[f32], labels: &[bool]) -> Option<[f64; 2]> {
+pub(super) fn gain_interval(a: &[f32], b: &[f32], labels: &[bool]) -> Option<[f64; 2]> {
     let mut rng = Rng::new(17);
     let n = labels.len();
     let mut gains = Vec::with_capacity(1000);

@@ -314,3 +314,87 @@ fn an_issue_export_makes_a_commit_naming_a_bug_report_a_fix_and_not_otherwise() 
     std::fs::remove_file(r.path().join(".deepspark.toml")).unwrap();
     assert_eq!(fixes(&mine(&r, &["--grace-days", "0"])), words);
 }
+
+/// Forty rounds, three days apart: a commit adds a function to `src/hot.c`, a fix changes the
+/// line the previous round's added, and a clean commit adds a file of its own. Every hunk of
+/// `hot.c` but the last round's is later fixed and its file has fixes behind it; no other file
+/// ever has one.
+fn hot_and_cold() -> Repo {
+    let r = Repo::new();
+    let mut hot = String::new();
+    for i in 0..40 {
+        r.advance_days(3);
+        hot.push_str(&format!("int hot_{i}(void) {{\n    return {i};\n}}\n"));
+        r.write("src/hot.c", &hot);
+        r.commit(&format!("Add hot {i}"));
+        if i > 0 {
+            let before = format!("    return {};\n", i - 1);
+            hot = hot.replace(&before, &format!("    return {} + 1;\n", i - 1));
+            r.write("src/hot.c", &hot);
+            r.commit(&format!("Fix hot {} returning the wrong value", i - 1));
+        }
+        r.write(
+            &format!("src/cold_{i}.c"),
+            format!("int cold_{i}(void) {{\n    return {i};\n}}\n"),
+        );
+        r.commit(&format!("Add cold {i}"));
+    }
+    r
+}
+
+#[test]
+fn eval_with_the_repository_measures_what_its_fixes_add_and_says_so_without_it() {
+    let r = hot_and_cold();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("h.jsonl");
+    let out = r
+        .cmd()
+        .args(["mine", "--grace-days", "0", "--out"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let eval = |extra: &[&std::ffi::OsStr], format: &str| {
+        let out = r
+            .cmd()
+            .args(["eval", "--format", format, "--data"])
+            .arg(&data)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let text = String::from_utf8(eval(&[], "text")).unwrap();
+    assert!(text.contains("history features: not measured"), "{text}");
+    let json: Value = serde_json::from_slice(&eval(&[], "json")).unwrap();
+    assert!(json["history_stacking"].is_null(), "{json}");
+
+    let report: Value = serde_json::from_slice(&eval(&["--repo".as_ref(), r.path().as_os_str()], "json")).unwrap();
+    let h = &report["history_stacking"];
+    assert_eq!(h["repositories"], 1, "{h}");
+    assert_eq!(h["unmatched"], 0, "every record's commit is in the repository: {h}");
+    assert!(h["fixes"].as_u64().unwrap() >= 30, "{h}");
+    assert!(
+        h["test_positives"].as_u64().unwrap() > 0 && h["calib_positives"].as_u64().unwrap() > 0,
+        "{h}"
+    );
+    let auc = |k: &str| h[k].as_f64().unwrap_or_else(|| panic!("{k}: {h}"));
+    // The tiny model cannot tell hot from cold; the fixes of the file can (the fixes' own
+    // hunks, clean, are in hot.c too), and the stack learns it.
+    assert!(auc("fixes_year_auc") > 0.6, "{h}");
+    assert!(auc("stacked_auc") > auc("risk_auc") + 0.1, "{h}");
+    assert!(h["stacked_gain_ci95"][0].as_f64().unwrap() > 0.0, "{h}");
+
+    // A repository that holds none of the commits measures nothing, and says how many it left out.
+    let other = Repo::new();
+    other.write("a.c", "int a;\n");
+    other.commit("Add a");
+    let report: Value = serde_json::from_slice(&eval(&["--repo".as_ref(), other.path().as_os_str()], "json")).unwrap();
+    let h = &report["history_stacking"];
+    assert_eq!(h["test_hunks"], 0, "{h}");
+    assert!(
+        h["unmatched"].as_u64().unwrap() > 0 && h["stacked_auc"].is_null(),
+        "{h}"
+    );
+}
