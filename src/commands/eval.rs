@@ -29,8 +29,11 @@ pub fn run(args: EvalArgs) -> Result<u8> {
     let dev = device(args.device)?;
     let files = super::settings::model_files(args.model.as_deref())?;
     let model = RiskModel::load(&files, &dev)?;
-    // Loaded before the data, so that a wrong --lm fails in a second.
+    // Loaded before the data, so that a wrong --lm or --repo fails in a second.
     let mut lm = super::model::open(&args.lm, &dev)?;
+    for dir in &args.repos {
+        open_repo(dir)?;
+    }
     let mut data = Dataset::load(&args.data)?;
     let split = match (args.after, args.split) {
         (Some(after), _) => {
@@ -161,10 +164,16 @@ pub fn run(args: EvalArgs) -> Result<u8> {
     })
 }
 
+/// The repository `--repo` names; its error as a plain message, since the hint a review's
+/// "not a repository" gets (-C PATH) is not this flag's.
+fn open_repo(dir: &Path) -> Result<git2::Repository> {
+    crate::mine::open(Some(dir)).map_err(|e| anyhow::anyhow!("--repo {}: {e}", dir.display()))
+}
+
 /// The bug fixes of the repository at `dir` (its HEAD's history from `since` on, mined with
 /// its settings file as `mine` mines it), by the files whose code lines they changed.
 fn fixes_of(dir: &Path, since: i64) -> Result<Fixes> {
-    let repo = crate::mine::open(Some(dir)).with_context(|| format!("--repo {}", dir.display()))?;
+    let repo = open_repo(dir)?;
     let (cfg, _) = crate::config::Config::load(None, repo.workdir())?;
     let opts = super::mine::options(&repo, &cfg, "HEAD", None, None, None)?;
     let bar = super::mine::Bar(super::mine::bar());

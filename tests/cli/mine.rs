@@ -386,6 +386,19 @@ fn eval_with_the_repository_measures_what_its_fixes_add_and_says_so_without_it()
     assert!(auc("stacked_auc") > auc("risk_auc") + 0.1, "{h}");
     assert!(h["stacked_gain_ci95"][0].as_f64().unwrap() > 0.0, "{h}");
 
+    // A directory that is no repository fails before any scoring, naming the flag.
+    let out = r
+        .cmd()
+        .args(["eval", "--data"])
+        .arg(&data)
+        .args(["--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--repo") && !err.contains("-C PATH"), "{err}");
+
     // A repository that holds none of the commits measures nothing, and says how many it left out.
     let other = Repo::new();
     other.write("a.c", "int a;\n");
