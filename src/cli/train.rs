@@ -207,8 +207,8 @@ pub struct EvalArgs {
     pub limit: Option<usize>,
     /// A clone of a project the data comes from (repeatable): its bug fixes, found as `mine`
     /// finds them, give each calibration and test hunk whose commit it holds two history
-    /// features (fixes of the hunk's file in the year before the commit, and before it at
-    /// all), and the report measures whether stacking them with the model raises the test
+    /// features (fixes of the hunk's file in the year before the commit, and all those read
+    /// before it, from two years before the oldest measured commit), and the report measures whether stacking them with the model raises the test
     /// AUC (`history_stacking`). Without it the history features are not measured.
     #[arg(long = "repo", value_name = "DIR")]
     pub repos: Vec<PathBuf>,

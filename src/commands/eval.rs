@@ -127,8 +127,9 @@ pub fn run(args: EvalArgs) -> Result<u8> {
                  records (*.commits.jsonl) to date the hunks"
             );
         }
-        // Fixes older than a year before the oldest measured commit count only in the second
-        // feature; reading from there keeps a long history's mining short.
+        // From two years before the oldest measured commit on: the first feature needs the
+        // year before each commit, the second counts the fixes read before it. Older history is
+        // not read, which keeps a long history's mining short.
         let since = data
             .commits
             .iter()

@@ -16,11 +16,16 @@ pub(super) fn tiles(kind: Kind, rows: usize) -> bool {
     tile_block_bytes(kind).is_some() && rows.is_multiple_of(TILE)
 }
 
+/// Bytes of a tile of eight rows of `cols` values of `kind` (0 for a kind without tiles).
+fn tile_bytes(kind: Kind, cols: usize) -> usize {
+    tile_block_bytes(kind).map_or(0, |b| b * cols / kind.block())
+}
+
 /// The tiles of the rows the `parts` hold, one after the other (each a whole number of
 /// tiles), in memory of huge pages.
 pub(super) fn interleaved(kind: Kind, cols: usize, parts: &[&[u8]]) -> Vec<u8> {
     let n = kind.row_bytes(cols);
-    let t = tile_block_bytes(kind).map_or(0, |b| b * cols / kind.block());
+    let t = tile_bytes(kind, cols);
     let rows: usize = parts.iter().map(|p| p.len() / n).sum();
     let mut out = huge_buffer(rows / TILE * t);
     for rows in parts.iter().flat_map(|p| p.chunks_exact(TILE * n)) {
@@ -224,7 +229,7 @@ impl Matrix {
 
     /// Bytes of a tile of a tiled matrix: eight rows.
     pub(super) fn tile_bytes(&self) -> usize {
-        tile_block_bytes(self.kind).map_or(0, |b| b * self.cols / self.kind.block())
+        tile_bytes(self.kind, self.cols)
     }
 
     /// Row `r` in its GGUF blocks (gathered from its tile when the matrix is tiled).

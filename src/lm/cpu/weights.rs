@@ -68,12 +68,12 @@ impl CpuNet {
         let mut requantised = Vec::new();
         // The matrices of products tiled for the kernels; the embedding too where it is the
         // output layer (its rows are looked up gathered from their tiles).
-        let output = tensor("output.weight").ok();
-        let embedding = hold(tensor("token_embd.weight")?, output.is_none(), &mut requantised)?;
+        let tied = !content.tensor_infos.contains_key("output.weight");
+        let embedding = hold(tensor("token_embd.weight")?, tied, &mut requantised)?;
         let norm = vector(tensor("output_norm.weight")?)?;
-        let output = match output {
-            Some(w) => Some(hold(w, true, &mut requantised)?),
-            None => None,
+        let output = match tied {
+            true => None,
+            false => Some(hold(tensor("output.weight")?, true, &mut requantised)?),
         };
         let qwen = arch == "qwen2";
         let (e, kv) = (shape.embedding, shape.kv_heads * head_dim);
